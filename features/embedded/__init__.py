@@ -1,0 +1,1 @@
+"""The embedded Incheon data set: a deterministic generator of raw files in the real source formats."""

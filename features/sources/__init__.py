@@ -1,0 +1,95 @@
+"""Loaders for every raw source, shared by the embedded data and real exports.
+
+Each loader module registers one function per source with :func:`loader`; :func:`load_files` validates
+its output against the canonical schema and turns every failure into a :class:`DataError` naming the
+file, row and column. :class:`Sources` is the lazily loaded bundle the feature builders read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from functools import cached_property
+from pathlib import Path
+
+import pandas as pd
+
+from features.errors import DataError
+from features.sources.formats import FORMATS
+
+LoaderFn = Callable[[Path], pd.DataFrame]
+LOADERS: dict[str, LoaderFn] = {}
+
+
+def loader(source: str) -> Callable[[LoaderFn], LoaderFn]:
+    """Register ``fn(path) -> canonical frame`` as the loader of one source."""
+
+    def register(fn: LoaderFn) -> LoaderFn:
+        LOADERS[source] = fn
+        return fn
+
+    return register
+
+
+def _ensure_registered() -> None:
+    # Importing the modules registers their loaders; done lazily so importing this package is cheap.
+    from features.sources import loaders  # noqa: F401
+
+
+def source_files(raw_dir: Path, source: str) -> list[Path]:
+    """The files of one source in the raw folder, sorted by name."""
+    fmt = FORMATS[source]
+    return sorted((raw_dir / source).glob(fmt.pattern))
+
+
+def load_files(source: str, files: Iterable[Path]) -> pd.DataFrame:
+    """Load and validate files of one source into its canonical frame (raises :class:`DataError`)."""
+    _ensure_registered()
+    if source not in LOADERS:
+        raise DataError(f"unknown source {source!r}; known: {', '.join(sorted(LOADERS))}")
+    frames = [LOADERS[source](Path(f)) for f in files]
+    if not frames:
+        raise DataError(f"no files for source {source!r}")
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+class Sources:
+    """Canonical frames of every source under one raw folder, loaded on first use and kept."""
+
+    def __init__(self, raw_dir: Path, city):
+        self.raw_dir = Path(raw_dir)
+        self.city = city
+        self._frames: dict[str, pd.DataFrame] = {}
+
+    @classmethod
+    def from_settings(cls, settings) -> Sources:
+        return cls(settings.raw_dir, settings.city_config)
+
+    def __getitem__(self, source: str) -> pd.DataFrame:
+        if source not in self._frames:
+            files = source_files(self.raw_dir, source)
+            if not files:
+                raise DataError(
+                    f"no {source} files in {self.raw_dir / source} "
+                    "(run `urban-safety data generate` or `urban-safety data import`)"
+                )
+            self._frames[source] = load_files(source, files)
+        return self._frames[source]
+
+    def override(self, source: str, frame: pd.DataFrame) -> Sources:
+        """A copy whose ``source`` frame is replaced (tests and what-if requests use this)."""
+        copy = Sources(self.raw_dir, self.city)
+        copy._frames = {**self._frames, source: frame}
+        copy.__dict__.update({k: v for k, v in self.__dict__.items() if k == "grid"})
+        return copy
+
+    @cached_property
+    def grid(self):
+        from features.grid import build_grid
+
+        return build_grid(self.city)
+
+    @property
+    def static(self) -> pd.DataFrame:
+        """Static layers joined to the grid: one row per cell, indexed by ``cell_id``."""
+        cells = self.grid.cells.set_index("cell_id")
+        return cells.join(self["static"].set_index("cell_id"), how="left")

@@ -1,0 +1,184 @@
+"""Canonical frames: what every loader returns, whatever the file's encoding or the source's quirks.
+
+Feature builders read only these frames. Times are naive Korea Standard Time (KST). A timestamp of an
+hourly observation is the *end* of the hour it covers, as KMA and AirKorea print it (AirKorea's hour 24
+becomes 00:00 of the next day).
+"""
+
+from __future__ import annotations
+
+import pandera.pandas as pa
+
+_nullable_float = pa.Column(float, nullable=True, coerce=True)
+
+
+def _f(**checks) -> pa.Column:
+    return pa.Column(float, nullable=True, coerce=True, **checks)
+
+
+WEATHER = pa.DataFrameSchema(
+    {
+        "station_id": pa.Column(int, coerce=True),
+        "time": pa.Column("datetime64[ns]", coerce=True),
+        "temp_c": _f(checks=pa.Check.in_range(-40, 50)),
+        "rain_mm": _f(checks=pa.Check.in_range(0, 300)),
+        "wind_ms": _f(checks=pa.Check.in_range(0, 75)),
+        "wind_dir_deg": _f(checks=pa.Check.in_range(0, 360)),
+        "humidity_pct": _f(checks=pa.Check.in_range(0, 100)),
+        "pressure_hpa": _f(checks=pa.Check.in_range(850, 1100)),
+        "snow_cm": _f(checks=pa.Check.in_range(0, 300)),
+    },
+    name="weather",
+)
+
+AIR = pa.DataFrameSchema(
+    {
+        "station_code": pa.Column(int, coerce=True),
+        "station_name": pa.Column(str),
+        "time": pa.Column("datetime64[ns]", coerce=True),
+        "so2": _f(checks=pa.Check.ge(0)),
+        "co": _f(checks=pa.Check.ge(0)),
+        "o3": _f(checks=pa.Check.ge(0)),
+        "no2": _f(checks=pa.Check.ge(0)),
+        "pm10": _f(checks=pa.Check.in_range(0, 2000)),
+        "pm25": _f(checks=pa.Check.in_range(0, 1000)),
+    },
+    name="air",
+)
+
+ACCIDENTS = pa.DataFrameSchema(
+    {
+        "time": pa.Column("datetime64[ns]", coerce=True),  # start of the hour of the accident
+        "weather": pa.Column(str, nullable=True),
+        "district": pa.Column(str),
+        "road_type": pa.Column(str, nullable=True),
+        "surface": pa.Column(str, nullable=True),
+        "accident_type": pa.Column(str, nullable=True),
+        "deaths": pa.Column(int, pa.Check.ge(0), coerce=True),
+        "serious": pa.Column(int, pa.Check.ge(0), coerce=True),
+        "minor": pa.Column(int, pa.Check.ge(0), coerce=True),
+        "reported": pa.Column(int, pa.Check.ge(0), coerce=True),
+        "eclo": _f(checks=pa.Check.ge(0)),
+        "lat": _f(checks=pa.Check.in_range(33, 39)),  # NaN when the export has no coordinates
+        "lon": _f(checks=pa.Check.in_range(124, 132)),
+    },
+    name="accidents",
+)
+
+QUAKES = pa.DataFrameSchema(
+    {
+        "event_no": pa.Column(str),
+        "time": pa.Column("datetime64[ns]", coerce=True),
+        "magnitude": _f(checks=pa.Check.in_range(0, 10)),
+        "depth_km": _f(checks=pa.Check.in_range(0, 700)),  # NaN where KMA prints "-"
+        "max_intensity": pa.Column(str, nullable=True),
+        "lat": pa.Column(float, pa.Check.in_range(-90, 90), coerce=True),
+        "lon": pa.Column(float, pa.Check.in_range(-180, 180), coerce=True),
+        "location": pa.Column(str, nullable=True),
+    },
+    name="quakes",
+)
+
+BUILDINGS = pa.DataFrameSchema(
+    {
+        "sgg_cd": pa.Column(int, coerce=True),
+        "purpose": pa.Column(str, nullable=True),
+        "structure": pa.Column(str, nullable=True),
+        "other_structure": pa.Column(str, nullable=True),  # e.g. contains "필로티" for open ground storeys
+        "floor_area_m2": _f(checks=pa.Check.ge(0)),
+        "floors_above": pa.Column(int, pa.Check.in_range(0, 200), coerce=True),
+        "floors_below": pa.Column(int, pa.Check.in_range(0, 20), coerce=True),
+        "height_m": _f(checks=pa.Check.ge(0)),
+        "approval_date": pa.Column("datetime64[ns]", nullable=True, coerce=True),
+        "seismic_design": pa.Column("boolean", nullable=True, coerce=True),
+        "seismic_ability": pa.Column(str, nullable=True),
+        "lat": pa.Column(float, pa.Check.in_range(33, 39), coerce=True),
+        "lon": pa.Column(float, pa.Check.in_range(124, 132), coerce=True),
+    },
+    name="buildings",
+)
+
+FLOOD_TRACES = pa.DataFrameSchema(
+    {
+        "depth_m": _f(checks=pa.Check.in_range(0, 20)),
+        "grade": pa.Column("Int64", pa.Check.in_range(1, 4), nullable=True, coerce=True),
+        "year": pa.Column(int, coerce=True),
+        "cause": pa.Column(str, nullable=True),
+        "start_date": pa.Column("datetime64[ns]", coerce=True),
+        "end_date": pa.Column("datetime64[ns]", coerce=True),
+        "onset": pa.Column("datetime64[ns]", nullable=True, coerce=True),  # NaT where the trace has no hour
+        "sgg_cd": pa.Column(int, coerce=True),
+        "emd_cd": pa.Column(int, nullable=True, coerce=True),
+        "lat": pa.Column(float, pa.Check.in_range(33, 39), coerce=True),
+        "lon": pa.Column(float, pa.Check.in_range(124, 132), coerce=True),
+    },
+    name="flood_traces",
+)
+
+TIDE = pa.DataFrameSchema(
+    {
+        "station": pa.Column(str),
+        "time": pa.Column("datetime64[ns]", coerce=True),
+        "tide_cm": _f(checks=pa.Check.in_range(-200, 1200)),  # observed
+        "tide_pred_cm": _f(checks=pa.Check.in_range(-200, 1200)),  # astronomical, published ahead
+    },
+    name="tide",
+)
+
+NOWCAST = pa.DataFrameSchema(
+    {
+        "issued": pa.Column("datetime64[ns]", coerce=True),
+        "valid": pa.Column("datetime64[ns]", coerce=True),  # end of the forecast hour
+        "nx": pa.Column(int, coerce=True),
+        "ny": pa.Column(int, coerce=True),
+        "rain_mm": _f(checks=pa.Check.in_range(0, 300)),
+    },
+    name="nowcast",
+)
+
+STATIC = pa.DataFrameSchema(
+    {
+        "cell_id": pa.Column(str, unique=True),
+        "elevation_m": _f(checks=pa.Check.in_range(-10, 1000)),
+        "slope_deg": _f(checks=pa.Check.in_range(0, 60)),
+        "dist_coast_m": _f(checks=pa.Check.ge(0)),
+        "dist_stream_m": _f(checks=pa.Check.ge(0)),
+        "impervious_share": _f(checks=pa.Check.in_range(0, 1)),
+        "drain_capacity_mmh": _f(checks=pa.Check.in_range(0, 200)),
+        "manhole_density_km2": _f(checks=pa.Check.ge(0)),
+        "reclaimed": _f(checks=pa.Check.isin([0, 1])),
+        "road_km_arterial": _f(checks=pa.Check.ge(0)),
+        "road_km_collector": _f(checks=pa.Check.ge(0)),
+        "road_km_local": _f(checks=pa.Check.ge(0)),
+        "intersections": _f(checks=pa.Check.ge(0)),
+        "traffic_volume": _f(checks=pa.Check.ge(0)),
+        "bus_stops": _f(checks=pa.Check.ge(0)),
+        "schools": _f(checks=pa.Check.ge(0)),
+        "commercial_share": _f(checks=pa.Check.in_range(0, 1)),
+        "pop_day": _f(checks=pa.Check.ge(0)),
+        "pop_night": _f(checks=pa.Check.ge(0)),
+        "vs30_mps": _f(checks=pa.Check.in_range(100, 2000)),
+    },
+    name="static",
+)
+
+DAMAGE_SURVEYS = pa.DataFrameSchema(
+    {
+        "scenario_id": pa.Column(str),
+        "time": pa.Column("datetime64[ns]", coerce=True),
+        "magnitude": pa.Column(float, pa.Check.in_range(0, 10), coerce=True),
+        "depth_km": pa.Column(float, pa.Check.in_range(0, 700), coerce=True),
+        "lat": pa.Column(float, pa.Check.in_range(-90, 90), coerce=True),
+        "lon": pa.Column(float, pa.Check.in_range(-180, 180), coerce=True),
+        "cell_id": pa.Column(str),
+        "buildings": pa.Column(int, pa.Check.ge(1), coerce=True),
+        "damaged": pa.Column(int, pa.Check.ge(0), coerce=True),
+    },
+    name="damage_surveys",
+)
+
+SCHEMAS: dict[str, pa.DataFrameSchema] = {
+    "asos": WEATHER, "aws": WEATHER, "airkorea": AIR, "taas": ACCIDENTS, "quakes": QUAKES,
+    "buildings": BUILDINGS, "flood_traces": FLOOD_TRACES, "tide": TIDE, "nowcast": NOWCAST,
+    "static": STATIC, "damage_surveys": DAMAGE_SURVEYS,
+}

@@ -1,0 +1,61 @@
+"""One settings object, read from the environment (prefix ``URBAN_SAFETY_``) and an optional ``.env``."""
+
+from __future__ import annotations
+
+from datetime import date
+from functools import cached_property
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    """Paths, seed, city and grid. Nothing is created or read when this object is built."""
+
+    model_config = SettingsConfigDict(env_prefix="URBAN_SAFETY_", env_file=".env", extra="ignore")
+
+    root: Path = PROJECT_ROOT
+    data_dir: Path | None = None
+    city: str = "incheon"
+    grid_m: int | None = None
+    seed: int = 42
+    start: date = date(2021, 1, 1)
+    years: int = 3
+
+    @property
+    def data(self) -> Path:
+        """Root of generated and imported data (``<root>/data`` unless ``URBAN_SAFETY_DATA_DIR``)."""
+        return self.data_dir if self.data_dir is not None else self.root / "data"
+
+    @property
+    def raw_dir(self) -> Path:
+        """Raw source files, one sub-folder per source; never changed in place."""
+        return self.data / "raw"
+
+    @property
+    def truth_dir(self) -> Path:
+        """The generator's true expected values: for evaluation only, never read by a feature."""
+        return self.data / "truth"
+
+    @property
+    def features_dir(self) -> Path:
+        """One Parquet feature table per domain."""
+        return self.data / "features"
+
+    @property
+    def mlruns_dir(self) -> Path:
+        return self.root / "mlruns"
+
+    @cached_property
+    def city_config(self):
+        """The city (boundary, districts, stations) as loaded from its TOML file."""
+        from features.city import load_city
+
+        return load_city(self.city, grid_m=self.grid_m)
+
+
+def get_settings(**overrides) -> Settings:
+    """Build settings from the environment, with explicit overrides (used by the CLI and tests)."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
