@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     seed: int = 42
     start: date = date(2021, 1, 1)
     years: int = 3
+    quake_scenarios: int = 300
 
     @property
     def data(self) -> Path:

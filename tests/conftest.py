@@ -1,0 +1,24 @@
+"""Shared fixtures: a small embedded data set (coarse grid, one year) generated once per test session."""
+
+from __future__ import annotations
+
+import pytest
+
+from urban_safety.settings import Settings
+
+
+def small_settings(tmp_path, **overrides) -> Settings:
+    """Settings for a small, fast data set under ``tmp_path`` (2 km grid, one year, few scenarios)."""
+    values = dict(data_dir=tmp_path / "data", grid_m=2000, years=1, quake_scenarios=40, seed=7)
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture(scope="session")
+def small_data(tmp_path_factory) -> Settings:
+    """Raw and truth files of the small data set; treat as read-only."""
+    from features.embedded import generate
+
+    settings = small_settings(tmp_path_factory.mktemp("small"))
+    generate(settings)
+    return settings
