@@ -36,8 +36,7 @@ class Grid:
     """A city's land cells. Build with :func:`build_grid`; ``cells`` is the table every domain joins on."""
 
     city: City
-    lon0: float
-    lat0: float
+    lat0: float  # latitude the projection is scaled at (the bounding box's middle)
     lon_min: float
     lat_min: float
     n_rows: int
@@ -135,5 +134,5 @@ def build_grid(city: City) -> Grid:
         "land": land.astype(str), "district": [names[c] for c in district_code],
         "district_code": district_code,
     })
-    return Grid(city=city, lon0=float(lon_min), lat0=float(lat0), lon_min=float(lon_min),
+    return Grid(city=city, lat0=float(lat0), lon_min=float(lon_min),
                 lat_min=float(lat_min), n_rows=n_rows, n_cols=n_cols, cells=cells)

@@ -1,0 +1,164 @@
+"""The ``urban-safety`` command line. Each command wraps plain functions from the packages."""
+
+from __future__ import annotations
+
+import functools
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from features.errors import UrbanSafetyError
+from urban_safety.settings import get_settings
+
+app = typer.Typer(help="Urban safety risk: data, features, training and serving.", no_args_is_help=True,
+                  pretty_exceptions_show_locals=False)
+data_app = typer.Typer(help="Generate, check and import raw data.", no_args_is_help=True)
+features_app = typer.Typer(help="Build feature tables.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+app.add_typer(features_app, name="features")
+
+console = Console()
+err_console = Console(stderr=True)
+
+CHECKABLE = ("asos", "aws", "airkorea", "taas", "quakes", "buildings", "flood_traces", "tide", "nowcast",
+             "static", "damage_surveys")
+SourceName = Enum("SourceName", {s: s for s in CHECKABLE}, type=str)
+
+
+def _domain_names() -> list[str]:
+    from features.registry import domains
+
+    return list(domains())
+
+
+def friendly_errors(fn):
+    """Print an :class:`UrbanSafetyError` as one red line and exit 1, without a stack trace."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UrbanSafetyError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _progress() -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                    transient=False)
+
+
+@data_app.command("generate")
+@friendly_errors
+def data_generate(
+    seed: Annotated[int | None, typer.Option(help="Random seed (default from settings: 42).")] = None,
+    years: Annotated[int | None, typer.Option(min=1, max=20, help="Years of hourly data.")] = None,
+    grid_m: Annotated[int | None, typer.Option(min=100, max=5000, help="Grid cell size in metres.")] = None,
+) -> None:
+    """Write the embedded data set (raw files in the real source formats, plus evaluation-only truth)."""
+    from features.embedded import generate
+
+    settings = get_settings(seed=seed, years=years, grid_m=grid_m)
+    started = time.perf_counter()
+    with _progress() as progress:
+        task = progress.add_task("generating", total=None)
+        summary = generate(settings, progress=lambda msg: progress.update(task, description=msg))
+        progress.update(task, description="done")
+    table = Table("source", "files", "rows", title=f"Embedded data in {settings.raw_dir}")
+    for source, info in summary.items():
+        table.add_row(source, str(info.get("files", "")), f"{info.get('rows', 0):,}")
+    console.print(table)
+    console.print(f"generated in {time.perf_counter() - started:.1f} s")
+
+
+def _print_reports(reports) -> bool:
+    ok = True
+    for rep in reports:
+        ok &= rep.ok
+        status = "[green]ok[/]" if rep.ok else "[bold red]BAD[/]"
+        period = f"{rep.period[0]} .. {rep.period[1]}" if rep.period else "-"
+        console.print(f"{status} {rep.file}: {rep.rows:,} rows, period {period}")
+        if rep.entities:
+            shown = ", ".join(rep.entities[:12]) + (" ..." if len(rep.entities) > 12 else "")
+            console.print(f"    found ({len(rep.entities)}): {shown}", highlight=False)
+        for problem in rep.problems:
+            console.print(f"    [yellow]- {problem}[/]", highlight=False)
+    return ok
+
+
+@data_app.command("check")
+@friendly_errors
+def data_check(
+    source: Annotated[SourceName, typer.Option(help="Which source format the files are in.")],
+    files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, help="Files to check.")],
+) -> None:
+    """Check downloaded files against a source format: rows, period, stations or districts, problems."""
+    from features.sources.check import check_files
+
+    if not _print_reports(check_files(source.value, files)):
+        raise typer.Exit(1)
+
+
+@data_app.command("import")
+@friendly_errors
+def data_import(
+    source: Annotated[SourceName, typer.Option(help="Which source format the files are in.")],
+    files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, help="Files to import.")],
+) -> None:
+    """Validate files and make them the data the feature builders read for that source (all or nothing)."""
+    from features.sources.check import import_files
+
+    settings = get_settings()
+    if not _print_reports(import_files(source.value, files, settings.raw_dir)):
+        err_console.print("[bold red]nothing imported[/]: fix the files above and run again")
+        raise typer.Exit(1)
+    console.print(f"imported into {settings.raw_dir / source.value}; rebuild features to use them")
+
+
+@features_app.command("build")
+@friendly_errors
+def features_build(
+    domain: Annotated[str, typer.Option(help="A domain name or 'all'.")] = "all",
+) -> None:
+    """Build the feature table of one domain, or of every domain."""
+    from features.build import build_features
+    from features.registry import domains
+    from features.sources import Sources
+
+    all_domains = domains()
+    if domain != "all" and domain not in all_domains:
+        raise typer.BadParameter(f"unknown domain {domain!r}; choose from: all, {', '.join(all_domains)}",
+                                 param_hint="--domain")
+    chosen = list(all_domains.values()) if domain == "all" else [all_domains[domain]]
+    settings = get_settings()
+    sources = Sources.from_settings(settings)
+    table = Table("domain", "rows", "columns", "from", "to", "label sum/mean", "seconds",
+                  title=f"Feature tables in {settings.features_dir}")
+    with _progress() as progress:
+        for spec in chosen:
+            task = progress.add_task(f"building {spec.name}", total=None)
+            res = build_features(spec, sources, settings.features_dir)
+            progress.update(task, description=f"built {spec.name}")
+            table.add_row(spec.name, f"{res.rows:,}", str(res.columns), str(res.start), str(res.end),
+                          f"{res.positives:,.3f}", f"{res.seconds:.1f}")
+    console.print(table)
+
+
+@app.command("domains")
+def list_domains() -> None:
+    """List the registered domains."""
+    from features.registry import domains
+
+    table = Table("domain", "task", "target", "keys", "horizon", "features", "feature set")
+    for spec in domains().values():
+        table.add_row(spec.name, spec.task, spec.target, ", ".join(spec.keys), str(spec.horizon),
+                      str(len(spec.features)), spec.feature_set_version)
+    console.print(table)
