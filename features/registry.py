@@ -18,7 +18,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal
 
+import numpy as np
 import pandas as pd
+
+from features.metrics import Metric
 
 Task = Literal["binary", "count", "regression"]
 
@@ -39,7 +42,18 @@ class DomainSpec:
     build_table: Callable[..., pd.DataFrame]  # (sources) -> keys, time, conditions, features, target[, weight]
     build_rows: Callable[..., pd.DataFrame]  # (sources, requests) -> requests + features
     weight: str | None = None  # sample-weight column (e.g. for down-sampled zero rows)
-    extra: dict = field(default_factory=dict)  # room for training/serving settings added later
+    # Evaluation: metrics on the holdout, the one promotion compares on, the domain's baseline
+    # (table rows -> predictions) and the oracle (table rows, truth folder -> true expected values).
+    metrics: tuple[Metric, ...] = ()
+    primary_metric: str = ""
+    baseline: Callable[..., np.ndarray] | None = None
+    oracle: Callable[..., np.ndarray] | None = None
+    extra: dict = field(default_factory=dict)  # units, cause, grades: what serving needs to explain a score
+
+    def metric(self, name: str | None = None) -> Metric:
+        """A declared metric by name (the primary one by default)."""
+        name = name or self.primary_metric
+        return next(m for m in self.metrics if m.name == name)
 
 
 _REGISTRY: dict[str, DomainSpec] = {}

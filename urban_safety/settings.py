@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date
 from functools import cached_property
 from pathlib import Path
@@ -24,6 +25,7 @@ class Settings(BaseSettings):
     start: date = date(2021, 1, 1)
     years: int = 3
     quake_scenarios: int = 300
+    optuna_storage: str | None = None  # any SQLAlchemy URL; default SQLite inside mlruns/
 
     @property
     def data(self) -> Path:
@@ -48,6 +50,16 @@ class Settings(BaseSettings):
     @property
     def mlruns_dir(self) -> Path:
         return self.root / "mlruns"
+
+    @property
+    def tracking_uri(self) -> str:
+        """MLflow tracking and registry URI: ``MLFLOW_TRACKING_URI`` if set, else SQLite in ``mlruns/``."""
+        return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.mlruns_dir / 'mlflow.db'}"
+
+    @property
+    def optuna_url(self) -> str:
+        """Optuna storage: ``URBAN_SAFETY_OPTUNA_STORAGE`` (any SQLAlchemy URL) or SQLite in ``mlruns/``."""
+        return self.optuna_storage or f"sqlite:///{self.mlruns_dir / 'optuna.db'}"
 
     @cached_property
     def city_config(self):

@@ -1,0 +1,87 @@
+"""Holdout evaluation: the baseline, the model and the oracle scored on the same rows, and plots."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from features.registry import DomainSpec  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Scores:
+    baseline: dict[str, float]
+    model: dict[str, float]
+    oracle: dict[str, float]
+    primary: str
+
+    @property
+    def gap_closed(self) -> float:
+        """Share of the baseline-to-oracle gap the model closes on the primary metric (1 = oracle)."""
+        b, m, o = self.baseline[self.primary], self.model[self.primary], self.oracle[self.primary]
+        return float((m - b) / (o - b)) if o != b else float("nan")
+
+    def flat(self) -> dict[str, float]:
+        """All scores as MLflow metric names: ``holdout_<metric>``, ``baseline_<metric>``, ``oracle_<metric>``."""
+        out = {f"holdout_{k}": v for k, v in self.model.items()}
+        out |= {f"baseline_{k}": v for k, v in self.baseline.items()}
+        out |= {f"oracle_{k}": v for k, v in self.oracle.items()}
+        out["gap_closed"] = self.gap_closed
+        return {k: float(v) for k, v in out.items() if np.isfinite(v)}
+
+
+def score(spec: DomainSpec, rows: pd.DataFrame, pred: np.ndarray) -> dict[str, float]:
+    """Every metric the domain declares, for predictions on ``rows``."""
+    y = rows[spec.target].to_numpy(dtype=float)
+    w = rows[spec.weight].to_numpy(dtype=float) if spec.weight else None
+    return {m.name: m(y, pred, w, rows) for m in spec.metrics}
+
+
+def evaluate(spec: DomainSpec, holdout: pd.DataFrame, pred: np.ndarray, truth_dir: Path) -> Scores:
+    """Score the model against the domain's baseline and the generator's oracle on ``holdout``."""
+    return Scores(
+        baseline=score(spec, holdout, spec.baseline(holdout)),
+        model=score(spec, holdout, pred),
+        oracle=score(spec, holdout, spec.oracle(holdout, truth_dir)),
+        primary=spec.primary_metric,
+    )
+
+
+def diagnostic_plot(spec: DomainSpec, holdout: pd.DataFrame, pred: np.ndarray, path: Path) -> Path:
+    """Reliability diagram for probabilities, predicted-vs-observed by decile otherwise."""
+    y = holdout[spec.target].to_numpy(dtype=float)
+    w = holdout[spec.weight].to_numpy(dtype=float) if spec.weight else np.ones_like(y)
+    order = np.argsort(pred)
+    bins = np.array_split(order, 10)
+    mean_pred = [np.average(pred[b], weights=w[b]) for b in bins if len(b)]
+    mean_obs = [np.average(y[b], weights=w[b]) for b in bins if len(b)]
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot(mean_pred, mean_obs, "o-", label="model (deciles of prediction)")
+    hi = max(max(mean_pred), max(mean_obs))
+    ax.plot([0, hi], [0, hi], "k--", lw=1, label="perfect")
+    kind = "reliability" if spec.task == "binary" else "predicted vs observed"
+    ax.set(xlabel="mean prediction", ylabel="mean observed", title=f"{spec.name}: {kind} (holdout)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def importance_plot(names: list[str], gains: np.ndarray, title: str, path: Path) -> Path:
+    """Horizontal bar chart of the 20 most important features by gain."""
+    order = np.argsort(gains)[-20:]
+    fig, ax = plt.subplots(figsize=(6, 6))
+    ax.barh([names[i] for i in order], gains[order])
+    ax.set(xlabel="total gain", title=title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

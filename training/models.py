@@ -1,0 +1,124 @@
+"""The two model families behind one small interface: search space, fit with early stopping, predict.
+
+Both are used through their native APIs (``lightgbm.train``, ``xgboost.train``) so that the logged model
+is the booster itself: probabilities and per-feature contributions come straight from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import lightgbm as lgb
+import numpy as np
+import optuna
+import pandas as pd
+import xgboost as xgb
+from optuna_integration import LightGBMPruningCallback, XGBoostPruningCallback
+
+FAMILIES = ("lightgbm", "xgboost")
+
+# Per task: (LightGBM objectives, XGBoost objectives, LightGBM eval metric, XGBoost eval metric).
+# The eval metric is the task's proper loss, used for early stopping and pruning.
+OBJECTIVES = {
+    "binary": (("binary",), ("binary:logistic",), "binary_logloss", "logloss"),
+    "count": (("poisson", "tweedie"), ("count:poisson", "reg:tweedie"), "poisson", "poisson-nloglik"),
+    "regression": (("regression",), ("reg:squarederror",), "l2", "rmse"),
+}
+
+
+@dataclass
+class Fitted:
+    family: str
+    booster: lgb.Booster | xgb.Booster
+    best_iteration: int
+    params: dict
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return predict(self.family, self.booster, X)
+
+
+def suggest(trial: optuna.Trial, task: str, max_rounds: int) -> tuple[str, dict]:
+    """Draw the family, then that family's own hyper-parameters."""
+    family = trial.suggest_categorical("family", FAMILIES)
+    lgb_objs, xgb_objs, *_ = OBJECTIVES[task]
+    if family == "lightgbm":
+        params = {
+            "objective": trial.suggest_categorical("lgb_objective", lgb_objs),
+            "learning_rate": trial.suggest_float("lgb_learning_rate", 0.03, 0.3, log=True),
+            "num_leaves": trial.suggest_int("lgb_num_leaves", 8, 128, log=True),
+            "min_data_in_leaf": trial.suggest_int("lgb_min_data_in_leaf", 10, 400, log=True),
+            "feature_fraction": trial.suggest_float("lgb_feature_fraction", 0.5, 1.0),
+            "bagging_fraction": trial.suggest_float("lgb_bagging_fraction", 0.5, 1.0),
+            "bagging_freq": 1,
+            "lambda_l2": trial.suggest_float("lgb_lambda_l2", 1e-3, 10.0, log=True),
+        }
+        if params["objective"] == "tweedie":
+            params["tweedie_variance_power"] = trial.suggest_float("lgb_tweedie_power", 1.05, 1.6)
+    else:
+        params = {
+            "objective": trial.suggest_categorical("xgb_objective", xgb_objs),
+            "eta": trial.suggest_float("xgb_eta", 0.03, 0.3, log=True),
+            "max_depth": trial.suggest_int("xgb_max_depth", 3, 9),
+            "min_child_weight": trial.suggest_float("xgb_min_child_weight", 0.5, 50.0, log=True),
+            "subsample": trial.suggest_float("xgb_subsample", 0.5, 1.0),
+            "colsample_bytree": trial.suggest_float("xgb_colsample_bytree", 0.5, 1.0),
+            "lambda": trial.suggest_float("xgb_lambda", 1e-3, 10.0, log=True),
+        }
+        if params["objective"] == "reg:tweedie":
+            params["tweedie_variance_power"] = trial.suggest_float("xgb_tweedie_power", 1.05, 1.6)
+    params["num_boost_round"] = max_rounds
+    return family, params
+
+
+def fit(family: str, task: str, params: dict, X: pd.DataFrame, y: np.ndarray, w: np.ndarray | None,
+        X_valid: pd.DataFrame | None = None, y_valid: np.ndarray | None = None,
+        w_valid: np.ndarray | None = None, trial: optuna.Trial | None = None, seed: int = 0,
+        threads: int = 2) -> Fitted:
+    """Fit one booster; with a validation set, stop early and (given a trial) prune through callbacks."""
+    params = dict(params)
+    rounds = params.pop("num_boost_round")
+    _, _, lgb_metric, xgb_metric = OBJECTIVES[task]
+    has_valid = X_valid is not None
+    if family == "lightgbm":
+        params.update(metric=lgb_metric, verbosity=-1, seed=seed, num_threads=threads,
+                      feature_pre_filter=False)
+        train = lgb.Dataset(X, y, weight=w, free_raw_data=False)
+        callbacks, valid_sets = [], []
+        if has_valid:
+            valid_sets = [lgb.Dataset(X_valid, y_valid, weight=w_valid, reference=train)]
+            callbacks.append(lgb.early_stopping(30, verbose=False))
+            if trial is not None:
+                callbacks.append(LightGBMPruningCallback(trial, lgb_metric, valid_name="valid_0"))
+        booster = lgb.train(params, train, num_boost_round=rounds, valid_sets=valid_sets,
+                            callbacks=callbacks)
+        best = booster.best_iteration or rounds
+    else:
+        params.update(eval_metric=xgb_metric, seed=seed, nthread=threads, tree_method="hist",
+                      verbosity=0)
+        train = xgb.DMatrix(X, y, weight=w)
+        evals, callbacks = [], []
+        if has_valid:
+            evals = [(xgb.DMatrix(X_valid, y_valid, weight=w_valid), "valid")]
+            if trial is not None:
+                callbacks.append(XGBoostPruningCallback(trial, f"valid-{xgb_metric}"))
+        booster = xgb.train(params, train, num_boost_round=rounds, evals=evals,
+                            early_stopping_rounds=30 if has_valid else None, callbacks=callbacks,
+                            verbose_eval=False)
+        best = (booster.best_iteration + 1) if has_valid else rounds
+    return Fitted(family=family, booster=booster, best_iteration=int(best), params=params)
+
+
+def predict(family: str, booster, X: pd.DataFrame) -> np.ndarray:
+    """Predictions on the response scale (probability, expected count, value)."""
+    if family == "lightgbm":
+        return booster.predict(X, num_iteration=booster.best_iteration or None)
+    best = getattr(booster, "best_iteration", None)
+    rng = (0, best + 1) if best is not None else (0, 0)
+    return booster.predict(xgb.DMatrix(X), iteration_range=rng)
+
+
+def contributions(family: str, booster, X: pd.DataFrame) -> np.ndarray:
+    """Per-feature contributions on the margin scale, one column per feature plus the bias last."""
+    if family == "lightgbm":
+        return booster.predict(X, pred_contrib=True, num_iteration=booster.best_iteration or None)
+    return booster.predict(xgb.DMatrix(X), pred_contribs=True)
