@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import time
-from enum import Enum
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -130,14 +130,9 @@ def features_build(
 ) -> None:
     """Build the feature table of one domain, or of every domain."""
     from features.build import build_features
-    from features.registry import domains
     from features.sources import Sources
 
-    all_domains = domains()
-    if domain != "all" and domain not in all_domains:
-        raise typer.BadParameter(f"unknown domain {domain!r}; choose from: all, {', '.join(all_domains)}",
-                                 param_hint="--domain")
-    chosen = list(all_domains.values()) if domain == "all" else [all_domains[domain]]
+    chosen = _chosen_domains(domain)
     settings = get_settings()
     sources = Sources.from_settings(settings)
     table = Table("domain", "rows", "columns", "from", "to", "label sum/mean", "seconds",
@@ -162,3 +157,75 @@ def list_domains() -> None:
         table.add_row(spec.name, spec.task, spec.target, ", ".join(spec.keys), str(spec.horizon),
                       str(len(spec.features)), spec.feature_set_version)
     console.print(table)
+
+
+class ProfileName(StrEnum):
+    quick = "quick"
+    full = "full"
+
+
+def _chosen_domains(domain: str):
+    from features.registry import domains
+
+    all_domains = domains()
+    if domain != "all" and domain not in all_domains:
+        raise typer.BadParameter(f"unknown domain {domain!r}; choose from: all, {', '.join(all_domains)}",
+                                 param_hint="--domain")
+    return list(all_domains.values()) if domain == "all" else [all_domains[domain]]
+
+
+@app.command("train")
+@friendly_errors
+def train(
+    domain: Annotated[str, typer.Option(help="A domain name or 'all'.")] = "all",
+    trials: Annotated[int | None, typer.Option(min=1, help="Optuna trials per domain (profile default).")] = None,
+    timeout: Annotated[float | None, typer.Option(min=1, help="Tuning time limit per domain, seconds.")] = None,
+    profile: Annotated[ProfileName, typer.Option(help="quick: sampled rows, few trials; full: everything.")]
+    = ProfileName.quick,
+) -> None:
+    """Tune LightGBM and XGBoost with Optuna, log to MLflow, register, and promote only a better model."""
+    from training.train import train_domain
+
+    settings = get_settings()
+    table = Table("domain", "metric", "baseline", "model", "oracle", "gap closed", "family", "trials",
+                  "seconds", "version", "champion?", title=f"Training ({profile.value} profile)")
+    results = []
+    with _progress() as progress:
+        for spec in _chosen_domains(domain):
+            task = progress.add_task(f"training {spec.name}", total=None)
+            res = train_domain(spec, settings, profile.value, trials=trials, timeout=timeout)
+            progress.update(task, description=f"trained {spec.name}")
+            results.append(res)
+            s, m = res.scores, spec.primary_metric
+            table.add_row(spec.name, m, f"{s.baseline[m]:.4f}", f"{s.model[m]:.4f}", f"{s.oracle[m]:.4f}",
+                          f"{s.gap_closed:.0%}", res.family, str(res.trials), f"{res.seconds:.0f}",
+                          res.decision.version, "yes" if res.decision.promoted else "no")
+    console.print(table)
+    for res in results:
+        colour = "green" if res.decision.promoted else "yellow"
+        console.print(f"[{colour}]{res.domain} v{res.decision.version}:[/] {res.decision.reason}", highlight=False)
+        others = ", ".join(f"{k}={v:.4f}" for k, v in res.scores.model.items())
+        console.print(f"    holdout: {others}", highlight=False)
+
+
+@app.command("promote")
+@friendly_errors
+def promote_cmd(
+    domain: Annotated[str, typer.Option(help="Domain name.")],
+    version: Annotated[str, typer.Option(help="Registered model version to make champion.")],
+    reason: Annotated[str, typer.Option(help="Why (recorded on the model version).")] = "manual promotion",
+) -> None:
+    """Make a registered version the champion by hand, recorded as a manual override."""
+    from mlflow.exceptions import MlflowException
+
+    from training.champion import promote
+    from training.tracking import configure
+
+    spec = _chosen_domains(domain)[0]
+    client = configure(get_settings())
+    try:
+        note = promote(client, spec.name, version, reason)
+    except MlflowException as exc:
+        err_console.print(f"[bold red]error:[/] urban-safety-{spec.name} version {version}: {exc.message}")
+        raise typer.Exit(1) from None
+    console.print(f"[green]urban-safety-{spec.name} v{version} is champion[/]: {note}", highlight=False)

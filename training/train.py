@@ -1,0 +1,126 @@
+"""Train one domain: tune, refit the best trial, evaluate on the holdout, log to MLflow, decide the champion."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import optuna
+import pandas as pd
+from mlflow.models import infer_signature
+
+from features.build import table_path
+from features.errors import DataError
+from features.registry import DomainSpec
+from features.store import read_meta
+from training.champion import Decision, register_and_decide
+from training.evaluate import Scores, diagnostic_plot, evaluate, importance_plot
+from training.models import contributions, fit
+from training.splits import holdout_split, time_folds
+from training.tracking import configure, ensure_experiment, file_sha256, git_commit
+from training.tune import PROFILES, Profile, cv_objective, open_study, remaining_trials
+from urban_safety.settings import Settings
+
+HOLDOUT_SHARE = 0.2
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    domain: str
+    run_id: str
+    family: str
+    trials: int  # finished trials in the study (this job's and earlier ones')
+    scores: Scores
+    decision: Decision
+    seconds: float
+
+
+def load_table(spec: DomainSpec, settings: Settings) -> tuple[pd.DataFrame, str]:
+    """The domain's feature table, sorted by time, and the SHA-256 of its file."""
+    path = table_path(settings.features_dir, spec.name)
+    if not path.exists():
+        raise DataError(f"no feature table {path}: run `urban-safety features build --domain {spec.name}`")
+    version = read_meta(path).get("feature_set_version")
+    if version != spec.feature_set_version:
+        raise DataError(f"{path} has feature set {version}, the code expects {spec.feature_set_version}: "
+                        f"rebuild it with `urban-safety features build --domain {spec.name}`")
+    table = pd.read_parquet(path).sort_values(spec.time, kind="stable").reset_index(drop=True)
+    return table, file_sha256(path)
+
+
+def _sample(rows: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:
+    return np.sort(rng.choice(rows, limit, replace=False)) if len(rows) > limit else rows
+
+
+def train_domain(spec: DomainSpec, settings: Settings, profile: Profile | str = "quick",
+                 trials: int | None = None, timeout: float | None = None) -> TrainResult:
+    """Run one training job for ``spec`` and return what it found and decided."""
+    profile = PROFILES[profile] if isinstance(profile, str) else profile
+    trials = trials or profile.trials
+    timeout = timeout if timeout is not None else profile.timeout_s
+    started = time.perf_counter()
+    table, data_hash = load_table(spec, settings)
+    gap = max(spec.horizon, pd.Timedelta(0))
+    split = holdout_split(table[spec.time], HOLDOUT_SHARE, gap)
+    rng = np.random.default_rng(settings.seed)
+    tune_rows = _sample(split.train, profile.max_rows, rng)
+    train, holdout = table.iloc[tune_rows].reset_index(drop=True), table.iloc[split.valid].reset_index(drop=True)
+    X, y = train[list(spec.features)], train[spec.target].to_numpy(dtype=float)
+    w = train[spec.weight].to_numpy(dtype=float) if spec.weight else np.ones(len(train))
+    folds = time_folds(train[spec.time], profile.folds, gap)
+    if not folds or holdout.empty:
+        raise DataError(f"{spec.name}: too little data for {profile.folds} time-ordered folds and a holdout")
+
+    client = configure(settings)
+    experiment_id = ensure_experiment(client, settings, spec.name)
+    study_name = f"urban-safety-{spec.name}-{spec.feature_set_version}-{data_hash[:12]}"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{spec.name}-{profile.name}") as run:
+        mlflow.set_tags({"domain": spec.name, "feature_set_version": spec.feature_set_version,
+                         "data_sha256": data_hash, "git_commit": git_commit(settings.root),
+                         "profile": profile.name, "optuna_study": study_name})
+        mlflow.log_params({"rows_train": len(split.train), "rows_tuning": len(train),
+                           "rows_holdout": len(holdout), "folds": len(folds), "gap": str(gap),
+                           "holdout_from": str(holdout[spec.time].min())})
+        study = open_study(settings.optuna_url, study_name, settings.seed)
+        study.optimize(cv_objective(spec, X, y, w, folds, profile, settings.seed),
+                       n_trials=remaining_trials(study, trials), timeout=timeout)
+        complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        if not complete:
+            raise DataError(f"{spec.name}: no Optuna trial completed (raise --timeout or --trials)")
+        best = study.best_trial
+        params = dict(best.user_attrs["params"])
+        family = best.params["family"]
+        params["num_boost_round"] = max(int(best.user_attrs["best_rounds"] * 1.1), 10)
+        fitted = fit(family, spec.task, params, X, y, w, seed=settings.seed)
+        pred = fitted.predict(holdout[list(spec.features)])
+        scores = evaluate(spec, holdout, pred, settings.truth_dir)
+
+        mlflow.log_params({"family": family, **{f"best_{k}": v for k, v in params.items()}})
+        mlflow.log_metrics({**scores.flat(), "cv_best_loss": best.value, "trials": len(complete)})
+        example = holdout[list(spec.features)].head(5)
+        log = mlflow.lightgbm.log_model if family == "lightgbm" else mlflow.xgboost.log_model
+        info = log(fitted.booster, name="model", input_example=example,
+                   signature=infer_signature(example, fitted.predict(example)))
+        _log_plots(spec, holdout, pred, fitted, family)
+        decision = register_and_decide(client, spec, info.model_uri, run.info.run_id, holdout,
+                                       scores.model[spec.primary_metric])
+        mlflow.set_tags({"registered_version": decision.version, "promoted": str(decision.promoted),
+                         "decision_reason": decision.reason})
+    return TrainResult(domain=spec.name, run_id=run.info.run_id, family=family, trials=len(complete),
+                       scores=scores, decision=decision, seconds=time.perf_counter() - started)
+
+
+def _log_plots(spec: DomainSpec, holdout: pd.DataFrame, pred: np.ndarray, fitted, family: str) -> None:
+    sample = holdout[list(spec.features)].head(2000)
+    gains = np.abs(contributions(family, fitted.booster, sample)[:, :-1]).mean(axis=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        mlflow.log_artifact(str(diagnostic_plot(spec, holdout, pred, Path(tmp) / "holdout_diagnostic.png")),
+                            "plots")
+        mlflow.log_artifact(str(importance_plot(list(spec.features), gains,
+                                                f"{spec.name}: mean |contribution| (holdout)",
+                                                Path(tmp) / "feature_importance.png")), "plots")
