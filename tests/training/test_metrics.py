@@ -1,0 +1,43 @@
+"""The declared metrics behave as their definitions say."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from features.metrics import BRIER, MAE, POISSON_DEVIANCE, PR_AUC, R2, RMSE, ROC_AUC, TOP5_SHARE
+
+
+def test_binary_metrics_reward_a_better_ranking_and_calibration():
+    y = np.array([0, 0, 0, 1, 0, 1, 0, 0, 0, 1])
+    good = np.where(y == 1, 0.8, 0.1)
+    bad = np.full(10, 0.3)
+    assert PR_AUC(y, good) == 1.0 and ROC_AUC(y, good) == 1.0
+    assert BRIER(y, good) < BRIER(y, bad)
+    assert BRIER.better(BRIER(y, good), BRIER(y, bad)) and PR_AUC.better(1.0, 0.5)
+
+
+def test_poisson_deviance_is_zero_for_perfect_and_weights_count():
+    y = np.array([0, 1, 2, 0])
+    assert POISSON_DEVIANCE(y, y + 1e-12) == pytest.approx(0, abs=1e-6)
+    mu = np.full(4, 0.75)
+    assert POISSON_DEVIANCE(y, mu) > 0
+    w = np.array([20, 1, 1, 20])
+    assert POISSON_DEVIANCE(y, mu, w) != POISSON_DEVIANCE(y, mu)
+
+
+def test_top5_share_counts_events_in_the_top_weighted_five_percent():
+    y = np.zeros(100)
+    y[:3] = 1  # three events, all in rows 0-2
+    ranked_right = -np.arange(100.0)  # rows 0..4 are the top 5%
+    ranked_wrong = np.arange(100.0)
+    assert TOP5_SHARE(y, ranked_right) == 1.0
+    assert TOP5_SHARE(y, ranked_wrong) == 0.0
+
+
+def test_regression_metrics():
+    y = np.array([1.0, 2.0, 3.0, 4.0])
+    p = np.array([1.0, 2.0, 3.0, 5.0])
+    assert RMSE(y, p) == pytest.approx(0.5)
+    assert MAE(y, p) == pytest.approx(0.25)
+    assert R2(y, y) == pytest.approx(1.0) and R2(y, np.full(4, 2.5)) == pytest.approx(0.0)
