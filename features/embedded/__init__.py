@@ -1,1 +1,9 @@
-"""The embedded Incheon data set: a deterministic generator of raw files in the real source formats."""
+"""The embedded Incheon data set: a deterministic generator of raw files in the real source formats.
+
+``generate(settings)`` writes every source under ``settings.raw_dir`` and the true expected values behind
+the labels (for evaluation only) under ``settings.truth_dir``.
+"""
+
+from features.embedded.generate import generate
+
+__all__ = ["generate"]

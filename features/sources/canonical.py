@@ -108,7 +108,7 @@ FLOOD_TRACES = pa.DataFrameSchema(
         "end_date": pa.Column("datetime64[ns]", coerce=True),
         "onset": pa.Column("datetime64[ns]", nullable=True, coerce=True),  # NaT where the trace has no hour
         "sgg_cd": pa.Column(int, coerce=True),
-        "emd_cd": pa.Column(int, nullable=True, coerce=True),
+        "emd_cd": pa.Column("Int64", nullable=True, coerce=True),  # blank where the trace has none
         "lat": pa.Column(float, pa.Check.in_range(33, 39), coerce=True),
         "lon": pa.Column(float, pa.Check.in_range(124, 132), coerce=True),
     },

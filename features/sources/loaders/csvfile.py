@@ -36,13 +36,13 @@ def header_key(name: str) -> str:
     return re.sub(r"[\s.]", "", text).casefold()
 
 
-def decode(path: Path) -> tuple[str, str]:
-    """The file's text and the encoding it was read with (UTF-8 with or without BOM, then CP949)."""
-    data = path.read_bytes()
+def detect_encoding(data: bytes, path: Path) -> str:
+    """The encoding ``data`` decodes with: UTF-8 (with or without BOM), else CP949."""
     first_error: UnicodeDecodeError | None = None
     for encoding in ENCODINGS:
         try:
-            return data.decode(encoding), encoding
+            data.decode(encoding)
+            return encoding
         except UnicodeDecodeError as exc:
             first_error = first_error or exc
     line = data.count(b"\n", 0, first_error.start) + 1
@@ -66,6 +66,10 @@ class RawTable:
     @property
     def index(self) -> pd.Index:
         return self.frame.index
+
+    def subset(self, rows: pd.Series) -> RawTable:
+        """The same file restricted to some rows (positions, hence line numbers, are kept)."""
+        return RawTable(self.path, self.frame[rows], self.headers, self.encoding)
 
     def has(self, key: str) -> bool:
         return key in self.headers
@@ -106,11 +110,9 @@ def read_table(path: Path, columns: Mapping[str, Iterable[str]], optional: Itera
     prints, used in messages); keys not in ``optional`` must be present.
     """
     path = Path(path)
-    text, encoding = decode(path)
-    try:
-        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skip_blank_lines=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise DataError(f"not a readable CSV file: {exc}", file=str(path)) from exc
+    data = path.read_bytes()
+    encoding = detect_encoding(data, path)
+    frame = _parse_csv(data, encoding, path)
     frame.columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]
     # Short rows leave NaN behind; blank lines are kept while reading (so positions stay line numbers)
     # and dropped here.
@@ -132,6 +134,30 @@ def read_table(path: Path, columns: Mapping[str, Iterable[str]], optional: Itera
     if frame.empty:
         raise DataError("no data rows", file=str(path))
     return RawTable(path, frame, headers, encoding)
+
+
+def _has_blank_line(data: bytes) -> bool:
+    # Plain substring scans: a regex over the whole file costs more than the parse it guards.
+    return data.startswith((b"\n", b"\r\n")) or b"\n\n" in data or b"\n\r\n" in data
+
+
+def _parse_csv(data: bytes, encoding: str, path: Path) -> pd.DataFrame:
+    """All cells as text, one frame row per file line after the header."""
+    # Arrow's reader is several times faster but drops blank lines (shifting line numbers) and rejects
+    # ragged rows, so those files take pandas' C reader, which keeps blank lines as empty rows.
+    if not _has_blank_line(data):
+        try:
+            return pd.read_csv(io.BytesIO(data), encoding=encoding, dtype=str, keep_default_na=False,
+                               engine="pyarrow")
+        except Exception:  # any Arrow failure: the C reader decides, and explains where
+            pass
+    try:
+        return pd.read_csv(io.BytesIO(data), encoding=encoding, dtype=str, keep_default_na=False,
+                           skip_blank_lines=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        line = re.search(r"line (\d+)", str(exc))
+        raise DataError(f"not a readable CSV file: {exc}", file=str(path),
+                        row=int(line.group(1)) if line else None) from exc
 
 
 _CHECK_TEXT = [

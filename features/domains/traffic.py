@@ -1,0 +1,256 @@
+"""Traffic domain: how many accidents will happen in a cell during a 3-hour slot?
+
+A request is a cell and a slot start ``t`` (00, 03, ..., 21 KST) with the slot's conditions: calendar
+(hour, weekday, holiday), weather known at ``t`` (rain in the 3 h before, snow depth and temperature
+at ``t``, freezing) and darkness at the slot's midpoint. Features add the cell's road and land-use
+layers and its past accident rates, counted strictly before ``t``.
+
+Label: ``accidents`` = accidents in the slot. TAAS stamps an accident with the start of its hour, so
+the slot ``(t, t + 3h]`` in continuous time is the stamps ``t <= time < t + 3h``; ``eclo`` sums their
+severity (not a feature). Training rows: every cell-slot with an accident plus a hash-sampled share
+``rate`` of the zero cell-slots, weighted ``1 / rate`` so that sums and means stay unbiased.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+
+from features import calendar
+from features import timeseries as ts
+from features.errors import DataError
+from features.registry import DomainSpec, register
+
+log = logging.getLogger(__name__)
+
+SLOT = timedelta(hours=3)
+SLOTS_PER_DAY = 8
+CONDITIONS = ("hour", "weekday", "holiday", "rain_3h_mm", "snow_cm", "temp_c", "freezing", "dark")
+STATIC = ("road_km_arterial", "road_km_collector", "road_km_local", "intersections", "traffic_volume",
+          "bus_stops", "schools", "commercial_share", "pop_day", "pop_night")
+PAST = ("cell_rate_365d", "cell_slot_rate_365d")
+FEATURES = (*CONDITIONS, *STATIC, *PAST)
+UNITS = {"hour": "hour of day of the slot start (0-21, KST)", "weekday": "0 = Monday ... 6 = Sunday",
+         "holiday": "1 on a Korean public holiday", "rain_3h_mm": "mm", "snow_cm": "cm",
+         "temp_c": "degrees C", "freezing": "1 when temp <= 0 C on a wet or snowy road",
+         "dark": "1 when the sun is below the horizon at the slot's midpoint"}
+
+HISTORY_DAYS = 365
+MIN_HISTORY_DAYS = 30  # a rate over fewer days is noise: NaN instead
+
+
+@dataclass(frozen=True)
+class Weather:
+    """Hourly wide frames (index: hour, columns: station_id) behind the weather conditions."""
+
+    cell_station: pd.Series  # nearest city station (ASOS or AWS) per cell_id
+    cell_snow_station: pd.Series  # nearest ASOS station: AWS stations do not measure snow
+    rain_3h: pd.DataFrame  # rain over (t - 3h, t]
+    temp: pd.DataFrame
+    snow: pd.DataFrame
+
+
+def weather(src) -> Weather:
+    """The weather series the conditions read (computed once per Sources)."""
+    return ts.memo(src, "traffic.weather", lambda: _weather(src))
+
+
+def _weather(src) -> Weather:
+    stations = ts.weather_stations(src.city)
+    snow_stations = ts.weather_stations(src.city, kinds=("asos",))
+    return Weather(
+        cell_station=ts.cell_stations(src, stations),
+        cell_snow_station=ts.cell_stations(src, snow_stations),
+        rain_3h=ts.trailing_sum(ts.station_hourly(src, "rain_mm", stations), 3),
+        temp=ts.station_hourly(src, "temp_c", stations),
+        snow=ts.station_hourly(src, "snow_cm", snow_stations),
+    )
+
+
+def observed_weather(src, cell_ids, times) -> pd.DataFrame:
+    """rain_3h_mm, snow_cm and temp_c observed at each (cell, time) at the nearest station.
+
+    Times are floored to the hour. A blank snow depth means no snow on the ground (ASOS prints blanks,
+    not zeros), so it reads as 0; missing rain or temperature stays NaN.
+    """
+    w = weather(src)
+    hours = pd.DatetimeIndex(pd.to_datetime(np.asarray(times))).floor("h")
+    cell_ids = np.asarray(cell_ids)
+    station = w.cell_station.reindex(cell_ids).to_numpy()
+    return pd.DataFrame({
+        "rain_3h_mm": ts.lookup(w.rain_3h, hours, station),
+        "snow_cm": np.nan_to_num(ts.lookup(w.snow, hours, w.cell_snow_station.reindex(cell_ids).to_numpy())),
+        "temp_c": ts.lookup(w.temp, hours, station),
+    })
+
+
+def calendar_conditions(times, lat, lon) -> pd.DataFrame:
+    """hour, weekday, holiday and dark (sun below the horizon at the slot's midpoint) per row."""
+    t = pd.DatetimeIndex(pd.to_datetime(np.asarray(times)))
+    return pd.DataFrame({
+        "hour": t.hour.to_numpy(), "weekday": t.day_of_week.to_numpy(),
+        "holiday": calendar.is_holiday(t).astype(int),
+        "dark": calendar.is_dark(t + SLOT / 2, lat, lon).astype(int),
+    })
+
+
+def freezing(temp_c, rain_3h_mm, snow_cm) -> np.ndarray:
+    """1 when the air is at or below 0 C and the road is wet (rain in the last 3 h) or snowy."""
+    wet = (np.nan_to_num(np.asarray(rain_3h_mm, dtype=float)) > 0) | (np.nan_to_num(np.asarray(snow_cm, dtype=float)) > 0)
+    return ((np.asarray(temp_c, dtype=float) <= 0) & wet).astype(int)
+
+
+def accidents(src) -> pd.DataFrame:
+    """Accidents on the grid: ``cell_pos``, ``time`` (hour start) and ``eclo`` (computed once per Sources).
+
+    Rows without coordinates or outside every cell cannot be placed and are dropped (logged).
+    """
+    return ts.memo(src, "traffic.accidents", lambda: _accidents(src))
+
+
+def _accidents(src) -> pd.DataFrame:
+    raw = src["taas"]
+    lat, lon = raw["lat"].to_numpy(dtype=float), raw["lon"].to_numpy(dtype=float)
+    no_xy = np.isnan(lat) | np.isnan(lon)
+    pos = np.full(len(raw), -1, dtype=np.int64)
+    pos[~no_xy] = src.grid.locate(lat[~no_xy], lon[~no_xy])
+    if (pos < 0).any():
+        log.warning("traffic: %d of %d accidents dropped (%d without coordinates, %d outside the city)",
+                    (pos < 0).sum(), len(raw), no_xy.sum(), ((pos < 0) & ~no_xy).sum())
+    ok = pos >= 0
+    return pd.DataFrame({"cell_pos": pos[ok], "time": pd.to_datetime(raw["time"]).to_numpy()[ok],
+                         "eclo": raw["eclo"].to_numpy(dtype=float)[ok]})
+
+
+def history_start(src) -> pd.Timestamp:
+    """First day of the accident record: rates are normalised by the days of history since then."""
+    return pd.Timestamp(pd.to_datetime(src["taas"]["time"]).min()).normalize()
+
+
+def _slot_of_day(times) -> np.ndarray:
+    return pd.DatetimeIndex(times).hour.to_numpy() // 3
+
+
+def past_rates(src, pos: np.ndarray, times) -> dict[str, np.ndarray]:
+    """Accidents per day over the 365 days before ``t``, in the cell and in the cell's same slot of day.
+
+    Only accidents stamped strictly before ``t`` count. The divisor is the days of history available
+    (at most 365); with fewer than 30 days the rate is NaN.
+    """
+    acc = accidents(src)
+    t = pd.DatetimeIndex(pd.to_datetime(np.asarray(times)))
+    lo = t - pd.Timedelta(days=HISTORY_DAYS)
+    days = np.clip((t - history_start(src)) / pd.Timedelta(days=1), 0, HISTORY_DAYS)
+    days = np.where(days >= MIN_HISTORY_DAYS, days, np.nan)
+    cell = ts.count_in_window(acc["cell_pos"], acc["time"], pos, lo, t, closed="left")
+    slot = ts.count_in_window(acc["cell_pos"].to_numpy() * SLOTS_PER_DAY + _slot_of_day(acc["time"]),
+                              acc["time"], pos * SLOTS_PER_DAY + _slot_of_day(t), lo, t, closed="left")
+    return {"cell_rate_365d": cell / days, "cell_slot_rate_365d": slot / days}
+
+
+def build_rows(src, requests: pd.DataFrame) -> pd.DataFrame:
+    """Feature rows for requests (``cell_id``, ``time`` = slot start, and any of the condition columns).
+
+    Missing conditions are derived with the training table's code: calendar ones from ``time``, weather
+    from the observations at ``time``, ``freezing`` from the (given or observed) temperature, rain and
+    snow, ``dark`` from the sun at the cell. Given values are used as they are.
+    """
+    for col in ("cell_id", "time"):
+        if col not in requests:
+            raise DataError(f"traffic requests need a {col!r} column", column=col)
+    out = requests.copy()
+    out["time"] = pd.to_datetime(out["time"])
+    pos = pd.Index(src.grid.cells["cell_id"]).get_indexer(out["cell_id"].to_numpy())
+    if (pos < 0).any():
+        bad = out["cell_id"].to_numpy()[pos < 0][:3]
+        raise DataError(f"unknown cell_id {list(bad)} (not a cell of {src.city.name}'s grid)", column="cell_id")
+    cells = src.grid.cells.iloc[pos]
+    derived = {}
+    if {"hour", "weekday", "holiday", "dark"} - set(out.columns):
+        derived.update(calendar_conditions(out["time"], cells["lat"].to_numpy(), cells["lon"].to_numpy()))
+    if {"rain_3h_mm", "snow_cm", "temp_c"} - set(out.columns):
+        derived.update(observed_weather(src, out["cell_id"].to_numpy(), out["time"]))
+    for col in ("hour", "weekday", "holiday", "dark", "rain_3h_mm", "snow_cm", "temp_c"):
+        if col not in out:
+            out[col] = np.asarray(derived[col])
+    if "freezing" not in out:
+        out["freezing"] = freezing(out["temp_c"], out["rain_3h_mm"], out["snow_cm"])
+    static = src.static.reindex(out["cell_id"].to_numpy())
+    for col in STATIC:
+        out[col] = static[col].to_numpy(dtype=float)
+    for col, values in past_rates(src, pos, out["time"]).items():
+        out[col] = values
+    for col in FEATURES:
+        out[col] = out[col].astype(np.float32)
+    rest = [c for c in out.columns if c not in FEATURES]
+    return out[[*rest, *FEATURES]]
+
+
+def sample_rows(src, rate: float = 0.05) -> pd.DataFrame:
+    """Training cell-slots: every one with an accident, plus zero ones kept when a hash of
+    ``(cell_id, t)`` falls below ``rate``; columns ``cell_id``, ``time``, ``weight``.
+
+    Works slot block by slot block, so the 8 x days x cells candidates never exist at once.
+    """
+    acc = accidents(src)
+    cells = src.grid.cells["cell_id"].to_numpy()
+    start = history_start(src)
+    end = pd.Timestamp(acc["time"].max()).normalize() + pd.Timedelta(days=1)
+    slots = pd.date_range(start, end, freq=SLOT, inclusive="left")
+    slot_index = ((acc["time"] - start) // SLOT).to_numpy()
+    positive = np.unique(acc["cell_pos"].to_numpy() * len(slots) + slot_index)
+    cell_code = pd.util.hash_array(cells.astype(object))  # what stable_uniform hashes a cell_id to
+    kept = [positive]
+    for lo in range(0, len(slots), 256):
+        block = slots[lo:lo + 256].to_numpy()
+        u = ts.stable_uniform(cell_code[None, :], block[:, None], seed=2)
+        i_slot, i_cell = np.nonzero(u < rate)
+        kept.append(i_cell.astype(np.int64) * len(slots) + lo + i_slot)
+    keys = np.unique(np.concatenate(kept))
+    pos, slot = keys // len(slots), keys % len(slots)
+    rows = pd.DataFrame({"cell_id": cells[pos], "time": slots[slot],
+                         "weight": np.where(np.isin(keys, positive), 1.0, 1.0 / rate)})
+    return rows.sort_values(["time", "cell_id"], ignore_index=True)
+
+
+def label(src, rows: pd.DataFrame) -> pd.DataFrame:
+    """``accidents`` (count) and ``eclo`` (severity sum) in each row's slot ``[t, t + 3h)``."""
+    acc = accidents(src)
+    pos = pd.Index(src.grid.cells["cell_id"]).get_indexer(rows["cell_id"].to_numpy())
+    t = pd.to_datetime(rows["time"])
+    count = ts.count_in_window(acc["cell_pos"], acc["time"], pos, t, t + SLOT, closed="left")
+    eclo = ts.count_in_window(acc["cell_pos"], acc["time"], pos, t, t + SLOT, closed="left", weights=acc["eclo"])
+    return pd.DataFrame({"accidents": count.astype(np.int32), "eclo": eclo}, index=rows.index)
+
+
+def build_table(src, rate: float = 0.05) -> pd.DataFrame:
+    """The traffic training table: sampled cell-slots with conditions, features, labels and weights."""
+    rows = sample_rows(src, rate)
+    table = build_rows(src, rows)
+    table[["accidents", "eclo"]] = label(src, table)
+    log.info("traffic table: %d rows (%d with accidents), %d accidents", len(table),
+             int((table["accidents"] > 0).sum()), int(table["accidents"].sum()))
+    return table
+
+
+SPEC = register(DomainSpec(
+    name="traffic",
+    title="Traffic accidents in a 3-hour slot",
+    task="count",
+    target="accidents",
+    keys=("cell_id",),
+    time="time",
+    horizon=SLOT,
+    features=FEATURES,
+    conditions=CONDITIONS,
+    sources=("asos", "aws", "taas", "static"),
+    feature_set_version="traffic-v1",
+    build_table=build_table,
+    build_rows=build_rows,
+    weight="weight",
+    extra={"units": UNITS},
+))

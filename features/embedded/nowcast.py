@@ -1,0 +1,59 @@
+"""KMA ultra-short-range rain forecasts (RN1): issued hourly for the next 1-3 h at each station's grid point.
+
+A forecast is the true rain of that hour with a lognormal error growing with lead time, misses of light
+showers, and false alarms, so it helps a flood model without being the answer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features.embedded.period import Period
+
+LEADS = (1, 2, 3)
+
+
+def forecast_values(truth: np.ndarray, lead: int, rng: np.random.Generator) -> np.ndarray:
+    """Forecast rain (mm) for true hourly rain ``truth`` at a given lead (hours)."""
+    sigma = 0.35 + 0.2 * lead
+    wet = truth >= 0.1
+    miss = rng.random(truth.shape) < np.where(truth < 2, 0.15, 0.05) * lead
+    fc = np.where(wet & ~miss, truth * rng.lognormal(-sigma * sigma / 2, sigma, truth.shape), 0.0)
+    false_alarm = ~wet & (rng.random(truth.shape) < 0.008 * lead)
+    return np.where(false_alarm, rng.lognormal(-0.5, 0.9, truth.shape), fc)
+
+
+def format_values(mm: np.ndarray) -> np.ndarray:
+    """The API's fcstValue strings: "강수없음", "1mm 미만", "12.5mm"."""
+    out = np.full(mm.shape, "강수없음", dtype=object)
+    out[(mm >= 0.1) & (mm < 1)] = "1mm 미만"
+    big = mm >= 1
+    out[big] = np.char.mod("%.1fmm", mm[big]).astype(object)
+    return out
+
+
+def nowcast_frame(period: Period, stations, rain: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
+    """All forecasts: one row per issue hour, station grid point and lead (forecasts past the end dropped).
+
+    Issues are at ``start + i h``; lead ``k`` forecasts the hour starting ``start + (i + k - 1) h`` (printed as
+    fcstDate/fcstTime), i.e. the hour whose true rain is ``rain[i + k - 1]``. Adds a ``year`` column (issue year)
+    for splitting into files; drop it before writing.
+    """
+    n = period.n
+    times = pd.date_range(period.start, period.end, freq="h")  # n + 1 hour marks
+    date8 = np.asarray(times.strftime("%Y%m%d"), dtype=object)
+    hhmm = np.asarray(times.strftime("%H00"), dtype=object)
+    frames = []
+    for k in LEADS:
+        issue = np.arange(0, n - k + 1)
+        fc = forecast_values(rain[issue + k - 1], k, rng)
+        for j, st in enumerate(stations):
+            frames.append(pd.DataFrame({
+                "baseDate": date8[issue], "baseTime": hhmm[issue], "fcstDate": date8[issue + k - 1],
+                "fcstTime": hhmm[issue + k - 1], "category": "RN1", "fcstValue": format_values(fc[:, j]),
+                "nx": st.nx, "ny": st.ny, "year": times.year.to_numpy()[issue],
+                "_order": issue * 100 + j * 10 + k,
+            }))
+    frame = pd.concat(frames, ignore_index=True).sort_values("_order", kind="stable")
+    return frame.drop(columns="_order").reset_index(drop=True)

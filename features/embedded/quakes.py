@@ -1,0 +1,118 @@
+"""Earthquakes: a KMA-style catalogue of small events, damaging scenarios drawn from it, ground motion.
+
+The catalogue (M 2.0-4.9, Gutenberg-Richter) clusters around a few Yellow Sea and Gyeonggi source
+zones; scenario magnitudes follow the catalogue's own b-value, truncated to M 4.5-7.0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features.spatial import haversine_km
+
+ZONES = [  # lat, lon, weight, spread km
+    (37.8, 124.7, 0.30, 30), (37.3, 125.8, 0.25, 35), (37.1, 126.3, 0.20, 25), (37.6, 126.3, 0.12, 20),
+    (37.2, 126.9, 0.13, 20),
+]
+PLACES = [  # reference places KMA-style locations are measured from
+    ("인천 옹진군 백령도", 37.97, 124.71), ("인천 옹진군 연평도", 37.67, 125.70), ("인천 옹진군 덕적도", 37.23, 126.13),
+    ("인천 중구", 37.47, 126.62), ("인천 강화군", 37.75, 126.49), ("경기 화성시", 37.20, 126.83),
+    ("경기 시흥시", 37.38, 126.80), ("충남 태안군 서격렬비도", 36.61, 125.56), ("충남 당진시", 36.89, 126.63),
+]
+DIRECTIONS = np.array(["북", "북동", "동", "남동", "남", "남서", "서", "북서"], dtype=object)
+ROMAN = np.array(["-", "Ⅰ", "Ⅱ", "Ⅲ", "Ⅳ", "Ⅴ", "Ⅵ"], dtype=object)
+# ln PGA(g) = A + B M - C ln R - D R + site: M5.5 at R = 10 km ~0.2 g, M5 at 60 km ~0.02 g (Vs30 ~ 350).
+GMPE = {"a": -4.63, "b": 0.9, "c": 1.0, "d": 0.0015, "site": -0.5, "sigma": 0.5}
+KM_PER_DEG = 111.2
+
+
+def _gr(rng, n, b, lo, hi) -> np.ndarray:
+    """Magnitudes from a Gutenberg-Richter law truncated to [lo, hi]."""
+    u = rng.random(n)
+    return lo - np.log10(1 - u * (1 - 10 ** (-b * (hi - lo)))) / b
+
+
+def _jitter(rng, lat, lon, km) -> tuple[np.ndarray, np.ndarray]:
+    lat = lat + rng.normal(0, 1, len(lat)) * km / KM_PER_DEG
+    lon = lon + rng.normal(0, 1, len(lon)) * km / (KM_PER_DEG * np.cos(np.radians(lat)))
+    return lat, lon
+
+
+def _location(lat, lon) -> np.ndarray:
+    """'<place> <direction>쪽 <km>km 해역|지역' from the nearest reference place."""
+    plat = np.array([p[1] for p in PLACES])
+    plon = np.array([p[2] for p in PLACES])
+    d = haversine_km(lat[:, None], lon[:, None], plat[None, :], plon[None, :])
+    k = d.argmin(axis=1)
+    km = d[np.arange(len(lat)), k]
+    bearing = np.degrees(np.arctan2((lon - plon[k]) * np.cos(np.radians(lat)), lat - plat[k])) % 360
+    sector = DIRECTIONS[np.round(bearing / 45).astype(int) % 8]
+    where = np.where(lon < 126.55, "해역", "지역")
+    names = np.array([p[0] for p in PLACES], dtype=object)[k]
+    return np.array([f"{n} {s}쪽 {int(round(x))}km {w}" for n, s, x, w in zip(names, sector, km, where, strict=True)],
+                    dtype=object)
+
+
+def catalogue(region, end: pd.Timestamp, city_lat: float, city_lon: float, rng) -> pd.DataFrame:
+    """The KMA earthquake list from 1978 to ``end``, newest first, plus hidden float columns (_lat, ...)."""
+    n = int(rng.integers(150, 251))
+    begin = pd.Timestamp("1978-01-01")
+    span = (end - begin).total_seconds()
+    # Detection improved over time: more small events in recent decades.
+    when = begin + pd.to_timedelta(np.sort(rng.random(n) ** 0.75) * span, unit="s")
+    when = when.floor("s")
+    zone = rng.choice(len(ZONES), size=n, p=[z[2] for z in ZONES])
+    zlat, zlon, spread = (np.array([ZONES[z][i] for z in zone]) for i in (0, 1, 3))
+    lat, lon = _jitter(rng, zlat, zlon, spread)
+    lat, lon = np.clip(lat, *region.lat), np.clip(lon, *region.lon)
+    mag = np.round(_gr(rng, n, 1.0, 2.0, 4.9), 1)
+    depth = np.clip(rng.normal(12, 6, n), 2, 30).round(0)
+    no_depth = rng.random(n) < np.where(when.year < 2000, 0.3, 0.05)
+    r = haversine_km(lat, lon, city_lat, city_lon)
+    intensity = np.clip(np.round(1.2 * mag - 2.5 * np.log10(r + 5) + 1.5), 0, 6).astype(int)
+    label = ROMAN[intensity]
+    near = (intensity > 0) & (r < 80) & (rng.random(n) < 0.5)
+    label = np.where(near, np.char.add(label.astype(str), "(인천)"), label).astype(object)
+    frame = pd.DataFrame({
+        "번호": np.arange(1, n + 1), "발생시각": when.strftime("%Y-%m-%d %H:%M:%S"), "규모": mag,
+        "깊이(km)": np.where(no_depth, "-", depth.astype(int).astype(str)).astype(object), "최대진도": label,
+        "위도": [f"{x:.2f} N" for x in lat], "경도": [f"{x:.2f} E" for x in lon], "위치": _location(lat, lon),
+        "_lat": lat, "_lon": lon,
+    })
+    return frame.iloc[::-1].reset_index(drop=True)
+
+
+def b_value(mag: np.ndarray, m_min: float = 2.0, step: float = 0.1) -> float:
+    """Aki's maximum-likelihood b-value of binned magnitudes above ``m_min``."""
+    return float(np.log10(np.e) / (np.mean(mag) - (m_min - step / 2)))
+
+
+def scenarios(cat: pd.DataFrame, count: int, start: pd.Timestamp, end: pd.Timestamp,
+              city_lat: float, city_lon: float, rng) -> pd.DataFrame:
+    """Damaging scenarios: M 4.5-7.0, near catalogue epicentres (a few close to the city), dated in the period."""
+    b = b_value(cat["규모"].to_numpy())
+    mag = np.round(_gr(rng, count, b, 4.5, 7.0), 1)
+    pick = rng.integers(0, len(cat), count)
+    lat, lon = _jitter(rng, cat["_lat"].to_numpy()[pick], cat["_lon"].to_numpy()[pick], 20)
+    close = rng.random(count) < 0.12
+    r = 30 * np.sqrt(rng.random(count))
+    az = rng.uniform(0, 2 * np.pi, count)
+    lat = np.where(close, city_lat + r * np.cos(az) / KM_PER_DEG, lat)
+    lon = np.where(close, city_lon + r * np.sin(az) / (KM_PER_DEG * np.cos(np.radians(city_lat))), lon)
+    when = start + pd.to_timedelta(np.sort(rng.random(count)) * (end - start).total_seconds(), unit="s")
+    return pd.DataFrame({
+        "scenario_id": [f"S{i + 1:04d}" for i in range(count)], "time": when.floor("s"), "magnitude": mag,
+        "depth_km": rng.uniform(5, 25, count).round(1), "lat": lat.round(4), "lon": lon.round(4),
+    })
+
+
+def pga(scen: pd.DataFrame, cell_lat, cell_lon, vs30, rng) -> np.ndarray:
+    """Peak ground acceleration (g), scenarios x cells, with an intra-event lognormal term per cell."""
+    epi = haversine_km(scen["lat"].to_numpy()[:, None], scen["lon"].to_numpy()[:, None],
+                       np.asarray(cell_lat)[None, :], np.asarray(cell_lon)[None, :])
+    r = np.sqrt(epi ** 2 + scen["depth_km"].to_numpy()[:, None] ** 2)
+    g = GMPE
+    ln = (g["a"] + g["b"] * scen["magnitude"].to_numpy()[:, None] - g["c"] * np.log(r) - g["d"] * r
+          + g["site"] * np.log(np.asarray(vs30)[None, :] / 760) + rng.normal(0, g["sigma"], r.shape))
+    return np.minimum(np.exp(ln), 2.0).astype(np.float32)

@@ -1,0 +1,211 @@
+"""``data check`` and ``data import``: validate raw files of one source and install them in the raw folder.
+
+A file is ok when its loader accepts it. Warnings (duplicate timestamps, hourly gaps, stations or
+districts the city config does not know, columns with no values) are listed but do not fail a file.
+An import installs all files of a source or none: raw data is never rewritten, only replaced whole.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from features.errors import DataError
+from features.sources import load_files
+from features.sources.formats import FORMATS
+
+
+@dataclass
+class FileReport:
+    """What checking one file found. ``problems`` holds the error (if not ok) and any warnings."""
+
+    file: str
+    ok: bool
+    rows: int = 0
+    period: tuple[pd.Timestamp, pd.Timestamp] | None = None
+    entities: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    stored_as: str | None = None  # name given to the file in the raw folder by import_files
+
+
+# The time column whose range is the file's period, and the columns naming what a row is about.
+TIME_COLUMN = {
+    "asos": "time", "aws": "time", "airkorea": "time", "taas": "time", "quakes": "time",
+    "buildings": "approval_date", "flood_traces": "start_date", "tide": "time", "nowcast": "issued",
+    "damage_surveys": "time",
+}
+ENTITY_COLUMNS = {
+    "asos": ("station_id",), "aws": ("station_id",), "airkorea": ("station_code",), "taas": ("district",),
+    "buildings": ("sgg_cd",), "flood_traces": ("sgg_cd",), "tide": ("station",), "nowcast": ("nx", "ny"),
+}
+# Hourly series: duplicates of these keys and missing hours between first and last are reported.
+HOURLY_KEYS = {
+    "asos": ("station_id", "time"), "aws": ("station_id", "time"), "airkorea": ("station_code", "time"),
+    "tide": ("station", "time"),
+}
+# Canonical columns a source's format has no column for: always empty, not worth a warning.
+ALWAYS_EMPTY = {"aws": {"snow_cm"}}
+UNIQUE_KEYS = {"nowcast": ("issued", "valid", "nx", "ny"), "damage_surveys": ("scenario_id", "cell_id")}
+
+
+def _entity_labels(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.Series:
+    parts = [frame[c].astype("string") for c in columns]
+    label = parts[0]
+    for part in parts[1:]:
+        label = label + "," + part
+    return label
+
+
+def known_entities(source: str, city) -> set[str] | None:
+    """Entity labels the city config knows for ``source`` (None: nothing to compare against)."""
+    if source in ("asos", "aws"):
+        return {str(s.id) for s in city.weather_stations if s.kind == source}
+    if source == "airkorea":
+        return {str(s.code) for s in city.air_stations}
+    if source == "taas":
+        return {d.name for d in city.districts}
+    if source in ("buildings", "flood_traces"):
+        return {str(d.code) for d in city.districts}
+    if source == "tide":
+        return {city.tide.station}
+    if source == "nowcast":
+        return {f"{s.nx},{s.ny}" for s in city.weather_stations}
+    return None
+
+
+def _warnings(source: str, frame: pd.DataFrame, entities: list[str], city) -> list[str]:
+    found: list[str] = []
+    keys = HOURLY_KEYS.get(source) or UNIQUE_KEYS.get(source)
+    if keys:
+        duplicated = int(frame.duplicated(list(keys)).sum())
+        if duplicated:
+            found.append(f"{duplicated} duplicate rows of ({', '.join(keys)})")
+    if source in HOURLY_KEYS:
+        entity, time = HOURLY_KEYS[source]
+        span = frame.groupby(entity)[time].agg(["min", "max", "nunique"])
+        expected = (span["max"] - span["min"]) // pd.Timedelta(hours=1) + 1
+        missing = (expected - span["nunique"]).clip(lower=0)
+        for name, count in missing[missing > 0].items():
+            found.append(f"{entity} {name}: {count} missing hours between {span.loc[name, 'min']} and "
+                         f"{span.loc[name, 'max']}")
+    known = known_entities(source, city) if city is not None else None
+    if known is not None:
+        unknown = [e for e in entities if e not in known]
+        if unknown:
+            found.append(f"not in the city config ({city.name}): {', '.join(unknown)}")
+    if source in ("static", "damage_surveys") and city is not None:
+        from features.grid import build_grid
+
+        cells = set(build_grid(city).cells["cell_id"])
+        outside = frame.loc[~frame["cell_id"].isin(cells), "cell_id"]
+        if len(outside):
+            found.append(f"{outside.nunique()} cell_id values not in the {city.grid_m} m grid of "
+                         f"{city.name}, e.g. {outside.iloc[0]}")
+    empty = [c for c in frame.columns
+             if c not in ALWAYS_EMPTY.get(source, set()) and frame[c].isna().all()]
+    if empty:
+        found.append(f"no values in: {', '.join(empty)}")
+    return found
+
+
+def check_file(source: str, path: Path, city=None) -> FileReport:
+    """Load one file and describe it; never raises for bad data."""
+    path = Path(path)
+    try:
+        frame = load_files(source, [path])
+    except DataError as exc:
+        return FileReport(str(path), ok=False, problems=[str(exc)])
+    except OSError as exc:
+        return FileReport(str(path), ok=False, problems=[f"file {path}: cannot read: {exc}"])
+    period = None
+    time = TIME_COLUMN.get(source)
+    if time and frame[time].notna().any():
+        period = (frame[time].min(), frame[time].max())
+    entities: list[str] = []
+    if source in ENTITY_COLUMNS:
+        labels = _entity_labels(frame, ENTITY_COLUMNS[source]).dropna().unique()
+        entities = sorted(str(label) for label in labels)
+    return FileReport(str(path), ok=True, rows=len(frame), period=period, entities=entities,
+                      problems=_warnings(source, frame, entities, city))
+
+
+def _city(city):
+    if city is not None:
+        return city
+    from urban_safety.settings import get_settings
+
+    return get_settings().city_config
+
+
+def check_files(source: str, files: Iterable[Path], city=None) -> list[FileReport]:
+    """Check each file of ``source``; ``city`` defaults to the configured city (for station warnings)."""
+    if source not in FORMATS:
+        raise DataError(f"unknown source {source!r}; known: {', '.join(sorted(FORMATS))}")
+    city = _city(city)
+    return [check_file(source, Path(f), city) for f in files]
+
+
+def stored_name(source: str, path: Path) -> str:
+    """The file's name in the raw folder: its own when it matches the source's pattern, else one built
+    from the pattern around the original stem (``my.csv`` -> ``OBS_ASOS_TIM_my.csv``)."""
+    pattern = FORMATS[source].pattern
+    if fnmatch.fnmatchcase(path.name, pattern):
+        return path.name
+    prefix, _, suffix = pattern.partition("*")
+    joiner = "" if not prefix or prefix.endswith("_") else "_"
+    return f"{prefix}{joiner}{path.stem}{suffix}"
+
+
+def import_files(source: str, files: Iterable[Path], raw_dir: Path, city=None) -> list[FileReport]:
+    """Replace ``raw_dir/<source>`` with ``files`` if every one of them is valid; else write nothing.
+
+    Files are copied byte for byte into a temporary folder beside the target, which is then renamed
+    into place; the previous folder is deleted only after that rename succeeded.
+    """
+    files = [Path(f) for f in files]
+    reports = check_files(source, files, city)
+    if not files:
+        return reports
+    for report, path in zip(reports, files, strict=True):
+        report.stored_as = stored_name(source, path)
+        if report.stored_as != path.name:
+            report.problems.append(f"stored as {report.stored_as} (the name must match "
+                                   f"{FORMATS[source].pattern})")
+    names = [r.stored_as for r in reports]
+    for report in reports:
+        if names.count(report.stored_as) > 1:
+            report.ok = False
+            report.problems.append(f"two files would be stored as {report.stored_as}")
+    if not all(r.ok for r in reports):
+        return reports
+    _install(source, files, names, Path(raw_dir))
+    return reports
+
+
+def _install(source: str, files: list[Path], names: list[str], raw_dir: Path) -> None:
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    target = raw_dir / source
+    staging = Path(tempfile.mkdtemp(prefix=f".{source}.new.", dir=raw_dir))
+    parked = Path(tempfile.mkdtemp(prefix=f".{source}.old.", dir=raw_dir)) / source
+    try:
+        for path, name in zip(files, names, strict=True):
+            shutil.copy2(path, staging / name)
+        had_target = target.exists()
+        if had_target:
+            os.replace(target, parked)
+        try:
+            os.replace(staging, target)
+        except OSError:
+            if had_target:  # put the previous data back before reporting the failure
+                os.replace(parked, target)
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(parked.parent, ignore_errors=True)

@@ -1,0 +1,164 @@
+"""KMA sources: ASOS and AWS hourly weather, the earthquake list, and the 1 h rain nowcast (RN1)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.errors import DataError
+from features.sources import loader
+from features.sources.loaders import parse
+from features.sources.loaders.csvfile import finish, read_table
+
+# "일시" as data.kma.go.kr prints it; later formats are other exports of the same data.
+TIME_FORMATS = ("%Y-%m-%d %H:%M", "ISO8601", "%Y/%m/%d %H:%M", "%Y.%m.%d %H:%M", "%Y%m%d%H%M")
+TIME_EXPECTED = "a time like 2021-01-01 01:00"
+
+WEATHER_COLUMNS = {
+    "station_id": ("지점", "지점번호", "stnId"),
+    "time": ("일시", "tm"),
+    "temp_c": ("기온(°C)", "ta"),
+    "rain_mm": ("강수량(mm)", "rn"),
+    "rain_qc": ("강수량 QC플래그",),
+    "wind_ms": ("풍속(m/s)", "ws"),
+    "wind_dir_deg": ("풍향(16방위)", "풍향(deg)", "wd"),
+    "humidity_pct": ("습도(%)", "hm"),
+    "sea_pressure": ("해면기압(hPa)", "ps"),
+    "local_pressure": ("현지기압(hPa)", "pa"),
+    "snow_cm": ("적설(cm)", "dsnw"),
+}
+WEATHER_OPTIONAL = ("rain_qc", "sea_pressure", "local_pressure", "snow_cm")
+
+
+def load_weather(path: Path, source: str) -> pd.DataFrame:
+    """ASOS or AWS hourly observations as the canonical weather frame."""
+    table = read_table(path, WEATHER_COLUMNS, WEATHER_OPTIONAL)
+    rain = parse.number(table, "rain_mm")
+    # KMA leaves rain blank with QC flag 9 when no rain was recorded; other blanks stay unknown.
+    if table.has("rain_qc"):
+        rain = rain.mask(rain.isna() & (table.raw("rain_qc") == "9"), 0.0)
+    # Sea-level pressure compares across stations; station pressure is the fallback for exports without it.
+    pressure_key = "sea_pressure" if table.has("sea_pressure") else "local_pressure"
+    frame = pd.DataFrame({
+        "station_id": parse.integer(table, "station_id", expected="a station number"),
+        "time": parse.timestamps(table, "time", TIME_FORMATS, TIME_EXPECTED),
+        "temp_c": parse.number(table, "temp_c"),
+        "rain_mm": rain,
+        "wind_ms": parse.number(table, "wind_ms"),
+        "wind_dir_deg": parse.number(table, "wind_dir_deg"),
+        "humidity_pct": parse.number(table, "humidity_pct"),
+        "pressure_hpa": parse.number(table, pressure_key),
+        "snow_cm": parse.number(table, "snow_cm"),
+    })
+    origin = {c: c for c in frame.columns} | {"pressure_hpa": pressure_key}
+    return finish(table, frame, source, origin)
+
+
+@loader("asos")
+def load_asos(path: Path) -> pd.DataFrame:
+    """KMA ASOS hourly file (``OBS_ASOS_TIM_*.csv``)."""
+    return load_weather(path, "asos")
+
+
+@loader("aws")
+def load_aws(path: Path) -> pd.DataFrame:
+    """KMA AWS hourly file (``OBS_AWS_TIM_*.csv``); AWS has no snow depth, so ``snow_cm`` is NaN."""
+    return load_weather(path, "aws")
+
+
+QUAKE_COLUMNS = {
+    "event_no": ("번호",),
+    "time": ("발생시각", "발생일시"),
+    "magnitude": ("규모",),
+    "depth_km": ("깊이(km)", "깊이"),
+    "max_intensity": ("최대진도", "진도"),
+    "lat": ("위도",),
+    "lon": ("경도",),
+    "location": ("위치", "발생위치"),
+}
+
+
+@loader("quakes")
+def load_quakes(path: Path) -> pd.DataFrame:
+    """KMA earthquake list (``KMA_EQK_*.csv``): "37.50 N" coordinates, "-" for unknown depth."""
+    table = read_table(path, QUAKE_COLUMNS, optional=("depth_km", "max_intensity", "location"))
+    frame = pd.DataFrame({
+        "event_no": parse.text(table, "event_no"),
+        "time": parse.timestamps(table, "time", ("%Y-%m-%d %H:%M:%S", "ISO8601", "%Y/%m/%d %H:%M:%S"),
+                                 "a time like 2021-01-01 12:34:56"),
+        "magnitude": parse.number(table, "magnitude", required=True),
+        "depth_km": parse.number(table, "depth_km", missing=("", "-")),
+        "max_intensity": parse.text(table, "max_intensity", missing=("", "-")),
+        "lat": parse.coordinate(table, "lat", "lat"),
+        "lon": parse.coordinate(table, "lon", "lon"),
+        "location": parse.text(table, "location"),
+    })
+    table.check("event_no", frame["event_no"].isna(), "an event number (blank not allowed)")
+    return finish(table, frame, "quakes", {c: c for c in frame.columns})
+
+
+NOWCAST_COLUMNS = {
+    "base_date": ("baseDate",),
+    "base_time": ("baseTime",),
+    "fcst_date": ("fcstDate",),
+    "fcst_time": ("fcstTime",),
+    "category": ("category",),
+    "value": ("fcstValue",),
+    "nx": ("nx",),
+    "ny": ("ny",),
+}
+_NUM = r"\d+(?:\.\d+)?"
+_MM = r"\s*(?:mm)?\s*"
+_RAIN = (rf"^(?:(?P<none>강수없음)|(?P<below>{_NUM}){_MM}미만|(?P<low>{_NUM}){_MM}~{_MM}(?P<high>{_NUM}){_MM}"
+         rf"|(?P<above>{_NUM}){_MM}이상|(?P<plain>{_NUM}){_MM})$")
+
+
+def rain_text(values: pd.Series) -> pd.Series:
+    """KMA RN1 strings in mm: "강수없음" 0, "1mm 미만" 0.5, "12.5mm", "30.0~50.0mm" midpoint, "50.0mm 이상" 50.
+
+    Cells that match none of these are NaN (blank cells too).
+    """
+    parts = parse.extract(values.str.strip(), _RAIN)
+    number = {name: parse.to_float(parts[name]) for name in ("below", "low", "high", "above", "plain")}
+    out = pd.Series(np.where(parts["none"].notna(), 0.0, np.nan), index=values.index)
+    out = out.fillna(number["below"] / 2)  # "below 1 mm": half the bound is the least-biased guess
+    out = out.fillna((number["low"] + number["high"]) / 2)
+    return out.fillna(number["above"]).fillna(number["plain"])
+
+
+_DATE = r"^(?P<year>\d{4})(?P<month>\d{2})(?P<day>\d{2})$"
+
+
+def _stamp(table, date_key: str, time_key: str) -> pd.Series:
+    """Date "YYYYMMDD" plus time "HHMM" (a leading zero may be missing: "600")."""
+    day = parse.date_parts(table, date_key, _DATE, "a date like 20210101")
+    clock = parse.extract(table.raw(time_key).str.zfill(4), r"^(?P<h>\d{2})(?P<m>\d{2})$").apply(parse.to_float)
+    table.check(time_key, ~clock["h"].between(0, 23) | ~clock["m"].between(0, 59), "a time like 0600")
+    return day + pd.to_timedelta(clock["h"], unit="h") + pd.to_timedelta(clock["m"], unit="min")
+
+
+@loader("nowcast")
+def load_nowcast(path: Path) -> pd.DataFrame:
+    """KMA ultra-short-range forecast rows (``VSRT_RN1_*.csv``); only category RN1 is kept.
+
+    ``issued`` is the base time; ``valid`` is the end of the forecast hour (fcstTime + 1 h).
+    """
+    table = read_table(path, NOWCAST_COLUMNS)
+    rn1 = table.raw("category") == "RN1"
+    if not rn1.any():
+        raise DataError("no rows with category RN1 (1 h rain)", file=table.file, column="category")
+    table = table.subset(rn1)
+    rain = rain_text(table.raw("value"))
+    table.check("value", rain.isna(),
+                "a rain amount like 강수없음, 1mm 미만, 12.5mm, 30.0~50.0mm or 50.0mm 이상")
+    frame = pd.DataFrame({
+        "issued": _stamp(table, "base_date", "base_time"),
+        "valid": _stamp(table, "fcst_date", "fcst_time") + pd.Timedelta(hours=1),
+        "nx": parse.integer(table, "nx", expected="a grid x index"),
+        "ny": parse.integer(table, "ny", expected="a grid y index"),
+        "rain_mm": rain,
+    })
+    origin = {"issued": "base_date", "valid": "fcst_date", "nx": "nx", "ny": "ny", "rain_mm": "value"}
+    return finish(table, frame, "nowcast", origin)

@@ -1,0 +1,226 @@
+"""Shared helpers for station time series, windows over event lists and reproducible sampling.
+
+Conventions (see ``features.sources.canonical``): times are naive KST; an hourly observation stamped
+``t`` covers ``(t - 1h, t]`` and is known at ``t``. The "wide" form used here is a DataFrame indexed by
+a *dense* hourly ``DatetimeIndex`` (missing hours are NaN rows, never absent rows) with one column per
+station, so that a window of ``k`` rows is exactly ``k`` hours.
+
+Everything is vectorised: lookups take arrays of (time, station) pairs and return arrays.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from typing import TypeVar
+
+import numpy as np
+import pandas as pd
+
+from features.errors import DataError
+from features.spatial import nearest
+
+T = TypeVar("T")
+
+HOUR = pd.Timedelta(hours=1)
+
+
+def hourly_wide(frame: pd.DataFrame, value: str, key: str = "station_id", time: str = "time",
+                keys=None, start=None, end=None) -> pd.DataFrame:
+    """Pivot a long series (``key``, ``time``, ``value``) to a dense hourly wide frame.
+
+    Duplicate (key, time) rows are averaged. ``keys`` fixes the columns (absent keys become all-NaN
+    columns); ``start``/``end`` extend the hourly index beyond the data. Times are floored to the hour.
+    """
+    data = frame[[key, time, value]].copy()
+    data[time] = pd.to_datetime(data[time]).dt.floor("h")
+    if keys is not None:
+        data = data[data[key].isin(list(keys))]
+    wide = data.pivot_table(index=time, columns=key, values=value, aggfunc="mean", dropna=False)
+    lo = min([t for t in (start, wide.index.min() if len(wide) else None) if t is not None], default=None)
+    hi = max([t for t in (end, wide.index.max() if len(wide) else None) if t is not None], default=None)
+    index = pd.date_range(pd.Timestamp(lo).floor("h"), pd.Timestamp(hi).floor("h"), freq="h") \
+        if lo is not None else pd.DatetimeIndex([])
+    columns = list(keys) if keys is not None else list(wide.columns)
+    return wide.reindex(index=index, columns=columns).astype(float)
+
+
+def trailing_sum(wide: pd.DataFrame, hours: int, min_periods: int = 1) -> pd.DataFrame:
+    """Sum of the ``hours`` observations ending at each row: the total over ``(t - hours, t]``.
+
+    Missing hours count as absent: the sum of the available ones, NaN when fewer than ``min_periods``.
+    Uses only rows at or before ``t``, so it is point-in-time safe.
+    """
+    return wide.rolling(hours, min_periods=min_periods).sum()
+
+
+def leading_agg(wide: pd.DataFrame, hours: int, how: str = "max", min_periods: int = 1) -> pd.DataFrame:
+    """Aggregate over the next ``hours`` rows *after* each row: ``(t, t + hours]``.
+
+    Only for series published ahead of time (tide predictions, forecasts) or for labels.
+    """
+    ahead = wide[::-1].rolling(hours, min_periods=min_periods).agg(how)[::-1]
+    return ahead.shift(-1)
+
+
+def lookup(wide: pd.DataFrame, times, keys) -> np.ndarray:
+    """Values of ``wide`` at exact (time, key) pairs; NaN where the time or the key is not in ``wide``."""
+    rows = wide.index.get_indexer(pd.DatetimeIndex(pd.to_datetime(np.asarray(times))))
+    cols = wide.columns.get_indexer(np.asarray(keys))
+    values = wide.to_numpy(dtype=float)
+    ok = (rows >= 0) & (cols >= 0)
+    out = np.full(len(rows), np.nan)
+    out[ok] = values[rows[ok], cols[ok]]
+    return out
+
+
+def asof_lookup(wide: pd.DataFrame, times, keys, tolerance: pd.Timedelta | None = None) -> np.ndarray:
+    """Latest non-missing value at or before each time for each key (an as-of join).
+
+    ``tolerance`` bounds how old the value may be (NaN beyond it). Point-in-time safe.
+    """
+    filled = wide.ffill()
+    times = pd.DatetimeIndex(pd.to_datetime(np.asarray(times))).as_unit("ns")
+    rows = wide.index.searchsorted(times, side="right") - 1
+    cols = wide.columns.get_indexer(np.asarray(keys))
+    ok = (rows >= 0) & (cols >= 0)
+    out = np.full(len(rows), np.nan)
+    out[ok] = filled.to_numpy(dtype=float)[rows[ok], cols[ok]]
+    if tolerance is not None:
+        seen = pd.DataFrame(np.where(wide.notna(), _time_ns(wide.index)[:, None], np.nan),
+                            index=wide.index, columns=wide.columns).ffill().to_numpy()
+        age = np.full(len(rows), np.inf)
+        age[ok] = times.asi8[ok] - seen[rows[ok], cols[ok]]
+        out[~(age <= pd.Timedelta(tolerance).value)] = np.nan
+    return out
+
+
+def nearest_key(lat, lon, stations: pd.DataFrame, key: str = "station_id") -> np.ndarray:
+    """The ``key`` of the nearest station (great-circle) to each point; ``stations`` has key, lat, lon."""
+    if stations.empty:
+        raise ValueError("no stations to choose from")
+    idx = nearest(np.atleast_1d(lat), np.atleast_1d(lon), stations["lat"].to_numpy(), stations["lon"].to_numpy())
+    return stations[key].to_numpy()[idx]
+
+
+def _time_ns(times) -> np.ndarray:
+    return pd.DatetimeIndex(pd.to_datetime(np.asarray(times))).as_unit("ns").asi8
+
+
+def count_in_window(event_groups, event_times, groups, lo, hi, closed: str = "left",
+                    weights=None) -> np.ndarray:
+    """Count (or sum ``weights`` of) events of the same group with time in a window, per query row.
+
+    ``closed="left"`` counts ``lo <= time < hi``, ``"right"`` counts ``lo < time <= hi``. Groups are
+    integer codes (e.g. a cell position, or cell * 8 + slot); times are datetimes. Runs in
+    O((n + m) log m) with a sorted (group, time) key, so millions of queries are cheap.
+    """
+    ev_g = np.asarray(event_groups, dtype=np.int64)
+    ev_t = _time_ns(event_times)
+    order = np.lexsort((ev_t, ev_g))
+    ev_g, ev_t = ev_g[order], ev_t[order]
+    w = np.ones(len(ev_g)) if weights is None else np.asarray(weights, dtype=float)[order]
+    cum = np.concatenate([[0.0], np.cumsum(w)])
+    q_g = np.asarray(groups, dtype=np.int64)
+    side = "left" if closed == "left" else "right"
+    # Searching a structured (group, time) key: first narrow to the group's block, then by time in it.
+    start = np.searchsorted(ev_g, q_g, side="left")
+    stop = np.searchsorted(ev_g, q_g, side="right")
+    lo_pos = _search_within(ev_t, start, stop, _time_ns(lo), side)
+    hi_pos = _search_within(ev_t, start, stop, _time_ns(hi), side)
+    return cum[hi_pos] - cum[lo_pos]
+
+
+def _search_within(sorted_t: np.ndarray, start: np.ndarray, stop: np.ndarray, q: np.ndarray,
+                   side: str) -> np.ndarray:
+    """Vectorised searchsorted of ``q[i]`` in ``sorted_t[start[i]:stop[i]]`` (absolute positions)."""
+    lo, hi = start.copy(), stop.copy()
+    while True:
+        active = lo < hi
+        if not active.any():
+            return lo
+        mid = (lo + hi) // 2
+        mid_val = sorted_t[np.minimum(mid, len(sorted_t) - 1)] if len(sorted_t) else np.zeros_like(mid)
+        go_right = (mid_val < q) if side == "left" else (mid_val <= q)
+        lo = np.where(active & go_right, mid + 1, lo)
+        hi = np.where(active & ~go_right, mid, hi)
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64 finaliser: a fast, well-spread integer hash (uint64 arithmetic wraps on purpose)."""
+    with np.errstate(over="ignore"):
+        x = x + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def stable_uniform(*parts, seed: int = 0) -> np.ndarray:
+    """A reproducible pseudo-random number in [0, 1) per row, a pure function of the row's values.
+
+    Each part is an array of strings, integers or datetimes (broadcast to one length). Unlike a seeded
+    RNG the draw of a row does not depend on which other rows exist, so a sample is stable when the
+    table grows or is rebuilt from perturbed data.
+    """
+    h = np.full(1, np.uint64(seed), dtype=np.uint64)
+    for part in parts:
+        arr = np.asarray(part)
+        if arr.dtype.kind in "OUT":
+            code = pd.util.hash_array(arr.astype(object))
+        elif arr.dtype.kind == "M":
+            code = arr.astype("datetime64[ns]").astype(np.int64).view(np.uint64)
+        elif arr.dtype.kind == "u":
+            code = arr.astype(np.uint64)
+        else:
+            code = arr.astype(np.int64).view(np.uint64)
+        h = _mix64(h ^ _mix64(code))
+    return (h >> np.uint64(11)).astype(np.float64) / float(2**53)
+
+
+# --- Sources-aware helpers: station tables and a per-Sources memo -------------------------------
+
+_MEMO: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def memo(src, key: str, compute: Callable[[], T]) -> T:
+    """``compute()`` once per :class:`~features.sources.Sources` object and ``key``.
+
+    ``Sources.override`` returns a new object, so a perturbed or what-if bundle never sees values
+    derived from the original frames.
+    """
+    cache = _MEMO.setdefault(src, {})
+    if key not in cache:
+        cache[key] = compute()
+    return cache[key]
+
+
+def weather_stations(city, kinds: tuple[str, ...] = ("asos", "aws"), upwind: bool = False) -> pd.DataFrame:
+    """The city's weather stations (station_id, name, kind, lat, lon, nx, ny); upwind ones only if asked."""
+    rows = [{"station_id": s.id, "name": s.name, "kind": s.kind, "lat": s.lat, "lon": s.lon,
+             "nx": s.nx, "ny": s.ny} for s in city.weather_stations
+            if s.kind in kinds and (upwind or not s.upwind)]
+    return pd.DataFrame(rows, columns=["station_id", "name", "kind", "lat", "lon", "nx", "ny"])
+
+
+def station_hourly(src, value: str, stations: pd.DataFrame) -> pd.DataFrame:
+    """Dense hourly wide frame of one weather variable for ``stations``, from ASOS and AWS together.
+
+    Sources without files are skipped (a city may have no AWS export); the index spans both.
+    """
+    frames = []
+    for source in ("asos", "aws"):
+        try:
+            frames.append(src[source])
+        except DataError:
+            continue
+    if not frames:
+        raise DataError("no weather observations (asos or aws) to read")
+    weather = pd.concat([f[["station_id", "time", value]] for f in frames], ignore_index=True)
+    return hourly_wide(weather, value, keys=stations["station_id"].tolist())
+
+
+def cell_stations(src, stations: pd.DataFrame) -> pd.Series:
+    """The nearest of ``stations`` to each grid cell's centre, as a Series indexed by ``cell_id``."""
+    cells = src.grid.cells
+    ids = nearest_key(cells["lat"].to_numpy(), cells["lon"].to_numpy(), stations)
+    return pd.Series(ids, index=cells["cell_id"].to_numpy(), name="station_id")

@@ -1,0 +1,143 @@
+"""Flood domain: conditions, labels, past floods, the one feature path and the cause rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features import timeseries as ts
+from features.domains import flood
+from features.errors import DataError
+from features.registry import get_domain
+from tests.features.domains import assert_rebuilds, tiny_sources
+
+
+@pytest.fixture(scope="module")
+def src(tmp_path_factory):
+    return tiny_sources(tmp_path_factory.mktemp("flood"))
+
+
+@pytest.fixture(scope="module")
+def table(src):
+    return flood.build_table(src, rain_mm=5, fcst_mm=5, background=0.05)
+
+
+def test_spec_is_registered_and_declares_its_columns():
+    spec = get_domain("flood")
+    assert spec is flood.SPEC
+    assert spec.task == "binary" and spec.target == "flooded" and spec.keys == ("cell_id",)
+    assert set(spec.conditions) <= set(spec.features)
+    assert set(spec.extra["units"]) == set(spec.conditions)
+    assert callable(spec.extra["cause"])
+
+
+def test_table_has_spec_columns_and_float32_features(table):
+    spec = flood.SPEC
+    assert [c for c in table.columns if c in spec.features] == list(spec.features)
+    assert all(table[c].dtype == np.float32 for c in spec.features)
+    assert not table.duplicated(["cell_id", "time"]).any()
+    assert set(table["flooded"].unique()) <= {0, 1}
+
+
+def test_build_rows_reproduces_table_rows(src, table):
+    assert_rebuilds(flood.SPEC, src, table)
+    assert_rebuilds(flood.SPEC, src, table[table["flooded"] == 1])
+
+
+def test_conditions_read_the_nearest_station_and_the_tide(src):
+    cell = src.grid.cells.iloc[5]
+    t = pd.Timestamp("2021-07-17 20:00")  # inside the heavy storm
+    stations = ts.weather_stations(src.city)
+    sid = ts.nearest_key([cell["lat"]], [cell["lon"]], stations)[0]
+    weather = pd.concat([src["asos"], src["aws"]])
+    rain = weather.loc[weather["station_id"] == sid].set_index("time")["rain_mm"]
+    got = flood.observed_conditions(src, [cell["cell_id"]], [t]).iloc[0]
+    assert got["rain_3h"] == pytest.approx(rain[t - pd.Timedelta(hours=2):t].sum())
+    assert got["rain_24h"] == pytest.approx(rain[t - pd.Timedelta(hours=23):t].sum())
+    nx, ny = stations.set_index("station_id").loc[sid, ["nx", "ny"]]
+    nc = src["nowcast"]
+    nc = nc[(nc["issued"] == t) & (nc["nx"] == nx) & (nc["ny"] == ny)]
+    assert got["rain_fcst_3h"] == pytest.approx(nc["rain_mm"].sum())
+    assert got["rain_fcst_1h"] == pytest.approx(nc.loc[nc["valid"] == t + pd.Timedelta(hours=1), "rain_mm"].iloc[0])
+    tide = src["tide"].set_index("time")
+    assert got["tide_cm"] == tide.loc[t, "tide_cm"]
+    assert got["tide_pred_max_3h_cm"] == tide.loc[t + pd.Timedelta(hours=1):t + pd.Timedelta(hours=3),
+                                                  "tide_pred_cm"].max()
+
+
+def test_label_looks_three_hours_ahead_and_past_floods_strictly_before(src):
+    tr = flood.located_traces(src)
+    known = tr[tr["onset"].notna() & (tr["known_at"] == tr["onset"])].iloc[0]
+    cell = src.grid.cells["cell_id"].iloc[known["cell_pos"]]
+    onset = known["onset"]
+    times = [onset - pd.Timedelta(hours=h) for h in (4, 3, 1, 0)] + [onset + pd.Timedelta(hours=1)]
+    rows = flood.build_rows(src, pd.DataFrame({"cell_id": cell, "time": times}))
+    assert flood.label(src, rows).tolist() == [0, 1, 1, 0, 0]
+    before = (tr["cell_pos"] == known["cell_pos"]) & (tr["known_at"] < onset)
+    assert rows["past_floods"].tolist() == [before.sum()] * 4 + [before.sum() + 1]
+
+
+def test_trace_without_hour_is_placed_at_the_wettest_hour_and_known_next_day(src):
+    tr = flood.located_traces(src)
+    raw = src["flood_traces"]
+    guessed = tr[tr["known_at"] != tr["onset"]].iloc[0]
+    day = guessed["start_date"].normalize()
+    assert guessed["known_at"] == day + pd.Timedelta(days=1)
+    cell = src.grid.cells.iloc[guessed["cell_pos"]]
+    sid = flood.station_series(src).cell_station[cell["cell_id"]]
+    weather = pd.concat([src["asos"], src["aws"]])
+    rain = weather[weather["station_id"] == sid].set_index("time")["rain_mm"]
+    day_rain = rain[day:day + pd.Timedelta(hours=23)]
+    assert guessed["onset"] == day_rain.idxmax()
+    assert raw["onset"].isna().sum() == 1
+
+
+def test_given_conditions_are_used_as_given(src):
+    cell = src.grid.cells["cell_id"].iloc[3]
+    t = pd.Timestamp("2021-07-05 10:00")
+    observed = flood.build_rows(src, pd.DataFrame({"cell_id": [cell], "time": [t]}))
+    what_if = flood.build_rows(src, pd.DataFrame({"cell_id": [cell], "time": [t], "rain_fcst_3h": [150.0]}))
+    drain = observed["drain_capacity_mmh"].iloc[0]
+    assert what_if["rain_fcst_3h"].iloc[0] == 150.0
+    assert what_if["rain_fcst_3h_over_drain"].iloc[0] == pytest.approx(150 / (3 * drain), rel=1e-6)
+    same = [c for c in flood.FEATURES if not c.startswith("rain_fcst_3h")]
+    pd.testing.assert_frame_equal(what_if[same], observed[same])
+
+
+def test_unknown_cell_is_a_data_error(src):
+    with pytest.raises(DataError, match="unknown cell_id"):
+        flood.build_rows(src, pd.DataFrame({"cell_id": ["nowhere"], "time": [pd.Timestamp("2021-07-05")]}))
+
+
+def test_event_hours_are_deterministic_and_follow_thresholds(src):
+    loose = flood.event_hours(src, rain_mm=5, fcst_mm=5, background=0.05)
+    assert loose.equals(flood.event_hours(src, rain_mm=5, fcst_mm=5, background=0.05))
+    strict = flood.event_hours(src, rain_mm=50, fcst_mm=50, tide_cm=2000, background=0.05)
+    assert set(strict) < set(loose)
+    assert flood.event_hours(src, rain_mm=1e9, fcst_mm=1e9, tide_cm=1e9, background=0).empty
+    tide_hours = flood.event_hours(src, rain_mm=1e9, fcst_mm=1e9, tide_cm=886, background=0)
+    assert len(tide_hours) > 0  # spring tides pass the first alert step
+
+
+def test_cause_names_the_dominant_driver():
+    base = dict(rain_1h=0.0, rain_3h=0.0, rain_6h=0.0, rain_24h=0.0, rain_fcst_1h=0.0, rain_fcst_3h=0.0,
+                tide_cm=500.0, tide_pred_max_3h_cm=500.0, elevation_m=3.0, dist_stream_m=2000.0,
+                drain_capacity_mmh=30.0)
+    rows = pd.DataFrame([
+        base,
+        {**base, "rain_fcst_3h": 120.0},  # 120 mm against 90 mm of drain capacity
+        {**base, "tide_pred_max_3h_cm": 930.0},  # above the first alert on low land
+        {**base, "tide_pred_max_3h_cm": 930.0, "elevation_m": 30.0},  # high ground: tide is harmless
+        {**base, "rain_24h": 180.0, "rain_3h": 20.0, "dist_stream_m": 50.0},
+    ])
+    assert flood.cause(rows).tolist() == ["none", "rain_over_drain", "tide", "none", "stream"]
+
+
+def test_physics_features_on_the_table(table):
+    low = table["elevation_m"] <= flood.LOW_LYING_M
+    assert (table.loc[~low, "tide_excess_cm"] == 0).all()
+    high = table["tide_pred_max_3h_cm"] > 900
+    assert (table.loc[low & high, "tide_excess_cm"] > 0).all()
+    ratio = table["rain_3h"] / (3 * table["drain_capacity_mmh"])
+    np.testing.assert_allclose(table["rain_3h_over_drain"], ratio, rtol=1e-6)
