@@ -46,45 +46,51 @@ def site_term(vs30_mps) -> np.ndarray:
 
 PRE_CODE, LOW_CODE, HIGH_CODE = 0, 1, 2
 CODE_LEVELS = ("pre_code", "low_code", "high_code")
-MODERN_CODE_YEAR = 2005  # the 2005 code revision; designed buildings before it count as low-code
+# Mandatory seismic design by the Building Act amendments: (in force from, min storeys, min floor area m2,
+# houses too); meeting either size threshold suffices. DESIGN.md: 1988, 2005, 2015, 2017 (twice).
+CODE_RULES = (
+    (pd.Timestamp("1988-03-01"), 6, 100_000.0, False),
+    (pd.Timestamp("2005-07-01"), 3, 1_000.0, False),
+    (pd.Timestamp("2015-09-01"), 3, 500.0, False),
+    (pd.Timestamp("2017-02-04"), 2, 500.0, False),
+    (pd.Timestamp("2017-12-01"), 2, 200.0, True),  # and every new house (단독/공동주택)
+)
+FIRST_CODE = CODE_RULES[0][0]
 
 
-def design_year(floors, area_m2) -> np.ndarray:
-    """Year from which seismic design was mandatory for a building of this size.
-
-    1988: >= 6 storeys or >= 100,000 m2; 2005: >= 3 storeys or >= 1,000 m2; 2015: >= 500 m2;
-    2017: >= 2 storeys or >= 200 m2 and all new houses, which we read as every remaining building.
-    """
+def design_required(approval_date, floors, area_m2, purpose=None) -> np.ndarray:
+    """Whether the code in force at approval required seismic design (False for an unknown date)."""
+    approval = pd.DatetimeIndex(pd.to_datetime(approval_date))
     floors = np.nan_to_num(np.asarray(floors, dtype=float), nan=1.0)
     area = np.nan_to_num(np.asarray(area_m2, dtype=float), nan=0.0)
-    return np.select(
-        [(floors >= 6) | (area >= 100_000), (floors >= 3) | (area >= 1_000), area >= 500],
-        [1988, 2005, 2015], default=2017,
-    )
+    house = np.zeros(len(floors), dtype=bool) if purpose is None else \
+        pd.Series(purpose, dtype="string").str.contains("주택").fillna(False).to_numpy(dtype=bool)
+    out = np.zeros(len(floors), dtype=bool)
+    for since, storeys, m2, houses in CODE_RULES:
+        size = (floors >= storeys) | (area >= m2) | (house & houses)
+        out |= np.asarray(approval >= since, dtype=bool) & size
+    return out
 
 
-def code_level(approval_date, floors, area_m2, seismic_design=None) -> np.ndarray:
+def code_level(approval_date, floors, area_m2, seismic_design=None, purpose=None) -> np.ndarray:
     """HAZUS code level per building: 0 pre-code, 1 low-code, 2 high-code.
 
-    A building approved before its size's mandatory design year is pre-code; a designed building is
-    low-code before the 2005 revision and high-code after. The register's 내진설계적용여부 flag, where
-    present, overrides the rule (it is direct evidence). An unknown approval date counts as pre-code,
-    because undated register entries are mostly old buildings.
+    A building designed for earthquakes is high-code; one approved after the first code (1988) without
+    being required to be designed is low-code (the code era's practice, not a seismic design); anything
+    older is pre-code. Design means required by :data:`CODE_RULES` at approval, unless the register's
+    내진설계적용여부 flag says otherwise (it is direct evidence). An unknown approval date without a flag
+    counts as pre-code, because undated register entries are mostly old buildings.
     """
-    year = pd.DatetimeIndex(pd.to_datetime(approval_date)).year.to_numpy(dtype=float, na_value=np.nan)
-    dated = ~np.isnan(year)
-    designed_level = np.where(dated & (year >= MODERN_CODE_YEAR), HIGH_CODE, LOW_CODE)
-    by_rule = np.where(dated & (year >= design_year(floors, area_m2)), designed_level, PRE_CODE)
-    if seismic_design is None:
-        return by_rule.astype(np.int8)
-    flag = pd.array(seismic_design, dtype="boolean")
-    known = ~np.asarray(flag.isna())
-    flag_true = np.asarray(flag.fillna(False), dtype=bool)
-    level = np.where(known, np.where(flag_true, designed_level, PRE_CODE), by_rule)
-    return level.astype(np.int8)
+    approval = pd.DatetimeIndex(pd.to_datetime(approval_date))
+    designed = design_required(approval, floors, area_m2, purpose)
+    if seismic_design is not None:
+        flag = pd.array(seismic_design, dtype="boolean")
+        designed = np.where(np.asarray(flag.isna()), designed, np.asarray(flag.fillna(False), dtype=bool))
+    code_era = np.asarray(approval >= FIRST_CODE, dtype=bool)
+    return np.where(designed, HIGH_CODE, np.where(code_era, LOW_CODE, PRE_CODE)).astype(np.int8)
 
 
-# --- Structure families --------------------------------------------------------------------------
+# --- Structure families and HAZUS classes --------------------------------------------------------
 
 FAMILIES = ("concrete", "masonry", "steel", "wood", "other")
 # Order matters: 철골철근콘크리트 (SRC) contains both 철골 and 콘크리트 and behaves like concrete.
@@ -106,30 +112,52 @@ def is_piloti(other_structure) -> np.ndarray:
     return pd.Series(other_structure, dtype="string").str.contains("필로티").fillna(False).to_numpy(dtype=bool)
 
 
+# HAZUS model building types we map the register to: concrete moment frame (C1, low/mid/high-rise),
+# unreinforced masonry (URM low/mid), steel moment frame (S1), light steel (S3, 경량철골) and wood (W1).
+HAZUS_CLASSES = ("C1L", "C1M", "C1H", "URML", "URMM", "S1L", "S1M", "S1H", "S3", "W1")
+
+
+def hazus_class(structure, floors) -> np.ndarray:
+    """Index into :data:`HAZUS_CLASSES` from 주구조 and storeys (HAZUS height bands: 1-3, 4-7, 8+;
+    masonry 1-2, 3+). Unknown structures use the concrete frame classes, the most common type."""
+    family = structure_family(structure)
+    floors = np.nan_to_num(np.asarray(floors, dtype=float), nan=1.0)
+    light = pd.Series(structure, dtype="string").str.contains("경량").fillna(False).to_numpy(dtype=bool)
+    rise = np.digitize(floors, [4, 8])  # 0 low, 1 mid, 2 high
+    name = np.select(
+        [family == FAMILIES.index("masonry"), (family == FAMILIES.index("steel")) & light,
+         family == FAMILIES.index("steel"), family == FAMILIES.index("wood")],
+        [np.where(floors >= 3, "URMM", "URML"), "S3", np.array(["S1L", "S1M", "S1H"])[rise], "W1"],
+        default=np.array(["C1L", "C1M", "C1H"])[rise])
+    return pd.Index(HAZUS_CLASSES).get_indexer(name).astype(np.int8)
+
+
 # --- HAZUS equivalent-PGA fragility --------------------------------------------------------------
 
 FRAGILITY_BETA = 0.64
 DAMAGE_STATES = ("slight", "moderate", "extensive", "complete")
-# Medians (g) per family and code level (pre, low, high), HAZUS-MH equivalent-PGA tables:
-# concrete = C1L, masonry = URML (pre, low) and RM1L moderate-code for designed masonry (HAZUS has no
-# high-code URM), steel = S1L, wood = W1. ``other`` uses the concrete curves, the most common type.
+# Medians (g) per class and code level (pre, low, high), from the HAZUS-MH equivalent-PGA fragility
+# tables. HAZUS has no high-code URM: designed masonry uses reinforced masonry (RM1L/RM1M) moderate-code.
 MEDIANS_G: dict[str, tuple[tuple[float, ...], ...]] = {
-    "concrete": ((0.10, 0.12, 0.21, 0.36), (0.12, 0.15, 0.27, 0.45), (0.21, 0.35, 0.70, 1.37)),
-    "masonry": ((0.13, 0.17, 0.26, 0.37), (0.14, 0.20, 0.32, 0.46), (0.22, 0.30, 0.50, 0.85)),
-    "steel": ((0.09, 0.13, 0.22, 0.38), (0.12, 0.17, 0.30, 0.48), (0.19, 0.31, 0.64, 1.49)),
-    "wood": ((0.18, 0.29, 0.51, 0.77), (0.20, 0.34, 0.61, 0.95), (0.26, 0.55, 1.28, 2.01)),
+    "C1L": ((0.10, 0.12, 0.21, 0.36), (0.12, 0.15, 0.27, 0.45), (0.21, 0.35, 0.70, 1.37)),
+    "C1M": ((0.09, 0.13, 0.26, 0.43), (0.12, 0.17, 0.32, 0.54), (0.15, 0.27, 0.73, 1.61)),
+    "C1H": ((0.08, 0.12, 0.21, 0.35), (0.10, 0.15, 0.27, 0.44), (0.11, 0.22, 0.62, 1.35)),
+    "URML": ((0.13, 0.17, 0.26, 0.37), (0.14, 0.20, 0.32, 0.46), (0.22, 0.30, 0.50, 0.85)),
+    "URMM": ((0.09, 0.13, 0.21, 0.38), (0.10, 0.16, 0.27, 0.46), (0.18, 0.26, 0.51, 1.03)),
+    "S1L": ((0.09, 0.13, 0.22, 0.38), (0.12, 0.17, 0.30, 0.48), (0.19, 0.31, 0.64, 1.49)),
+    "S1M": ((0.09, 0.14, 0.23, 0.39), (0.12, 0.18, 0.29, 0.49), (0.14, 0.26, 0.62, 1.43)),
+    "S1H": ((0.08, 0.12, 0.22, 0.38), (0.10, 0.15, 0.28, 0.48), (0.10, 0.21, 0.52, 1.31)),
+    "S3": ((0.08, 0.10, 0.16, 0.30), (0.10, 0.13, 0.20, 0.38), (0.15, 0.26, 0.54, 1.00)),
+    "W1": ((0.18, 0.29, 0.51, 0.77), (0.20, 0.34, 0.61, 0.95), (0.26, 0.55, 1.28, 2.01)),
 }
-MEDIANS_G["other"] = MEDIANS_G["concrete"]
-# One fragility group per (family, effective code level), in this order.
-FRAGILITY_GROUPS = tuple((f, lvl) for f in FAMILIES[:4] for lvl in range(len(CODE_LEVELS)))
+# One fragility group per (HAZUS class, effective code level), in this order.
+FRAGILITY_GROUPS = tuple((c, lvl) for c in HAZUS_CLASSES for lvl in range(len(CODE_LEVELS)))
 
 
-def fragility_group(family, level, piloti) -> np.ndarray:
+def fragility_group(hazus, level, piloti) -> np.ndarray:
     """Index into :data:`FRAGILITY_GROUPS`; piloti buildings drop one code level (Pohang 2017)."""
-    family = np.asarray(family)
-    family = np.where(family == FAMILIES.index("other"), FAMILIES.index("concrete"), family)
     effective = np.where(np.asarray(piloti, dtype=bool), np.maximum(np.asarray(level) - 1, 0), level)
-    return (family * len(CODE_LEVELS) + effective).astype(np.int8)
+    return (np.asarray(hazus, dtype=np.int64) * len(CODE_LEVELS) + effective).astype(np.int16)
 
 
 def exceedance(pga_g, median_g, beta: float = FRAGILITY_BETA) -> np.ndarray:

@@ -60,10 +60,10 @@ class BuildingStock:
         seconds = _seconds(b["approval_date"])
         dated = ~np.isnan(seconds)
         level = seismic.code_level(b["approval_date"], b["floors_above"], b["floor_area_m2"],
-                                   b["seismic_design"])
+                                   b["seismic_design"], b["purpose"])
         family = seismic.structure_family(b["structure"])
         piloti = seismic.is_piloti(b["other_structure"])
-        group = seismic.fragility_group(family, level, piloti)
+        group = seismic.fragility_group(seismic.hazus_class(b["structure"], b["floors_above"]), level, piloti)
         counters = np.column_stack([
             np.ones(len(b)),
             *(level == k for k in range(len(seismic.CODE_LEVELS))),

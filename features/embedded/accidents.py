@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from features.calendar import is_holiday
 from features.embedded.geo import random_points
-from features.embedded.holidays import is_holiday
 from features.embedded.period import Period
 from features.grid import Grid
 

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features import timeseries as ts
 from features.errors import DataError
 from features.registry import domains
 from features.sources import Sources
@@ -155,3 +156,19 @@ def _differs(old: pd.DataFrame, new: pd.DataFrame) -> np.ndarray:
         else:
             out[:, j] = ~((x.to_numpy() == y.to_numpy()) | (x.isna().to_numpy() & y.isna().to_numpy()))
     return out
+
+
+def test_shared_window_helpers_respect_their_windows():
+    hours = pd.date_range("2021-01-01", periods=6, freq="h")
+    wide = ts.hourly_wide(pd.DataFrame({"station_id": 1, "time": hours[[0, 1, 2, 4, 5]],
+                                        "v": [1.0, 2.0, 4.0, 8.0, 16.0]}), "v")
+    assert len(wide) == 6 and np.isnan(wide.loc[hours[3], 1])  # the missing hour is a NaN row
+    assert ts.trailing_sum(wide, 3)[1].tolist()[2:] == [7.0, 6.0, 12.0, 24.0]  # (t - 3h, t]
+    assert ts.leading_agg(wide, 2, "max")[1].tolist()[:3] == [4.0, 4.0, 8.0]  # (t, t + 2h]
+    # As-of: the latest value at or before t, never a later one; too old -> NaN.
+    got = ts.asof_lookup(wide, [hours[3], hours[2] - pd.Timedelta(minutes=1), hours[5] + DAY], [1, 1, 1],
+                         tolerance=pd.Timedelta(hours=2))
+    np.testing.assert_array_equal(got, [4.0, 2.0, np.nan])
+    count = ts.count_in_window([0, 0, 1], hours[[1, 3, 3]], [0, 0, 1], hours[[1, 1, 0]], hours[[3, 3, 3]],
+                               closed="left")
+    assert count.tolist() == [1, 1, 0]

@@ -15,56 +15,67 @@ from features.sources import Sources
 
 
 @pytest.mark.parametrize(("approved", "floors", "area", "level"), [
-    ("1987-12-31", 10, 5_000, seismic.PRE_CODE),  # before the first code
-    ("1988-01-01", 6, 5_000, seismic.LOW_CODE),  # >= 6 storeys designed from 1988
-    ("1990-06-01", 1, 120_000, seismic.LOW_CODE),  # >= 100,000 m2 designed from 1988
-    ("2000-01-01", 5, 900, seismic.PRE_CODE),  # 3-5 storeys only from 2005
-    ("2004-12-31", 4, 900, seismic.PRE_CODE),
-    ("2005-01-01", 3, 900, seismic.HIGH_CODE),
-    ("2005-01-01", 1, 1_000, seismic.HIGH_CODE),  # >= 1,000 m2 from 2005
-    ("2014-12-31", 1, 600, seismic.PRE_CODE),  # 500 m2 only from 2015
-    ("2015-01-01", 1, 600, seismic.HIGH_CODE),
-    ("2016-06-01", 2, 300, seismic.PRE_CODE),  # 2 storeys / 200 m2 only from 2017
-    ("2017-01-01", 2, 300, seismic.HIGH_CODE),
-    ("2017-01-01", 1, 80, seismic.HIGH_CODE),  # all new houses from 2017
-    ("1995-01-01", 10, 5_000, seismic.LOW_CODE),  # designed before the 2005 revision
-    ("2006-01-01", 10, 5_000, seismic.HIGH_CODE),
+    ("1988-02-29", 10, 5_000, seismic.PRE_CODE),  # before the first code
+    ("1988-03-01", 6, 5_000, seismic.HIGH_CODE),  # >= 6 storeys designed from 1988
+    ("1988-03-01", 5, 5_000, seismic.LOW_CODE),  # code era, but not required to be designed
+    ("1990-06-01", 1, 120_000, seismic.HIGH_CODE),  # >= 100,000 m2 designed from 1988
+    ("2005-06-30", 4, 900, seismic.LOW_CODE),  # 3-5 storeys only from 2005
+    ("2005-07-01", 3, 900, seismic.HIGH_CODE),
+    ("2005-07-01", 1, 1_000, seismic.HIGH_CODE),  # >= 1,000 m2 from 2005
+    ("2015-08-31", 1, 600, seismic.LOW_CODE),  # 500 m2 only from 2015
+    ("2015-09-01", 1, 600, seismic.HIGH_CODE),
+    ("2016-06-01", 2, 300, seismic.LOW_CODE),  # 2 storeys from 2017
+    ("2017-02-04", 2, 300, seismic.HIGH_CODE),
+    ("2017-11-30", 1, 300, seismic.LOW_CODE),  # 200 m2 only from December 2017
+    ("2017-12-01", 1, 300, seismic.HIGH_CODE),
+    ("2020-01-01", 1, 80, seismic.LOW_CODE),  # a small one-storey shop is never required
     (None, 10, 5_000, seismic.PRE_CODE),  # undated: assume old
 ])
 def test_code_level_follows_the_rule_years(approved, floors, area, level):
     assert seismic.code_level(pd.Series([approved], dtype="datetime64[ns]"), [floors], [area])[0] == level
 
 
+def test_all_new_houses_are_designed_from_december_2017():
+    dates = pd.to_datetime(pd.Series(["2017-11-30", "2017-12-01", "2017-12-01"]))
+    levels = seismic.code_level(dates, [1, 1, 1], [80, 80, 80], purpose=["단독주택", "단독주택", "창고시설"])
+    assert levels.tolist() == [seismic.LOW_CODE, seismic.HIGH_CODE, seismic.LOW_CODE]
+
+
 def test_seismic_design_flag_overrides_the_rule():
-    dates = pd.to_datetime(pd.Series(["1995-01-01", "2010-01-01", "2020-01-01", "2020-01-01"]))
-    flags = pd.array([True, True, False, pd.NA], dtype="boolean")
-    levels = seismic.code_level(dates, [2, 2, 10, 10], [100, 100, 5_000, 5_000], flags)
-    assert levels.tolist() == [seismic.LOW_CODE, seismic.HIGH_CODE, seismic.PRE_CODE, seismic.HIGH_CODE]
+    dates = pd.to_datetime(pd.Series(["1995-01-01", "1980-01-01", "2020-01-01", "2020-01-01", None]))
+    flags = pd.array([True, True, False, pd.NA, True], dtype="boolean")
+    levels = seismic.code_level(dates, [2, 2, 10, 10, 2], [100, 100, 5_000, 5_000, 100], flags)
+    assert levels.tolist() == [seismic.HIGH_CODE] * 2 + [seismic.LOW_CODE, seismic.HIGH_CODE, seismic.HIGH_CODE]
 
 
-def test_structure_families_and_piloti():
+def test_structure_families_classes_and_piloti():
     names = ["철근콘크리트구조", "철골철근콘크리트구조", "벽돌구조", "블록구조", "철골구조", "일반목구조", None, "기타"]
     got = [seismic.FAMILIES[i] for i in seismic.structure_family(names)]
     assert got == ["concrete", "concrete", "masonry", "masonry", "steel", "wood", "other", "other"]
+    classes = seismic.hazus_class(["철근콘크리트구조", "철근콘크리트구조", "철골철근콘크리트구조", "벽돌구조", "벽돌구조",
+                                   "경량철골구조", "철골구조", "일반목구조", None], [3, 5, 20, 2, 3, 1, 9, 2, 1])
+    assert [seismic.HAZUS_CLASSES[c] for c in classes] == [
+        "C1L", "C1M", "C1H", "URML", "URMM", "S3", "S1H", "W1", "C1L"]
     assert seismic.is_piloti(["필로티", "철근콘크리트조 필로티구조", None, "없음"]).tolist() == [True, True, False, False]
 
 
-def test_piloti_is_one_level_worse_and_other_uses_concrete():
-    concrete, other = seismic.FAMILIES.index("concrete"), seismic.FAMILIES.index("other")
-    groups = seismic.fragility_group([concrete, concrete, concrete, other], [2, 2, 0, 1], [False, True, True, False])
-    assert [seismic.FRAGILITY_GROUPS[g] for g in groups] == [
-        ("concrete", 2), ("concrete", 1), ("concrete", 0), ("concrete", 1)]
+def test_piloti_is_one_level_worse():
+    c1l = seismic.HAZUS_CLASSES.index("C1L")
+    groups = seismic.fragility_group([c1l] * 3, [2, 2, 0], [False, True, True])
+    assert [seismic.FRAGILITY_GROUPS[g] for g in groups] == [("C1L", 2), ("C1L", 1), ("C1L", 0)]
 
 
 def test_fragility_medians_as_in_design():
-    assert seismic.MEDIANS_G["concrete"] == ((0.10, 0.12, 0.21, 0.36), (0.12, 0.15, 0.27, 0.45),
-                                             (0.21, 0.35, 0.70, 1.37))
-    assert seismic.MEDIANS_G["masonry"][seismic.LOW_CODE] == (0.14, 0.20, 0.32, 0.46)
+    assert seismic.MEDIANS_G["C1L"] == ((0.10, 0.12, 0.21, 0.36), (0.12, 0.15, 0.27, 0.45),
+                                        (0.21, 0.35, 0.70, 1.37))
+    assert seismic.MEDIANS_G["URML"][seismic.LOW_CODE] == (0.14, 0.20, 0.32, 0.46)
+    for medians in seismic.MEDIANS_G.values():  # states in order of severity
+        assert all(np.all(np.diff(m) > 0) for m in medians)
     assert seismic.FRAGILITY_BETA == 0.64
     # At the median PGA the probability of reaching the state is one half.
     assert seismic.exceedance(0.35, 0.35) == pytest.approx(0.5)
     mods = dict(zip(seismic.FRAGILITY_GROUPS, seismic.moderate_medians(), strict=True))
-    assert mods[("concrete", seismic.HIGH_CODE)] == 0.35
+    assert mods[("C1L", seismic.HIGH_CODE)] == 0.35
 
 
 def test_fragility_is_monotone_in_pga_and_code_level():
@@ -74,9 +85,10 @@ def test_fragility_is_monotone_in_pga_and_code_level():
         shares[:, g] = 1.0
         share = seismic.fragility_share(ln_pga, shares)
         assert np.all(np.diff(share) > 0) and 0 < share[0] < share[-1] < 1
-    medians = seismic.moderate_medians().reshape(4, 3)
+    medians = seismic.moderate_medians().reshape(len(seismic.HAZUS_CLASSES), 3)
     assert np.all(np.diff(medians, axis=1) > 0)  # better code -> higher median
-    assert np.isnan(seismic.fragility_share([0.0], np.full((1, 12), np.nan))[0])  # no buildings
+    n_groups = len(seismic.FRAGILITY_GROUPS)
+    assert np.isnan(seismic.fragility_share([0.0], np.full((1, n_groups), np.nan))[0])  # no buildings
 
 
 def test_gmpe_monotone_in_distance_and_magnitude():

@@ -10,6 +10,7 @@ from features import timeseries as ts
 from features.domains import flood
 from features.errors import DataError
 from features.registry import get_domain
+from features.sources import Sources
 from tests.features.domains import assert_rebuilds, tiny_sources
 
 
@@ -141,3 +142,13 @@ def test_physics_features_on_the_table(table):
     assert (table.loc[low & high, "tide_excess_cm"] > 0).all()
     ratio = table["rain_3h"] / (3 * table["drain_capacity_mmh"])
     np.testing.assert_allclose(table["rain_3h_over_drain"], ratio, rtol=1e-6)
+
+
+def test_small_embedded_data(small_data):
+    src = Sources.from_settings(small_data)
+    table = flood.build_table(src)
+    assert table["flooded"].sum() > 0
+    assert set(table["cell_id"]) == set(src.grid.cells["cell_id"])
+    assert table[list(flood.CONDITIONS)].notna().mean().min() > 0.95
+    assert_rebuilds(flood.SPEC, src, table[table["flooded"] == 1])
+    assert_rebuilds(flood.SPEC, src, table, seed=1)

@@ -11,6 +11,7 @@ import pytest
 from features import calendar
 from features.domains import traffic
 from features.registry import get_domain
+from features.sources import Sources
 from tests.features.domains import START, assert_rebuilds, tiny_sources
 
 
@@ -127,3 +128,12 @@ def test_korean_holidays_and_darkness():
     # Incheon: sunrise ~05:11 and sunset ~19:57 KST at the June solstice.
     at = pd.to_datetime(["2021-06-21 05:00", "2021-06-21 05:25", "2021-06-21 19:45", "2021-06-21 20:10"])
     assert calendar.is_dark(at, 37.47, 126.62).tolist() == [True, False, False, True]
+
+
+def test_small_embedded_data(small_data):
+    src = Sources.from_settings(small_data)
+    table = traffic.build_table(src)
+    assert table["accidents"].sum() == len(traffic.accidents(src)) > 0
+    assert table[list(traffic.CONDITIONS)].notna().mean().min() > 0.95
+    assert table["cell_slot_rate_365d"].notna().mean() > 0.8
+    assert_rebuilds(traffic.SPEC, src, table)
