@@ -214,7 +214,8 @@ def station_hourly(src, value: str, stations: pd.DataFrame) -> pd.DataFrame:
         except DataError:
             continue
     if not frames:
-        raise DataError("no weather observations (asos or aws) to read")
+        raise DataError(f"no weather observations (asos or aws) in {src.raw_dir}: run `urban-safety data generate` "
+                        "or `urban-safety data import`")
     weather = pd.concat([f[["station_id", "time", value]] for f in frames], ignore_index=True)
     return hourly_wide(weather, value, keys=stations["station_id"].tolist())
 

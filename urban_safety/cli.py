@@ -74,7 +74,10 @@ def data_generate(
         progress.update(task, description="done")
     table = Table("source", "files", "rows", title=f"Embedded data in {settings.raw_dir}")
     for source, info in summary.items():
-        table.add_row(source, str(info.get("files", "")), f"{info.get('rows', 0):,}")
+        if "rows" in info:
+            table.add_row(source, str(info["files"]), f"{info['rows']:,}")
+        else:  # the truth files: {file name: rows}
+            table.add_row(f"{source} (evaluation only)", str(len(info)), f"{sum(info.values()):,}")
     console.print(table)
     console.print(f"generated in {time.perf_counter() - started:.1f} s")
 
@@ -142,7 +145,8 @@ def features_build(
             task = progress.add_task(f"building {spec.name}", total=None)
             res = build_features(spec, sources, settings.features_dir)
             progress.update(task, description=f"built {spec.name}")
-            table.add_row(spec.name, f"{res.rows:,}", str(res.columns), str(res.start), str(res.end),
+            table.add_row(spec.name, f"{res.rows:,}", str(res.columns), f"{res.start:%Y-%m-%d %H:%M}",
+                          f"{res.end:%Y-%m-%d %H:%M}",
                           f"{res.positives:,.3f}", f"{res.seconds:.1f}")
     console.print(table)
 
