@@ -44,10 +44,12 @@ def score(spec: DomainSpec, rows: pd.DataFrame, pred: np.ndarray) -> dict[str, f
     return {m.name: m(y, pred, w, rows) for m in spec.metrics}
 
 
-def evaluate(spec: DomainSpec, holdout: pd.DataFrame, pred: np.ndarray, truth_dir: Path) -> Scores:
-    """Score the model against the domain's baseline and the generator's oracle on ``holdout``."""
+def evaluate(spec: DomainSpec, holdout: pd.DataFrame, pred: np.ndarray, truth_dir: Path,
+             history: pd.DataFrame) -> Scores:
+    """Score the model against the domain's baseline (fitted on ``history``, the rows before the
+    holdout) and the generator's oracle, all on ``holdout``."""
     return Scores(
-        baseline=score(spec, holdout, spec.baseline(holdout)),
+        baseline=score(spec, holdout, spec.baseline(holdout, history)),
         model=score(spec, holdout, pred),
         oracle=score(spec, holdout, spec.oracle(holdout, truth_dir)),
         primary=spec.primary_metric,

@@ -12,6 +12,7 @@ import numpy as np
 import optuna
 import pandas as pd
 from mlflow.models import infer_signature
+from optuna.trial import TrialState
 
 from features.build import table_path
 from features.errors import DataError
@@ -19,7 +20,7 @@ from features.registry import DomainSpec
 from features.store import read_meta
 from training.champion import Decision, register_and_decide
 from training.evaluate import Scores, diagnostic_plot, evaluate, importance_plot
-from training.models import contributions, fit
+from training.models import Fitted, contributions, fit
 from training.splits import holdout_split, time_folds
 from training.tracking import configure, ensure_experiment, file_sha256, git_commit
 from training.tune import PROFILES, Profile, cv_objective, open_study, remaining_trials
@@ -33,7 +34,10 @@ class TrainResult:
     domain: str
     run_id: str
     family: str
-    trials: int  # finished trials in the study (this job's and earlier ones')
+    trials: int  # finished trials in the study (this job's and earlier ones'), pruned included
+    pruned: int
+    fitted: Fitted
+    holdout_pred: np.ndarray
     scores: Scores
     decision: Decision
     seconds: float
@@ -52,8 +56,22 @@ def load_table(spec: DomainSpec, settings: Settings) -> tuple[pd.DataFrame, str]
     return table, file_sha256(path)
 
 
-def _sample(rows: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:
-    return np.sort(rng.choice(rows, limit, replace=False)) if len(rows) > limit else rows
+def tuning_rows(rows: np.ndarray, y: np.ndarray, w: np.ndarray, limit: int, task: str,
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``limit`` of ``rows`` with their weights. For events and counts every non-zero row is kept
+    and zero rows are sampled and up-weighted, so rare events are not thinned and the weighted loss
+    (hence calibration) is unchanged in expectation; regression rows are sampled uniformly."""
+    if len(rows) <= limit:
+        return rows, w[rows]
+    if task == "regression":
+        keep = np.sort(rng.choice(rows, limit, replace=False))
+        return keep, w[keep]
+    events, zeros = rows[y[rows] > 0], rows[y[rows] == 0]
+    rate = max(limit - len(events), 1) / max(len(zeros), 1)
+    kept_zeros = zeros[rng.random(len(zeros)) < rate]
+    keep = np.sort(np.concatenate([events, kept_zeros]))
+    weights = w[keep] * np.where(y[keep] > 0, 1.0, 1.0 / rate)
+    return keep, weights
 
 
 def train_domain(spec: DomainSpec, settings: Settings, profile: Profile | str = "quick",
@@ -67,10 +85,11 @@ def train_domain(spec: DomainSpec, settings: Settings, profile: Profile | str = 
     gap = max(spec.horizon, pd.Timedelta(0))
     split = holdout_split(table[spec.time], HOLDOUT_SHARE, gap)
     rng = np.random.default_rng(settings.seed)
-    tune_rows = _sample(split.train, profile.max_rows, rng)
-    train, holdout = table.iloc[tune_rows].reset_index(drop=True), table.iloc[split.valid].reset_index(drop=True)
-    X, y = train[list(spec.features)], train[spec.target].to_numpy(dtype=float)
-    w = train[spec.weight].to_numpy(dtype=float) if spec.weight else np.ones(len(train))
+    y_all = table[spec.target].to_numpy(dtype=float)
+    w_all = table[spec.weight].to_numpy(dtype=float) if spec.weight else np.ones(len(table))
+    keep, w = tuning_rows(split.train, y_all, w_all, profile.max_rows, spec.task, rng)
+    train, holdout = table.iloc[keep].reset_index(drop=True), table.iloc[split.valid].reset_index(drop=True)
+    X, y = train[list(spec.features)], y_all[keep]
     folds = time_folds(train[spec.time], profile.folds, gap)
     if not folds or holdout.empty:
         raise DataError(f"{spec.name}: too little data for {profile.folds} time-ordered folds and a holdout")
@@ -89,7 +108,8 @@ def train_domain(spec: DomainSpec, settings: Settings, profile: Profile | str = 
         study = open_study(settings.optuna_url, study_name, settings.seed)
         study.optimize(cv_objective(spec, X, y, w, folds, profile, settings.seed),
                        n_trials=remaining_trials(study, trials), timeout=timeout)
-        complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        states = [t.state for t in study.trials]
+        complete, pruned = states.count(TrialState.COMPLETE), states.count(TrialState.PRUNED)
         if not complete:
             raise DataError(f"{spec.name}: no Optuna trial completed (raise --timeout or --trials)")
         best = study.best_trial
@@ -98,21 +118,32 @@ def train_domain(spec: DomainSpec, settings: Settings, profile: Profile | str = 
         params["num_boost_round"] = max(int(best.user_attrs["best_rounds"] * 1.1), 10)
         fitted = fit(family, spec.task, params, X, y, w, seed=settings.seed)
         pred = fitted.predict(holdout[list(spec.features)])
-        scores = evaluate(spec, holdout, pred, settings.truth_dir)
+        scores = evaluate(spec, holdout, pred, settings.truth_dir, history=table.iloc[split.train])
 
         mlflow.log_params({"family": family, **{f"best_{k}": v for k, v in params.items()}})
-        mlflow.log_metrics({**scores.flat(), "cv_best_loss": best.value, "trials": len(complete)})
-        example = holdout[list(spec.features)].head(5)
+        mlflow.log_metrics({**scores.flat(), "cv_best_loss": best.value, "trials_complete": complete,
+                            "trials_pruned": pruned})
+        # Floats in the signature: integer columns could not carry a missing value at serving time.
+        example = holdout[list(spec.features)].head(5).astype("float64")
         log = mlflow.lightgbm.log_model if family == "lightgbm" else mlflow.xgboost.log_model
-        info = log(fitted.booster, name="model", input_example=example,
+        info = log(fitted.booster, name="model", input_example=example, pip_requirements=pip_requirements(family),
                    signature=infer_signature(example, fitted.predict(example)))
         _log_plots(spec, holdout, pred, fitted, family)
         decision = register_and_decide(client, spec, info.model_uri, run.info.run_id, holdout,
                                        scores.model[spec.primary_metric])
         mlflow.set_tags({"registered_version": decision.version, "promoted": str(decision.promoted),
                          "decision_reason": decision.reason})
-    return TrainResult(domain=spec.name, run_id=run.info.run_id, family=family, trials=len(complete),
+    return TrainResult(domain=spec.name, run_id=run.info.run_id, family=family, trials=complete + pruned,
+                       pruned=pruned, fitted=fitted, holdout_pred=pred,
                        scores=scores, decision=decision, seconds=time.perf_counter() - started)
+
+
+def pip_requirements(family: str) -> list[str]:
+    """What the logged model needs, pinned to what trained it (no slow environment inference)."""
+    from importlib.metadata import version
+
+    lib = "lightgbm" if family == "lightgbm" else "xgboost-cpu"
+    return [f"mlflow=={version('mlflow')}", f"{lib}=={version(lib)}", f"pandas=={version('pandas')}"]
 
 
 def _log_plots(spec: DomainSpec, holdout: pd.DataFrame, pred: np.ndarray, fitted, family: str) -> None:

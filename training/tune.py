@@ -7,6 +7,7 @@ run under the training job's parent run.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -14,7 +15,7 @@ import mlflow
 import numpy as np
 import optuna
 import pandas as pd
-from optuna.storages import RDBStorage, RetryFailedTrialCallback
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
 from features.metrics import BRIER, POISSON_DEVIANCE, RMSE, Metric
 from features.registry import DomainSpec
@@ -44,8 +45,10 @@ PROFILES = {
 
 def open_study(storage_url: str, name: str, seed: int) -> optuna.Study:
     """Create or resume the study ``name``; trials of a killed worker are failed after a heartbeat gap."""
-    storage = RDBStorage(storage_url, heartbeat_interval=10, grace_period=30,
-                         failed_trial_callback=RetryFailedTrialCallback(max_retry=1))
+    with warnings.catch_warnings():  # heartbeats are marked experimental; they are what resuming needs
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        storage = RDBStorage(storage_url, heartbeat_interval=10, grace_period=30,
+                             heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
     return optuna.create_study(
         study_name=name, storage=storage, load_if_exists=True, direction="minimize",
         sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=4),
@@ -61,7 +64,9 @@ def cv_objective(spec: DomainSpec, X: pd.DataFrame, y: np.ndarray, w: np.ndarray
     def objective(trial: optuna.Trial) -> float:
         family, params = suggest(trial, spec.task, profile.max_rounds)
         trial.set_user_attr("params", params)
-        with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True):
+        parent = mlflow.active_run()
+        with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True,
+                              experiment_id=parent.info.experiment_id if parent else None):
             mlflow.log_params({"family": family, **params})
             scores, rounds = [], []
             try:

@@ -23,8 +23,9 @@ features_app = typer.Typer(help="Build feature tables.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(features_app, name="features")
 
-console = Console()
-err_console = Console(stderr=True)
+# Tables are wide: when output is not a terminal (CI logs, pipes) do not squeeze them to 80 columns.
+console = Console(width=None if Console().is_terminal else 160)
+err_console = Console(stderr=True, width=None if Console(stderr=True).is_terminal else 160)
 
 CHECKABLE = ("asos", "aws", "airkorea", "taas", "quakes", "buildings", "flood_traces", "tide", "nowcast",
              "static", "damage_surveys")
@@ -192,7 +193,8 @@ def train(
 
     settings = get_settings()
     table = Table("domain", "metric", "baseline", "model", "oracle", "gap closed", "family", "trials",
-                  "seconds", "version", "champion?", title=f"Training ({profile.value} profile)")
+                  "seconds", "version", title=f"Training ({profile.value} profile)",
+                  caption="version: the registered version; * = it is now the champion")
     results = []
     with _progress() as progress:
         for spec in _chosen_domains(domain):
@@ -202,8 +204,8 @@ def train(
             results.append(res)
             s, m = res.scores, spec.primary_metric
             table.add_row(spec.name, m, f"{s.baseline[m]:.4f}", f"{s.model[m]:.4f}", f"{s.oracle[m]:.4f}",
-                          f"{s.gap_closed:.0%}", res.family, str(res.trials), f"{res.seconds:.0f}",
-                          res.decision.version, "yes" if res.decision.promoted else "no")
+                          f"{s.gap_closed:.0%}", res.family, f"{res.trials} ({res.pruned} pruned)",
+                          f"{res.seconds:.0f}", f"v{res.decision.version}" + (" *" if res.decision.promoted else ""))
     console.print(table)
     for res in results:
         colour = "green" if res.decision.promoted else "yellow"

@@ -9,11 +9,13 @@ The HAZUS fragility estimate is a feature too, and the baseline uses the same fu
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from features import seismic
+from features.metrics import MAE, R2, RMSE
 from features.registry import DomainSpec, register
 
 CONDITIONS = ("magnitude", "epicentre_lat", "epicentre_lon", "depth_km")
@@ -164,6 +166,20 @@ def build_table(src) -> pd.DataFrame:
     return table.sort_values(["time", "scenario_id", "cell_id"], ignore_index=True)
 
 
+# --- evaluation (holdout only; the truth is never a feature) ---
+
+def baseline(rows: pd.DataFrame, history: pd.DataFrame) -> np.ndarray:
+    """Ground motion + HAZUS fragility alone, on the cell's building stock."""
+    return rows["fragility_damage_share"].to_numpy(float)
+
+
+def oracle(rows: pd.DataFrame, truth_dir) -> np.ndarray:
+    """The generator's expected damage share for each scenario and cell."""
+    truth = pd.read_parquet(Path(truth_dir) / "earthquake_truth.parquet")
+    joined = rows[["scenario_id", "cell_id"]].merge(truth, on=["scenario_id", "cell_id"], how="left")
+    return joined["damage_share"].to_numpy()
+
+
 SPEC = register(DomainSpec(
     name="earthquake",
     title="Earthquake building damage",
@@ -179,5 +195,9 @@ SPEC = register(DomainSpec(
     build_table=build_table,
     build_rows=build_rows,
     weight="weight",
+    metrics=(RMSE, MAE, R2),
+    primary_metric="rmse",
+    baseline=baseline,
+    oracle=oracle,
     extra={"units": UNITS},
 ))

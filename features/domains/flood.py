@@ -17,12 +17,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from features import timeseries as ts
 from features.errors import DataError
+from features.metrics import BRIER, PR_AUC, ROC_AUC
 from features.registry import DomainSpec, register
 
 log = logging.getLogger(__name__)
@@ -278,6 +280,33 @@ def label(src, rows: pd.DataFrame) -> np.ndarray:
     return (hits > 0).astype(np.int8)
 
 
+# --- evaluation (holdout only; the truth is never a feature) ---
+
+def heavy_rain_rule(rows: pd.DataFrame) -> np.ndarray:
+    """KMA heavy-rain rule on observed or forecast rain (1 h >= 50 and 3 h >= 90, or 1 h >= 72), low-lying cells."""
+    fires = np.zeros(len(rows), dtype=bool)
+    for one, three in (("rain_1h", "rain_3h"), ("rain_fcst_1h", "rain_fcst_3h")):
+        r1, r3 = rows[one].to_numpy(float), rows[three].to_numpy(float)
+        fires |= ((r1 >= 50) & (r3 >= 90)) | (r1 >= 72)
+    return fires & (rows["low_lying"].to_numpy() > 0)
+
+
+def baseline(rows: pd.DataFrame, history: pd.DataFrame) -> np.ndarray:
+    """The rule, turned into probabilities by the flood rate when it fired / did not fire in the history."""
+    fired = heavy_rain_rule(history)
+    y = history["flooded"].to_numpy(float)
+    p_fire = y[fired].mean() if fired.any() else 0.5
+    p_quiet = y[~fired].mean()
+    return np.where(heavy_rain_rule(rows), p_fire, p_quiet)
+
+
+def oracle(rows: pd.DataFrame, truth_dir) -> np.ndarray:
+    """The generator's flood probability for each row (absent from the sparse truth = below 1e-4)."""
+    truth = pd.read_parquet(Path(truth_dir) / "flood_truth.parquet")
+    joined = rows[["cell_id", "time"]].merge(truth, on=["cell_id", "time"], how="left")
+    return joined["p_flood"].fillna(0.0).to_numpy()
+
+
 SPEC = register(DomainSpec(
     name="flood",
     title="Flooding in the next 3 hours",
@@ -292,5 +321,9 @@ SPEC = register(DomainSpec(
     feature_set_version="flood-v1",
     build_table=build_table,
     build_rows=build_rows,
+    metrics=(PR_AUC, ROC_AUC, BRIER),
+    primary_metric="pr_auc",
+    baseline=baseline,
+    oracle=oracle,
     extra={"cause": cause, "units": UNITS},
 ))

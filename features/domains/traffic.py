@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,7 @@ import pandas as pd
 from features import calendar
 from features import timeseries as ts
 from features.errors import DataError
+from features.metrics import POISSON_DEVIANCE, TOP5_SHARE
 from features.registry import DomainSpec, register
 
 log = logging.getLogger(__name__)
@@ -237,6 +239,25 @@ def build_table(src, rate: float = 0.05) -> pd.DataFrame:
     return table
 
 
+# --- evaluation (holdout only; the truth is never a feature) ---
+
+def baseline(rows: pd.DataFrame, history: pd.DataFrame) -> np.ndarray:
+    """Historical rate of the same cell and slot, shrunk halfway to the cell's all-slot rate (so a slot
+    with no past accident does not predict zero); the city's mean where a cell has no history."""
+    slot = rows["cell_slot_rate_365d"].to_numpy(float)
+    cell = rows["cell_rate_365d"].to_numpy(float) / SLOTS_PER_DAY
+    city = np.average(history["accidents"], weights=history["weight"])
+    return np.nan_to_num(0.5 * slot + 0.5 * cell, nan=city)
+
+
+def oracle(rows: pd.DataFrame, truth_dir) -> np.ndarray:
+    """Expected accidents of each cell-slot: the cell's base rate times the slot's multiplier."""
+    cells = pd.read_parquet(Path(truth_dir) / "traffic_truth_cells.parquet")
+    slots = pd.read_parquet(Path(truth_dir) / "traffic_truth_slots.parquet")
+    joined = rows[["cell_id", "time"]].merge(cells, on="cell_id", how="left").merge(slots, on="time", how="left")
+    return (joined["base"] * joined["multiplier"]).to_numpy()
+
+
 SPEC = register(DomainSpec(
     name="traffic",
     title="Traffic accidents in a 3-hour slot",
@@ -252,5 +273,9 @@ SPEC = register(DomainSpec(
     build_table=build_table,
     build_rows=build_rows,
     weight="weight",
+    metrics=(POISSON_DEVIANCE, TOP5_SHARE),
+    primary_metric="poisson_deviance",
+    baseline=baseline,
+    oracle=oracle,
     extra={"units": UNITS},
 ))
