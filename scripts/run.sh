@@ -8,3 +8,4 @@ if [ ! -d data/raw ] || [ -n "${REGENERATE:-}" ]; then
   $US data generate
 fi
 $US features build --domain all
+$US train --domain all --profile quick --missing-only

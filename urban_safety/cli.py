@@ -187,17 +187,30 @@ def train(
     timeout: Annotated[float | None, typer.Option(min=1, help="Tuning time limit per domain, seconds.")] = None,
     profile: Annotated[ProfileName, typer.Option(help="quick: sampled rows, few trials; full: everything.")]
     = ProfileName.quick,
+    missing_only: Annotated[bool, typer.Option("--missing-only", help="Skip domains that have a champion.")]
+    = False,
 ) -> None:
     """Tune LightGBM and XGBoost with Optuna, log to MLflow, register, and promote only a better model."""
+    from training.champion import current_champion
+    from training.tracking import configure
     from training.train import train_domain
 
     settings = get_settings()
+    chosen = _chosen_domains(domain)
+    if missing_only:
+        client = configure(settings)
+        have = [spec.name for spec in chosen if current_champion(client, spec.name) is not None]
+        if have:
+            console.print(f"champions exist for {', '.join(have)}: not retraining them")
+        chosen = [spec for spec in chosen if spec.name not in have]
+        if not chosen:
+            return
     table = Table("domain", "metric", "baseline", "model", "oracle", "gap closed", "family", "trials",
                   "seconds", "version", title=f"Training ({profile.value} profile)",
                   caption="version: the registered version; * = it is now the champion")
     results = []
     with _progress() as progress:
-        for spec in _chosen_domains(domain):
+        for spec in chosen:
             task = progress.add_task(f"training {spec.name}", total=None)
             res = train_domain(spec, settings, profile.value, trials=trials, timeout=timeout)
             progress.update(task, description=f"trained {spec.name}")
