@@ -25,6 +25,66 @@ from features.metrics import Metric
 
 Task = Literal["binary", "count", "regression"]
 
+# The Korean four-step alert scale, lowest first: (Korean, English). Score bands 0-25, 25-50, 50-75, 75-100.
+LEVELS = (("관심", "interest"), ("주의", "caution"), ("경계", "alert"), ("심각", "serious"))
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One field of a domain's request conditions, as the API documents and validates it."""
+
+    name: str
+    unit: str
+    description: str
+    example: float | int | bool | str
+    minimum: float | None = None
+    maximum: float | None = None
+    kind: Literal["float", "int", "bool", "date"] = "float"
+    required: bool = False  # optional fields are read from the observations the service holds
+
+
+@dataclass(frozen=True)
+class Levels:
+    """Value -> 0-100 score: piecewise linear through ``breaks`` (the values scoring 0, 25, 50, 75, 100),
+    on a log scale for probabilities and rates. The level is the score's quarter."""
+
+    breaks: tuple[float, float, float, float, float]
+    log: bool = False
+
+    def score(self, values) -> np.ndarray:
+        v = np.asarray(values, dtype=float)
+        b = np.asarray(self.breaks, dtype=float)
+        if self.log:
+            v, b = np.log10(np.clip(v, b[0], None)), np.log10(b)
+        return np.interp(v, b, [0.0, 25.0, 50.0, 75.0, 100.0])
+
+    @staticmethod
+    def level(scores) -> np.ndarray:
+        """Index into :data:`LEVELS` for each score."""
+        return np.clip(np.asarray(scores, dtype=float) // 25, 0, 3).astype(int)
+
+
+@dataclass(frozen=True)
+class Serving:
+    """What the service needs to turn a client's request into feature rows and rows back into answers.
+
+    ``requests(sources, cells, at, conditions)``: ``cells`` has cell_id, lat, lon (one row per asked
+    location); returns feature-builder requests (the spec's keys, time and condition columns) plus a
+    ``cell_id`` column saying which cell each row answers. Conditions the client left out are absent from
+    ``conditions`` and read from the observations held, as the training table did.
+    ``combine(rows, pred)``: one row per cell_id with ``value`` and optionally ``cause`` and ``details``
+    (a dict per row, e.g. both PM values and the grade).
+    ``now(sources)``: the default prediction time, the latest time the held observations support.
+    """
+
+    conditions: tuple[Condition, ...]
+    levels: Levels
+    value: str  # what the value is, e.g. "probability of flooding in the next 3 h"
+    unit: str
+    requests: Callable[..., pd.DataFrame]
+    combine: Callable[..., pd.DataFrame]
+    now: Callable[..., pd.Timestamp]
+
 
 @dataclass(frozen=True)
 class DomainSpec:
@@ -48,6 +108,7 @@ class DomainSpec:
     primary_metric: str = ""
     baseline: Callable[..., np.ndarray] | None = None
     oracle: Callable[..., np.ndarray] | None = None
+    serving: Serving | None = None
     extra: dict = field(default_factory=dict)  # units, cause, grades: what serving needs to explain a score
 
     def metric(self, name: str | None = None) -> Metric:
