@@ -64,6 +64,23 @@ class Sources:
     def from_settings(cls, settings) -> Sources:
         return cls(settings.raw_dir, settings.city_config)
 
+    @classmethod
+    def from_frames(cls, frames: dict[str, pd.DataFrame], city) -> Sources:
+        """Sources held in memory (the service's snapshot): no raw folder behind them."""
+        src = cls(Path("<in memory>"), city)
+        src._frames = dict(frames)
+        return src
+
+    def loaded(self, names: Iterable[str]) -> dict[str, pd.DataFrame]:
+        """The canonical frames of ``names`` that exist, loading them if needed (missing ones skipped)."""
+        out = {}
+        for name in names:
+            try:
+                out[name] = self[name]
+            except DataError:
+                continue
+        return out
+
     def __getitem__(self, source: str) -> pd.DataFrame:
         if source not in self._frames:
             files = source_files(self.raw_dir, source)

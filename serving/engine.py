@@ -1,0 +1,269 @@
+"""The prediction engine behind the API: plain Python, no BentoML, so it is tested and benchmarked directly.
+
+It holds the sources snapshot (static layers and the observations the service knows), one booster per
+domain, and answers the API's questions through the same feature builders that made the training tables.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from features.registry import LEVELS, Condition, DomainSpec, Levels, domains
+from features.sources import Sources
+from serving.errors import ApiError
+from training.models import contributions, predict
+
+MAX_LOCATIONS = 500
+MAX_RECORDS = 10_000
+TOP_FACTORS = 5
+KINDS = {"float": float, "int": int, "bool": bool, "date": date}
+
+
+@dataclass
+class LoadedModel:
+    family: str
+    booster: Any
+    info: dict  # registry_version, run_id, trained_at, metrics, feature_set_version, features
+
+    @property
+    def version(self) -> str:
+        return f"{self.info.get('registered_model', '?')} v{self.info.get('registry_version', '?')}"
+
+
+def conditions_model(spec: DomainSpec) -> type[BaseModel]:
+    """A pydantic model of the domain's conditions: typed, ranged, unknown fields refused."""
+    fields = {}
+    for c in spec.serving.conditions:
+        kind = KINDS[c.kind]
+        constraint = {"ge": c.minimum, "le": c.maximum} if c.kind in ("float", "int") else {}
+        default = ... if c.required else None
+        fields[c.name] = (kind if c.required else kind | None,
+                          Field(default, description=f"{c.description} [{c.unit}]", examples=[c.example],
+                                **{k: v for k, v in constraint.items() if v is not None}))
+    return create_model(f"{spec.name.title().replace('_', '')}Conditions",
+                        __config__=ConfigDict(extra="forbid"), **fields)
+
+
+def condition_schema(c: Condition) -> dict:
+    return {"name": c.name, "unit": c.unit, "description": c.description, "type": c.kind,
+            "minimum": c.minimum, "maximum": c.maximum, "example": c.example, "required": c.required}
+
+
+@dataclass
+class Engine:
+    sources: Sources
+    models: dict[str, LoadedModel]
+    problems: dict[str, str] = field(default_factory=dict)  # domain -> why its model is not loaded
+
+    def __post_init__(self) -> None:
+        self.specs = {name: spec for name, spec in domains().items() if spec.serving is not None}
+        self.grid = self.sources.grid
+        self.cells = self.grid.cells.set_index("cell_id", drop=False)
+        self._conditions = {name: conditions_model(spec) for name, spec in self.specs.items()}
+        self._now = {name: pd.Timestamp(spec.serving.now(self.sources)) for name, spec in self.specs.items()}
+        self._geometry = _cell_geometries(self.grid)
+
+    # --- state -------------------------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        return all(name in self.models for name in self.specs)
+
+    def _model(self, domain: str) -> LoadedModel:
+        if domain not in self.models:
+            reason = self.problems.get(domain, "no model loaded")
+            raise ApiError(503, ["domain"], f"the {domain} model is not available: {reason}", "unavailable")
+        return self.models[domain]
+
+    def _spec(self, domain: str) -> DomainSpec:
+        if domain not in self.specs:
+            raise ApiError(400, ["domain"], f"unknown domain {domain!r}; known: {', '.join(self.specs)}")
+        return self.specs[domain]
+
+    # --- request parts -------------------------------------------------------------------------
+    def locate(self, locations: list[dict]) -> pd.DataFrame:
+        """cell_id, lat, lon, district of each location ({lat, lon} or {cell_id}), in order."""
+        if not locations:
+            raise ApiError(400, ["locations"], "give at least one location")
+        if len(locations) > MAX_LOCATIONS:
+            raise ApiError(413, ["locations"], f"{len(locations)} locations; at most {MAX_LOCATIONS} per request "
+                           "(use /risk_map for the whole city)", "too_large")
+        ids = []
+        for i, loc in enumerate(locations):
+            if loc.get("cell_id") is not None:
+                if loc["cell_id"] not in self.cells.index:
+                    raise ApiError(404, ["locations", i, "cell_id"], f"unknown cell {loc['cell_id']!r}", "not_found")
+                ids.append(loc["cell_id"])
+                continue
+            pos = self.grid.locate(loc["lat"], loc["lon"])[0]
+            if pos < 0:
+                raise ApiError(400, ["locations", i], f"point ({loc['lat']}, {loc['lon']}) is outside "
+                               f"{self.grid.city.name}'s land grid", "outside_city")
+            ids.append(self.grid.cells["cell_id"].iat[pos])
+        return self.cells.loc[ids, ["cell_id", "lat", "lon", "district"]].reset_index(drop=True)
+
+    def conditions(self, spec: DomainSpec, given: dict | None) -> dict:
+        try:
+            parsed = self._conditions[spec.name].model_validate(given or {})
+        except ValidationError as exc:
+            errs = exc.errors(include_context=False, include_input=False, include_url=False)
+            first = errs[0]
+            raise ApiError(400, ["conditions", *first["loc"]], first["msg"], first["type"]) from None
+        return parsed.model_dump(exclude_none=True)
+
+    def at(self, spec: DomainSpec, at: datetime | None) -> pd.Timestamp:
+        now = self._now[spec.name]
+        if at is None:
+            return now
+        ts = pd.Timestamp(at)
+        if ts.tzinfo is not None:
+            ts = ts.tz_convert(self.grid.city.timezone).tz_localize(None)
+        if ts > now:
+            raise ApiError(400, ["at"], f"{ts:%Y-%m-%d %H:%M} is after the newest observations the service "
+                           f"holds for {spec.name} ({now:%Y-%m-%d %H:%M}); omit `at` to use that time")
+        return ts
+
+    def _predict(self, spec: DomainSpec, model: LoadedModel, cells: pd.DataFrame, at: pd.Timestamp,
+                 conditions: dict) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+        requests = spec.serving.requests(self.sources, cells, at, conditions)
+        rows = spec.build_rows(self.sources, requests)
+        X = rows[list(spec.features)]
+        pred = predict(model.family, model.booster, X)
+        answers = spec.serving.combine(rows, pred).set_index("cell_id")
+        return rows, answers, pred
+
+    # --- the API's questions -----------------------------------------------------------------
+    def risk(self, domain: str, locations: list[dict], at: datetime | None, conditions: dict | None) -> dict:
+        """Per location: cell, score, level, value, top factors, cause, model version."""
+        spec = self._spec(domain)
+        cells = self.locate(locations)
+        conds, when = self.conditions(spec, conditions), self.at(spec, at)
+        model = self._model(domain)
+        unique = cells.drop_duplicates("cell_id")
+        rows, answers, _ = self._predict(spec, model, unique, when, conds)
+        factors = self._top_factors(spec, model, rows)
+        scores = spec.serving.levels.score(answers["value"].to_numpy(float))
+        answers = answers.assign(score=scores, level=Levels.level(scores))
+        results = []
+        for (_, cell), query in zip(cells.iterrows(), locations, strict=True):
+            a = answers.loc[cell["cell_id"]]
+            ko, en = LEVELS[int(a["level"])]
+            results.append({
+                "query": {k: v for k, v in query.items() if v is not None},
+                "cell_id": cell["cell_id"], "lat": float(cell["lat"]), "lon": float(cell["lon"]),
+                "district": cell["district"], "score": round(float(a["score"]), 1), "level": ko, "level_en": en,
+                "value": _num(a["value"]), "unit": spec.serving.unit,
+                "top_factors": factors.get(cell["cell_id"], []),
+                "cause": a.get("cause") if isinstance(a.get("cause"), str) else None,
+                "details": a.get("details") if isinstance(a.get("details"), dict) else None,
+                "model_version": model.version,
+            })
+        return {"domain": domain, "at": when.isoformat(), "value_meaning": spec.serving.value,
+                "model_version": model.version, "results": results}
+
+    def risk_map(self, domain: str, at: datetime | None, conditions: dict | None) -> bytes:
+        """GeoJSON FeatureCollection of every cell, serialised here (the geometry strings are cached)."""
+        spec = self._spec(domain)
+        conds, when = self.conditions(spec, conditions), self.at(spec, at)
+        model = self._model(domain)
+        _, answers, _ = self._predict(spec, model, self.cells[["cell_id", "lat", "lon", "district"]]
+                                      .reset_index(drop=True), when, conds)
+        answers = answers.reindex(self.cells.index)
+        values = answers["value"].to_numpy(float)
+        scores = spec.serving.levels.score(values)
+        levels = Levels.level(scores)
+        causes = answers["cause"] if "cause" in answers else pd.Series(None, index=answers.index)
+        parts = []
+        for cid, geom, v, s, lv, cause in zip(self.cells.index, self._geometry, values, scores, levels, causes,
+                                             strict=True):
+            props = {"cell_id": cid, "district": self.cells.at[cid, "district"], "score": round(float(s), 1),
+                     "level": LEVELS[lv][0], "level_en": LEVELS[lv][1], "value": _num(v),
+                     "cause": cause if isinstance(cause, str) else None}
+            parts.append(f'{{"type":"Feature","geometry":{geom},"properties":{json.dumps(props, ensure_ascii=False)}}}')
+        head = json.dumps({"domain": domain, "at": when.isoformat(), "unit": spec.serving.unit,
+                           "value_meaning": spec.serving.value, "model_version": model.version},
+                          ensure_ascii=False)
+        return (f'{{"type":"FeatureCollection","metadata":{head},"features":[' + ",".join(parts) + "]}").encode()
+
+    def predict_records(self, domain: str, records: list[dict]) -> dict:
+        """Raw model outputs for feature rows given as {feature: value} objects."""
+        spec = self._spec(domain)
+        if not records:
+            raise ApiError(400, ["records"], "give at least one record")
+        if len(records) > MAX_RECORDS:
+            raise ApiError(413, ["records"], f"{len(records)} records; at most {MAX_RECORDS} per request",
+                           "too_large")
+        wanted = set(spec.features)
+        for i, rec in enumerate(records):
+            if rec.keys() != wanted:
+                missing, extra = sorted(wanted - rec.keys()), sorted(rec.keys() - wanted)
+                what = (f"missing feature(s) {', '.join(missing)}" if missing else "") + \
+                       ("; " if missing and extra else "") + \
+                       (f"unknown feature(s) {', '.join(extra)}" if extra else "")
+                raise ApiError(400, ["records", i], f"{what} (expected the {len(wanted)} features listed by "
+                               f"GET /domains)", "feature_mismatch")
+        model = self._model(domain)
+        X = pd.DataFrame.from_records(records, columns=list(spec.features)).astype("float64")
+        pred = predict(model.family, model.booster, X)
+        return {"domain": domain, "model_version": model.version, "predictions": [_num(p) for p in pred]}
+
+    def _top_factors(self, spec: DomainSpec, model: LoadedModel, rows: pd.DataFrame) -> dict[str, list]:
+        """The largest contributions (model margin scale) of each cell's first row."""
+        first = rows.drop_duplicates("cell_id")
+        contrib = contributions(model.family, model.booster, first[list(spec.features)])[:, :-1]
+        out = {}
+        for cid, row in zip(first["cell_id"], contrib, strict=True):
+            top = np.argsort(-np.abs(row))[:TOP_FACTORS]
+            out[cid] = [{"feature": spec.features[j], "contribution": round(float(row[j]), 4)} for j in top]
+        return out
+
+    # --- descriptions ----------------------------------------------------------------------------
+    def models_info(self) -> dict:
+        out = {}
+        for name in self.specs:
+            if name in self.models:
+                out[name] = {"status": "serving", "model_version": self.models[name].version,
+                             **self.models[name].info}
+            else:
+                out[name] = {"status": "unavailable", "reason": self.problems.get(name, "no model loaded")}
+        return {"ready": self.ready, "domains": out}
+
+    def domains_info(self) -> dict:
+        out = {}
+        for name, spec in self.specs.items():
+            s = spec.serving
+            out[name] = {
+                "title": spec.title, "value": s.value, "unit": s.unit, "horizon_hours": spec.horizon.total_seconds() / 3600,
+                "default_at": self._now[name].isoformat(),
+                "conditions": [condition_schema(c) for c in s.conditions],
+                "levels": [{"level": ko, "level_en": en, "score_from": 25 * i, "score_to": 25 * (i + 1),
+                            "value_from": s.levels.breaks[i], "value_to": s.levels.breaks[i + 1]}
+                           for i, (ko, en) in enumerate(LEVELS)],
+                "features": list(spec.features),
+            }
+        return {"city": self.grid.city.name, "cells": len(self.cells), "grid_m": self.grid.size_m,
+                "limits": {"locations": MAX_LOCATIONS, "records": MAX_RECORDS}, "domains": out}
+
+
+def _num(v) -> float | None:
+    v = float(v)
+    return round(v, 6) if np.isfinite(v) else None
+
+
+def _cell_geometries(grid) -> list[str]:
+    """Each cell's square as a GeoJSON Polygon string, computed once."""
+    size = grid.size_m
+    cells = grid.cells
+    x0, y0 = cells["col"].to_numpy() * size, cells["row"].to_numpy() * size
+    out = []
+    for x, y in zip(x0, y0, strict=True):
+        lat, lon = grid.to_latlon(np.array([x, x + size, x + size, x, x]), np.array([y, y, y + size, y + size, y]))
+        ring = ",".join(f"[{a:.6f},{b:.6f}]" for a, b in zip(lon, lat, strict=True))
+        out.append(f'{{"type":"Polygon","coordinates":[[{ring}]]}}')
+    return out

@@ -1,0 +1,131 @@
+"""Move champions from the MLflow registry into BentoML's model store, with the data snapshot they need.
+
+``urban-safety serve`` calls :func:`import_champions` and :func:`snapshot_sources`; the service (and a
+Bento built with ``bentoml build``) then reads only BentoML's store: no MLflow server is needed to serve.
+Each domain is a BentoML model ``urban-safety-<domain>`` holding the native booster file; the data the
+feature builders read at request time is the model ``urban-safety-context`` (Parquet per source).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import bentoml
+import lightgbm as lgb
+import pandas as pd
+import xgboost as xgb
+from bentoml.exceptions import NotFound
+
+from features.city import City
+from features.registry import domains
+from features.sources import Sources, source_files
+from serving.engine import LoadedModel
+from training.champion import current_champion, load_native
+from training.tracking import configure, registered_name
+from urban_safety.settings import Settings
+
+CONTEXT = "urban-safety-context"
+BOOSTER_FILE = {"lightgbm": "booster.txt", "xgboost": "booster.ubj"}
+
+
+def bento_name(domain: str) -> str:
+    return registered_name(domain)
+
+
+@dataclass(frozen=True)
+class Imported:
+    domain: str
+    tag: str | None
+    registry_version: str | None
+    status: str  # imported | unchanged | missing
+
+
+def _latest(name: str):
+    try:
+        return bentoml.models.get(f"{name}:latest")
+    except NotFound:
+        return None
+
+
+def import_champions(settings: Settings) -> list[Imported]:
+    """Copy each domain's ``champion`` into BentoML's store (skipped when the latest copy is that champion)."""
+    client = configure(settings)
+    out = []
+    for name, spec in domains().items():
+        champion = current_champion(client, name)
+        if champion is None:
+            out.append(Imported(name, None, None, "missing"))
+            continue
+        latest = _latest(bento_name(name))
+        if latest is not None and latest.info.labels.get("run_id") == champion.run_id:
+            out.append(Imported(name, str(latest.tag), str(champion.version), "unchanged"))
+            continue
+        family, booster = load_native(f"models:/{registered_name(name)}/{champion.version}")
+        run = client.get_run(champion.run_id)
+        metrics = {k: v for k, v in run.data.metrics.items() if k.startswith(("holdout_", "baseline_", "oracle_"))}
+        metadata = {"family": family, "features": list(spec.features), "registered_model": registered_name(name),
+                    "registry_version": str(champion.version), "run_id": champion.run_id,
+                    "feature_set_version": run.data.tags.get("feature_set_version"),
+                    "trained_at": pd.Timestamp(run.info.start_time, unit="ms", tz="UTC").isoformat(),
+                    "holdout_metrics": metrics, "primary_metric": spec.primary_metric}
+        with bentoml.models.create(bento_name(name), labels={"domain": name, "run_id": champion.run_id,
+                                                            "registry_version": str(champion.version)},
+                                   metadata=metadata) as model:
+            booster.save_model(str(Path(model.path) / BOOSTER_FILE[family]))
+        out.append(Imported(name, str(model.tag), str(champion.version), "imported"))
+    return out
+
+
+def _fingerprint(settings: Settings, names: list[str]) -> str:
+    digest = hashlib.sha256(settings.city_config.model_dump_json().encode())
+    for name in names:
+        for f in source_files(settings.raw_dir, name):
+            stat = f.stat()
+            digest.update(f"{f.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+def snapshot_sources(settings: Settings) -> str:
+    """Store the canonical frames every domain's builder reads (loaded from the raw folder) as one model."""
+    names = sorted({s for spec in domains().values() for s in spec.sources})
+    fingerprint = _fingerprint(settings, names)
+    latest = _latest(CONTEXT)
+    if latest is not None and latest.info.labels.get("fingerprint") == fingerprint:
+        return str(latest.tag)
+    frames = Sources.from_settings(settings).loaded(names)
+    with bentoml.models.create(CONTEXT, labels={"fingerprint": fingerprint},
+                               metadata={"city": json.loads(settings.city_config.model_dump_json()),
+                                         "sources": sorted(frames)}) as model:
+        for name, frame in frames.items():
+            frame.to_parquet(Path(model.path) / f"{name}.parquet", index=False)
+    return str(model.tag)
+
+
+def load_context() -> Sources:
+    """The snapshot as in-memory Sources (raises NotFound when there is none)."""
+    model = bentoml.models.get(f"{CONTEXT}:latest")
+    city = City.model_validate(model.info.metadata["city"])
+    frames = {name: pd.read_parquet(Path(model.path) / f"{name}.parquet") for name in model.info.metadata["sources"]}
+    return Sources.from_frames(frames, city)
+
+
+def load_models() -> tuple[dict[str, LoadedModel], dict[str, str]]:
+    """Every domain's latest booster from BentoML's store, and the reason for each one that failed."""
+    models, problems = {}, {}
+    for name in domains():
+        try:
+            model = bentoml.models.get(f"{bento_name(name)}:latest")
+            meta = model.info.metadata
+            path = str(Path(model.path) / BOOSTER_FILE[meta["family"]])
+            booster = lgb.Booster(model_file=path) if meta["family"] == "lightgbm" else xgb.Booster(model_file=path)
+            if list(meta["features"]) != list(domains()[name].features):
+                raise ValueError(f"its features differ from the code's {domains()[name].feature_set_version}")
+            models[name] = LoadedModel(meta["family"], booster, {**meta, "bento_tag": str(model.tag)})
+        except NotFound:
+            problems[name] = f"no {bento_name(name)} in the BentoML model store (run `urban-safety serve`)"
+        except Exception as exc:  # a corrupt or unreadable model must not stop the other domains
+            problems[name] = f"{bento_name(name)} could not be loaded: {type(exc).__name__}: {exc}"
+    return models, problems

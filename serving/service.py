@@ -1,0 +1,104 @@
+"""The BentoML service: POST /risk, /risk_map, /predict; GET /models, /domains (and the dashboard) from a
+mounted FastAPI app; BentoML's own /healthz, /readyz (false until every model is loaded) and /metrics.
+
+Errors: every 4xx is ``{"error": "<field>: <problem>", "detail": [{"loc", "msg", "type"}]}`` (serving/errors.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import datetime
+from typing import Any
+
+import bentoml
+from fastapi import FastAPI
+from starlette.responses import JSONResponse, Response
+
+from serving.engine import Engine
+from serving.errors import ApiError, ErrorShapeMiddleware
+from serving.schemas import DomainName, Location
+
+log = logging.getLogger("urban_safety.serving")
+web = FastAPI(title="Urban safety risk: read-only routes", docs_url=None, redoc_url=None)
+
+
+def _engine_or_error():
+    svc = bentoml.get_current_service()
+    if svc.engine is None:
+        return None, JSONResponse({"error": f"service not ready: {svc.startup_problem}",
+                                   "detail": [{"loc": [], "msg": svc.startup_problem, "type": "unavailable"}]},
+                                  status_code=503)
+    return svc.engine, None
+
+
+@web.get("/models")
+def models() -> Response:
+    """Which model serves each domain: registry version, run id, trained at, holdout metrics."""
+    engine, error = _engine_or_error()
+    return error or JSONResponse(engine.models_info())
+
+
+@web.get("/domains")
+def domain_list() -> Response:
+    """Each domain's conditions (units, ranges, examples), alert levels and feature list."""
+    engine, error = _engine_or_error()
+    return error or JSONResponse(engine.domains_info())
+
+
+@bentoml.service(
+    name="urban_safety_risk",
+    workers=int(os.environ.get("URBAN_SAFETY_WORKERS", "1")),
+    traffic={"timeout": 60},
+)
+@bentoml.asgi_app(web, path="/")
+class RiskService:
+    """Risk predictions for the city's safety department and dashboards."""
+
+    def __init__(self) -> None:
+        from serving.model_store import load_context, load_models
+
+        self.engine: Engine | None = None
+        self.startup_problem = ""
+        try:
+            sources = load_context()
+            models, problems = load_models()
+            self.engine = Engine(sources, models, problems)
+            for domain, reason in problems.items():
+                log.error("domain %s not served: %s", domain, reason)
+        except Exception as exc:  # report not-ready with the reason instead of crash-looping
+            self.startup_problem = f"{type(exc).__name__}: {exc}"
+            log.exception("service could not start its engine")
+
+    def __is_ready__(self) -> bool:
+        return self.engine is not None and self.engine.ready
+
+    def _call(self, fn, *args):
+        if self.engine is None:
+            return ApiError(503, [], f"service not ready: {self.startup_problem}", "unavailable").response()
+        try:
+            return fn(*args)
+        except ApiError as exc:
+            return exc.response()
+
+    @bentoml.api(route="/risk")
+    def risk(self, domain: DomainName, locations: list[Location], conditions: dict[str, Any] | None = None,
+             at: datetime | None = None) -> dict:
+        """Risk at each location: cell, score 0-100, alert level, value, top factors, cause, model version."""
+        locs = [loc.model_dump() for loc in locations]
+        return self._call(lambda: self.engine.risk(domain.value, locs, at, conditions))
+
+    @bentoml.api(route="/risk_map")
+    def risk_map(self, domain: DomainName, conditions: dict[str, Any] | None = None,
+                 at: datetime | None = None) -> dict:
+        """GeoJSON FeatureCollection of every cell with score, level and value."""
+        return self._call(lambda: Response(self.engine.risk_map(domain.value, at, conditions),
+                                           media_type="application/geo+json"))
+
+    @bentoml.api(route="/predict")
+    def predict(self, domain: DomainName, records: list[dict[str, float | None]]) -> dict:
+        """Raw model outputs for feature rows ({feature: value}, the features listed by GET /domains)."""
+        return self._call(lambda: self.engine.predict_records(domain.value, records))
+
+
+RiskService.add_asgi_middleware(ErrorShapeMiddleware)
