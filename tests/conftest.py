@@ -28,3 +28,18 @@ def small_data(tmp_path_factory) -> Settings:
     settings = small_settings(tmp_path_factory.mktemp("small"))
     generate(settings)
     return settings
+
+
+@pytest.fixture(scope="session")
+def small_tables(small_data, tmp_path_factory) -> Settings:
+    """Feature tables of every domain built from the small data set; ``root`` is a fresh project folder
+    (so MLflow's default store lands there). Treat the tables as read-only."""
+    from features.build import build_features
+    from features.registry import domains
+    from features.sources import Sources
+
+    settings = small_data.model_copy(update={"root": tmp_path_factory.mktemp("project")})
+    sources = Sources.from_settings(settings)
+    for spec in domains().values():
+        build_features(spec, sources, settings.features_dir)
+    return settings

@@ -248,3 +248,41 @@ def promote_cmd(
         err_console.print(f"[bold red]error:[/] urban-safety-{spec.name} version {version}: {exc.message}")
         raise typer.Exit(1) from None
     console.print(f"[green]urban-safety-{spec.name} v{version} is champion[/]: {note}", highlight=False)
+
+
+@app.command("serve")
+@friendly_errors
+def serve(
+    port: Annotated[int, typer.Option(envvar="URBAN_SAFETY_PORT", help="HTTP port.")] = 3000,
+    host: Annotated[str, typer.Option(envvar="URBAN_SAFETY_HOST", help="Interface to listen on.")] = "127.0.0.1",
+    prepare_only: Annotated[bool, typer.Option("--prepare-only", help="Import models and data, don't start.")]
+    = False,
+) -> None:
+    """Import every champion and the data snapshot into BentoML's store, then start the service."""
+    import os
+    import sys
+
+    from serving.model_store import import_champions, snapshot_sources
+
+    settings = get_settings()
+    with _progress() as progress:
+        task = progress.add_task("importing champions from the MLflow registry", total=None)
+        imported = import_champions(settings)
+        progress.update(task, description="snapshotting the data the feature builders read")
+        context = snapshot_sources(settings)
+        progress.update(task, description="models and data ready")
+    for item in imported:
+        colour = {"missing": "red", "imported": "green"}.get(item.status, "white")
+        version = f" (registry v{item.registry_version})" if item.registry_version else ""
+        console.print(f"[{colour}]{item.domain}: {item.status}[/] {item.tag or ''}{version}", highlight=False)
+    console.print(f"data snapshot: {context}")
+    if prepare_only:
+        return
+    console.print(f"serving on http://{host}:{port} (dashboard: /dashboard, API docs: /docs)")
+    cmd = [sys.executable, "-m", "bentoml", "serve", "serving.service:RiskService", "--host", host,
+           "--port", str(port), "--working-dir", str(settings.root)]
+    os.execv(sys.executable, cmd)
+
+
+if __name__ == "__main__":
+    app()

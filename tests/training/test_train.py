@@ -5,12 +5,11 @@ from __future__ import annotations
 import mlflow
 import numpy as np
 import optuna
+import pandas as pd
 import pytest
 from mlflow.entities import RunStatus
 
-from features.build import build_features
 from features.registry import domains, get_domain
-from features.sources import Sources
 from training import tune
 from training.champion import ALIAS, load_native, promote, register_and_decide
 from training.models import fit, predict
@@ -22,23 +21,12 @@ from urban_safety.settings import Settings
 TINY = Profile("tiny", trials=3, folds=2, max_rows=15_000, max_rounds=40, timeout_s=None)
 
 
-@pytest.fixture(scope="module")
-def tables(small_data, tmp_path_factory) -> Settings:
-    """Feature tables of every domain built from the small data set, in their own folder."""
-    settings = Settings(data_dir=small_data.data, grid_m=small_data.grid_m, years=small_data.years,
-                        seed=small_data.seed, root=tmp_path_factory.mktemp("project"))
-    sources = Sources.from_settings(settings)
-    for spec in domains().values():
-        build_features(spec, sources, settings.features_dir)
-    return settings
-
-
 @pytest.fixture
-def store(tables, tmp_path, monkeypatch) -> Settings:
+def store(small_tables, tmp_path, monkeypatch) -> Settings:
     """A fresh MLflow store and Optuna storage for one test."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("URBAN_SAFETY_OPTUNA_STORAGE", raising=False)
-    return tables.model_copy(update={"root": tmp_path})
+    return small_tables.model_copy(update={"root": tmp_path})
 
 
 @pytest.mark.parametrize("domain", sorted(domains()))
@@ -52,7 +40,7 @@ def test_tiny_training_leaves_a_champion_that_predicts_like_the_model_in_memory(
     assert str(champion.version) == "1" and champion.tags["decision"] == "promoted"
     family, booster = load_native(f"models:/{registered_name(domain)}@{ALIAS}")
     assert family == result.family
-    table = __import__("pandas").read_parquet(store.features_dir / f"{domain}.parquet")
+    table = pd.read_parquet(store.features_dir / f"{domain}.parquet")
     rows = table.sort_values(spec.time, kind="stable").tail(200)[list(spec.features)]
     np.testing.assert_allclose(predict(family, booster, rows), result.fitted.predict(rows), rtol=1e-6)
 
@@ -74,7 +62,7 @@ def test_a_worse_model_is_registered_but_not_promoted_and_a_person_can_override(
     client = configure(store)
 
     # A model trained on shuffled labels: registered, scored on the same holdout, not promoted.
-    table = __import__("pandas").read_parquet(store.features_dir / "fine_dust.parquet")
+    table = pd.read_parquet(store.features_dir / "fine_dust.parquet")
     X = table[list(spec.features)]
     y = np.random.default_rng(0).permutation(table[spec.target].to_numpy())
     bad = fit("lightgbm", spec.task, {"objective": "regression", "num_boost_round": 20}, X, y, None)

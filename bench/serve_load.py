@@ -1,0 +1,159 @@
+"""Benchmark: the BentoML service against `mlflow models serve` on the same champion, same load, same run.
+
+Needs the main job done first (`./scripts/run.sh` or `urban-safety serve --prepare-only`): it serves the
+project's BentoML store and MLflow registry. Load comes from wrk (Debian package `wrk`; installed by this
+script with apt-get when missing and allowed) on loopback, bounded in time.
+
+    .venv/bin/python bench/serve_load.py [--domain flood] [--seconds 10] [--connections 16]
+
+Prints requests/s and p50/p99 for: single-location /risk, 1,000-row /predict, /risk_map, and MLflow's
+/invocations with 1 and 1,000 rows, plus the raw booster's predict time for the same 1,000 rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from features.registry import get_domain  # noqa: E402
+from training.champion import load_native  # noqa: E402
+from training.models import predict  # noqa: E402
+from training.tracking import configure, registered_name  # noqa: E402
+from urban_safety.settings import Settings  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(cmd: list[str], url: str, ready_path: str, env: dict) -> subprocess.Popen:
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{cmd[:4]} exited with {proc.returncode}")
+        try:
+            if httpx.get(url + ready_path, timeout=2).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    stop(proc)
+    raise RuntimeError(f"{cmd[:4]} not ready in 180 s")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def wrk(url: str, body: dict, seconds: int, connections: int) -> dict:
+    """requests/s, p50 and p99 (ms) and non-2xx count for POSTing ``body`` to ``url``."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                     f"wrk.body = {json.dumps(json.dumps(body))}\n")
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name, url],
+                         capture_output=True, text=True, timeout=seconds + 60).stdout
+    os.unlink(script.name)
+
+    def ms(label: str) -> float:
+        m = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)", out, re.M)
+        if not m:
+            return float("nan")
+        return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return {"rps": rps, "p50": ms("50"), "p99": ms("99"), "errors": int(errors.group(1)) if errors else 0}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--domain", default="flood")
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        subprocess.run(["apt-get", "install", "-y", "wrk"], check=True, capture_output=True)
+
+    settings = Settings()
+    spec = get_domain(args.domain)
+    client = configure(settings)
+    model_uri = f"models:/{registered_name(spec.name)}@champion"
+    family, booster = load_native(model_uri)
+    table = pd.read_parquet(settings.features_dir / f"{spec.name}.parquet").tail(1000)
+    X = table[list(spec.features)].astype("float64")
+    records = X.where(X.notna(), None).to_dict("records")
+
+    # The raw booster: the floor every server is measured against.
+    times = []
+    for _ in range(20):
+        t = time.perf_counter()
+        predict(family, booster, X)
+        times.append(time.perf_counter() - t)
+    raw_ms = float(np.median(times)) * 1e3
+
+    env = {**os.environ, "URBAN_SAFETY_WORKERS": os.environ.get("URBAN_SAFETY_WORKERS", "2")}
+    rows = []
+    bento_port, mlflow_port = free_port(), free_port()
+    bento = start([sys.executable, "-m", "bentoml", "serve", "serving.service:RiskService", "--port", str(bento_port),
+                   "--host", "127.0.0.1"], f"http://127.0.0.1:{bento_port}", "/readyz", env)
+    try:
+        base = f"http://127.0.0.1:{bento_port}"
+        point = {"lat": 37.4777, "lon": 126.6249}
+        rows.append(("bentoml /risk, 1 location", 1, wrk(f"{base}/risk", {"domain": spec.name, "locations": [point]},
+                                                         args.seconds, args.connections)))
+        rows.append(("bentoml /predict, 1,000 rows", 1000, wrk(f"{base}/predict",
+                                                               {"domain": spec.name, "records": records},
+                                                               args.seconds, 4)))
+        rows.append(("bentoml /risk_map, whole city", 1, wrk(f"{base}/risk_map", {"domain": spec.name},
+                                                             args.seconds, 4)))
+    finally:
+        stop(bento)
+    mlflow_env = {**env, "MLFLOW_TRACKING_URI": settings.tracking_uri}
+    mlf = start([sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri, "--env-manager", "local",
+                 "-p", str(mlflow_port), "-h", "127.0.0.1"], f"http://127.0.0.1:{mlflow_port}", "/ping", mlflow_env)
+    try:
+        url = f"http://127.0.0.1:{mlflow_port}/invocations"
+        split = json.loads(X.to_json(orient="split", index=False))
+        one = {"dataframe_split": {"columns": split["columns"], "data": split["data"][:1]}}
+        rows.append(("mlflow models serve, 1 row", 1, wrk(url, one, args.seconds, args.connections)))
+        rows.append(("mlflow models serve, 1,000 rows", 1000, wrk(url, {"dataframe_split": split}, args.seconds, 4)))
+    finally:
+        stop(mlf)
+
+    print(f"domain {spec.name}, champion {model_uri} ({family}), {os.cpu_count()} cores, "
+          f"BentoML workers {env['URBAN_SAFETY_WORKERS']}, wrk {args.seconds} s per line")
+    print(f"{'what':<34} {'req/s':>9} {'rows/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    for name, n, r in rows:
+        print(f"{name:<34} {r['rps']:9.1f} {r['rps'] * n:10.0f} {r['p50']:8.1f} {r['p99']:8.1f} {r['errors']:7d}")
+    print(f"{'raw booster predict, 1,000 rows':<34} {'':>9} {1000 / raw_ms * 1e3:10.0f} {raw_ms:8.2f}")
+    print("targets: /risk >= 1,000 req/s with p99 < 50 ms; /predict >= 50,000 rows/s; /risk_map p50 < 150 ms")
+    del client
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""A real `bentoml serve` process over tiny champions of every domain, started once for the serving tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from features.registry import domains
+from training.train import train_domain
+from training.tune import Profile
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = Profile("tiny", trials=2, folds=2, max_rows=15_000, max_rounds=30, timeout_s=None)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def served(small_tables, tmp_path_factory):
+    """Train tiny champions, import them into a private BentoML home, start the server; yield its URL."""
+    bentoml_home = tmp_path_factory.mktemp("bentoml")
+    env_keep = {k: os.environ.get(k) for k in ("BENTOML_HOME", "MLFLOW_TRACKING_URI")}
+    os.environ["BENTOML_HOME"] = str(bentoml_home)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    try:
+        for spec in domains().values():
+            train_domain(spec, small_tables, TINY)
+        # BentoML reads BENTOML_HOME when first used, so the import runs in its own process.
+        env = {**os.environ, "URBAN_SAFETY_DATA_DIR": str(small_tables.data), "URBAN_SAFETY_ROOT": str(small_tables.root),
+               "URBAN_SAFETY_GRID_M": str(small_tables.grid_m), "URBAN_SAFETY_YEARS": "1",
+               "URBAN_SAFETY_START": str(small_tables.start), "URBAN_SAFETY_SEED": str(small_tables.seed)}
+        subprocess.run([sys.executable, "-m", "urban_safety.cli", "serve", "--prepare-only"], env=env, check=True,
+                       cwd=ROOT, capture_output=True)
+        port = free_port()
+        log = open(tmp_path_factory.mktemp("logs") / "server.log", "w")  # noqa: SIM115
+        proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "serving.service:RiskService",
+                                 "--host", "127.0.0.1", "--port", str(port)], env=env, cwd=ROOT, stdout=log,
+                                stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited: {Path(log.name).read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        else:
+            proc.kill()
+            raise RuntimeError(f"server not ready in 120 s: {Path(log.name).read_text()[-3000:]}")
+        yield url
+        proc.terminate()
+        proc.wait(timeout=30)
+    finally:
+        for k, v in env_keep.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
