@@ -9,18 +9,28 @@ from __future__ import annotations
 import logging
 import os
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import bentoml
 from fastapi import FastAPI
-from starlette.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.responses import FileResponse, JSONResponse, Response
 
 from serving.engine import Engine
 from serving.errors import ApiError, ErrorShapeMiddleware
 from serving.schemas import DomainName, Location
 
 log = logging.getLogger("urban_safety.serving")
+STATIC = Path(__file__).parent / "static"
 web = FastAPI(title="Urban safety risk: read-only routes", docs_url=None, redoc_url=None)
+web.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+
+@web.get("/dashboard")
+def dashboard() -> Response:
+    """The city risk-map page (plain HTML/JS/CSS shipped in serving/static, no CDN)."""
+    return FileResponse(STATIC / "dashboard.html", media_type="text/html")
 
 
 def _engine_or_error():
