@@ -85,14 +85,19 @@ class Grid:
         ids = self.cells["cell_id"].to_numpy()
         return np.where(pos >= 0, ids[np.clip(pos, 0, None)], None)
 
+    def rings(self) -> np.ndarray:
+        """Every cell's square as a closed ring of (lon, lat): shape (cells, 5, 2), in ``cells`` order."""
+        x0 = self.cells["col"].to_numpy(dtype=float)[:, None] * self.size_m
+        y0 = self.cells["row"].to_numpy(dtype=float)[:, None] * self.size_m
+        dx = np.array([0, 1, 1, 0, 0])[None, :] * self.size_m
+        dy = np.array([0, 0, 1, 1, 0])[None, :] * self.size_m
+        lat, lon = self.to_latlon(x0 + dx, y0 + dy)
+        return np.stack([lon, lat], axis=-1)
+
     def polygon(self, cell_id: str) -> list[tuple[float, float]]:
-        """The cell's square as a closed ring of (lon, lat), for GeoJSON."""
-        cell = self.cells.loc[self.cells["cell_id"] == cell_id].iloc[0]
-        x0, y0 = cell["col"] * self.size_m, cell["row"] * self.size_m
-        xs = np.array([x0, x0 + self.size_m, x0 + self.size_m, x0, x0])
-        ys = np.array([y0, y0, y0 + self.size_m, y0 + self.size_m, y0])
-        lat, lon = self.to_latlon(xs, ys)
-        return list(zip(lon.round(6).tolist(), lat.round(6).tolist(), strict=True))
+        """One cell's square as a closed ring of (lon, lat), for GeoJSON."""
+        pos = int(np.flatnonzero(self.cells["cell_id"].to_numpy() == cell_id)[0])
+        return [tuple(p) for p in self.rings()[pos].round(6).tolist()]
 
 
 def build_grid(city: City) -> Grid:

@@ -258,12 +258,5 @@ def _num(v) -> float | None:
 
 def _cell_geometries(grid) -> list[str]:
     """Each cell's square as a GeoJSON Polygon string, computed once."""
-    size = grid.size_m
-    cells = grid.cells
-    x0, y0 = cells["col"].to_numpy() * size, cells["row"].to_numpy() * size
-    out = []
-    for x, y in zip(x0, y0, strict=True):
-        lat, lon = grid.to_latlon(np.array([x, x + size, x + size, x, x]), np.array([y, y, y + size, y + size, y]))
-        ring = ",".join(f"[{a:.6f},{b:.6f}]" for a, b in zip(lon, lat, strict=True))
-        out.append(f'{{"type":"Polygon","coordinates":[[{ring}]]}}')
-    return out
+    return ['{"type":"Polygon","coordinates":[[' + ",".join(f"[{lon:.6f},{lat:.6f}]" for lon, lat in ring) + "]]}"
+            for ring in grid.rings()]
