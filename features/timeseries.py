@@ -87,7 +87,7 @@ def asof_lookup(wide: pd.DataFrame, times, keys, tolerance: pd.Timedelta | None 
     out = np.full(len(rows), np.nan)
     out[ok] = filled.to_numpy(dtype=float)[rows[ok], cols[ok]]
     if tolerance is not None:
-        seen = pd.DataFrame(np.where(wide.notna(), _time_ns(wide.index)[:, None], np.nan),
+        seen = pd.DataFrame(np.where(wide.notna(), time_ns(wide.index)[:, None], np.nan),
                             index=wide.index, columns=wide.columns).ffill().to_numpy()
         age = np.full(len(rows), np.inf)
         age[ok] = times.asi8[ok] - seen[rows[ok], cols[ok]]
@@ -103,8 +103,53 @@ def nearest_key(lat, lon, stations: pd.DataFrame, key: str = "station_id") -> np
     return stations[key].to_numpy()[idx]
 
 
-def _time_ns(times) -> np.ndarray:
-    return pd.DatetimeIndex(pd.to_datetime(np.asarray(times))).as_unit("ns").asi8
+def time_ns(times) -> np.ndarray:
+    """Nanoseconds since 1970 of each time (NaT -> the int64 minimum, as pandas stores it).
+
+    A datetime64 array or Series (or int64 nanoseconds) converts without pandas' parser (the online path).
+    """
+    arr = np.asarray(times)
+    if arr.dtype.kind == "M":
+        return np.atleast_1d(arr.astype("datetime64[ns]")).view(np.int64)
+    if arr.dtype.kind == "i":  # already nanoseconds, as pandas reads integers
+        return np.atleast_1d(arr.astype(np.int64, copy=False))
+    return pd.DatetimeIndex(pd.to_datetime(np.atleast_1d(arr))).as_unit("ns").asi8
+
+
+NAT_NS = np.iinfo(np.int64).min
+HOUR_NS = 3_600_000_000_000
+
+
+class EventIndex:
+    """Events with an integer group and a time, sorted once for many :meth:`count` queries.
+
+    Build it once per event list (e.g. per Sources with :func:`memo`) and ask it per request; the
+    answers are those of :func:`count_in_window`, which builds a throw-away one.
+    """
+
+    def __init__(self, event_groups, event_times, weights=None):
+        ev_g = np.asarray(event_groups, dtype=np.int64)
+        ev_t = time_ns(event_times) if len(ev_g) else np.zeros(0, dtype=np.int64)
+        # Rank times among the distinct event times, so that (group, time) packs into one int64 key.
+        self.times = np.unique(ev_t)
+        self.span = len(self.times) + 1
+        keys = ev_g * self.span + np.searchsorted(self.times, ev_t)
+        order = np.argsort(keys, kind="stable")  # the order of a stable lexsort by (group, time)
+        self.keys = keys[order]
+        w = np.ones(len(ev_g)) if weights is None else np.asarray(weights, dtype=float)[order]
+        self.cum = np.concatenate([[0.0], np.cumsum(w)])
+
+    def _position(self, groups: np.ndarray, times, side: str) -> np.ndarray:
+        """Number of events before (group, time): lower groups, then the group's earlier times."""
+        rank = np.searchsorted(self.times, time_ns(times), side=side)
+        return np.searchsorted(self.keys, groups * self.span + rank, side="left")
+
+    def count(self, groups, lo, hi, closed: str = "left") -> np.ndarray:
+        """Count (or weight sum) of events of each query's group with ``lo <= time < hi`` (``closed="left"``)
+        or ``lo < time <= hi`` (``"right"``)."""
+        side = "left" if closed == "left" else "right"
+        q_g = np.asarray(groups, dtype=np.int64)
+        return self.cum[self._position(q_g, hi, side)] - self.cum[self._position(q_g, lo, side)]
 
 
 def count_in_window(event_groups, event_times, groups, lo, hi, closed: str = "left",
@@ -113,37 +158,10 @@ def count_in_window(event_groups, event_times, groups, lo, hi, closed: str = "le
 
     ``closed="left"`` counts ``lo <= time < hi``, ``"right"`` counts ``lo < time <= hi``. Groups are
     integer codes (e.g. a cell position, or cell * 8 + slot); times are datetimes. Runs in
-    O((n + m) log m) with a sorted (group, time) key, so millions of queries are cheap.
+    O((n + m) log m) with a sorted (group, time) key, so millions of queries are cheap. Repeated
+    queries against the same events should keep an :class:`EventIndex` instead.
     """
-    ev_g = np.asarray(event_groups, dtype=np.int64)
-    ev_t = _time_ns(event_times)
-    order = np.lexsort((ev_t, ev_g))
-    ev_g, ev_t = ev_g[order], ev_t[order]
-    w = np.ones(len(ev_g)) if weights is None else np.asarray(weights, dtype=float)[order]
-    cum = np.concatenate([[0.0], np.cumsum(w)])
-    q_g = np.asarray(groups, dtype=np.int64)
-    side = "left" if closed == "left" else "right"
-    # Searching a structured (group, time) key: first narrow to the group's block, then by time in it.
-    start = np.searchsorted(ev_g, q_g, side="left")
-    stop = np.searchsorted(ev_g, q_g, side="right")
-    lo_pos = _search_within(ev_t, start, stop, _time_ns(lo), side)
-    hi_pos = _search_within(ev_t, start, stop, _time_ns(hi), side)
-    return cum[hi_pos] - cum[lo_pos]
-
-
-def _search_within(sorted_t: np.ndarray, start: np.ndarray, stop: np.ndarray, q: np.ndarray,
-                   side: str) -> np.ndarray:
-    """Vectorised searchsorted of ``q[i]`` in ``sorted_t[start[i]:stop[i]]`` (absolute positions)."""
-    lo, hi = start.copy(), stop.copy()
-    while True:
-        active = lo < hi
-        if not active.any():
-            return lo
-        mid = (lo + hi) // 2
-        mid_val = sorted_t[np.minimum(mid, len(sorted_t) - 1)] if len(sorted_t) else np.zeros_like(mid)
-        go_right = (mid_val < q) if side == "left" else (mid_val <= q)
-        lo = np.where(active & go_right, mid + 1, lo)
-        hi = np.where(active & ~go_right, mid, hi)
+    return EventIndex(event_groups, event_times, weights).count(groups, lo, hi, closed)
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:
@@ -225,3 +243,72 @@ def cell_stations(src, stations: pd.DataFrame) -> pd.Series:
     cells = src.grid.cells
     ids = nearest_key(cells["lat"].to_numpy(), cells["lon"].to_numpy(), stations)
     return pd.Series(ids, index=cells["cell_id"].to_numpy(), name="station_id")
+
+
+class HourlyArray:
+    """A dense hourly wide frame as a plain array, for exact (hour, column) lookups by arithmetic.
+
+    ``at(times, columns)`` answers like :func:`lookup` (NaN where the time is not one of the frame's
+    hours or the column is -1) without pandas indexing: the online path asks it per request.
+    """
+
+    def __init__(self, wide: pd.DataFrame):
+        index = wide.index
+        self.columns = wide.columns
+        self.values = wide.to_numpy(dtype=float)
+        self.start = int(time_ns(index[:1])[0]) if len(index) else 0
+        if len(index) > 1 and not (np.diff(time_ns(index)) == HOUR_NS).all():
+            raise ValueError("HourlyArray needs a dense hourly index (see hourly_wide)")
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def column(self, keys) -> np.ndarray:
+        """Column position of each key, -1 where it is not a column."""
+        return self.columns.get_indexer(np.asarray(keys))
+
+    def rows(self, times) -> np.ndarray:
+        """Row of each time, -1 where it is not exactly one of the frame's hours."""
+        t = time_ns(times)
+        offset = t - self.start
+        row = offset // HOUR_NS
+        ok = (t != NAT_NS) & (offset % HOUR_NS == 0) & (row >= 0) & (row < len(self.values))
+        return np.where(ok, row, -1)
+
+    def at(self, times, columns) -> np.ndarray:
+        rows = self.rows(times)
+        cols = np.broadcast_to(np.asarray(columns, dtype=np.int64), rows.shape)
+        ok = (rows >= 0) & (cols >= 0)
+        out = np.full(len(rows), np.nan)
+        out[ok] = self.values[rows[ok], cols[ok]]
+        return out
+
+
+def floor_hours_ns(times, hours: int = 1) -> np.ndarray:
+    """Times floored to a multiple of ``hours`` (from midnight), as int64 ns; NaT stays NaT."""
+    t = time_ns(times)
+    step = hours * HOUR_NS
+    return np.where(t == NAT_NS, NAT_NS, t - t % step)
+
+
+def cell_positions(src, cell_ids) -> np.ndarray:
+    """Position in ``src.grid.cells`` of each cell_id, -1 for an id that is not a cell of the grid."""
+    ids = np.asarray(cell_ids)
+    if len(ids) > 10_000:  # a table build: pandas' hash join wins
+        index = memo(src, "grid.cell_index", lambda: pd.Index(src.grid.cells["cell_id"]))
+        return index.get_indexer(ids)
+    lookup = memo(src, "grid.cell_dict", lambda: {c: i for i, c in enumerate(src.grid.cells["cell_id"].tolist())})
+    return np.fromiter((lookup.get(c, -1) for c in ids.tolist()), dtype=np.int64, count=len(ids))
+
+
+def cell_arrays(src) -> dict[str, np.ndarray]:
+    """Every numeric column of the grid and its static layers (``src.static``) as float arrays by cell
+    position, with one trailing NaN so that position -1 (not a cell) reads NaN. Computed once per Sources."""
+    def build() -> dict[str, np.ndarray]:
+        static = src.static.reindex(src.grid.cells["cell_id"].to_numpy())
+        out = {}
+        for col in static.columns:
+            if pd.api.types.is_numeric_dtype(static[col]) and not pd.api.types.is_bool_dtype(static[col]):
+                out[col] = np.append(static[col].to_numpy(dtype=float), np.nan)
+        return out
+    return memo(src, "grid.cell_arrays", build)

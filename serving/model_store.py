@@ -120,7 +120,13 @@ def load_models() -> tuple[dict[str, LoadedModel], dict[str, str]]:
             model = bentoml.models.get(f"{bento_name(name)}:latest")
             meta = model.info.metadata
             path = str(Path(model.path) / BOOSTER_FILE[meta["family"]])
-            booster = lgb.Booster(model_file=path) if meta["family"] == "lightgbm" else xgb.Booster(model_file=path)
+            # One thread per prediction: requests run in parallel across workers, and a thread pool's
+            # start-up costs more than a one-cell prediction.
+            if meta["family"] == "lightgbm":
+                booster = lgb.Booster(model_file=path, params={"num_threads": 1})
+            else:
+                booster = xgb.Booster(model_file=path)
+                booster.set_param({"nthread": 1})
             if list(meta["features"]) != list(domains()[name].features):
                 raise ValueError(f"its features differ from the code's {domains()[name].feature_set_version}")
             models[name] = LoadedModel(meta["family"], booster, {**meta, "bento_tag": str(model.tag)})

@@ -15,8 +15,11 @@ import numpy as np
 import pandas as pd
 
 from features import seismic
+from features import serving_adapters as sa
+from features import timeseries as ts
+from features.errors import DataError
 from features.metrics import MAE, R2, RMSE
-from features.registry import DomainSpec, register
+from features.registry import Condition, DomainSpec, Levels, Serving, register
 
 CONDITIONS = ("magnitude", "epicentre_lat", "epicentre_lon", "depth_km")
 LEVEL_SHARES = tuple(f"share_{lvl}" for lvl in seismic.CODE_LEVELS)
@@ -32,6 +35,7 @@ UNITS = {"magnitude": "local magnitude (KMA 규모)", "epicentre_lat": "degrees 
 # Stock counters summed per cell: these columns, then one per fragility group.
 _COUNTERS = ("n", *seismic.CODE_LEVELS, *seismic.FAMILIES[:4], "piloti", "floors", "dated", "approval_years")
 _N_GROUPS = len(seismic.FRAGILITY_GROUPS)
+_STOCK_COLUMNS = (*_COUNTERS, *(f"group_{k}" for k in range(_N_GROUPS)))
 # Sort keys pack (cell position, approval second) into one int64, so one searchsorted answers "stock of
 # cell c approved by t" for every request at once.
 _SECOND_OFFSET = 2**35  # seconds since 1970 shifted to be positive (covers about 882-3058)
@@ -41,9 +45,9 @@ _SECONDS_PER_YEAR = 365.25 * 24 * 3600
 
 def _seconds(times) -> np.ndarray:
     """Whole seconds since 1970 as float (NaN for NaT)."""
-    index = pd.DatetimeIndex(pd.to_datetime(times)).as_unit("ns")
-    out = np.floor(index.asi8 / 1e9)
-    out[index.isna()] = np.nan
+    ns = ts.time_ns(times)
+    out = np.floor(ns / 1e9)
+    out[ns == ts.NAT_NS] = np.nan
     return out
 
 
@@ -87,6 +91,10 @@ class BuildingStock:
         """
         pos = self.cell_pos.reindex(np.asarray(cell_ids)).to_numpy(dtype=float)
         pos = np.nan_to_num(pos, nan=-1).astype(np.int64)
+        return pd.DataFrame(self.at(pos, times), columns=_STOCK_COLUMNS)
+
+    def at(self, pos: np.ndarray, times) -> np.ndarray:
+        """:meth:`as_of` by cell position (-1: no cell, no buildings), as an array in ``_STOCK_COLUMNS`` order."""
         seconds = _seconds(times)
         until = np.where(np.isnan(seconds), _CELL_SPAN - 1, np.nan_to_num(seconds) + _SECOND_OFFSET)
         until = np.clip(until, 0, _CELL_SPAN - 1).astype(np.int64)
@@ -94,54 +102,57 @@ class BuildingStock:
         end = np.searchsorted(self.keys, pos * _CELL_SPAN + until, side="right")
         stock = self.cum[end] - self.cum[start]
         stock[pos < 0] = 0.0  # a cell outside the grid has no buildings
-        names = [*_COUNTERS, *(f"group_{k}" for k in range(_N_GROUPS))]
-        return pd.DataFrame(stock, columns=names)
+        return stock
 
 
-def _stock_features(stock: pd.DataFrame, times) -> tuple[pd.DataFrame, np.ndarray]:
+def building_stock(src) -> BuildingStock:
+    """The register as a :class:`BuildingStock` (built once per Sources)."""
+    return ts.memo(src, "earthquake.stock", lambda: BuildingStock(src["buildings"], src.grid))
+
+
+def _stock_features(stock: np.ndarray, times) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Stock description features and the (n, groups) fragility-group shares."""
-    n = stock["n"].to_numpy()
+    column = {name: stock[:, i] for i, name in enumerate(_STOCK_COLUMNS)}
+    n = column["n"]
     with np.errstate(divide="ignore", invalid="ignore"):
-        per = lambda col: np.where(n > 0, stock[col].to_numpy() / n, np.nan)  # noqa: E731
+        per = lambda col: np.where(n > 0, column[col] / n, np.nan)  # noqa: E731
         out = {"n_buildings": n}
         out.update({f"share_{c}": per(c) for c in (*seismic.CODE_LEVELS, *seismic.FAMILIES[:4], "piloti")})
         out["mean_floors"] = per("floors")
-        dated = stock["dated"].to_numpy()
+        dated = column["dated"]
         t_years = _seconds(times) / _SECONDS_PER_YEAR
-        out["mean_age_years"] = np.where(dated > 0, t_years - stock["approval_years"].to_numpy() / dated,
-                                         np.nan)
-        groups = np.column_stack([per(f"group_{k}") for k in range(_N_GROUPS)])
-    return pd.DataFrame(out), groups
+        out["mean_age_years"] = np.where(dated > 0, t_years - column["approval_years"] / dated, np.nan)
+        first = _STOCK_COLUMNS.index("group_0")
+        groups = np.where(n[:, None] > 0, stock[:, first:first + _N_GROUPS] / n[:, None], np.nan)
+    return out, groups
 
 
 def build_rows(src, requests: pd.DataFrame) -> pd.DataFrame:
-    """Features for (scenario_id, cell_id, time, magnitude, epicentre_lat/lon, depth_km) requests."""
-    req = requests.reset_index(drop=True)
-    cells = src.grid.cells.set_index("cell_id")
-    cell_ids = req["cell_id"].to_numpy()
-    lat = cells["lat"].reindex(cell_ids).to_numpy(dtype=float)
-    lon = cells["lon"].reindex(cell_ids).to_numpy(dtype=float)
-    vs30 = src.static["vs30_mps"].reindex(cell_ids).to_numpy(dtype=float)
-    mag, depth = req["magnitude"].to_numpy(dtype=float), req["depth_km"].to_numpy(dtype=float)
+    """Features for (scenario_id, cell_id, time, magnitude, epicentre_lat/lon, depth_km) requests.
 
-    epi, hypo = seismic.distances_km(req["epicentre_lat"], req["epicentre_lon"], depth, lat, lon)
+    A cell_id that is not a cell of the grid gets no buildings (and NaN motion); request columns other
+    than the features pass through first.
+    """
+    pos = ts.cell_positions(src, requests["cell_id"].to_numpy())
+    cells = ts.cell_arrays(src)
+    lat, lon, vs30 = cells["lat"][pos], cells["lon"][pos], cells["vs30_mps"][pos]
+    cond = {c: requests[c].to_numpy(dtype=float) for c in CONDITIONS}
+    mag, depth = cond["magnitude"], cond["depth_km"]
+    times = requests["time"].to_numpy()
+
+    epi, hypo = seismic.distances_km(cond["epicentre_lat"], cond["epicentre_lon"], depth, lat, lon)
     ln_generic = seismic.gmpe_ln_pga(mag, epi)  # the published form: distance to the surface projection
     # Site-specific motion: the actual depth (deeper events shake less) and the cell's soil.
     ln_site = seismic.gmpe_ln_pga(mag, hypo) + seismic.site_term(vs30)
 
-    stock = BuildingStock(src["buildings"], src.grid).as_of(cell_ids, req["time"])
-    stock_feats, groups = _stock_features(stock, req["time"])
-    feats = pd.DataFrame({
-        "epi_dist_km": epi, "hypo_dist_km": hypo, "ln_pga_generic": ln_generic, "ln_pga_site": ln_site,
-        "vs30_mps": vs30,
-    })
-    feats = pd.concat([feats, stock_feats], axis=1)
-    feats["fragility_damage_share"] = seismic.fragility_share(ln_site, groups)
-    for c in CONDITIONS:
-        feats[c] = req[c].to_numpy(dtype=float)
+    stock_feats, groups = _stock_features(building_stock(src).at(pos, times), times)
+    f = {"epi_dist_km": epi, "hypo_dist_km": hypo, "ln_pga_generic": ln_generic, "ln_pga_site": ln_site,
+         "vs30_mps": vs30, **stock_feats, **cond}
+    f["fragility_damage_share"] = seismic.fragility_share(ln_site, groups)
     # Request columns first (keys, time, anything else the caller sent), then the features in order.
-    passthrough = req[[c for c in req.columns if c not in FEATURES]]
-    return pd.concat([passthrough, feats[list(FEATURES)]], axis=1)
+    out = {c: requests[c].array for c in requests.columns if c not in FEATURES}
+    out.update({c: f[c] for c in FEATURES})
+    return pd.DataFrame(out, index=pd.RangeIndex(len(requests)))
 
 
 def survey_requests(surveys: pd.DataFrame) -> pd.DataFrame:
@@ -180,6 +191,61 @@ def oracle(rows: pd.DataFrame, truth_dir) -> np.ndarray:
     return joined["damage_share"].to_numpy()
 
 
+# --- serving: the API's conditions, levels and request adapters ---
+
+SERVING_CONDITIONS = (
+    Condition("magnitude", "ML", "local magnitude (KMA 규모) of the scenario", 5.5, 3.0, 8.5, required=True),
+    Condition("epicentre_lat", "degrees N", "epicentre latitude (WGS84)", 37.3, 33.0, 43.0, required=True),
+    Condition("epicentre_lon", "degrees E", "epicentre longitude (WGS84)", 126.3, 120.0, 132.0, required=True),
+    Condition("depth_km", "km", f"hypocentre depth. Omitted: {seismic.DEFAULT_DEPTH_KM:g} km, a typical Korean "
+              "crustal event", 10.0, 0.0, 100.0),
+)
+SCENARIO_ID = "request"
+
+
+def serving_requests(src, cells: pd.DataFrame, at, conditions: dict | None = None) -> pd.DataFrame:
+    """One request per cell for the client's scenario at ``at`` (buildings approved by then count)."""
+    conds = sa.given(conditions, CONDITIONS)
+    missing = [c for c in CONDITIONS if c not in conds and c != "depth_km"]
+    if missing:
+        raise DataError(f"earthquake scenarios need {', '.join(missing)}", column=missing[0])
+    columns: dict[str, object] = {"scenario_id": SCENARIO_ID, "time": pd.Timestamp(at)}
+    columns.update({c: sa.as_float(conds.get(c, seismic.DEFAULT_DEPTH_KM)) for c in CONDITIONS})
+    return sa.cell_requests(cells, columns, before=["scenario_id"])
+
+
+def serving_combine(rows: pd.DataFrame, pred) -> pd.DataFrame:
+    """Damage share per cell (0 where the cell has no buildings), with the shaking and the stock size."""
+    n = rows["n_buildings"].to_numpy(dtype=float)
+    value = np.where(n > 0, np.clip(np.asarray(pred, dtype=float), 0, 1), 0.0)
+    details = sa.records({"pga_g": np.exp(rows["ln_pga_site"].to_numpy(dtype=float)),
+                          "hypo_dist_km": rows["hypo_dist_km"].to_numpy(dtype=float), "buildings": n}, digits=4)
+    return sa.per_cell(rows, value, details=details)
+
+
+def serving_now(src) -> pd.Timestamp:
+    """The end of what the held data describe: the latest building approval or damage survey."""
+    def latest() -> pd.Timestamp:
+        times = [pd.to_datetime(src["buildings"]["approval_date"]).max()]
+        times += [pd.to_datetime(f["time"]).max() for f in src.loaded(["damage_surveys"]).values()]
+        times = [t for t in times if pd.notna(t)]
+        if not times:
+            raise DataError("earthquake: no dated buildings or damage surveys to serve from")
+        return pd.Timestamp(max(times))
+    return ts.memo(src, "earthquake.now", latest)
+
+
+SERVING = Serving(
+    conditions=SERVING_CONDITIONS,
+    levels=Levels((1e-4, 0.01, 0.05, 0.15, 0.5), log=True),
+    value="share of the cell's buildings at moderate or worse damage in the scenario",
+    unit="share of buildings",
+    requests=serving_requests,
+    combine=serving_combine,
+    now=serving_now,
+)
+
+
 SPEC = register(DomainSpec(
     name="earthquake",
     title="Earthquake building damage",
@@ -195,6 +261,7 @@ SPEC = register(DomainSpec(
     build_table=build_table,
     build_rows=build_rows,
     weight="weight",
+    serving=SERVING,
     metrics=(RMSE, MAE, R2),
     primary_metric="rmse",
     baseline=baseline,

@@ -15,13 +15,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features import serving_adapters as sa
+from features import spatial
+from features import timeseries as ts
+from features.errors import DataError
 from features.metrics import MAE, RMSE, Metric
-from features.registry import DomainSpec, register
+from features.registry import Condition, DomainSpec, Levels, Serving, register
 from features.timeseries import HOUR, hourly_wide
 
 POLLUTANTS = ("pm10", "pm25")  # the int feature ``pollutant`` indexes this
 ISSUE_HOUR = 17
 MIN_HOURS = 18  # valid hours for a daily mean to count (AirKorea's 75% rule)
+_DAY_NS = 24 * ts.HOUR_NS
 CITY_KEY = 0  # pseudo station holding the hourly mean over the city's (non-background) stations
 
 _STATION = tuple(f"{p}_{w}" for w in ("today_mean", "yesterday_mean", "mean_72h") for p in POLLUTANTS)
@@ -71,50 +76,63 @@ def grade_name(grades, korean: bool = True) -> np.ndarray:
 class _Windows:
     """Prefix sums over a dense hourly wide frame: mean or sum over any ``(start, end]`` in O(1).
 
-    ``day_max`` is the running maximum within each day (hours stamped 01:00 .. 24:00), available when
-    the frame starts at 01:00 and holds whole days.
+    Rows are found by :meth:`rows` (hourly rows stamped at or before each time, from int64 ns) and
+    columns by :meth:`col`, so a request finds them once for every window it asks. ``day_max`` is the
+    running maximum within each day (hours stamped 01:00 .. 24:00), available when the frame starts at
+    01:00 and holds whole days.
     """
 
     def __init__(self, wide: pd.DataFrame):
-        self.index, self.columns = wide.index, wide.columns
+        self.index_ns, self.columns = ts.time_ns(wide.index), wide.columns
+        keys = np.asarray(wide.columns, dtype=np.int64)
+        self._order = np.argsort(keys, kind="stable")
+        self._sorted = keys[self._order]
         values = wide.to_numpy(dtype=float)
         zero = np.zeros((1, values.shape[1]))
         self.sum = np.vstack([zero, np.nancumsum(values, axis=0)])
         self.count = np.vstack([zero, np.cumsum(~np.isnan(values), axis=0)])
-        if len(values) and len(values) % 24 == 0 and self.index[0].hour == 1:
+        if len(values) and len(values) % 24 == 0 and (self.index_ns[0] // ts.HOUR_NS) % 24 == 1:
             days = values.reshape(-1, 24, values.shape[1])
             self.day_max = np.fmax.accumulate(days, axis=1).reshape(values.shape)
         else:
             self.day_max = np.full(values.shape, np.nan)
 
-    def _rows(self, times) -> np.ndarray:
-        """Number of hourly rows stamped at or before each time."""
-        return self.index.searchsorted(pd.DatetimeIndex(times).as_unit(self.index.unit), side="right")
+    def col(self, keys) -> np.ndarray:
+        """Column of each (integer) key, -1 where absent; a scalar key gives a 0-d array that broadcasts."""
+        keys = np.asarray(keys, dtype=np.int64)
+        if not len(self._sorted):
+            return np.full(keys.shape, -1)
+        at = np.clip(np.searchsorted(self._sorted, keys), 0, len(self._sorted) - 1)
+        return np.where(self._sorted[at] == keys, self._order[at], -1)
 
-    def _stat(self, keys, start, end, how: str) -> np.ndarray:
-        col = self.columns.get_indexer(np.asarray(keys))
+    def rows(self, t_ns: np.ndarray) -> np.ndarray:
+        """Number of hourly rows stamped at or before each time (int64 ns)."""
+        return np.searchsorted(self.index_ns, t_ns, side="right")
+
+    def _stat(self, col, lo_ns, hi_ns, how: str) -> np.ndarray:
         c = np.clip(col, 0, None)
-        lo, hi = self._rows(start), self._rows(end)
+        lo, hi = self.rows(lo_ns), self.rows(hi_ns)
         total = self.sum[hi, c] - self.sum[lo, c]
         count = self.count[hi, c] - self.count[lo, c]
         with np.errstate(invalid="ignore", divide="ignore"):
             out = total / count if how == "mean" else total
         return np.where((col >= 0) & (count > 0), out, np.nan)
 
-    def mean(self, keys, start, end) -> np.ndarray:
-        return self._stat(keys, start, end, "mean")
+    def mean(self, col, start_ns, end_ns) -> np.ndarray:
+        return self._stat(col, start_ns, end_ns, "mean")
 
-    def total(self, keys, start, end) -> np.ndarray:
-        return self._stat(keys, start, end, "sum")
+    def total(self, col, start_ns, end_ns) -> np.ndarray:
+        return self._stat(col, start_ns, end_ns, "sum")
 
-    def max_today(self, keys, t) -> np.ndarray:
+    def max_today(self, col, t_ns) -> np.ndarray:
         """Maximum hourly value over ``(midnight, t]`` of t's day."""
-        col = self.columns.get_indexer(np.asarray(keys))
-        row = self._rows(t) - 1
-        t = pd.DatetimeIndex(t)
-        same_day = (row >= 0) & ((self.index[np.clip(row, 0, None)] - HOUR).normalize() == t.normalize())
-        out = self.day_max[np.clip(row, 0, None), np.clip(col, 0, None)]
-        return np.where(same_day & (col >= 0) & (t > t.normalize()), out, np.nan)
+        row = self.rows(t_ns) - 1
+        r = np.clip(row, 0, None)
+        stamp = self.index_ns[r] - ts.HOUR_NS if len(self.index_ns) else np.zeros_like(r)
+        day = t_ns - t_ns % _DAY_NS
+        same_day = (row >= 0) & (stamp - stamp % _DAY_NS == day) & (t_ns != ts.NAT_NS)
+        out = self.day_max[r, np.clip(col, 0, None)] if len(self.index_ns) else np.full(len(r), np.nan)
+        return np.where(same_day & (col >= 0) & (t_ns > day), out, np.nan)
 
 
 def _air_windows(air: pd.DataFrame, background: list[int]) -> dict[str, _Windows]:
@@ -150,19 +168,30 @@ def _stations(city) -> tuple[list[int], int | None, int | None]:
     return background, local, upwind
 
 
-def _request_times(req: pd.DataFrame) -> tuple[pd.DatetimeIndex, pd.DatetimeIndex]:
-    """(issue time, target date). The issue time defaults to 17:00 the day before the target date; a
-    request with only a time targets the next day. A given time is kept: it is the data cut-off."""
-    day = pd.Timedelta(days=1)
-    given = pd.DatetimeIndex(pd.to_datetime(req["time"])) if "time" in req.columns else None
-    if "target_date" in req.columns:
-        target = pd.DatetimeIndex(pd.to_datetime(req["target_date"])).normalize()
-    else:
-        target = given.normalize() + day
-    issue = target - day + pd.Timedelta(hours=ISSUE_HOUR)
+def _request_times(req: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(issue time, target date) as int64 ns. The issue time defaults to 17:00 the day before the target
+    date; a request with only a time targets the next day. A given time is kept: it is the data cut-off."""
+    given = ts.time_ns(req["time"]) if "time" in req.columns else None
+    target = _normalize(ts.time_ns(req["target_date"]) if "target_date" in req.columns else given)
+    if "target_date" not in req.columns:
+        target = np.where(target == ts.NAT_NS, ts.NAT_NS, target + _DAY_NS)
+    issue = np.where(target == ts.NAT_NS, ts.NAT_NS, target - _DAY_NS + ISSUE_HOUR * ts.HOUR_NS)
     if given is not None:
-        issue = given.where(given.notna(), issue)
+        issue = np.where(given != ts.NAT_NS, given, issue)
     return issue, target
+
+
+def _normalize(t_ns: np.ndarray) -> np.ndarray:
+    """Midnight of each time (int64 ns; NaT stays NaT)."""
+    return np.where(t_ns == ts.NAT_NS, ts.NAT_NS, t_ns - t_ns % _DAY_NS)
+
+
+def _windows(src) -> tuple[dict[str, _Windows], dict[str, _Windows]]:
+    """Air and weather windows of the held observations (built once per Sources)."""
+    def build():
+        background, _, _ = _stations(src.city)
+        return _air_windows(src["airkorea"], background), _weather_windows(src["asos"])
+    return ts.memo(src, "fine_dust.windows", build)
 
 
 def build_rows(src, requests: pd.DataFrame) -> pd.DataFrame:
@@ -170,54 +199,56 @@ def build_rows(src, requests: pd.DataFrame) -> pd.DataFrame:
 
     The issue time defaults to 17:00 the day before ``target_date``; observations after it are never
     read. Columns named like an observation feature (see :data:`OBSERVED`) override the observed value.
+    Other request columns pass through, after the keys and times.
     """
-    req = requests.reset_index(drop=True)
-    issue, target = _request_times(req)
+    req = requests
+    issue_ns, target_ns = _request_times(req)
+    issue, target = (pd.DatetimeIndex(t.view("datetime64[ns]")) for t in (issue_ns, target_ns))
     background, local, upwind = _stations(src.city)
-    air = _air_windows(src["airkorea"], background)
-    wx = _weather_windows(src["asos"])
+    air, wx = _windows(src)
 
-    today, yesterday = issue.normalize(), issue.normalize() - pd.Timedelta(days=1)
+    today = _normalize(issue_ns)
+    yesterday = np.where(issue_ns == ts.NAT_NS, ts.NAT_NS, today - _DAY_NS)
+    before_72h = np.where(issue_ns == ts.NAT_NS, ts.NAT_NS, issue_ns - 72 * ts.HOUR_NS)
     station = req["station_code"].to_numpy(dtype=np.int64)
     n = len(req)
-    bg = np.full(n, background[0] if background else -1)
     f: dict[str, np.ndarray] = {}
     for p, win in air.items():
-        f[f"{p}_today_mean"] = win.mean(station, today, issue)
-        f[f"{p}_yesterday_mean"] = win.mean(station, yesterday, today)
-        f[f"{p}_mean_72h"] = win.mean(station, issue - pd.Timedelta(hours=72), issue)
-        f[f"bg_{p}_today_mean"] = win.mean(bg, today, issue)
+        own, bg, city = win.col(station), win.col(background[0] if background else -1), win.col(CITY_KEY)
+        f[f"{p}_today_mean"] = win.mean(own, today, issue_ns)
+        f[f"{p}_yesterday_mean"] = win.mean(own, yesterday, today)
+        f[f"{p}_mean_72h"] = win.mean(own, before_72h, issue_ns)
+        f[f"bg_{p}_today_mean"] = win.mean(bg, today, issue_ns)
         f[f"bg_{p}_yesterday_mean"] = win.mean(bg, yesterday, today)
-        f[f"city_{p}_today_mean"] = win.mean(np.full(n, CITY_KEY), today, issue)
-    f["pm10_today_max"] = air["pm10"].max_today(station, issue)
-    at_local, at_upwind = np.full(n, local if local else -1), np.full(n, upwind if upwind else -1)
-    f["wx_wind_u_ms"] = wx["u"].mean(at_local, today, issue)
-    f["wx_wind_v_ms"] = wx["v"].mean(at_local, today, issue)
-    f["wx_wind_speed_ms"] = wx["wind_ms"].mean(at_local, today, issue)
-    f["wx_humidity_pct"] = wx["humidity_pct"].mean(at_local, today, issue)
-    f["wx_rain_mm"] = wx["rain_mm"].total(at_local, today, issue)
-    f["upwind_wind_u_ms"] = wx["u"].mean(at_upwind, today, issue)
-    f["upwind_wind_v_ms"] = wx["v"].mean(at_upwind, today, issue)
-
-    feats = pd.DataFrame({c: f[c] for c in OBSERVED})
-    for c in OBSERVED:  # what-if overrides
-        if c in req.columns:
+        f[f"city_{p}_today_mean"] = win.mean(city, today, issue_ns)
+    f["pm10_today_max"] = air["pm10"].max_today(air["pm10"].col(station), issue_ns)
+    at_local, at_upwind = wx["u"].col(local if local else -1), wx["u"].col(upwind if upwind else -1)
+    f["wx_wind_u_ms"] = wx["u"].mean(at_local, today, issue_ns)
+    f["wx_wind_v_ms"] = wx["v"].mean(at_local, today, issue_ns)
+    f["wx_wind_speed_ms"] = wx["wind_ms"].mean(at_local, today, issue_ns)
+    f["wx_humidity_pct"] = wx["humidity_pct"].mean(at_local, today, issue_ns)
+    f["wx_rain_mm"] = wx["rain_mm"].total(at_local, today, issue_ns)
+    f["upwind_wind_u_ms"] = wx["u"].mean(at_upwind, today, issue_ns)
+    f["upwind_wind_v_ms"] = wx["v"].mean(at_upwind, today, issue_ns)
+    for c in OBSERVED:
+        f[c] = np.broadcast_to(f[c], (n,)).astype(float)
+        if c in req.columns:  # what-if overrides
             given = pd.to_numeric(req[c], errors="coerce").to_numpy(dtype=float)
-            feats[c] = np.where(np.isnan(given), feats[c].to_numpy(), given)
+            f[c] = np.where(np.isnan(given), f[c], given)
 
     pollutant = req["pollutant"].to_numpy(dtype=np.int64)
     is_pm10 = pollutant == POLLUTANTS.index("pm10")
     for w in ("today_mean", "yesterday_mean", "mean_72h"):
-        feats[f"own_{w}"] = np.where(is_pm10, feats[f"pm10_{w}"], feats[f"pm25_{w}"])
+        f[f"own_{w}"] = np.where(is_pm10, f[f"pm10_{w}"], f[f"pm25_{w}"])
     # Dust reaching Baengnyeong-do arrives in Incheon roughly a day later on westerly winds.
-    feats["westerly_transport"] = feats["bg_pm10_today_mean"] * np.maximum(0.0, feats["upwind_wind_u_ms"])
+    f["westerly_transport"] = f["bg_pm10_today_mean"] * np.maximum(0.0, f["upwind_wind_u_ms"])
     angle = 2 * np.pi * target.day_of_year.to_numpy() / 365.25
-    feats["doy_sin"], feats["doy_cos"] = np.sin(angle), np.cos(angle)
-    feats["pollutant"] = pollutant
+    f["doy_sin"], f["doy_cos"] = np.sin(angle), np.cos(angle)
 
-    head = pd.DataFrame({"station_code": station, "pollutant": pollutant, "time": issue, "target_date": target})
-    rest = req[[c for c in req.columns if c not in (*head.columns, *FEATURES)]]
-    return pd.concat([head, rest, feats[[c for c in FEATURES if c != "pollutant"]]], axis=1)
+    out = {"station_code": station, "pollutant": pollutant, "time": issue, "target_date": target}
+    out.update({c: req[c].array for c in req.columns if c not in out and c not in FEATURES})
+    out.update({c: f[c] for c in FEATURES if c != "pollutant"})
+    return pd.DataFrame(out, index=pd.RangeIndex(n))
 
 
 def daily_means(air: pd.DataFrame) -> pd.DataFrame:
@@ -295,6 +326,112 @@ def oracle(rows: pd.DataFrame, truth_dir) -> np.ndarray:
     return np.where(rows["pollutant"].to_numpy() == 0, joined["pm10"], joined["pm25"])
 
 
+# --- serving: the API's conditions, levels and request adapters ---
+
+#: The grade index: each pollutant's daily mean placed on one 0-100 scale whose grade boundaries are
+#: 25 (보통 from PM10 31 / PM2.5 16 ug/m3 after rounding), 50 (나쁨 from 81 / 36) and 75 (매우나쁨 from
+#: 151 / 76), linear in between and reaching 100 at the warning level (PM10 300, PM2.5 150). The reported
+#: index is the larger of the two, so its quarter is exactly the reported Korean grade.
+INDEX_BREAKS = {p: (0.0, *(b + 0.5 for b in UPPER_BOUNDS[p]), warning)
+                for p, warning in (("pm10", 300.0), ("pm25", 150.0))}
+
+
+def grade_index(pm10, pm25) -> np.ndarray:
+    """The grade index (0-100) of daily means: see :data:`INDEX_BREAKS`; NaN where both are unknown."""
+    scale = (0.0, 25.0, 50.0, 75.0, 100.0)
+    parts = []
+    for p, values in (("pm10", pm10), ("pm25", pm25)):
+        v = np.asarray(values, dtype=float)
+        parts.append(np.where(np.isnan(v), np.nan, np.interp(v, INDEX_BREAKS[p], scale)))
+    return np.fmax(*parts)
+
+
+SERVING_CONDITIONS = (
+    Condition("target_date", "date (KST)", "the forecast day. Omitted: the day after `at`. The forecast uses "
+              "observations up to 17:00 the day before (or up to `at` when that is earlier, e.g. for days "
+              "further ahead)", "2024-01-01", kind="date"),
+)
+
+
+def _city_stations(src) -> pd.DataFrame:
+    return ts.memo(src, "fine_dust.city_stations", lambda: pd.DataFrame(
+        [(s.code, s.name, s.lat, s.lon) for s in src.city.air_stations if not s.background],
+        columns=["station_code", "name", "lat", "lon"]))
+
+
+def serving_requests(src, cells: pd.DataFrame, at, conditions: dict | None = None) -> pd.DataFrame:
+    """Two requests per cell (PM10, PM2.5) at the cell's nearest city air station (never the background
+    one), for ``target_date`` (default: the day after ``at``), issued at 17:00 the day before it or at
+    ``at`` if that is earlier."""
+    conds = sa.given(conditions, CONDITIONS)
+    at = pd.Timestamp(at)
+    target = pd.Timestamp(conds["target_date"]).normalize() if "target_date" in conds else \
+        at.normalize() + pd.Timedelta(days=1)
+    issue = min(target - pd.Timedelta(days=1) + pd.Timedelta(hours=ISSUE_HOUR), at)
+    stations = _city_stations(src)
+    if stations.empty:
+        raise DataError(f"{src.city.name} has no (non-background) air station to forecast for")
+    nearest = spatial.nearest(cells["lat"].to_numpy(float), cells["lon"].to_numpy(float),
+                              stations["lat"].to_numpy(), stations["lon"].to_numpy())
+    n = len(cells)
+    return pd.DataFrame({
+        "station_code": np.repeat(stations["station_code"].to_numpy()[nearest], 2),
+        "pollutant": np.tile(np.arange(len(POLLUTANTS), dtype=np.int64), n),
+        "time": np.full(2 * n, issue.as_unit("ns").to_datetime64()),
+        "target_date": np.full(2 * n, target.as_unit("ns").to_datetime64()),
+        "cell_id": np.repeat(cells["cell_id"].to_numpy(), 2),
+        "station_name": np.repeat(stations["name"].to_numpy()[nearest], 2),
+    })
+
+
+def serving_combine(rows: pd.DataFrame, pred) -> pd.DataFrame:
+    """Per cell: the grade index of the predicted PM10 and PM2.5 (value), the pollutant deciding the
+    grade (cause) and both means with the grade and station (details)."""
+    codes, cell_ids = pd.factorize(rows["cell_id"])
+    pm = np.full((len(cell_ids), len(POLLUTANTS)), np.nan)
+    pm[codes, rows["pollutant"].to_numpy(dtype=np.int64)] = np.clip(np.asarray(pred, dtype=float), 0, None)
+    pm10, pm25 = pm[:, 0], pm[:, 1]
+    value = grade_index(pm10, pm25)
+    deciding = np.where(np.nan_to_num(grade_index(np.nan, pm25), nan=-1) > np.nan_to_num(
+        grade_index(pm10, np.nan), nan=-1), "pm25", "pm10")
+    grades = grade(pm10, pm25)
+    first = np.full(len(cell_ids), 0)
+    first[codes[::-1]] = np.arange(len(codes))[::-1]  # each cell's first row
+    info = {"station": rows["station_name"].to_numpy()[first] if "station_name" in rows else
+            np.full(len(cell_ids), None),
+            "station_code": rows["station_code"].to_numpy()[first].tolist(),
+            "target_date": pd.DatetimeIndex(rows["target_date"].to_numpy()[first]).strftime("%Y-%m-%d")}
+    details = [{**pms, "grade": ko, "grade_en": en, "station": st, "station_code": code, "target_date": day}
+               for pms, ko, en, st, code, day in zip(
+                   sa.records({"pm10": pm10, "pm25": pm25}, digits=1), grade_name(grades).tolist(),
+                   grade_name(grades, korean=False).tolist(), info["station"].tolist(), info["station_code"],
+                   info["target_date"].tolist(), strict=True)]
+    return pd.DataFrame({"cell_id": np.asarray(cell_ids), "value": value, "cause": deciding.astype(object),
+                         "details": sa.objects(details)})
+
+
+def serving_now(src) -> pd.Timestamp:
+    """17:00 of the last day whose air quality and weather reach 17:00 (the national forecast's hour)."""
+    def latest() -> pd.Timestamp:
+        last = min(sa.last_time(src["airkorea"], "time", POLLUTANTS), sa.last_time(src["asos"]))
+        return (last - pd.Timedelta(hours=ISSUE_HOUR)).normalize() + pd.Timedelta(hours=ISSUE_HOUR)
+    return ts.memo(src, "fine_dust.now", latest)
+
+
+SERVING = Serving(
+    conditions=SERVING_CONDITIONS,
+    levels=Levels((0.0, 25.0, 50.0, 75.0, 100.0)),
+    value="fine-dust grade index for the target day: the worse of the predicted daily PM10 and PM2.5 "
+          "placed on one scale where 25/50/75 are the Korean grade bounds (보통 PM10 31/PM2.5 16, "
+          "나쁨 81/36, 매우나쁨 151/76 ug/m3) and 100 the warning level (300/150); the concentrations "
+          "(ug/m3) and the grade are in details",
+    unit="grade index (0-100)",
+    requests=serving_requests,
+    combine=serving_combine,
+    now=serving_now,
+)
+
+
 SPEC = register(DomainSpec(
     name="fine_dust",
     title="Fine dust (PM10, PM2.5) tomorrow",
@@ -309,6 +446,7 @@ SPEC = register(DomainSpec(
     feature_set_version="fine_dust-v1",
     build_table=build_table,
     build_rows=build_rows,
+    serving=SERVING,
     metrics=(RMSE, MAE, GRADE_ACCURACY, POD_BAD, FAR_BAD),
     primary_metric="rmse",
     baseline=baseline,

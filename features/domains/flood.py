@@ -22,10 +22,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features import serving_adapters as sa
 from features import timeseries as ts
 from features.errors import DataError
 from features.metrics import BRIER, PR_AUC, ROC_AUC
-from features.registry import DomainSpec, register
+from features.registry import Condition, DomainSpec, Levels, Serving, register
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ UNITS = {"rain_1h": "mm", "rain_3h": "mm", "rain_6h": "mm", "rain_24h": "mm", "r
 LOW_LYING_M = 4.5
 #: Stream flooding fades with distance to the stream on this scale (m).
 STREAM_SCALE_M = 500.0
-_NO_TIME = pd.Timestamp("1900-01-01")
+_NO_TIME_NS = ts.time_ns([pd.Timestamp("1900-01-01")])[0]
 
 # Training-row selection, measured on the default data (3 years, 500 m grid, 2,208 cells): 25 mm / 930 cm
 # give 482 event hours whose windows hold 394 of the 404 flood onsets, and the 0.5% background adds 116
@@ -92,6 +93,47 @@ def _station_series(src) -> StationSeries:
                          ts.leading_agg(pred, 3, "max")[0])
 
 
+@dataclass(frozen=True)
+class _Lookups:
+    """The station series as plain arrays, and the located traces sorted for counting (once per Sources)."""
+
+    cell_col: np.ndarray  # by cell position (+ a trailing -1): column of the cell's station in ``rain`` etc.
+    rain: dict[int, ts.HourlyArray]
+    fcst_1h: ts.HourlyArray
+    fcst_3h: ts.HourlyArray
+    tide: ts.HourlyArray  # one column
+    tide_pred_max_3h: ts.HourlyArray
+    known_floods: ts.EventIndex  # located traces by cell position and ``known_at``
+
+
+def _lookups(src) -> _Lookups:
+    def build() -> _Lookups:
+        s = station_series(src)
+        rain = {k: ts.HourlyArray(w) for k, w in s.rain.items()}
+        fcst_1h, fcst_3h = ts.HourlyArray(s.fcst_1h), ts.HourlyArray(s.fcst_3h)
+        # Every frame has the city stations as columns, in the same order.
+        assert all(list(a.columns) == list(rain[1].columns) for a in (*rain.values(), fcst_1h, fcst_3h))
+        cell_col = np.append(rain[1].column(s.cell_station.to_numpy()), -1)
+        tr = located_traces(src)
+        return _Lookups(cell_col, rain, fcst_1h, fcst_3h, ts.HourlyArray(s.tide.to_frame()),
+                        ts.HourlyArray(s.tide_pred_max_3h.to_frame()),
+                        ts.EventIndex(tr["cell_pos"], tr["known_at"]))
+    return ts.memo(src, "flood.lookups", build)
+
+
+def _observed(src, pos: np.ndarray, times) -> dict[str, np.ndarray]:
+    """:func:`observed_conditions` by cell position (-1: unknown cell, NaN rain)."""
+    look = _lookups(src)
+    hours = ts.floor_hours_ns(times)
+    col = look.cell_col[pos]
+    out = {f"rain_{k}h": look.rain[k].at(hours, col) for k in (1, 3, 6, 24)}
+    out["rain_fcst_1h"] = look.fcst_1h.at(hours, col)
+    out["rain_fcst_3h"] = look.fcst_3h.at(hours, col)
+    out["tide_cm"] = look.tide.at(hours, 0)
+    out["tide_pred_max_3h_cm"] = look.tide_pred_max_3h.at(hours, 0)
+    return out
+
+
 def observed_conditions(src, cell_ids, times) -> pd.DataFrame:
     """The conditions as observed at each (cell, issue time): the training table's requests.
 
@@ -99,15 +141,7 @@ def observed_conditions(src, cell_ids, times) -> pd.DataFrame:
     forecast grid point); tide from the tide gauge. Times are floored to the hour (data of that hour
     are known by then). Missing data give NaN.
     """
-    s = station_series(src)
-    hours = pd.DatetimeIndex(pd.to_datetime(np.asarray(times))).floor("h")
-    station = s.cell_station.reindex(np.asarray(cell_ids)).to_numpy()
-    out = {f"rain_{k}h": ts.lookup(s.rain[k], hours, station) for k in (1, 3, 6, 24)}
-    out["rain_fcst_1h"] = ts.lookup(s.fcst_1h, hours, station)
-    out["rain_fcst_3h"] = ts.lookup(s.fcst_3h, hours, station)
-    out["tide_cm"] = s.tide.reindex(hours).to_numpy(dtype=float)
-    out["tide_pred_max_3h_cm"] = s.tide_pred_max_3h.reindex(hours).to_numpy(dtype=float)
-    return pd.DataFrame(out)
+    return pd.DataFrame(_observed(src, ts.cell_positions(src, cell_ids), times))
 
 
 def located_traces(src) -> pd.DataFrame:
@@ -146,7 +180,7 @@ def _traces(src) -> pd.DataFrame:
 
 
 def _cell_positions(src, cell_ids) -> np.ndarray:
-    pos = pd.Index(src.grid.cells["cell_id"]).get_indexer(np.asarray(cell_ids))
+    pos = ts.cell_positions(src, cell_ids)
     if (pos < 0).any():
         bad = np.asarray(cell_ids)[pos < 0][:3]
         raise DataError(f"unknown cell_id {list(bad)} (not a cell of {src.city.name}'s grid)", column="cell_id")
@@ -157,50 +191,49 @@ def build_rows(src, requests: pd.DataFrame) -> pd.DataFrame:
     """Feature rows for requests (``cell_id``, ``time`` and any of the condition columns).
 
     Condition columns the request lacks are read from the observations at ``time`` with the same code
-    that builds the training table; given ones are used as they are (NaN stays unknown).
+    that builds the training table; given ones are used as they are (NaN stays unknown). Other request
+    columns pass through, before the features.
     """
     for col in ("cell_id", "time"):
         if col not in requests:
             raise DataError(f"flood requests need a {col!r} column", column=col)
-    out = requests.copy()
-    out["time"] = pd.to_datetime(out["time"])
-    pos = _cell_positions(src, out["cell_id"])
-    missing = [c for c in CONDITIONS if c not in out]
-    if missing:
-        observed = observed_conditions(src, out["cell_id"].to_numpy(), out["time"])
-        for col in missing:
-            out[col] = observed[col].to_numpy()
-    static = src.static.reindex(out["cell_id"].to_numpy())
+    time = requests["time"] if requests["time"].dtype.kind == "M" else pd.to_datetime(requests["time"])
+    pos = _cell_positions(src, requests["cell_id"].to_numpy())
+    t_ns = ts.time_ns(time)
+    f: dict[str, np.ndarray] = {}
+    observed = _observed(src, pos, t_ns) if any(c not in requests for c in CONDITIONS) else {}
+    for col in CONDITIONS:
+        f[col] = requests[col].to_numpy(dtype=float) if col in requests else observed[col]
+    cells = ts.cell_arrays(src)
     for col in STATIC:
-        out[col] = static[col].to_numpy(dtype=float)
-    tide_alert = float(src.city.tide.alert_cm[0])
-    derived = physics_features(out, tide_alert)
-    for col, values in derived.items():
-        out[col] = values
-    tr = located_traces(src)
-    out["past_floods"] = ts.count_in_window(tr["cell_pos"], tr["known_at"], pos,
-                                         np.full(len(out), _NO_TIME), out["time"], closed="left")
-    for col in FEATURES:
-        out[col] = out[col].astype(np.float32)
-    rest = [c for c in out.columns if c not in FEATURES]
-    return out[[*rest, *FEATURES]]
+        f[col] = cells[col][pos]
+    f.update(physics_features(f, float(src.city.tide.alert_cm[0])))
+    f["past_floods"] = _lookups(src).known_floods.count(pos, np.full(len(pos), _NO_TIME_NS), t_ns, closed="left")
+    out = {c: (time.array if c == "time" else requests[c].array) for c in requests.columns if c not in FEATURES}
+    out.update({c: f[c].astype(np.float32) for c in FEATURES})
+    return pd.DataFrame(out, index=requests.index)
 
 
-def physics_features(rows: pd.DataFrame, tide_alert_cm: float) -> dict[str, np.ndarray]:
-    """Ratios a hydrologist would look at first, from condition and static columns."""
-    drain = rows["drain_capacity_mmh"].to_numpy(dtype=float)
+def _col(rows, name: str) -> np.ndarray:
+    return np.asarray(rows[name], dtype=float)
+
+
+def physics_features(rows, tide_alert_cm: float) -> dict[str, np.ndarray]:
+    """Ratios a hydrologist would look at first, from condition and static columns (a DataFrame or a
+    dict of arrays)."""
+    drain = _col(rows, "drain_capacity_mmh")
     drain = np.where(drain > 0, drain, np.nan)  # a cell without drains: ratio unknown, not infinite
-    low = (rows["elevation_m"].to_numpy(dtype=float) <= LOW_LYING_M).astype(float)
-    tide_top = np.fmax(rows["tide_pred_max_3h_cm"].to_numpy(dtype=float), rows["tide_cm"].to_numpy(dtype=float))
+    low = (_col(rows, "elevation_m") <= LOW_LYING_M).astype(float)
+    tide_top = np.fmax(_col(rows, "tide_pred_max_3h_cm"), _col(rows, "tide_cm"))
     return {
-        "rain_1h_over_drain": rows["rain_1h"].to_numpy(dtype=float) / drain,
-        "rain_3h_over_drain": rows["rain_3h"].to_numpy(dtype=float) / (3 * drain),
-        "rain_fcst_1h_over_drain": rows["rain_fcst_1h"].to_numpy(dtype=float) / drain,
-        "rain_fcst_3h_over_drain": rows["rain_fcst_3h"].to_numpy(dtype=float) / (3 * drain),
+        "rain_1h_over_drain": _col(rows, "rain_1h") / drain,
+        "rain_3h_over_drain": _col(rows, "rain_3h") / (3 * drain),
+        "rain_fcst_1h_over_drain": _col(rows, "rain_fcst_1h") / drain,
+        "rain_fcst_3h_over_drain": _col(rows, "rain_fcst_3h") / (3 * drain),
         "low_lying": low,
         "tide_excess_cm": np.clip(tide_top - tide_alert_cm, 0, None) * low,
-        "stream_rain_24h": rows["rain_24h"].to_numpy(dtype=float)
-        * np.exp(-rows["dist_stream_m"].to_numpy(dtype=float) / STREAM_SCALE_M),
+        "stream_rain_24h": _col(rows, "rain_24h")
+        * np.exp(-_col(rows, "dist_stream_m") / STREAM_SCALE_M),
     }
 
 
@@ -217,10 +250,10 @@ def cause(rows: pd.DataFrame, tide_alert_cm: float = 886.0, floor: float = 0.1) 
     static columns (a :func:`build_rows` output will do).
     """
     f = physics_features(rows, tide_alert_cm)
-    rain_top = np.fmax(np.fmax(rows["rain_3h"].to_numpy(dtype=float), rows["rain_fcst_3h"].to_numpy(dtype=float)),
-                       3 * rows["rain_1h"].to_numpy(dtype=float))
-    drain = rows["drain_capacity_mmh"].to_numpy(dtype=float)
-    tide_top = np.fmax(rows["tide_pred_max_3h_cm"].to_numpy(dtype=float), rows["tide_cm"].to_numpy(dtype=float))
+    rain_top = np.fmax(np.fmax(_col(rows, "rain_3h"), _col(rows, "rain_fcst_3h")),
+                       3 * _col(rows, "rain_1h"))
+    drain = _col(rows, "drain_capacity_mmh")
+    tide_top = np.fmax(_col(rows, "tide_pred_max_3h_cm"), _col(rows, "tide_cm"))
     scores = np.column_stack([
         rain_top / (3 * np.where(drain > 0, drain, np.nan)),
         np.clip(tide_top - (tide_alert_cm - 50), 0, None) / 50 * f["low_lying"],
@@ -307,6 +340,79 @@ def oracle(rows: pd.DataFrame, truth_dir) -> np.ndarray:
     return joined["p_flood"].fillna(0.0).to_numpy()
 
 
+# --- serving: the API's conditions, levels and request adapters ---
+
+_RAIN = "mm at the cell's nearest city weather station"
+SERVING_CONDITIONS = (
+    Condition("rain_1h", "mm", f"rain in the last hour, {_RAIN}", 35.0, 0.0, 300.0),
+    Condition("rain_3h", "mm", f"rain in the last 3 hours, {_RAIN}", 70.0, 0.0, 500.0),
+    Condition("rain_6h", "mm", f"rain in the last 6 hours, {_RAIN}", 90.0, 0.0, 700.0),
+    Condition("rain_24h", "mm", f"rain in the last 24 hours, {_RAIN}", 150.0, 0.0, 1000.0),
+    Condition("rain_fcst_1h", "mm", "rain forecast for the next hour (KMA nowcast at the station)", 30.0, 0.0, 300.0),
+    Condition("rain_fcst_3h", "mm", "rain forecast for the next 3 hours (KMA nowcast at the station)", 60.0, 0.0, 500.0),
+    Condition("tide_cm", "cm", "observed tide now, on the Incheon tide datum (alert steps 886/906/953/1000)",
+              850.0, -100.0, 1200.0),
+    Condition("tide_pred_max_3h_cm", "cm", "highest predicted tide in the next 3 hours, same datum", 900.0,
+              -100.0, 1200.0),
+)
+_CHAINS = (("rain_1h", "rain_3h", "rain_6h", "rain_24h"), ("rain_fcst_1h", "rain_fcst_3h"))
+
+
+def serving_requests(src, cells: pd.DataFrame, at, conditions: dict | None = None) -> pd.DataFrame:
+    """One request per cell at ``at`` floored to the hour.
+
+    Given conditions are constants; the others are the observations at that hour (as in training).
+    When a rain window is given, the longer windows are raised to at least it (60 mm in the last hour
+    means at least 60 mm in the last 3 h), so a partial what-if stays physically consistent. The city's
+    first tide alert step rides along for :func:`serving_combine`'s cause.
+    """
+    conds = sa.given(conditions, CONDITIONS)
+    time = pd.Timestamp(at).floor("h")
+    columns: dict[str, object] = {"time": time}
+    if len(conds) < len(CONDITIONS):
+        pos = ts.cell_positions(src, cells["cell_id"].to_numpy())
+        observed = _observed(src, pos, np.full(len(cells), ts.time_ns([time])[0]))
+    for chain in _CHAINS:
+        values = [np.full(len(cells), sa.as_float(conds[c])) if c in conds else observed[c] for c in chain]
+        if any(c in conds for c in chain):
+            values = list(np.fmax.accumulate(np.vstack(values), axis=0))
+        columns.update(zip(chain, values, strict=True))
+    for c in ("tide_cm", "tide_pred_max_3h_cm"):
+        columns[c] = sa.as_float(conds[c]) if c in conds else observed[c]
+    columns["tide_alert_cm"] = float(src.city.tide.alert_cm[0])
+    return sa.cell_requests(cells, columns)
+
+
+def serving_combine(rows: pd.DataFrame, pred) -> pd.DataFrame:
+    """Probability of a flood onset in the next 3 h per cell, its likely cause and the conditions used."""
+    alert = float(rows["tide_alert_cm"].iloc[0]) if "tide_alert_cm" in rows and len(rows) else 886.0
+    used = sa.records({c: rows[c].to_numpy() for c in CONDITIONS}, digits=1)
+    return sa.per_cell(rows, np.clip(np.asarray(pred, dtype=float), 0, 1), cause(rows, alert), used)
+
+
+def serving_now(src) -> pd.Timestamp:
+    """The last hour with observed rain at a city station, a nowcast issued and an observed tide."""
+    def latest() -> pd.Timestamp:
+        s = station_series(src)
+        rain = s.rain[1].index[s.rain[1].notna().any(axis=1).to_numpy()]
+        tide = s.tide.index[s.tide.notna().to_numpy()]
+        if not len(rain) or not len(tide):
+            raise DataError("flood: no rain or tide observations to serve from")
+        return min(rain.max(), sa.last_time(src["nowcast"], "issued", ["rain_mm"]).floor("h"), tide.max())
+    return ts.memo(src, "flood.now", latest)
+
+
+SERVING = Serving(
+    conditions=SERVING_CONDITIONS,
+    levels=Levels((1e-4, 0.005, 0.03, 0.15, 0.6), log=True),
+    value="probability that the cell starts to flood in the next 3 hours",
+    unit="probability",
+    requests=serving_requests,
+    combine=serving_combine,
+    now=serving_now,
+)
+
+
 SPEC = register(DomainSpec(
     name="flood",
     title="Flooding in the next 3 hours",
@@ -325,5 +431,6 @@ SPEC = register(DomainSpec(
     primary_metric="pr_auc",
     baseline=baseline,
     oracle=oracle,
+    serving=SERVING,
     extra={"cause": cause, "units": UNITS},
 ))

@@ -22,10 +22,11 @@ import numpy as np
 import pandas as pd
 
 from features import calendar
+from features import serving_adapters as sa
 from features import timeseries as ts
 from features.errors import DataError
 from features.metrics import POISSON_DEVIANCE, TOP5_SHARE
-from features.registry import DomainSpec, register
+from features.registry import Condition, DomainSpec, Levels, Serving, register
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ UNITS = {"hour": "hour of day of the slot start (0-21, KST)", "weekday": "0 = Mo
 
 HISTORY_DAYS = 365
 MIN_HISTORY_DAYS = 30  # a rate over fewer days is noise: NaN instead
+DAY_NS = 24 * ts.HOUR_NS
 
 
 @dataclass(frozen=True)
@@ -73,31 +75,67 @@ def _weather(src) -> Weather:
     )
 
 
+@dataclass(frozen=True)
+class _Lookups:
+    """Weather series as arrays and the accidents sorted for counting (once per Sources)."""
+
+    cell_col: np.ndarray  # by cell position (+ a trailing -1): column of the nearest city station
+    cell_snow_col: np.ndarray  # the same for the nearest ASOS station in ``snow``
+    rain_3h: ts.HourlyArray
+    temp: ts.HourlyArray
+    snow: ts.HourlyArray
+    by_cell: ts.EventIndex  # accidents by cell position
+    by_cell_slot: ts.EventIndex  # accidents by cell position * 8 + slot of day
+    history_start_ns: int
+
+
+def _lookups(src) -> _Lookups:
+    def build() -> _Lookups:
+        w = weather(src)
+        rain, temp, snow = ts.HourlyArray(w.rain_3h), ts.HourlyArray(w.temp), ts.HourlyArray(w.snow)
+        assert list(rain.columns) == list(temp.columns)
+        acc = accidents(src)
+        slot = acc["cell_pos"].to_numpy() * SLOTS_PER_DAY + _slot_of_day(acc["time"])
+        return _Lookups(np.append(rain.column(w.cell_station.to_numpy()), -1),
+                        np.append(snow.column(w.cell_snow_station.to_numpy()), -1), rain, temp, snow,
+                        ts.EventIndex(acc["cell_pos"], acc["time"]), ts.EventIndex(slot, acc["time"]),
+                        int(ts.time_ns([history_start(src)])[0]))
+    return ts.memo(src, "traffic.lookups", build)
+
+
+def _observed(src, pos: np.ndarray, times) -> dict[str, np.ndarray]:
+    """:func:`observed_weather` by cell position."""
+    look = _lookups(src)
+    hours = ts.floor_hours_ns(times)
+    col = look.cell_col[pos]
+    return {
+        "rain_3h_mm": look.rain_3h.at(hours, col),
+        "snow_cm": np.nan_to_num(look.snow.at(hours, look.cell_snow_col[pos])),
+        "temp_c": look.temp.at(hours, col),
+    }
+
+
 def observed_weather(src, cell_ids, times) -> pd.DataFrame:
     """rain_3h_mm, snow_cm and temp_c observed at each (cell, time) at the nearest station.
 
     Times are floored to the hour. A blank snow depth means no snow on the ground (ASOS prints blanks,
     not zeros), so it reads as 0; missing rain or temperature stays NaN.
     """
-    w = weather(src)
-    hours = pd.DatetimeIndex(pd.to_datetime(np.asarray(times))).floor("h")
-    cell_ids = np.asarray(cell_ids)
-    station = w.cell_station.reindex(cell_ids).to_numpy()
-    return pd.DataFrame({
-        "rain_3h_mm": ts.lookup(w.rain_3h, hours, station),
-        "snow_cm": np.nan_to_num(ts.lookup(w.snow, hours, w.cell_snow_station.reindex(cell_ids).to_numpy())),
-        "temp_c": ts.lookup(w.temp, hours, station),
-    })
+    return pd.DataFrame(_observed(src, ts.cell_positions(src, cell_ids), times))
 
 
 def calendar_conditions(times, lat, lon) -> pd.DataFrame:
     """hour, weekday, holiday and dark (sun below the horizon at the slot's midpoint) per row."""
+    return pd.DataFrame(_calendar(times, lat, lon))
+
+
+def _calendar(times, lat, lon) -> dict[str, np.ndarray]:
     t = pd.DatetimeIndex(pd.to_datetime(np.asarray(times)))
-    return pd.DataFrame({
+    return {
         "hour": t.hour.to_numpy(), "weekday": t.day_of_week.to_numpy(),
         "holiday": calendar.is_holiday(t).astype(int),
         "dark": calendar.is_dark(t + SLOT / 2, lat, lon).astype(int),
-    })
+    }
 
 
 def freezing(temp_c, rain_3h_mm, snow_cm) -> np.ndarray:
@@ -134,7 +172,7 @@ def history_start(src) -> pd.Timestamp:
 
 
 def _slot_of_day(times) -> np.ndarray:
-    return pd.DatetimeIndex(times).hour.to_numpy() // 3
+    return (ts.time_ns(times) // ts.HOUR_NS) % 24 // 3
 
 
 def past_rates(src, pos: np.ndarray, times) -> dict[str, np.ndarray]:
@@ -143,14 +181,14 @@ def past_rates(src, pos: np.ndarray, times) -> dict[str, np.ndarray]:
     Only accidents stamped strictly before ``t`` count. The divisor is the days of history available
     (at most 365); with fewer than 30 days the rate is NaN.
     """
-    acc = accidents(src)
-    t = pd.DatetimeIndex(pd.to_datetime(np.asarray(times)))
-    lo = t - pd.Timedelta(days=HISTORY_DAYS)
-    days = np.clip((t - history_start(src)) / pd.Timedelta(days=1), 0, HISTORY_DAYS)
+    look = _lookups(src)
+    t = ts.time_ns(times)
+    lo = t - HISTORY_DAYS * DAY_NS
+    days = np.clip((t - look.history_start_ns) / DAY_NS, 0, HISTORY_DAYS)
     days = np.where(days >= MIN_HISTORY_DAYS, days, np.nan)
-    cell = ts.count_in_window(acc["cell_pos"], acc["time"], pos, lo, t, closed="left")
-    slot = ts.count_in_window(acc["cell_pos"].to_numpy() * SLOTS_PER_DAY + _slot_of_day(acc["time"]),
-                              acc["time"], pos * SLOTS_PER_DAY + _slot_of_day(t), lo, t, closed="left")
+    pos = np.asarray(pos, dtype=np.int64)
+    cell = look.by_cell.count(pos, lo, t, closed="left")
+    slot = look.by_cell_slot.count(pos * SLOTS_PER_DAY + _slot_of_day(t), lo, t, closed="left")
     return {"cell_rate_365d": cell / days, "cell_slot_rate_365d": slot / days}
 
 
@@ -159,37 +197,35 @@ def build_rows(src, requests: pd.DataFrame) -> pd.DataFrame:
 
     Missing conditions are derived with the training table's code: calendar ones from ``time``, weather
     from the observations at ``time``, ``freezing`` from the (given or observed) temperature, rain and
-    snow, ``dark`` from the sun at the cell. Given values are used as they are.
+    snow, ``dark`` from the sun at the cell. Given values are used as they are. Other request columns
+    pass through, before the features.
     """
     for col in ("cell_id", "time"):
         if col not in requests:
             raise DataError(f"traffic requests need a {col!r} column", column=col)
-    out = requests.copy()
-    out["time"] = pd.to_datetime(out["time"])
-    pos = pd.Index(src.grid.cells["cell_id"]).get_indexer(out["cell_id"].to_numpy())
+    time = requests["time"] if requests["time"].dtype.kind == "M" else pd.to_datetime(requests["time"])
+    pos = ts.cell_positions(src, requests["cell_id"].to_numpy())
     if (pos < 0).any():
-        bad = out["cell_id"].to_numpy()[pos < 0][:3]
+        bad = requests["cell_id"].to_numpy()[pos < 0][:3]
         raise DataError(f"unknown cell_id {list(bad)} (not a cell of {src.city.name}'s grid)", column="cell_id")
-    cells = src.grid.cells.iloc[pos]
-    derived = {}
-    if {"hour", "weekday", "holiday", "dark"} - set(out.columns):
-        derived.update(calendar_conditions(out["time"], cells["lat"].to_numpy(), cells["lon"].to_numpy()))
-    if {"rain_3h_mm", "snow_cm", "temp_c"} - set(out.columns):
-        derived.update(observed_weather(src, out["cell_id"].to_numpy(), out["time"]))
+    t_ns = ts.time_ns(time)
+    cells = ts.cell_arrays(src)
+    derived: dict[str, np.ndarray] = {}
+    if {"hour", "weekday", "holiday", "dark"} - set(requests.columns):
+        derived.update(_calendar(time, cells["lat"][pos], cells["lon"][pos]))
+    if {"rain_3h_mm", "snow_cm", "temp_c"} - set(requests.columns):
+        derived.update(_observed(src, pos, t_ns))
+    f: dict[str, np.ndarray] = {}
     for col in ("hour", "weekday", "holiday", "dark", "rain_3h_mm", "snow_cm", "temp_c"):
-        if col not in out:
-            out[col] = np.asarray(derived[col])
-    if "freezing" not in out:
-        out["freezing"] = freezing(out["temp_c"], out["rain_3h_mm"], out["snow_cm"])
-    static = src.static.reindex(out["cell_id"].to_numpy())
+        f[col] = requests[col].to_numpy(dtype=float) if col in requests else np.asarray(derived[col])
+    f["freezing"] = requests["freezing"].to_numpy(dtype=float) if "freezing" in requests else \
+        freezing(f["temp_c"], f["rain_3h_mm"], f["snow_cm"])
     for col in STATIC:
-        out[col] = static[col].to_numpy(dtype=float)
-    for col, values in past_rates(src, pos, out["time"]).items():
-        out[col] = values
-    for col in FEATURES:
-        out[col] = out[col].astype(np.float32)
-    rest = [c for c in out.columns if c not in FEATURES]
-    return out[[*rest, *FEATURES]]
+        f[col] = cells[col][pos]
+    f.update(past_rates(src, pos, t_ns))
+    out = {c: (time.array if c == "time" else requests[c].array) for c in requests.columns if c not in FEATURES}
+    out.update({c: np.asarray(f[c]).astype(np.float32) for c in FEATURES})
+    return pd.DataFrame(out, index=requests.index)
 
 
 def sample_rows(src, rate: float = 0.05) -> pd.DataFrame:
@@ -258,6 +294,80 @@ def oracle(rows: pd.DataFrame, truth_dir) -> np.ndarray:
     return (joined["base"] * joined["multiplier"]).to_numpy()
 
 
+# --- serving: the API's conditions, levels and request adapters ---
+
+SERVING_CONDITIONS = (
+    Condition("hour", "h", "hour of day (KST) of the slot asked about, floored to its 3-h slot (0, 3, ..., 21); "
+              "moves the slot to that hour of `at`'s day. Omitted: the slot holding `at`", 18, 0, 23, "int"),
+    Condition("weekday", "day", "0 = Monday ... 6 = Sunday. Omitted: the slot's weekday", 4, 0, 6, "int"),
+    Condition("holiday", "", "a Korean public holiday. Omitted: the slot's day looked up", False, kind="bool"),
+    Condition("rain_3h_mm", "mm", "rain in the 3 h before the slot. Omitted: observed at the cell's nearest "
+              "station", 12.0, 0.0, 300.0),
+    Condition("snow_cm", "cm", "snow depth on the ground. Omitted: observed at the nearest ASOS station",
+              0.0, 0.0, 150.0),
+    Condition("temp_c", "degrees C", "air temperature at the slot start. Omitted: observed", 2.0, -30.0, 45.0),
+    Condition("freezing", "", "freezing wet or snowy road. Omitted: temperature <= 0 C with rain or snow",
+              False, kind="bool"),
+    Condition("dark", "", "the sun below the horizon mid-slot. Omitted: computed for the cell", True, kind="bool"),
+)
+_WEATHER = ("rain_3h_mm", "snow_cm", "temp_c")
+
+
+def serving_requests(src, cells: pd.DataFrame, at, conditions: dict | None = None) -> pd.DataFrame:
+    """One request per cell for the 3-h slot holding ``at`` (or, with ``hour``, the slot at that hour of
+    ``at``'s day). Given conditions are constants; build_rows derives the others from the slot as in
+    training. For a slot that starts after ``at``, omitted weather is the newest observed at ``at``."""
+    conds = sa.given(conditions, CONDITIONS)
+    at = pd.Timestamp(at)
+    slot = at.floor("3h")
+    columns: dict[str, object] = {}
+    if "hour" in conds:
+        hour = int(conds["hour"]) // 3 * 3
+        slot = at.normalize() + pd.Timedelta(hours=hour)
+        columns["hour"] = float(hour)
+    columns = {"time": slot, **columns}
+    missing = [c for c in _WEATHER if c not in conds]
+    if slot > at and missing:
+        pos = ts.cell_positions(src, cells["cell_id"].to_numpy())
+        observed = _observed(src, pos, np.full(len(cells), ts.time_ns([at])[0]))
+        columns.update({c: observed[c] for c in missing})
+    columns.update({c: sa.as_float(v) for c, v in conds.items() if c != "hour"})
+    return sa.cell_requests(cells, columns)
+
+
+def serving_combine(rows: pd.DataFrame, pred) -> pd.DataFrame:
+    """Expected accidents per cell in the slot; details name the slot and the weather used."""
+    codes, times = pd.factorize(rows["time"])
+    labels = [f"{t:%Y-%m-%d %H:%M}-{t + SLOT:%H:%M}" for t in times]
+    weather = sa.records({c: rows[c].to_numpy() for c in _WEATHER}, digits=1)
+    details = [{"slot": labels[k], **w} for k, w in zip(codes.tolist(), weather, strict=True)]
+    return sa.per_cell(rows, np.clip(np.asarray(pred, dtype=float), 0, None), details=details)
+
+
+def serving_now(src) -> pd.Timestamp:
+    """The start of the last slot whose weather (3-h rain and temperature) a city station observed."""
+    def latest() -> pd.Timestamp:
+        w = weather(src)
+        seen = w.rain_3h.notna().any(axis=1).to_numpy() & w.temp.reindex(w.rain_3h.index).notna().any(axis=1).to_numpy()
+        if not seen.any():
+            raise DataError("traffic: no weather observations to serve from")
+        return pd.Timestamp(w.rain_3h.index[seen].max()).floor("3h")
+    return ts.memo(src, "traffic.now", latest)
+
+
+# Breaks: the champion's expected accidents over all cell-slots of 2021-2023 (weighted table rows) put
+# 75% of cell-slots below 0.0009 (관심), 20% up to 0.0044 (주의), 4% up to 0.0113 (경계) and 1% above (심각).
+SERVING = Serving(
+    conditions=SERVING_CONDITIONS,
+    levels=Levels((1e-5, 0.0009, 0.0044, 0.0113, 0.03), log=True),
+    value="expected traffic accidents in the cell during the 3-hour slot",
+    unit="accidents per 3 h",
+    requests=serving_requests,
+    combine=serving_combine,
+    now=serving_now,
+)
+
+
 SPEC = register(DomainSpec(
     name="traffic",
     title="Traffic accidents in a 3-hour slot",
@@ -273,6 +383,7 @@ SPEC = register(DomainSpec(
     build_table=build_table,
     build_rows=build_rows,
     weight="weight",
+    serving=SERVING,
     metrics=(POISSON_DEVIANCE, TOP5_SHARE),
     primary_metric="poisson_deviance",
     baseline=baseline,

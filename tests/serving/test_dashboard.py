@@ -1,0 +1,156 @@
+"""The /dashboard page in a real browser (Debian's Chromium driven by Playwright) against the real server.
+
+Screenshots of every domain land in artifacts/dashboard/<domain>.png under the repository root.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium); the dashboard test needs a real browser",
+                allow_module_level=True)
+
+from playwright.sync_api import sync_playwright  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "artifacts" / "dashboard"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+WAIT_MS = 60_000
+
+# The dashboard's ready scenario for each domain (its label in the #scenario select).
+SCENARIOS = {"flood": "60 mm/h at high tide", "earthquake": "M5.5 under the west coast",
+             "traffic": "Friday evening rain", "fine_dust": "Yellow-dust day"}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def api(served):
+    return {"catalogue": httpx.get(f"{served}/domains", timeout=30).json(),
+            "models": httpx.get(f"{served}/models", timeout=30).json()["domains"]}
+
+
+@pytest.fixture
+def page(browser, served):
+    """A fresh page on /dashboard, its first map drawn; fails the test on any uncaught script error."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    script_errors: list[str] = []
+    pg.on("pageerror", lambda exc: script_errors.append(str(exc)))
+    pg.goto(f"{served}/dashboard")
+    pg.wait_for_selector("#domain option", state="attached", timeout=WAIT_MS)  # the catalogue has arrived
+    wait_drawn(pg, pg.input_value("#domain"))
+    yield pg
+    context.close()
+    assert not script_errors, script_errors
+
+
+def wait_drawn(pg, domain: str) -> None:
+    pg.wait_for_function("d => { const m = document.querySelector('#map');"
+                         " return m.dataset.domain === d && m.dataset.cells !== '0'; }", arg=domain, timeout=WAIT_MS)
+
+
+def cells_drawn(pg) -> int:
+    return int(pg.get_attribute("#map", "data-cells"))
+
+
+def click_cell(pg, cell_id: str) -> None:
+    """A real mouse click on the cell's centre, wherever the page drew it."""
+    where = pg.evaluate("id => window.dashboard.cellCentre(id)", cell_id)
+    assert where is not None, f"cell {cell_id} is not on the map"
+    pg.click("#map", position=where)
+    pg.wait_for_selector(f"#details[data-cell='{cell_id}'] .score", timeout=WAIT_MS)
+
+
+def risk_map_request(domain: str):
+    return lambda r: r.url.endswith("/risk_map") and json.loads(r.post_data or "{}").get("domain") == domain
+
+
+def test_page_draws_every_cell_and_redraws_per_domain(page, api):
+    catalogue, models = api["catalogue"], api["models"]
+    first = page.input_value("#domain")
+    assert set(page.eval_on_selector_all("#domain option", "os => os.map(o => o.value)")) == set(catalogue["domains"])
+    assert cells_drawn(page) == catalogue["cells"]
+    assert page.text_content("#model-version") == models[first]["model_version"]
+    assert page.locator("#legend li").count() == 4
+    assert page.locator("#summary tbody tr").count() >= 1
+    assert page.locator("#error").is_hidden()
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    order = [d for d in catalogue["domains"] if d != first] + [first]
+    for domain in order:
+        with page.expect_request(risk_map_request(domain), timeout=WAIT_MS):
+            page.select_option("#domain", domain)
+        wait_drawn(page, domain)
+        assert cells_drawn(page) == catalogue["cells"]
+        assert page.text_content("#model-version") == models[domain]["model_version"]
+        # The conditions form follows the domain's schema, units shown.
+        names = [c["name"] for c in catalogue["domains"][domain]["conditions"]]
+        assert page.eval_on_selector_all("#fields [name]", "es => es.map(e => e.name)") == names
+
+        # The ready scenario posts its values (those the domain knows), then the worst cell gets clicked.
+        if domain in SCENARIOS:
+            with page.expect_request(risk_map_request(domain), timeout=WAIT_MS) as req:
+                page.select_option("#scenario", label=SCENARIOS[domain])
+            sent = json.loads(req.value.post_data)["conditions"]
+            assert sent and set(sent) <= set(names), sent
+            wait_drawn(page, domain)
+        worst = page.evaluate("() => [...document.querySelectorAll('#summary .cell-link')]"
+                              ".sort((a, b) => b.value - a.value)[0].title")
+        click_cell(page, worst)
+        path = SHOTS / f"{domain}.png"
+        page.screenshot(path=str(path), full_page=True)
+        print(f"dashboard screenshot: {path}")
+
+
+def test_clicking_a_cell_shows_what_the_api_says(page, api, served):
+    domain = page.input_value("#domain")
+    cell = page.get_attribute("#summary tbody .cell-link", "title")
+    with page.expect_request(lambda r: r.url.endswith("/risk"), timeout=WAIT_MS) as req:
+        click_cell(page, cell)
+    body = json.loads(req.value.post_data)
+    assert body["domain"] == domain and body["locations"] == [{"cell_id": cell}]
+    truth = httpx.post(f"{served}/risk", json=body, timeout=60).json()["results"][0]
+    assert page.text_content("#details .score .big") == f"{truth['score']:.1f}"
+    assert page.text_content("#details .chip") == f"{truth['level']} {truth['level_en']}"
+    text = page.text_content("#details")
+    assert cell in text and truth["unit"] in text
+    assert page.locator("#details .factors tr").count() == len(truth["top_factors"])
+
+
+def test_a_bad_value_shows_the_servers_message(page, api, served):
+    flood = api["catalogue"]["domains"].get("flood")
+    if flood is None or "rain_1h" not in [c["name"] for c in flood["conditions"]]:
+        pytest.skip("no flood rain_1h condition to get wrong")
+    page.select_option("#domain", "flood")
+    wait_drawn(page, "flood")
+    page.fill("#c-rain_1h", "-5")
+    page.click("#draw")
+    page.wait_for_selector("#error:not([hidden])", timeout=WAIT_MS)
+    shown = page.text_content("#error")
+    server = httpx.post(f"{served}/risk_map", json={"domain": "flood", "conditions": {"rain_1h": -5}}, timeout=60)
+    assert server.status_code == 400
+    assert "conditions.rain_1h" in shown and shown == server.json()["error"]
+    assert cells_drawn(page) == api["catalogue"]["cells"]  # the last good map stays on screen
+
+    page.fill("#c-rain_1h", "")  # fixing the value clears the box
+    page.click("#draw")
+    page.wait_for_selector("#error", state="hidden", timeout=WAIT_MS)
+
+
+def test_wall_display_controls(page):
+    assert page.eval_on_selector_all("#refresh option", "os => os.map(o => o.value)") == ["0", "60", "300"]
+    assert page.locator("#at").get_attribute("type") == "datetime-local"
