@@ -66,9 +66,10 @@ class Engine:
         self.specs = {name: spec for name, spec in domains().items() if spec.serving is not None}
         self.grid = self.sources.grid
         self.cells = self.grid.cells.set_index("cell_id", drop=False)
+        self._position = {cid: i for i, cid in enumerate(self.grid.cells["cell_id"])}
         self._conditions = {name: conditions_model(spec) for name, spec in self.specs.items()}
         self._now = {name: pd.Timestamp(spec.serving.now(self.sources)) for name, spec in self.specs.items()}
-        self._geometry = _cell_geometries(self.grid)
+        self._feature_heads = _feature_heads(self.grid)
 
     # --- state -------------------------------------------------------------------------------
     @property
@@ -94,19 +95,21 @@ class Engine:
         if len(locations) > MAX_LOCATIONS:
             raise ApiError(413, ["locations"], f"{len(locations)} locations; at most {MAX_LOCATIONS} per request "
                            "(use /risk_map for the whole city)", "too_large")
-        ids = []
+        positions = np.empty(len(locations), dtype=np.int64)
+        points = [i for i, loc in enumerate(locations) if loc.get("cell_id") is None]
+        if points:
+            lat = np.array([locations[i]["lat"] for i in points], dtype=float)
+            lon = np.array([locations[i]["lon"] for i in points], dtype=float)
+            positions[points] = self.grid.locate(lat, lon)
         for i, loc in enumerate(locations):
             if loc.get("cell_id") is not None:
-                if loc["cell_id"] not in self.cells.index:
+                if loc["cell_id"] not in self._position:
                     raise ApiError(404, ["locations", i, "cell_id"], f"unknown cell {loc['cell_id']!r}", "not_found")
-                ids.append(loc["cell_id"])
-                continue
-            pos = self.grid.locate(loc["lat"], loc["lon"])[0]
-            if pos < 0:
+                positions[i] = self._position[loc["cell_id"]]
+            elif positions[i] < 0:
                 raise ApiError(400, ["locations", i], f"point ({loc['lat']}, {loc['lon']}) is outside "
                                f"{self.grid.city.name}'s land grid", "outside_city")
-            ids.append(self.grid.cells["cell_id"].iat[pos])
-        return self.cells.loc[ids, ["cell_id", "lat", "lon", "district"]].reset_index(drop=True)
+        return self.grid.cells.iloc[positions][["cell_id", "lat", "lon", "district"]].reset_index(drop=True)
 
     def conditions(self, spec: DomainSpec, given: dict | None) -> dict:
         try:
@@ -149,19 +152,21 @@ class Engine:
         rows, answers, _ = self._predict(spec, model, unique, when, conds)
         factors = self._top_factors(spec, model, rows)
         scores = spec.serving.levels.score(answers["value"].to_numpy(float))
-        answers = answers.assign(score=scores, level=Levels.level(scores))
+        levels = Levels.level(scores)
+        by_cell = {cid: (a, float(sc), int(lv)) for cid, a, sc, lv in
+                   zip(answers.index, answers.to_dict("records"), scores, levels, strict=True)}
         results = []
-        for (_, cell), query in zip(cells.iterrows(), locations, strict=True):
-            a = answers.loc[cell["cell_id"]]
-            ko, en = LEVELS[int(a["level"])]
+        for cell, query in zip(cells.to_dict("records"), locations, strict=True):
+            a, score, level = by_cell[cell["cell_id"]]
+            cause, details = a.get("cause"), a.get("details")
             results.append({
                 "query": {k: v for k, v in query.items() if v is not None},
                 "cell_id": cell["cell_id"], "lat": float(cell["lat"]), "lon": float(cell["lon"]),
-                "district": cell["district"], "score": round(float(a["score"]), 1), "level": ko, "level_en": en,
-                "value": _num(a["value"]), "unit": spec.serving.unit,
+                "district": cell["district"], "score": round(score, 1), "level": LEVELS[level][0],
+                "level_en": LEVELS[level][1], "value": _num(a["value"]), "unit": spec.serving.unit,
                 "top_factors": factors.get(cell["cell_id"], []),
-                "cause": a.get("cause") if isinstance(a.get("cause"), str) else None,
-                "details": a.get("details") if isinstance(a.get("details"), dict) else None,
+                "cause": cause if isinstance(cause, str) else None,
+                "details": details if isinstance(details, dict) else None,
                 "model_version": model.version,
             })
         return {"domain": domain, "at": when.isoformat(), "value_meaning": spec.serving.value,
@@ -178,14 +183,12 @@ class Engine:
         values = answers["value"].to_numpy(float)
         scores = spec.serving.levels.score(values)
         levels = Levels.level(scores)
-        causes = answers["cause"] if "cause" in answers else pd.Series(None, index=answers.index)
-        parts = []
-        for cid, geom, v, s, lv, cause in zip(self.cells.index, self._geometry, values, scores, levels, causes,
-                                             strict=True):
-            props = {"cell_id": cid, "district": self.cells.at[cid, "district"], "score": round(float(s), 1),
-                     "level": LEVELS[lv][0], "level_en": LEVELS[lv][1], "value": _num(v),
-                     "cause": cause if isinstance(cause, str) else None}
-            parts.append(f'{{"type":"Feature","geometry":{geom},"properties":{json.dumps(props, ensure_ascii=False)}}}')
+        causes = answers["cause"].tolist() if "cause" in answers else [None] * len(values)
+        parts = [
+            f'{head}"score":{s:.1f},{_LEVEL_JSON[lv]},"value":{json.dumps(_num(v))},'
+            f'"cause":{json.dumps(c if isinstance(c, str) else None)}}}}}'
+            for head, v, s, lv, c in zip(self._feature_heads, values, scores, levels, causes, strict=True)
+        ]
         head = json.dumps({"domain": domain, "at": when.isoformat(), "unit": spec.serving.unit,
                            "value_meaning": spec.serving.value, "model_version": model.version},
                           ensure_ascii=False)
@@ -256,7 +259,15 @@ def _num(v) -> float | None:
     return round(v, 6) if np.isfinite(v) else None
 
 
-def _cell_geometries(grid) -> list[str]:
-    """Each cell's square as a GeoJSON Polygon string, computed once."""
-    return ['{"type":"Polygon","coordinates":[[' + ",".join(f"[{lon:.6f},{lat:.6f}]" for lon, lat in ring) + "]]}"
-            for ring in grid.rings()]
+_LEVEL_JSON = [f'"level":"{ko}","level_en":"{en}"' for ko, en in LEVELS]
+
+
+def _feature_heads(grid) -> list[str]:
+    """Each cell's GeoJSON Feature up to its dynamic properties (geometry, cell_id, district), built once."""
+    out = []
+    for ring, cid, district in zip(grid.rings(), grid.cells["cell_id"], grid.cells["district"], strict=True):
+        coords = ",".join(f"[{lon:.6f},{lat:.6f}]" for lon, lat in ring)
+        props = json.dumps({"cell_id": cid, "district": district}, ensure_ascii=False)[:-1]
+        out.append(f'{{"type":"Feature","geometry":{{"type":"Polygon","coordinates":[[{coords}]]}},'
+                   f'"properties":{props},')
+    return out
