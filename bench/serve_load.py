@@ -106,7 +106,7 @@ def main() -> None:
     family, booster = load_native(model_uri)
     table = pd.read_parquet(settings.features_dir / f"{spec.name}.parquet").tail(1000)
     X = table[list(spec.features)].astype("float64")
-    records = X.where(X.notna(), None).to_dict("records")
+    records = json.loads(X.to_json(orient="records"))  # NaN -> null
 
     # The raw booster: the floor every server is measured against.
     times = []

@@ -3,6 +3,8 @@ with the field named."""
 
 from __future__ import annotations
 
+import json
+
 import bentoml
 import httpx
 import pandas as pd
@@ -61,7 +63,8 @@ def test_domains_describe_conditions_units_ranges_and_levels(catalogue):
     for info in catalogue["domains"].values():
         assert [lv["level"] for lv in info["levels"]] == [ko for ko, _ in LEVELS]
         for cond in info["conditions"]:
-            assert cond["unit"] and "example" in cond and cond["type"] in ("float", "int", "bool", "date")
+            assert cond["type"] in ("float", "int", "bool", "date") and "example" in cond
+            assert isinstance(cond["unit"], str) and (cond["unit"] or cond["type"] in ("bool", "date"))
 
 
 @pytest.mark.parametrize("domain", DOMAINS)
@@ -97,7 +100,7 @@ def test_risk_map_is_geojson_of_every_cell(http, catalogue, domain):
 def test_predict_returns_one_output_per_record(http, small_tables, catalogue, domain):
     features = catalogue["domains"][domain]["features"]
     table = pd.read_parquet(small_tables.features_dir / f"{domain}.parquet").head(50)
-    records = table[features].astype(float).where(table[features].notna(), None).to_dict("records")
+    records = json.loads(table[features].astype(float).to_json(orient="records"))  # NaN -> null
     resp = http.post("/predict", json={"domain": domain, "records": records})
     assert resp.status_code == 200, resp.text
     assert len(resp.json()["predictions"]) == 50
