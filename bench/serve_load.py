@@ -133,9 +133,11 @@ def main() -> None:
                                                              args.seconds, 4)))
     finally:
         stop(bento)
-    mlflow_env = {**env, "MLFLOW_TRACKING_URI": settings.tracking_uri}
+    # mlflow starts uvicorn by name: the venv's bin must be on PATH. Same worker count as BentoML.
+    mlflow_env = {**env, "MLFLOW_TRACKING_URI": settings.tracking_uri,
+                  "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     mlf = start([sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri, "--env-manager", "local",
-                 "-p", str(mlflow_port), "-h", "127.0.0.1"], f"http://127.0.0.1:{mlflow_port}", "/ping", mlflow_env)
+                 "-p", str(mlflow_port), "-h", "127.0.0.1", "-w", env["URBAN_SAFETY_WORKERS"]], f"http://127.0.0.1:{mlflow_port}", "/ping", mlflow_env)
     try:
         url = f"http://127.0.0.1:{mlflow_port}/invocations"
         split = json.loads(X.to_json(orient="split", index=False))

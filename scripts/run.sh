@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up the environment and run the main job: embedded data (generated once), then every domain's features.
+# Set up the environment and run the main job: embedded data (generated once), every domain's features,
+# a quick training where no champion exists, then the service with its dashboard on localhost.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
@@ -9,3 +10,22 @@ if [ ! -d data/raw ] || [ -n "${REGENERATE:-}" ]; then
 fi
 $US features build --domain all
 $US train --domain all --profile quick --missing-only
+PORT=${URBAN_SAFETY_PORT:-3000}
+cat <<TXT
+
+The service starts on http://127.0.0.1:$PORT — dashboard: http://127.0.0.1:$PORT/dashboard
+Try (in another terminal):
+  curl -s localhost:$PORT/domains | head -c 600
+  curl -s -XPOST localhost:$PORT/risk -H 'Content-Type: application/json' \\
+    -d '{"domain":"flood","locations":[{"lat":37.4777,"lon":126.6249}],"conditions":{"rain_1h":60,"rain_fcst_3h":120}}'
+  curl -s -XPOST localhost:$PORT/risk -H 'Content-Type: application/json' \\
+    -d '{"domain":"traffic","locations":[{"lat":37.507,"lon":126.722}],"conditions":{"hour":18,"weekday":4,"rain_3h_mm":15}}'
+  curl -s -XPOST localhost:$PORT/risk -H 'Content-Type: application/json' \\
+    -d '{"domain":"earthquake","locations":[{"lat":37.45,"lon":126.70}],"conditions":{"magnitude":5.5,"epicentre_lat":37.45,"epicentre_lon":126.45,"depth_km":10}}'
+  curl -s -XPOST localhost:$PORT/risk -H 'Content-Type: application/json' \\
+    -d '{"domain":"fine_dust","locations":[{"lat":37.45,"lon":126.73}],"conditions":{"target_date":"2023-04-12"}}'
+  curl -s -XPOST localhost:$PORT/risk_map -H 'Content-Type: application/json' -d '{"domain":"flood"}' | head -c 400
+Stop it with Ctrl-C.
+
+TXT
+exec $US serve --port "$PORT"
