@@ -70,11 +70,13 @@ def stop(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def wrk(url: str, body: dict, seconds: int, connections: int) -> dict:
-    """requests/s, p50 and p99 (ms) and non-2xx count for POSTing ``body`` to ``url``."""
+def wrk(url: str, body: dict | list[dict], seconds: int, connections: int) -> dict:
+    """requests/s, p50 and p99 (ms) and non-2xx count for POSTing ``body`` (or a random one of a list)."""
+    bodies = body if isinstance(body, list) else [body]
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-                     f"wrk.body = {json.dumps(json.dumps(body))}\n")
+        script.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nbodies = {\n')
+        script.writelines(f"  {json.dumps(json.dumps(b))},\n" for b in bodies)
+        script.write("}\nrequest = function() return wrk.format(nil, nil, nil, bodies[math.random(#bodies)]) end\n")
     out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name, url],
                          capture_output=True, text=True, timeout=seconds + 60).stdout
     os.unlink(script.name)
@@ -124,13 +126,28 @@ def main() -> None:
     try:
         base = f"http://127.0.0.1:{bento_port}"
         point = {"lat": 37.4777, "lon": 126.6249}
-        rows.append(("bentoml /risk, 1 location", 1, wrk(f"{base}/risk", {"domain": spec.name, "locations": [point]},
-                                                         args.seconds, args.connections)))
+        rows.append(("bentoml /risk, same location", 1, wrk(f"{base}/risk",
+                                                            {"domain": spec.name, "locations": [point]},
+                                                            args.seconds, args.connections)))
+        # Distinct questions: a random cell at a random hour of the last 90 days, so the answer cache
+        # (which serves repeated identical questions) rarely helps.
+        rng = np.random.default_rng(0)
+        cells = httpx.post(f"{base}/risk_map", json={"domain": spec.name}, timeout=60).json()["features"]
+        latest = httpx.get(f"{base}/domains", timeout=60).json()["domains"][spec.name]["default_at"]
+        hours = pd.date_range(end=pd.Timestamp(latest).floor("h"), periods=90 * 24, freq="h")
+        varied = [{"domain": spec.name, "locations": [{"cell_id": cells[i]["properties"]["cell_id"]}],
+                   "at": hours[j].isoformat()}
+                  for i, j in zip(rng.integers(0, len(cells), 20_000), rng.integers(0, len(hours), 20_000),
+                                  strict=True)]
+        rows.append(("bentoml /risk, 20,000 distinct asks", 1, wrk(f"{base}/risk", varied, args.seconds,
+                                                                   args.connections)))
         rows.append(("bentoml /predict, 1,000 rows", 1000, wrk(f"{base}/predict",
                                                                {"domain": spec.name, "records": records},
                                                                args.seconds, 4)))
-        rows.append(("bentoml /risk_map, whole city", 1, wrk(f"{base}/risk_map", {"domain": spec.name},
-                                                             args.seconds, 4)))
+        rows.append(("bentoml /risk_map, same question", 1, wrk(f"{base}/risk_map", {"domain": spec.name},
+                                                                args.seconds, 4)))
+        maps = [{"domain": spec.name, "at": h.isoformat()} for h in hours]
+        rows.append(("bentoml /risk_map, 2,160 distinct hours", 1, wrk(f"{base}/risk_map", maps, args.seconds, 4)))
     finally:
         stop(bento)
     # mlflow starts uvicorn by name: the venv's bin must be on PATH. Same worker count as BentoML.

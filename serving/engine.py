@@ -7,6 +7,8 @@ domain, and answers the API's questions through the same feature builders that m
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -22,6 +24,7 @@ from training.models import contributions, predict
 
 MAX_LOCATIONS = 500
 MAX_RECORDS = 10_000
+CACHE_ENTRIES = 2048
 TOP_FACTORS = 5
 KINDS = {"float": float, "int": int, "bool": bool, "date": date}
 
@@ -70,6 +73,9 @@ class Engine:
         self._conditions = {name: conditions_model(spec) for name, spec in self.specs.items()}
         self._now = {name: pd.Timestamp(spec.serving.now(self.sources)) for name, spec in self.specs.items()}
         self._feature_heads = _feature_heads(self.grid)
+        # Answers depend only on the request, the held data and the models, all fixed for this engine's
+        # life: identical questions (dashboards polling, a department re-asking) are answered from memory.
+        self._cache = LruCache(CACHE_ENTRIES)
 
     # --- state -------------------------------------------------------------------------------
     @property
@@ -148,6 +154,17 @@ class Engine:
         cells = self.locate(locations)
         conds, when = self.conditions(spec, conditions), self.at(spec, at)
         model = self._model(domain)
+        key = ("risk", domain, tuple(cells["cell_id"]), when, _frozen(conds))
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = self._cache.put(key, self._risk_answers(spec, model, cells, when, conds))
+        results = [{"query": {k: v for k, v in q.items() if v is not None}, **r}
+                   for q, r in zip(locations, cached, strict=True)]
+        return {"domain": domain, "at": when.isoformat(), "value_meaning": spec.serving.value,
+                "model_version": model.version, "results": results}
+
+    def _risk_answers(self, spec: DomainSpec, model: LoadedModel, cells: pd.DataFrame, when: pd.Timestamp,
+                      conds: dict) -> list[dict]:
         unique = cells.drop_duplicates("cell_id")
         rows, answers, _ = self._predict(spec, model, unique, when, conds)
         factors = self._top_factors(spec, model, rows)
@@ -156,11 +173,10 @@ class Engine:
         by_cell = {cid: (a, float(sc), int(lv)) for cid, a, sc, lv in
                    zip(answers.index, answers.to_dict("records"), scores, levels, strict=True)}
         results = []
-        for cell, query in zip(cells.to_dict("records"), locations, strict=True):
+        for cell in cells.to_dict("records"):
             a, score, level = by_cell[cell["cell_id"]]
             cause, details = a.get("cause"), a.get("details")
             results.append({
-                "query": {k: v for k, v in query.items() if v is not None},
                 "cell_id": cell["cell_id"], "lat": float(cell["lat"]), "lon": float(cell["lon"]),
                 "district": cell["district"], "score": round(score, 1), "level": LEVELS[level][0],
                 "level_en": LEVELS[level][1], "value": _num(a["value"]), "unit": spec.serving.unit,
@@ -169,14 +185,19 @@ class Engine:
                 "details": details if isinstance(details, dict) else None,
                 "model_version": model.version,
             })
-        return {"domain": domain, "at": when.isoformat(), "value_meaning": spec.serving.value,
-                "model_version": model.version, "results": results}
+        return results
 
     def risk_map(self, domain: str, at: datetime | None, conditions: dict | None) -> bytes:
         """GeoJSON FeatureCollection of every cell, serialised here (the geometry strings are cached)."""
         spec = self._spec(domain)
         conds, when = self.conditions(spec, conditions), self.at(spec, at)
         model = self._model(domain)
+        key = ("map", domain, when, _frozen(conds))
+        cached = self._cache.get(key)
+        return cached if cached is not None else self._cache.put(key, self._risk_map(spec, model, when, conds))
+
+    def _risk_map(self, spec: DomainSpec, model: LoadedModel, when: pd.Timestamp, conds: dict) -> bytes:
+        domain = spec.name
         _, answers, _ = self._predict(spec, model, self.cells[["cell_id", "lat", "lon", "district"]]
                                       .reset_index(drop=True), when, conds)
         answers = answers.reindex(self.cells.index)
@@ -252,6 +273,32 @@ class Engine:
             }
         return {"city": self.grid.city.name, "cells": len(self.cells), "grid_m": self.grid.size_m,
                 "limits": {"locations": MAX_LOCATIONS, "records": MAX_RECORDS}, "domains": out}
+
+
+class LruCache:
+    """A small thread-safe least-recently-used map."""
+
+    def __init__(self, size: int):
+        self.size, self._data, self._lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            if key in self._data:
+                self._data.move_to_end(key)
+                return self._data[key]
+        return None
+
+    def put(self, key, value):
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+        return value
+
+
+def _frozen(conds: dict) -> tuple:
+    return tuple(sorted((k, str(v)) for k, v in conds.items()))
 
 
 def _num(v) -> float | None:
