@@ -14,6 +14,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from features.errors import UrbanSafetyError
+from features.sources.formats import FORMATS
 from urban_safety.settings import get_settings
 
 app = typer.Typer(help="Urban safety risk: data, features, training and serving.", no_args_is_help=True,
@@ -27,9 +28,7 @@ app.add_typer(features_app, name="features")
 console = Console(width=None if Console().is_terminal else 160)
 err_console = Console(stderr=True, width=None if Console(stderr=True).is_terminal else 160)
 
-CHECKABLE = ("asos", "aws", "airkorea", "taas", "quakes", "buildings", "flood_traces", "tide", "nowcast",
-             "static", "damage_surveys")
-SourceName = Enum("SourceName", {s: s for s in CHECKABLE}, type=str)
+SourceName = Enum("SourceName", {s: s for s in FORMATS}, type=str)
 
 
 def _domain_names() -> list[str]:

@@ -26,6 +26,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_ready(url: str, proc: subprocess.Popen, log: Path | None = None, seconds: float = 120) -> None:
+    """Block until ``url``/readyz answers 200; fail with the server's log if it exits or takes too long."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {log.read_text()[-3000:] if log else proc.returncode}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError(f"server not ready in {seconds:.0f} s: {log.read_text()[-3000:] if log else ''}")
+
+
 @pytest.fixture(scope="session")
 def served(small_tables, tmp_path_factory):
     """Train tiny champions, import them into a private BentoML home, start the server; yield its URL."""
@@ -48,19 +64,7 @@ def served(small_tables, tmp_path_factory):
                                  "--host", "127.0.0.1", "--port", str(port)], env=env, cwd=ROOT, stdout=log,
                                 stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited: {Path(log.name).read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.5)
-        else:
-            proc.kill()
-            raise RuntimeError(f"server not ready in 120 s: {Path(log.name).read_text()[-3000:]}")
+        wait_ready(url, proc, Path(log.name))
         yield url
         proc.terminate()
         proc.wait(timeout=30)

@@ -6,11 +6,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import httpx
 
-from tests.serving.conftest import ROOT, free_port
+from tests.serving.conftest import ROOT, free_port, wait_ready
 
 
 def test_built_bento_serves_without_mlflow_or_raw_data(served, tmp_path):
@@ -27,13 +26,7 @@ def test_built_bento_serves_without_mlflow_or_raw_data(served, tmp_path):
                             cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{port}"
-        for _ in range(120):
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.5)
+        wait_ready(url, proc)
         resp = httpx.post(f"{url}/risk", json={"domain": "flood", "locations": [{"lat": 37.4777, "lon": 126.6249}]},
                           timeout=30)
         assert resp.status_code == 200, resp.text
