@@ -277,7 +277,10 @@ def serve(
     console.print(f"data snapshot: {context}")
     if prepare_only:
         return
-    console.print(f"serving on http://{host}:{port} (dashboard: /dashboard, API docs: /docs)")
+    # One worker per core: the service is CPU-bound Python (the default machine has 2 cores).
+    os.environ.setdefault("URBAN_SAFETY_WORKERS", str(os.cpu_count() or 1))
+    console.print(f"serving on http://{host}:{port} with {os.environ['URBAN_SAFETY_WORKERS']} workers "
+                  "(dashboard: /dashboard, API docs: /docs)")
     cmd = [sys.executable, "-m", "bentoml", "serve", "serving.service:RiskService", "--host", host,
            "--port", str(port), "--working-dir", str(settings.root)]
     os.execv(sys.executable, cmd)

@@ -1,0 +1,1 @@
+"""Benchmark scripts: they print figures; run them with the project's venv."""
