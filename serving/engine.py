@@ -24,6 +24,10 @@ from training.models import contributions, predict
 
 MAX_LOCATIONS = 500
 MAX_RECORDS = 10_000
+# Times and dates the engine accepts: pandas holds times as int64 nanoseconds (1677-09-21 .. 2262-04-11), and
+# the feature builders step back a year or more from `at`, so anything outside these is a 400, not an overflow.
+EARLIEST_AT = pd.Timestamp("1900-01-01")
+DATE_RANGE = (date(1900, 1, 1), date(2199, 12, 31))
 CACHE_ENTRIES = 2048
 TOP_FACTORS = 5
 KINDS = {"float": float, "int": int, "bool": bool, "date": date}
@@ -45,7 +49,10 @@ def conditions_model(spec: DomainSpec) -> type[BaseModel]:
     fields = {}
     for c in spec.serving.conditions:
         kind = KINDS[c.kind]
-        constraint = {"ge": c.minimum, "le": c.maximum} if c.kind in ("float", "int") else {}
+        constraint = {"ge": c.minimum, "le": c.maximum} if c.kind in ("float", "int") else \
+            {"ge": DATE_RANGE[0], "le": DATE_RANGE[1]} if c.kind == "date" else {}
+        if c.kind == "float":
+            constraint["allow_inf_nan"] = False
         default = ... if c.required else None
         fields[c.name] = (kind if c.required else kind | None,
                           Field(default, description=f"{c.description} [{c.unit}]", examples=[c.example],
@@ -55,8 +62,9 @@ def conditions_model(spec: DomainSpec) -> type[BaseModel]:
 
 
 def condition_schema(c: Condition) -> dict:
+    low, high = (d.isoformat() for d in DATE_RANGE) if c.kind == "date" else (c.minimum, c.maximum)
     return {"name": c.name, "unit": c.unit, "description": c.description, "type": c.kind,
-            "minimum": c.minimum, "maximum": c.maximum, "example": c.example, "required": c.required}
+            "minimum": low, "maximum": high, "example": c.example, "required": c.required}
 
 
 @dataclass
@@ -130,9 +138,17 @@ class Engine:
         now = self._now[spec.name]
         if at is None:
             return now
-        ts = pd.Timestamp(at)
-        if ts.tzinfo is not None:
-            ts = ts.tz_convert(self.grid.city.timezone).tz_localize(None)
+        try:  # aware times in the city's local time; years 1 and 9999 overflow on the way, or in nanoseconds
+            ts = pd.Timestamp(at)
+            if ts.tzinfo is not None:
+                ts = ts.tz_convert(self.grid.city.timezone).tz_localize(None)
+            ts = ts.as_unit("ns")
+        except (OverflowError, ValueError):  # pandas' OutOfBoundsDatetime is a ValueError
+            ts = None
+        if ts is None or ts < EARLIEST_AT:
+            raise ApiError(400, ["at"], f"{at.isoformat() if isinstance(at, datetime) else at} is outside the "
+                           f"times the service answers for: from {EARLIEST_AT:%Y-%m-%d} to the newest "
+                           f"observations it holds for {spec.name} ({now:%Y-%m-%d %H:%M})")
         if ts > now:
             raise ApiError(400, ["at"], f"{ts:%Y-%m-%d %H:%M} is after the newest observations the service "
                            f"holds for {spec.name} ({now:%Y-%m-%d %H:%M}); omit `at` to use that time")
@@ -234,6 +250,11 @@ class Engine:
                                f"GET /domains)", "feature_mismatch")
         model = self._model(domain)
         X = pd.DataFrame.from_records(records, columns=list(spec.features)).astype("float64")
+        infinite = np.isinf(X.to_numpy())
+        if infinite.any():  # NaN is a missing value like null; an infinity is no value a feature can have
+            i, j = (int(k) for k in np.argwhere(infinite)[0])
+            raise ApiError(400, ["records", i, spec.features[j]], "must be a finite number (or null when missing)",
+                           "finite_number")
         pred = predict(model.family, model.booster, X)
         return {"domain": domain, "model_version": model.version, "predictions": [_num(p) for p in pred]}
 
@@ -272,7 +293,8 @@ class Engine:
                 "features": list(spec.features),
             }
         return {"city": self.grid.city.name, "cells": len(self.cells), "grid_m": self.grid.size_m,
-                "limits": {"locations": MAX_LOCATIONS, "records": MAX_RECORDS}, "domains": out}
+                "limits": {"locations": MAX_LOCATIONS, "records": MAX_RECORDS,
+                           "earliest_at": EARLIEST_AT.isoformat()}, "domains": out}
 
 
 class LruCache:

@@ -72,9 +72,8 @@ class ErrorShapeMiddleware:
         try:
             data = json.loads(body)
             if isinstance(data, dict) and "validation error" in str(data.get("error", "")):
-                details = [{"loc": [p for p in d.get("loc", []) if p not in ("body", "Input")],
-                            "msg": d.get("msg", "invalid"), "type": d.get("type", "value_error")}
-                           for d in data.get("detail", [])]
+                details = [{"loc": _field_loc(d.get("loc", [])), "msg": d.get("msg", "invalid"),
+                            "type": d.get("type", "value_error")} for d in data.get("detail", [])]
                 if details:
                     body = error_response(400, details).body
         except ValueError:
@@ -83,3 +82,12 @@ class ErrorShapeMiddleware:
         headers.append((b"content-length", str(len(body)).encode()))
         await send({**start, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+def _field_loc(loc: list) -> list:
+    """BentoML's loc without its request-model wrapper; a problem with the whole body (invalid JSON, not an
+    object) has no field of its own, so it is about ``body``."""
+    loc = list(loc)
+    while loc and loc[0] in ("body", "Input"):
+        loc.pop(0)
+    return loc or ["body"]

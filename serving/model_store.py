@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from features.registry import domains
 from features.sources import Sources, source_files
 from serving.engine import LoadedModel
 from training.champion import current_champion, load_native
-from training.tracking import configure, registered_name
+from training.tracking import configure, file_sha256, registered_name
 from urban_safety.settings import Settings
 
 CONTEXT = "urban-safety-context"
@@ -71,10 +73,14 @@ def import_champions(settings: Settings) -> list[Imported]:
                     "feature_set_version": run.data.tags.get("feature_set_version"),
                     "trained_at": pd.Timestamp(run.info.start_time, unit="ms", tz="UTC").isoformat(),
                     "holdout_metrics": metrics, "primary_metric": spec.primary_metric}
-        with bentoml.models.create(bento_name(name), labels={"domain": name, "run_id": champion.run_id,
-                                                            "registry_version": str(champion.version)},
-                                   metadata=metadata) as model:
-            booster.save_model(str(Path(model.path) / BOOSTER_FILE[family]))
+        with tempfile.TemporaryDirectory() as tmp:
+            staged = Path(tmp) / BOOSTER_FILE[family]
+            booster.save_model(str(staged))
+            metadata["booster_sha256"] = file_sha256(staged)
+            with bentoml.models.create(bento_name(name), labels={"domain": name, "run_id": champion.run_id,
+                                                                "registry_version": str(champion.version)},
+                                       metadata=metadata) as model:
+                shutil.copyfile(staged, Path(model.path) / BOOSTER_FILE[family])
         out.append(Imported(name, str(model.tag), str(champion.version), "imported"))
     return out
 
@@ -120,6 +126,9 @@ def load_models() -> tuple[dict[str, LoadedModel], dict[str, str]]:
             model = bentoml.models.get(f"{bento_name(name)}:latest")
             meta = model.info.metadata
             path = str(Path(model.path) / BOOSTER_FILE[meta["family"]])
+            # Check the bytes before parsing: LightGBM aborts the whole process on a truncated file.
+            if file_sha256(Path(path)) != meta.get("booster_sha256"):
+                raise ValueError("its booster file does not match the checksum recorded at import (corrupt?)")
             # One thread per prediction: requests run in parallel across workers, and a thread pool's
             # start-up costs more than a one-cell prediction.
             if meta["family"] == "lightgbm":

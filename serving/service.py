@@ -2,6 +2,8 @@
 mounted FastAPI app; BentoML's own /healthz, /readyz (false until every model is loaded) and /metrics.
 
 Errors: every 4xx is ``{"error": "<field>: <problem>", "detail": [{"loc", "msg", "type"}]}`` (serving/errors.py).
+Access control (URBAN_SAFETY_API_KEY), CORS (URBAN_SAFETY_CORS_ORIGINS) and the request-size limit
+(URBAN_SAFETY_MAX_BODY_BYTES) are ASGI middlewares around the whole server (serving/security.py).
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from typing import Any
 import bentoml
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import FileResponse, JSONResponse, Response
 
 from serving.engine import Engine
 from serving.errors import ApiError, ErrorShapeMiddleware
 from serving.schemas import DomainName, Location
+from serving.security import ApiKeyMiddleware, BodyLimitMiddleware, SafeErrorsMiddleware, cors_origins
 
 log = logging.getLogger("urban_safety.serving")
 STATIC = Path(__file__).parent / "static"
@@ -111,4 +115,14 @@ class RiskService:
         return self._call(lambda: self.engine.predict_records(domain.value, records))
 
 
+# BentoML wraps its whole Starlette app (its API routes, /healthz.., and the mounted FastAPI app) in these,
+# the first added outermost: error bodies are made safe last; CORS answers preflights and tags every answer
+# (401 and 413 included, so a browser can read them); then the key, then the size limit, both before
+# anything reads the body; then the rewrite of BentoML's own validation errors.
+RiskService.add_asgi_middleware(SafeErrorsMiddleware)
+if origins := cors_origins():
+    RiskService.add_asgi_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "OPTIONS"],
+                                    allow_headers=["Authorization", "Content-Type"], max_age=600)
+RiskService.add_asgi_middleware(ApiKeyMiddleware)
+RiskService.add_asgi_middleware(BodyLimitMiddleware)
 RiskService.add_asgi_middleware(ErrorShapeMiddleware)

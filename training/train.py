@@ -22,7 +22,16 @@ from training.champion import Decision, register_and_decide
 from training.evaluate import Scores, diagnostic_plot, evaluate, importance_plot
 from training.models import Fitted, contributions, fit
 from training.splits import holdout_split, time_folds
-from training.tracking import configure, ensure_experiment, file_sha256, git_commit
+from training.tracking import (
+    LOCK_TIMEOUT_S,
+    configure,
+    ensure_experiment,
+    fail_orphaned_runs,
+    file_sha256,
+    git_commit,
+    owner_tags,
+    training_lock,
+)
 from training.tune import PROFILES, Profile, cv_objective, open_study, remaining_trials
 from urban_safety.settings import Settings
 
@@ -75,8 +84,12 @@ def tuning_rows(rows: np.ndarray, y: np.ndarray, w: np.ndarray, limit: int, task
 
 
 def train_domain(spec: DomainSpec, settings: Settings, profile: Profile | str = "quick",
-                 trials: int | None = None, timeout: float | None = None) -> TrainResult:
-    """Run one training job for ``spec`` and return what it found and decided."""
+                 trials: int | None = None, timeout: float | None = None,
+                 lock_timeout: float | None = None) -> TrainResult:
+    """Run one training job for ``spec`` and return what it found and decided.
+
+    On a SQLite store the job holds ``mlruns/train.lock`` while it tunes, logs and registers; another job
+    waits for it up to ``lock_timeout`` seconds (default :data:`training.tracking.LOCK_TIMEOUT_S`)."""
     profile = PROFILES[profile] if isinstance(profile, str) else profile
     trials = trials or profile.trials
     timeout = timeout if timeout is not None else profile.timeout_s
@@ -94,48 +107,53 @@ def train_domain(spec: DomainSpec, settings: Settings, profile: Profile | str = 
     if not folds or holdout.empty:
         raise DataError(f"{spec.name}: too little data for {profile.folds} time-ordered folds and a holdout")
 
-    client = configure(settings)
-    experiment_id = ensure_experiment(client, settings, spec.name)
-    study_name = f"urban-safety-{spec.name}-{spec.feature_set_version}-{data_hash[:12]}"
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{spec.name}-{profile.name}") as run:
-        mlflow.set_tags({"domain": spec.name, "feature_set_version": spec.feature_set_version,
-                         "data_sha256": data_hash, "git_commit": git_commit(settings.root),
-                         "profile": profile.name, "optuna_study": study_name})
-        mlflow.log_params({"rows_train": len(split.train), "rows_tuning": len(train),
-                           "rows_holdout": len(holdout), "folds": len(folds), "gap": str(gap),
-                           "holdout_from": str(holdout[spec.time].min())})
-        study = open_study(settings.optuna_url, study_name, settings.seed)
-        study.optimize(cv_objective(spec, X, y, w, folds, profile, settings.seed),
-                       n_trials=remaining_trials(study, trials), timeout=timeout)
-        states = [t.state for t in study.trials]
-        complete, pruned = states.count(TrialState.COMPLETE), states.count(TrialState.PRUNED)
-        if not complete:
-            raise DataError(f"{spec.name}: no Optuna trial completed (raise --timeout or --trials)")
-        best = study.best_trial
-        params = dict(best.user_attrs["params"])
-        family = best.params["family"]
-        params["num_boost_round"] = max(int(best.user_attrs["best_rounds"] * 1.1), 10)
-        fitted = fit(family, spec.task, params, X, y, w, seed=settings.seed)
-        pred = fitted.predict(holdout[list(spec.features)])
-        scores = evaluate(spec, holdout, pred, settings.truth_dir, history=table.iloc[split.train])
+    # One job at a time on a SQLite store (a second one waits); then fail the runs of killed jobs.
+    with training_lock(settings, LOCK_TIMEOUT_S if lock_timeout is None else lock_timeout):
+        client = configure(settings)
+        experiment_id = ensure_experiment(client, settings, spec.name)
+        fail_orphaned_runs(client, experiment_id, spec.name)
+        study_name = f"urban-safety-{spec.name}-{spec.feature_set_version}-{data_hash[:12]}"
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        # The domain and the owning process are tags from the run's creation: a killed job is recognised.
+        with mlflow.start_run(experiment_id=experiment_id, run_name=f"{spec.name}-{profile.name}",
+                              tags={"domain": spec.name, **owner_tags()}) as run:
+            mlflow.set_tags({"feature_set_version": spec.feature_set_version,
+                             "data_sha256": data_hash, "git_commit": git_commit(settings.root),
+                             "profile": profile.name, "optuna_study": study_name})
+            mlflow.log_params({"rows_train": len(split.train), "rows_tuning": len(train),
+                               "rows_holdout": len(holdout), "folds": len(folds), "gap": str(gap),
+                               "holdout_from": str(holdout[spec.time].min())})
+            study = open_study(settings.optuna_url, study_name, settings.seed)
+            study.optimize(cv_objective(spec, X, y, w, folds, profile, settings.seed),
+                           n_trials=remaining_trials(study, trials), timeout=timeout)
+            states = [t.state for t in study.trials]
+            complete, pruned = states.count(TrialState.COMPLETE), states.count(TrialState.PRUNED)
+            if not complete:
+                raise DataError(f"{spec.name}: no Optuna trial completed (raise --timeout or --trials)")
+            best = study.best_trial
+            params = dict(best.user_attrs["params"])
+            family = best.params["family"]
+            params["num_boost_round"] = max(int(best.user_attrs["best_rounds"] * 1.1), 10)
+            fitted = fit(family, spec.task, params, X, y, w, seed=settings.seed)
+            pred = fitted.predict(holdout[list(spec.features)])
+            scores = evaluate(spec, holdout, pred, settings.truth_dir, history=table.iloc[split.train])
 
-        mlflow.log_params({"family": family, **{f"best_{k}": v for k, v in params.items()}})
-        mlflow.log_metrics({**scores.flat(), "cv_best_loss": best.value, "trials_complete": complete,
-                            "trials_pruned": pruned})
-        # Floats in the signature: integer columns could not carry a missing value at serving time.
-        example = holdout[list(spec.features)].head(5).astype("float64")
-        log = mlflow.lightgbm.log_model if family == "lightgbm" else mlflow.xgboost.log_model
-        info = log(fitted.booster, name="model", input_example=example, pip_requirements=pip_requirements(family),
-                   signature=infer_signature(example, fitted.predict(example)))
-        _log_plots(spec, holdout, pred, fitted, family)
-        decision = register_and_decide(client, spec, info.model_uri, run.info.run_id, holdout,
-                                       scores.model[spec.primary_metric])
-        mlflow.set_tags({"registered_version": decision.version, "promoted": str(decision.promoted),
-                         "decision_reason": decision.reason})
-    return TrainResult(domain=spec.name, run_id=run.info.run_id, family=family, trials=complete + pruned,
-                       pruned=pruned, fitted=fitted, holdout_pred=pred,
-                       scores=scores, decision=decision, seconds=time.perf_counter() - started)
+            mlflow.log_params({"family": family, **{f"best_{k}": v for k, v in params.items()}})
+            mlflow.log_metrics({**scores.flat(), "cv_best_loss": best.value, "trials_complete": complete,
+                                "trials_pruned": pruned})
+            # Floats in the signature: integer columns could not carry a missing value at serving time.
+            example = holdout[list(spec.features)].head(5).astype("float64")
+            log = mlflow.lightgbm.log_model if family == "lightgbm" else mlflow.xgboost.log_model
+            info = log(fitted.booster, name="model", input_example=example, pip_requirements=pip_requirements(family),
+                       signature=infer_signature(example, fitted.predict(example)))
+            _log_plots(spec, holdout, pred, fitted, family)
+            decision = register_and_decide(client, spec, info.model_uri, run.info.run_id, holdout,
+                                           scores.model[spec.primary_metric])
+            mlflow.set_tags({"registered_version": decision.version, "promoted": str(decision.promoted),
+                             "decision_reason": decision.reason})
+        return TrainResult(domain=spec.name, run_id=run.info.run_id, family=family, trials=complete + pruned,
+                           pruned=pruned, fitted=fitted, holdout_pred=pred,
+                           scores=scores, decision=decision, seconds=time.perf_counter() - started)
 
 
 def pip_requirements(family: str) -> list[str]:

@@ -24,7 +24,7 @@ const SCENARIOS = [
 ];
 
 const $ = (id) => document.getElementById(id);
-const state = { catalogue: null, models: {}, map: null, view: null, selected: null, timer: null, mapSeq: 0, cellSeq: 0 };
+const state = { starting: false, catalogue: null, models: {}, map: null, view: null, selected: null, timer: null, mapSeq: 0, cellSeq: 0 };
 
 function el(tag, props = {}, ...children) {
   const node = Object.assign(document.createElement(tag), props);
@@ -42,17 +42,50 @@ function fmt(v, digits) {
 
 // Every failure shows the server's own "error" string: the API names the field and the problem.
 async function api(method, path, body) {
+  const headers = body ? { "Content-Type": "application/json" } : {};
+  if (apiKey) headers.Authorization = `Bearer ${apiKey}`;
   let res;
   try {
-    res = await fetch(path, { method, headers: body ? { "Content-Type": "application/json" } : {},
-      body: body ? JSON.stringify(body) : undefined });
+    res = await fetch(path, { method, headers, body: body ? JSON.stringify(body) : undefined });
   } catch (e) {
     throw new Error(`${method} ${path}: service unreachable (${e.message})`);
   }
   let data = null;
   try { data = await res.json(); } catch { /* a non-JSON body (e.g. a proxy page) gets the status below */ }
+  if (res.status === 401) askForKey();
   if (!res.ok) throw new Error(data && data.error ? data.error : `${method} ${path}: HTTP ${res.status}`);
   return data;
+}
+
+// --- API key ---------------------------------------------------------------------------------------
+// A service started with URBAN_SAFETY_API_KEY answers 401 to calls without `Authorization: Bearer <key>`:
+// the page then asks for the key and keeps it for this tab's session. Without a key on the server, the
+// prompt never shows and no header is sent.
+const KEY_STORE = "urbanSafetyApiKey";
+let apiKey = (() => { try { return sessionStorage.getItem(KEY_STORE) || ""; } catch { return ""; } })();
+
+function keyPrompt() {
+  if ($("key-prompt")) return $("key-prompt");
+  const form = el("form", { id: "key-prompt", hidden: true, style: "margin-top:.4rem;font-size:.9rem" },
+    el("label", { htmlFor: "api-key", textContent: "This service needs an API key: " }),
+    el("input", { id: "api-key", type: "password", autocomplete: "off", placeholder: "API key", size: 28 }), " ",
+    el("button", { id: "key-save", type: "submit", textContent: "Save" }));
+  form.addEventListener("submit", (e) => { e.preventDefault(); saveKey($("api-key").value.trim()); });
+  document.querySelector("header").append(form);
+  return form;
+}
+
+function askForKey() {
+  const form = keyPrompt();
+  if (form.hidden) { form.hidden = false; $("api-key").value = ""; $("api-key").focus(); }
+}
+
+function saveKey(key) {
+  apiKey = key;
+  try { if (key) sessionStorage.setItem(KEY_STORE, key); else sessionStorage.removeItem(KEY_STORE); } catch { /* kept in memory */ }
+  keyPrompt().hidden = true;
+  clearError();
+  if (state.catalogue) draw(); else init(); // a 401 before the catalogue arrived stopped init: start again
 }
 
 function showError(message) { $("error").textContent = message; $("error").hidden = false; }
@@ -311,6 +344,8 @@ function domainChanged(redraw = true) {
 }
 
 async function init() {
+  if (state.starting || state.catalogue) return; // one start only, however often the key is saved
+  state.starting = true;
   try {
     const [catalogue, models] = await Promise.all([api("GET", "/domains"), api("GET", "/models")]);
     state.catalogue = catalogue;
@@ -318,6 +353,8 @@ async function init() {
   } catch (e) {
     showError(e.message);
     return;
+  } finally {
+    state.starting = false;
   }
   $("city").textContent = `${state.catalogue.city} · ${state.catalogue.cells} cells of ${state.catalogue.grid_m} m`;
   const names = Object.keys(state.catalogue.domains);

@@ -123,3 +123,43 @@ def test_import_refuses_two_files_with_one_name(raw_dir, city, tmp_path):
     reports = import_files("asos", [fixture("asos", "good_utf8.csv"), twin], raw_dir, city=city)
     assert not any(r.ok for r in reports)
     assert _snapshot(raw_dir / "asos") == before
+
+
+def test_import_failing_mid_copy_keeps_the_previous_folder(raw_dir, city, monkeypatch):
+    from features.sources import check
+
+    before = _snapshot(raw_dir / "asos")
+    real_copy, calls = check.shutil.copy2, []
+
+    def copy_then_fail(src, dst, *args, **kwargs):
+        calls.append(src)
+        if len(calls) == 2:  # the disk fills up half-way through the second file
+            Path(dst).write_bytes(Path(src).read_bytes()[:100])
+            raise OSError(28, "No space left on device", str(dst))
+        return real_copy(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(check.shutil, "copy2", copy_then_fail)
+    with pytest.raises(OSError, match="No space left"):
+        import_files("asos", [fixture("asos", "good_utf8.csv"), fixture("asos", "good_cp949.csv")], raw_dir,
+                     city=city)
+    assert len(calls) == 2
+    assert _snapshot(raw_dir / "asos") == before
+    assert sorted(p.name for p in raw_dir.iterdir()) == ["asos"]  # no staging or parked folder left
+
+
+def test_import_failing_to_rename_puts_the_previous_folder_back(raw_dir, city, monkeypatch):
+    from features.sources import check
+
+    before = _snapshot(raw_dir / "asos")
+    real_replace = check.os.replace
+
+    def replace(src, dst):
+        if Path(src).name.startswith(".asos.new."):
+            raise PermissionError(13, "Permission denied", str(dst))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(check.os, "replace", replace)
+    with pytest.raises(PermissionError):
+        import_files("asos", [fixture("asos", "good_utf8.csv")], raw_dir, city=city)
+    assert _snapshot(raw_dir / "asos") == before
+    assert sorted(p.name for p in raw_dir.iterdir()) == ["asos"]

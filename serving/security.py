@@ -1,0 +1,237 @@
+"""Access control, request-size limits and safe error bodies: pure ASGI middlewares for the whole server.
+
+They are added with ``RiskService.add_asgi_middleware``, so BentoML wraps its entire Starlette app with them:
+its own API routes, its system routes and the mounted FastAPI app alike. Order (outermost first), as wired
+in serving/service.py::
+
+    SafeErrorsMiddleware -> CORSMiddleware (if origins are set) -> ApiKeyMiddleware -> BodyLimitMiddleware -> app
+
+Configuration, read when the server builds its app (at start-up, in every worker):
+
+- ``URBAN_SAFETY_API_KEY``: when set and non-empty, every route except the open ones below needs
+  ``Authorization: Bearer <key>``; anything else is a 401 in the API's error shape with
+  ``WWW-Authenticate: Bearer``. Deny by default: a route added later is protected unless listed here.
+- ``URBAN_SAFETY_CORS_ORIGINS``: comma-separated origins allowed to call the API from a browser; empty or
+  unset means no CORS headers at all.
+- ``URBAN_SAFETY_MAX_BODY_BYTES``: the largest request body accepted (default 8 MiB); larger ones are a 413
+  before the application reads a byte of them, whether announced by Content-Length or chunked.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+import re
+
+from serving.errors import error_response
+
+log = logging.getLogger("urban_safety.serving")
+
+API_KEY_ENV = "URBAN_SAFETY_API_KEY"
+CORS_ORIGINS_ENV = "URBAN_SAFETY_CORS_ORIGINS"
+MAX_BODY_ENV = "URBAN_SAFETY_MAX_BODY_BYTES"
+DEFAULT_MAX_BODY = 8 * 1024 * 1024
+
+# Open without a key: probes, metrics, API documentation and the dashboard's page and assets (the page asks
+# for the key itself). "/" and /static_content/* are BentoML's documentation page and its assets,
+# /schema.json the API schema BentoML's own clients read before they call.
+OPEN_PATHS = frozenset({"/", "/healthz", "/livez", "/readyz", "/metrics", "/docs", "/docs.json", "/schema.json",
+                        "/dashboard"})
+OPEN_PREFIXES = ("/static/", "/static_content/")
+
+
+def cors_origins() -> list[str]:
+    """The allowed browser origins from ``URBAN_SAFETY_CORS_ORIGINS`` (comma-separated)."""
+    return [o.strip().rstrip("/") for o in os.environ.get(CORS_ORIGINS_ENV, "").split(",") if o.strip()]
+
+
+def max_body_bytes() -> int:
+    raw = os.environ.get(MAX_BODY_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_BODY
+    value = int(raw)
+    if value <= 0:
+        raise ValueError(f"{MAX_BODY_ENV} must be a positive number of bytes, not {raw!r}")
+    return value
+
+
+def _problem(status: int, field: str, msg: str, kind: str, headers: dict[str, str] | None = None):
+    response = error_response(status, [{"loc": [field], "msg": msg, "type": kind}])
+    response.headers.update(headers or {})
+    return response
+
+
+class ApiKeyMiddleware:
+    """``Authorization: Bearer <URBAN_SAFETY_API_KEY>`` on every route but the open ones; no-op without a key."""
+
+    def __init__(self, app, api_key: str | None = None):
+        self.app = app
+        key = os.environ.get(API_KEY_ENV, "") if api_key is None else api_key
+        self.key = key.strip().encode() or None
+        if self.key:
+            log.info("API key required on prediction and data routes")
+
+    @staticmethod
+    def is_open(scope) -> bool:
+        path = scope.get("path", "")
+        # OPTIONS never returns data: CORS preflights (which browsers send without credentials) pass through.
+        return scope.get("method") == "OPTIONS" or path in OPEN_PATHS or path == "/static" or \
+            path.startswith(OPEN_PREFIXES)
+
+    def authorised(self, scope) -> bool:
+        for name, value in scope.get("headers", []):
+            if name == b"authorization":
+                scheme, _, token = value.partition(b" ")
+                # compare_digest takes as long for any wrong key of a given length as for the right one
+                return scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self.key)
+        return False
+
+    async def __call__(self, scope, receive, send):
+        if self.key is None or scope["type"] != "http" or self.is_open(scope) or self.authorised(scope):
+            return await self.app(scope, receive, send)
+        response = _problem(401, "authorization", "missing or invalid API key", "unauthorized",
+                            {"WWW-Authenticate": "Bearer"})
+        await response(scope, receive, send)
+
+
+class BodyLimitMiddleware:
+    """413 for a body over the limit, decided before the application sees the request: at once from
+    Content-Length, or for a body without one (chunked) by reading it here, up to the limit, first."""
+
+    def __init__(self, app, limit: int | None = None):
+        self.app = app
+        self.limit = max_body_bytes() if limit is None else limit
+
+    def too_large(self):
+        return _problem(413, "body", f"request body larger than {self.limit} bytes", "too_large",
+                        {"Connection": "close"})
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = None
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    length = int(value)
+                except ValueError:
+                    return await _problem(400, "content-length", "not a number", "value_error")(scope, receive, send)
+        if length is not None:
+            if length > self.limit:
+                return await self.too_large()(scope, receive, send)
+            return await self.app(scope, receive, send)  # the server delivers no more than announced
+
+        held, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                held.append(message)
+                break
+            size += len(message.get("body", b""))
+            if size > self.limit:
+                return await self.too_large()(scope, receive, send)
+            held.append(message)
+            if not message.get("more_body"):
+                break
+
+        async def replay():
+            return held.pop(0) if held else await receive()
+
+        await self.app(scope, replay, send)
+
+
+# An absolute file path of two or more parts ("/work/main/serving/engine.py", "/usr/lib/python3/..."),
+# not preceded by a word character, ':' or '/' (so URLs and API paths like "/risk" are left alone).
+_PATH = re.compile(r"(?<![\w:/.])/(?:[\w.@+~-]+/)+[\w.@+~-]*")
+_TRACE = re.compile(r"Traceback \(most recent call last\)|File \"[^\"]+\", line \d+")
+_INTERNAL = "internal error: see the server log"
+_GENERIC = {404: ("path", "not found", "not_found"), 405: ("method", "not allowed for this route", "method_not_allowed"),
+            413: ("body", "request too large", "too_large")}
+
+
+def _scrub(value):
+    if isinstance(value, str):
+        return _PATH.sub("<path>", value)
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _scrub(v) for k, v in value.items()}
+    return value
+
+
+def _shaped(data) -> bool:
+    return isinstance(data, dict) and isinstance(data.get("error"), str) and isinstance(data.get("detail"), list)
+
+
+def safe_error_body(status: int, body: bytes) -> bytes:
+    """The body to send for an error response: the API's error shape, no stack trace, no server path."""
+    text = body.decode("utf-8", "replace")
+    if status >= 500 and status != 503 or _TRACE.search(text):
+        return error_response(status, [{"loc": [], "msg": _INTERNAL, "type": "internal"}]).body
+    try:
+        data = json.loads(text) if text.strip() else None
+    except ValueError:
+        data = text.strip()
+    if _shaped(data):
+        clean = _scrub(data)
+        return body if clean == data else json.dumps(clean, ensure_ascii=False, separators=(",", ":")).encode()
+    # Someone else's error (Starlette's 404/405, FastAPI's {"detail": ...}, BentoML's [{"error": ...}], a CORS
+    # refusal): keep its message, in the API's shape.
+    if isinstance(data, list) and len(data) == 1:
+        data = data[0]
+    if isinstance(data, dict):
+        data = data.get("error") or data.get("detail")
+    field, msg, kind = _GENERIC.get(status, ("request", "", "http_error"))
+    if isinstance(data, str) and data and status not in _GENERIC:
+        msg = data
+        if data.startswith("Disallowed CORS"):
+            field, msg, kind = "origin", data[0].lower() + data[1:], "cors"
+    msg = _scrub(msg or f"HTTP {status}")
+    return error_response(status, [{"loc": [field], "msg": msg, "type": kind}]).body
+
+
+class SafeErrorsMiddleware:
+    """Every error response (4xx/5xx) leaves in the API's error shape with no stack trace or file path;
+    an exception that escapes the application becomes a plain 500 (and is still logged by the server)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        sent = False  # has anything reached the client yet?
+        start: dict | None = None  # an error response's start, held until its body is complete
+        chunks: list[bytes] = []
+
+        async def guard(message):
+            nonlocal sent, start
+            if message["type"] == "http.response.start" and message["status"] >= 400:
+                start = message
+                return None
+            if message["type"] == "http.response.body" and start is not None:
+                chunks.append(message.get("body", b""))
+                if message.get("more_body"):
+                    return None
+                sent = True
+                return await self._send_error(start, b"".join(chunks), send)
+            sent = True
+            return await send(message)
+
+        try:
+            await self.app(scope, receive, guard)
+        except Exception:
+            if not sent:
+                await self._send_error({"type": "http.response.start", "status": 500, "headers": []}, b"", send)
+            raise  # the server logs it; the client has its 500
+
+    @staticmethod
+    async def _send_error(start: dict, body: bytes, send) -> None:
+        body = safe_error_body(start["status"], body)
+        dropped = {b"content-length", b"content-type", b"content-encoding", b"transfer-encoding"}
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() not in dropped]
+        headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({**start, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
