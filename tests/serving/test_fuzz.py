@@ -321,23 +321,13 @@ def optional_keys(draw, body: dict) -> dict:
 
 
 @st.composite
-def risk_bodies(draw, catalogue, cells):
+def question_bodies(draw, catalogue, cells=None):
+    """A /risk body (with ``cells``) or a /risk_map body: domain, conditions, sometimes ``at``."""
     domain = draw(domain_names(catalogue))
-    body = {"domain": domain, "locations": draw(locations(cells))}
-    if chance(draw, 0.8):
+    body = {"domain": domain} if cells is None else {"domain": domain, "locations": draw(locations(cells))}
+    if chance(draw, 0.7 if cells is None else 0.8):
         body["conditions"] = draw(conditions_values(catalogue, domain if isinstance(domain, str) else ""))
-    if chance(draw, 0.5):
-        body["at"] = draw(at_values(catalogue))
-    return optional_keys(draw, body)
-
-
-@st.composite
-def risk_map_bodies(draw, catalogue):
-    domain = draw(domain_names(catalogue))
-    body = {"domain": domain}
-    if chance(draw, 0.7):
-        body["conditions"] = draw(conditions_values(catalogue, domain if isinstance(domain, str) else ""))
-    if chance(draw, 0.7):
+    if chance(draw, 0.7 if cells is None else 0.5):
         body["at"] = draw(at_values(catalogue))
     return optional_keys(draw, body)
 
@@ -368,7 +358,7 @@ def fuzz_bodies(op, bodies, n: int, served: str, session, recorder: Recorder) ->
 
 
 def test_catalogue_informed_bodies_reach_the_engine(served, operations, session, recorder, catalogue, cells):
-    strategies = {"/risk": risk_bodies(catalogue, cells), "/risk_map": risk_map_bodies(catalogue),
+    strategies = {"/risk": question_bodies(catalogue, cells), "/risk_map": question_bodies(catalogue),
                   "/predict": predict_bodies(catalogue)}
     before = {route: Counter(recorder.by_route.get(f"POST {route}", {})) for route in strategies}
     sent_before = recorder.sent
