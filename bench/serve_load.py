@@ -70,6 +70,7 @@ def main() -> None:
     try:
         base = f"http://127.0.0.1:{bento_port}"
         point = {"lat": 37.4777, "lon": 126.6249}
+        wrk(f"{base}/risk", {"domain": spec.name, "locations": [point]}, 3, args.connections)  # warm-up, not counted
         rows.append(("bentoml /risk, same location", 1, wrk(f"{base}/risk",
                                                             {"domain": spec.name, "locations": [point]},
                                                             args.seconds, args.connections)))
@@ -85,6 +86,9 @@ def main() -> None:
                                   strict=True)]
         rows.append(("bentoml /risk, 20,000 distinct asks", 1, wrk(f"{base}/risk", varied, args.seconds,
                                                                    args.connections)))
+        # A storm: every cell asked about, one request each, at the current hour (the department's case).
+        now = [{"domain": spec.name, "locations": [{"cell_id": f["properties"]["cell_id"]}]} for f in cells]
+        rows.append(("bentoml /risk, every cell, now", 1, wrk(f"{base}/risk", now, args.seconds, args.connections)))
         rows.append(("bentoml /predict, 1,000 rows", 1000, wrk(f"{base}/predict",
                                                                {"domain": spec.name, "records": records},
                                                                args.seconds, 4)))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -29,6 +30,8 @@ MAX_RECORDS = 10_000
 EARLIEST_AT = pd.Timestamp("1900-01-01")
 DATE_RANGE = (date(1900, 1, 1), date(2199, 12, 31))
 CACHE_ENTRIES = 2048
+CITY_ENTRIES = 32  # whole-city /risk answers held (about 1.5 MB each at 2,208 cells)
+CITY_COST_GUESS_S = 0.2  # until measured
 TOP_FACTORS = 5
 KINDS = {"float": float, "int": int, "bool": bool, "date": date}
 
@@ -72,6 +75,7 @@ class Engine:
     sources: Sources
     models: dict[str, LoadedModel]
     problems: dict[str, str] = field(default_factory=dict)  # domain -> why its model is not loaded
+    city_cost_guess_s: float = CITY_COST_GUESS_S  # a whole-city /risk build's cost until one is measured
 
     def __post_init__(self) -> None:
         self.specs = {name: spec for name, spec in domains().items() if spec.serving is not None}
@@ -81,9 +85,17 @@ class Engine:
         self._conditions = {name: conditions_model(spec) for name, spec in self.specs.items()}
         self._now = {name: pd.Timestamp(spec.serving.now(self.sources)) for name, spec in self.specs.items()}
         self._feature_heads = _feature_heads(self.grid)
-        # Answers depend only on the request, the held data and the models, all fixed for this engine's
-        # life: identical questions (dashboards polling, a department re-asking) are answered from memory.
+        # Answers depend only on the question, the held data and the models, all fixed for this engine's
+        # life. Whole-city maps are kept as bytes. A /risk question (domain, time, conditions) is built for
+        # the cells asked about until the time spent on it reaches what building every cell once costs;
+        # then every cell is built and kept (rent or buy: never more than twice the better choice in
+        # hindsight), so the cells a department asks about one by one during a storm are looked up.
         self._cache = LruCache(CACHE_ENTRIES)
+        self._spent = LruCache(CACHE_ENTRIES)  # question -> seconds spent building its cells so far
+        self._city = LruCache(CITY_ENTRIES)  # question -> every cell's answer, by grid position
+        self._city_cost = dict.fromkeys(self.specs, self.city_cost_guess_s)  # domain -> last whole-city build, s
+        self._building: dict[tuple, threading.Lock] = {}  # question -> lock held while its city is built
+        self._lock = threading.Lock()
 
     # --- state -------------------------------------------------------------------------------
     @property
@@ -102,8 +114,8 @@ class Engine:
         return self.specs[domain]
 
     # --- request parts -------------------------------------------------------------------------
-    def locate(self, locations: list[dict]) -> pd.DataFrame:
-        """cell_id, lat, lon, district of each location ({lat, lon} or {cell_id}), in order."""
+    def locate(self, locations: list[dict]) -> np.ndarray:
+        """Position in the grid of each location's cell ({lat, lon} or {cell_id}), in order."""
         if not locations:
             raise ApiError(400, ["locations"], "give at least one location")
         if len(locations) > MAX_LOCATIONS:
@@ -123,6 +135,9 @@ class Engine:
             elif positions[i] < 0:
                 raise ApiError(400, ["locations", i], f"point ({loc['lat']}, {loc['lon']}) is outside "
                                f"{self.grid.city.name}'s land grid", "outside_city")
+        return positions
+
+    def _cells(self, positions) -> pd.DataFrame:
         return self.grid.cells.iloc[positions][["cell_id", "lat", "lon", "district"]].reset_index(drop=True)
 
     def conditions(self, spec: DomainSpec, given: dict | None) -> dict:
@@ -164,25 +179,52 @@ class Engine:
         return rows, answers, pred
 
     # --- the API's questions -----------------------------------------------------------------
-    def risk(self, domain: str, locations: list[dict], at: datetime | None, conditions: dict | None) -> dict:
-        """Per location: cell, score, level, value, top factors, cause, model version."""
+    def risk(self, domain: str, locations: list[dict], at: datetime | None, conditions: dict | None,
+             build: bool = True) -> bytes | None:
+        """Per location: cell, score, level, value, top factors, cause, model version (JSON bytes).
+        With ``build=False``: None unless every cell's answer to this question is held (a quick lookup)."""
         spec = self._spec(domain)
-        cells = self.locate(locations)
+        positions = self.locate(locations)
         conds, when = self.conditions(spec, conditions), self.at(spec, at)
         model = self._model(domain)
-        key = ("risk", domain, tuple(cells["cell_id"]), when, _frozen(conds))
-        cached = self._cache.get(key)
-        if cached is None:
-            cached = self._cache.put(key, self._risk_answers(spec, model, cells, when, conds))
-        results = [{"query": {k: v for k, v in q.items() if v is not None}, **r}
-                   for q, r in zip(locations, cached, strict=True)]
-        return {"domain": domain, "at": when.isoformat(), "value_meaning": spec.serving.value,
-                "model_version": model.version, "results": results}
+        key = (domain, when, _frozen(conds))
+        answers = self._city.get(key)
+        if answers is None and not build:
+            return None
+        if answers is None:
+            spent, start = self._spent.get(key) or 0.0, time.perf_counter()
+            if spent < self._city_cost[domain]:
+                unique = np.unique(positions)
+                answers = dict(zip(unique.tolist(), self._risk_answers(spec, model, self._cells(unique), when,
+                                                                       conds), strict=True))
+                self._spent.put(key, spent + time.perf_counter() - start)
+            else:
+                answers = self._build_city(spec, model, key, when, conds)
+        head = json.dumps({"domain": domain, "at": when.isoformat(), "value_meaning": spec.serving.value,
+                           "model_version": model.version}, ensure_ascii=False)[:-1]
+        results = ",".join(f'{{"query":{json.dumps({k: v for k, v in q.items() if v is not None})},{answers[p]}}}'
+                           for q, p in zip(locations, positions.tolist(), strict=True))
+        return f'{head},"results":[{results}]}}'.encode()
+
+    def _build_city(self, spec: DomainSpec, model: LoadedModel, key: tuple, when: pd.Timestamp,
+                    conds: dict) -> list[str]:
+        """Every cell's answer to the question ``key``, built by one thread while the others asking wait."""
+        with self._lock:
+            building = self._building.setdefault(key, threading.Lock())
+        with building:
+            answers = self._city.get(key)
+            if answers is None:
+                start, everywhere = time.perf_counter(), self._cells(np.arange(len(self.grid.cells)))
+                answers = self._city.put(key, self._risk_answers(spec, model, everywhere, when, conds))
+                self._city_cost[spec.name] = time.perf_counter() - start
+        with self._lock:
+            self._building.pop(key, None)
+        return answers
 
     def _risk_answers(self, spec: DomainSpec, model: LoadedModel, cells: pd.DataFrame, when: pd.Timestamp,
-                      conds: dict) -> list[dict]:
-        unique = cells.drop_duplicates("cell_id")
-        rows, answers, _ = self._predict(spec, model, unique, when, conds)
+                      conds: dict) -> list[str]:
+        """Each cell's answer as the inside of a JSON object, in the order of ``cells`` (distinct cells)."""
+        rows, answers, _ = self._predict(spec, model, cells, when, conds)
         factors = self._top_factors(spec, model, rows)
         scores = spec.serving.levels.score(answers["value"].to_numpy(float))
         levels = Levels.level(scores)
@@ -192,7 +234,7 @@ class Engine:
         for cell in cells.to_dict("records"):
             a, score, level = by_cell[cell["cell_id"]]
             cause, details = a.get("cause"), a.get("details")
-            results.append({
+            results.append(json.dumps({
                 "cell_id": cell["cell_id"], "lat": float(cell["lat"]), "lon": float(cell["lon"]),
                 "district": cell["district"], "score": round(score, 1), "level": LEVELS[level][0],
                 "level_en": LEVELS[level][1], "value": _num(a["value"]), "unit": spec.serving.unit,
@@ -200,7 +242,7 @@ class Engine:
                 "cause": cause if isinstance(cause, str) else None,
                 "details": details if isinstance(details, dict) else None,
                 "model_version": model.version,
-            })
+            }, ensure_ascii=False)[1:-1])
         return results
 
     def risk_map(self, domain: str, at: datetime | None, conditions: dict | None) -> bytes:
@@ -302,6 +344,9 @@ class LruCache:
 
     def __init__(self, size: int):
         self.size, self._data, self._lock = size, OrderedDict(), threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._data)
 
     def get(self, key):
         with self._lock:

@@ -17,6 +17,7 @@ from typing import Any
 import bentoml
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import FileResponse, JSONResponse, Response
 
@@ -96,11 +97,17 @@ class RiskService:
             return exc.response()
 
     @bentoml.api(route="/risk")
-    def risk(self, domain: DomainName, locations: list[Location], conditions: dict[str, Any] | None = None,
-             at: datetime | None = None) -> dict:
+    async def risk(self, domain: DomainName, locations: list[Location], conditions: dict[str, Any] | None = None,
+                   at: datetime | None = None) -> dict:
         """Risk at each location: cell, score 0-100, alert level, value, top factors, cause, model version."""
         locs = [loc.model_dump() for loc in locations]
-        return self._call(lambda: self.engine.risk(domain.value, locs, at, conditions))
+
+        def answer(build: bool):
+            body = self.engine.risk(domain.value, locs, at, conditions, build=build)
+            return None if body is None else Response(body, media_type="application/json")
+
+        # Held answers (and errors) straight from the event loop; building features in a worker thread.
+        return self._call(answer, False) or await run_in_threadpool(self._call, answer, True)
 
     @bentoml.api(route="/risk_map")
     def risk_map(self, domain: DomainName, conditions: dict[str, Any] | None = None,

@@ -86,6 +86,29 @@ def test_risk_for_points_and_cells_with_the_sync_client(served, catalogue, domai
 
 
 @pytest.mark.parametrize("domain", DOMAINS)
+def test_a_repeated_question_answered_city_wide_gives_the_same_answers(http, catalogue, domain):
+    """The first ask builds only the cells asked about; a repeat builds the whole city once and looks cells
+    up after: every way must give the same answer, and the same score, level and value as /risk_map."""
+    at = (pd.Timestamp(catalogue["domains"][domain]["default_at"]) - pd.Timedelta(hours=5)).isoformat()
+    ask = {"domain": domain, "at": at, "conditions": example_conditions(catalogue, domain)}
+    cells = [f["properties"] for f in http.post("/risk_map", json=ask).json()["features"]]
+    a, b, c = cells[1], cells[len(cells) // 2], cells[-1]
+
+    def results(*props):
+        resp = http.post("/risk", json={**ask, "locations": [{"cell_id": p["cell_id"]} for p in props]})
+        assert resp.status_code == 200, resp.text
+        return [{k: v for k, v in r.items() if k != "query"} for r in resp.json()["results"]]
+
+    first = results(a, b)  # only a and b built
+    city = results(c)  # asked again: the whole city built
+    looked_up = results(b, a, a)
+    assert looked_up == [first[1], first[0], first[0]]
+    for props, r in zip((a, b, c), first + city, strict=True):
+        assert r["cell_id"] == props["cell_id"]
+        assert (r["score"], r["level"], r["value"]) == (props["score"], props["level"], props["value"])
+
+
+@pytest.mark.parametrize("domain", DOMAINS)
 def test_risk_map_is_geojson_of_every_cell(http, catalogue, domain):
     resp = http.post("/risk_map", json={"domain": domain, "conditions": example_conditions(catalogue, domain)})
     assert resp.status_code == 200, resp.text

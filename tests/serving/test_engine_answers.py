@@ -1,0 +1,62 @@
+"""The engine in-process (real feature builders on the small data set, small boosters on random data):
+a /risk question answered for the cells asked about, or for the whole city at once and looked up, gives
+byte-identical answers; the whole city is built only once the time spent on a question has reached its cost."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import xgboost as xgb
+
+from features.registry import domains
+from features.sources import Sources
+from serving.engine import Engine, LoadedModel
+
+DOMAINS = sorted(name for name, spec in domains().items() if spec.serving is not None)
+
+
+@pytest.fixture(scope="module")
+def parts(small_tables):
+    rng = np.random.default_rng(0)
+    models = {}
+    for name in DOMAINS:
+        features = list(domains()[name].features)
+        data = xgb.DMatrix(rng.random((200, len(features))), rng.random(200), feature_names=features)
+        models[name] = LoadedModel("xgboost", xgb.train({"max_depth": 3}, data, 10),
+                                   {"registered_model": f"urban-safety-{name}", "registry_version": "1"})
+    return Sources.from_settings(small_tables), models
+
+
+def example(engine: Engine, domain: str) -> dict:
+    conds = engine.domains_info()["domains"][domain]["conditions"]
+    return {c["name"]: c["example"] for c in conds if c["required"]}
+
+
+@pytest.mark.parametrize("domain", DOMAINS)
+def test_cells_asked_about_and_the_whole_city_give_the_same_answers(parts, domain):
+    by_cell, city = Engine(*parts, city_cost_guess_s=math.inf), Engine(*parts, city_cost_guess_s=0.0)
+    cells = by_cell.grid.cells["cell_id"].tolist()
+    asks = [[{"cell_id": cells[0]}], [{"cell_id": c} for c in cells[::7]], [{"cell_id": cells[-1]}] * 3]
+    for locations in asks:
+        first = by_cell.risk(domain, locations, None, example(by_cell, domain))
+        assert city.risk(domain, locations, None, example(city, domain)) == first
+    assert len(by_cell._city) == 0 and len(city._city) == 1
+    results = json.loads(first)["results"]
+    assert [r["cell_id"] for r in results] == [cells[-1]] * 3
+
+
+def test_the_whole_city_is_built_once_a_question_has_cost_as_much(parts):
+    engine = Engine(*parts, city_cost_guess_s=0.05)
+    cells = engine.grid.cells["cell_id"].tolist()
+    asked = 0
+    while len(engine._city) == 0:
+        engine.risk("flood", [{"cell_id": cells[asked % len(cells)]}], None, example(engine, "flood"))
+        asked += 1
+        assert asked < 1_000, "never built the whole city"
+    assert asked > 1  # the first ask built only its own cell
+    other_hour = engine.domains_info()["domains"]["flood"]["default_at"][:11] + "00:00:00"
+    engine.risk("flood", [{"cell_id": cells[0]}], other_hour, example(engine, "flood"))
+    assert len(engine._city) == 1  # a new question starts with its own cells again
