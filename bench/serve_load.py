@@ -6,8 +6,10 @@ script with apt-get when missing and allowed) on loopback, bounded in time.
 
     .venv/bin/python bench/serve_load.py [--domain flood] [--seconds 10] [--connections 16]
 
-Prints requests/s and p50/p99 for: single-location /risk, 1,000-row /predict, /risk_map, and MLflow's
-/invocations with 1 and 1,000 rows, plus the raw booster's predict time for the same 1,000 rows.
+Prints requests/s and p50/p99 for: single-location /risk (the same question, distinct questions, and every
+cell at the current hour), 1,000-row /predict, /risk_map, a BentoML service that does nothing (the
+framework's floor on this machine), and MLflow's /invocations with 1 and 1,000 rows, plus the raw booster's
+predict time for the same 1,000 rows.
 """
 
 from __future__ import annotations
@@ -98,6 +100,16 @@ def main() -> None:
         rows.append(("bentoml /risk_map, 2,160 distinct hours", 1, wrk(f"{base}/risk_map", maps, args.seconds, 4)))
     finally:
         stop(bento)
+    noop_port = free_port()
+    noop = start([sys.executable, "-m", "bentoml", "serve", "bench.noop_service:Noop", "--port", str(noop_port),
+                  "--host", "127.0.0.1"], f"http://127.0.0.1:{noop_port}", "/readyz", env)
+    try:
+        body = {"domain": spec.name, "locations": [{"lat": 37.4777, "lon": 126.6249}]}
+        wrk(f"http://127.0.0.1:{noop_port}/risk", body, 3, args.connections)  # warm-up, not counted
+        rows.append(("bentoml no-op service (floor)", 1, wrk(f"http://127.0.0.1:{noop_port}/risk", body,
+                                                             args.seconds, args.connections)))
+    finally:
+        stop(noop)
     # mlflow starts uvicorn by name: the venv's bin must be on PATH. Same worker count as BentoML.
     mlflow_env = {**env, "MLFLOW_TRACKING_URI": settings.tracking_uri,
                   "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}

@@ -90,6 +90,7 @@ class Engine:
         # the cells asked about until the time spent on it reaches what building every cell once costs;
         # then every cell is built and kept (rent or buy: never more than twice the better choice in
         # hindsight), so the cells a department asks about one by one during a storm are looked up.
+        # Costs are this thread's CPU time: wall time would count the waits of a busy server.
         self._cache = LruCache(CACHE_ENTRIES)
         self._spent = LruCache(CACHE_ENTRIES)  # question -> seconds spent building its cells so far
         self._city = LruCache(CITY_ENTRIES)  # question -> every cell's answer, by grid position
@@ -192,12 +193,12 @@ class Engine:
         if answers is None and not build:
             return None
         if answers is None:
-            spent, start = self._spent.get(key) or 0.0, time.perf_counter()
+            spent, start = self._spent.get(key) or 0.0, time.thread_time()
             if spent < self._city_cost[domain]:
                 unique = np.unique(positions)
                 answers = dict(zip(unique.tolist(), self._risk_answers(spec, model, self._cells(unique), when,
                                                                        conds), strict=True))
-                self._spent.put(key, spent + time.perf_counter() - start)
+                self._spent.put(key, spent + time.thread_time() - start)
             else:
                 answers = self._build_city(spec, model, key, when, conds)
         head = json.dumps({"domain": domain, "at": when.isoformat(), "value_meaning": spec.serving.value,
@@ -214,9 +215,9 @@ class Engine:
         with building:
             answers = self._city.get(key)
             if answers is None:
-                start, everywhere = time.perf_counter(), self._cells(np.arange(len(self.grid.cells)))
+                start, everywhere = time.thread_time(), self._cells(np.arange(len(self.grid.cells)))
                 answers = self._city.put(key, self._risk_answers(spec, model, everywhere, when, conds))
-                self._city_cost[spec.name] = time.perf_counter() - start
+                self._city_cost[spec.name] = time.thread_time() - start
         with self._lock:
             self._building.pop(key, None)
         return answers
