@@ -3,12 +3,12 @@
     {"error": "<field>: <what is wrong>", "detail": [{"loc": [...], "msg": "...", "type": "..."}]}
 
 ``error`` always starts with the field's dotted path; ``detail`` lists every problem found. Errors found
-by BentoML's own request parsing (pydantic) are rewritten into the same shape by :class:`ErrorShapeMiddleware`.
+by BentoML's own request parsing (pydantic) are rewritten into the same shape by serving/security.py's
+:class:`SafeErrorsMiddleware`, with :func:`reshape_validation_error`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 from starlette.responses import JSONResponse
@@ -41,47 +41,14 @@ def error_response(status: int, details: list[dict]) -> JSONResponse:
     return JSONResponse({"error": headline, "detail": details}, status_code=status)
 
 
-class ErrorShapeMiddleware:
-    """Rewrite BentoML's pydantic-validation 400s ({"error": "N validation error for X", "detail": [...]})
-    so their ``error`` names the field, and drop the request-model wrapper from each ``loc``."""
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope.get("method") != "POST":
-            return await self.app(scope, receive, send)
-        held: list[dict] = []
-
-        async def capture(message):
-            if message["type"] == "http.response.start" and message["status"] == 400:
-                held.append(message)
-                return None
-            if held:
-                held.append(message)
-                if message["type"] == "http.response.body" and not message.get("more_body"):
-                    await self._rewrite(held, send)
-                return None
-            return await send(message)
-
-        await self.app(scope, receive, capture)
-
-    @staticmethod
-    async def _rewrite(held: list[dict], send) -> None:
-        start, body = held[0], b"".join(m.get("body", b"") for m in held[1:])
-        try:
-            data = json.loads(body)
-            if isinstance(data, dict) and "validation error" in str(data.get("error", "")):
-                details = [{"loc": _field_loc(d.get("loc", [])), "msg": d.get("msg", "invalid"),
-                            "type": d.get("type", "value_error")} for d in data.get("detail", [])]
-                if details:
-                    body = error_response(400, details).body
-        except ValueError:
-            pass
-        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
-        headers.append((b"content-length", str(len(body)).encode()))
-        await send({**start, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+def reshape_validation_error(data) -> list[dict] | None:
+    """The ``detail`` of one of BentoML's pydantic-validation 400s ({"error": "N validation error for X",
+    "detail": [...]}) with the request-model wrapper dropped from each ``loc``; None for any other body."""
+    if not (isinstance(data, dict) and "validation error" in str(data.get("error", ""))
+            and isinstance(data.get("detail"), list) and data["detail"]):
+        return None
+    return [{"loc": _field_loc(d.get("loc", [])), "msg": d.get("msg", "invalid"), "type": d.get("type", "value_error")}
+            for d in data["detail"] if isinstance(d, dict)] or None
 
 
 def _field_loc(loc: list) -> list:

@@ -6,6 +6,9 @@ in serving/service.py::
 
     SafeErrorsMiddleware -> CORSMiddleware (if origins are set) -> ApiKeyMiddleware -> BodyLimitMiddleware -> app
 
+SafeErrorsMiddleware is the one place that shapes error bodies that are not the API's own (ApiError):
+BentoML's validation errors, Starlette's 404/405, CORS refusals, unexpected exceptions.
+
 Configuration, read when the server builds its app (at start-up, in every worker):
 
 - ``URBAN_SAFETY_API_KEY``: when set and non-empty, every route except the open ones below needs
@@ -25,7 +28,7 @@ import logging
 import os
 import re
 
-from serving.errors import error_response
+from serving.errors import error_response, reshape_validation_error
 
 log = logging.getLogger("urban_safety.serving")
 
@@ -174,6 +177,9 @@ def safe_error_body(status: int, body: bytes) -> bytes:
         data = json.loads(text) if text.strip() else None
     except ValueError:
         data = text.strip()
+    if (details := reshape_validation_error(data)) is not None:  # BentoML's own parsing of the request
+        body = error_response(status, details).body
+        data = json.loads(body)
     if _shaped(data):
         clean = _scrub(data)
         return body if clean == data else json.dumps(clean, ensure_ascii=False, separators=(",", ":")).encode()

@@ -24,7 +24,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import FileResponse, JSONResponse, Response
 
 from serving.engine import Engine
-from serving.errors import ApiError, ErrorShapeMiddleware
+from serving.errors import ApiError
 from serving.schemas import DomainName, Location
 from serving.security import ApiKeyMiddleware, BodyLimitMiddleware, SafeErrorsMiddleware, cors_origins
 
@@ -135,13 +135,12 @@ class RiskService:
 
 
 # BentoML wraps its whole Starlette app (its API routes, /healthz.., and the mounted FastAPI app) in these,
-# the first added outermost: error bodies are made safe last; CORS answers preflights and tags every answer
+# the first added outermost: error bodies are shaped and made safe last; CORS answers preflights and tags every answer
 # (401 and 413 included, so a browser can read them); then the key, then the size limit, both before
-# anything reads the body; then the rewrite of BentoML's own validation errors.
+# anything reads the body.
 RiskService.add_asgi_middleware(SafeErrorsMiddleware)
 if origins := cors_origins():
     RiskService.add_asgi_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "OPTIONS"],
                                     allow_headers=["Authorization", "Content-Type"], max_age=600)
 RiskService.add_asgi_middleware(ApiKeyMiddleware)
 RiskService.add_asgi_middleware(BodyLimitMiddleware)
-RiskService.add_asgi_middleware(ErrorShapeMiddleware)

@@ -32,7 +32,7 @@ from training.tracking import (
     owner_tags,
     training_lock,
 )
-from training.tune import PROFILES, Profile, cv_objective, open_study, remaining_trials
+from training.tune import PROFILES, Profile, cv_objective, open_study, remaining_trials, seed_study
 from urban_safety.settings import Settings
 
 HOLDOUT_SHARE = 0.2
@@ -124,6 +124,7 @@ def train_domain(spec: DomainSpec, settings: Settings, profile: Profile | str = 
                                "rows_holdout": len(holdout), "folds": len(folds), "gap": str(gap),
                                "holdout_from": str(holdout[spec.time].min())})
             study = open_study(settings.optuna_url, study_name, settings.seed)
+            seed_study(study, spec.task)
             study.optimize(cv_objective(spec, X, y, w, folds, profile, settings.seed),
                            n_trials=remaining_trials(study, trials), timeout=timeout)
             states = [t.state for t in study.trials]

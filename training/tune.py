@@ -19,7 +19,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
 from features.metrics import BRIER, POISSON_DEVIANCE, RMSE, Metric
 from features.registry import DomainSpec
-from training.models import fit, suggest
+from training.models import OBJECTIVES, fit, suggest
 from training.splits import Split
 
 # The loss each task is tuned on: proper scores, stable on rare events (the domain's headline metric,
@@ -38,7 +38,7 @@ class Profile:
 
 
 PROFILES = {
-    "quick": Profile("quick", trials=8, folds=3, max_rows=120_000, max_rounds=300, timeout_s=45),
+    "quick": Profile("quick", trials=10, folds=3, max_rows=120_000, max_rounds=300, timeout_s=45),
     "full": Profile("full", trials=60, folds=4, max_rows=2_000_000, max_rounds=2000, timeout_s=None),
 }
 
@@ -54,6 +54,20 @@ def open_study(storage_url: str, name: str, seed: int) -> optuna.Study:
         sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=4),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=20),
     )
+
+
+def seed_study(study: optuna.Study, task: str) -> None:
+    """A new study's first trials: each family at its libraries' usual settings, so that a study cut short
+    by its timeout (a quick run on a busy machine) has still tried one sensible model of each kind."""
+    if study.trials:
+        return
+    (lgb_objective, *_), (xgb_objective, *_), *_ = OBJECTIVES[task]
+    study.enqueue_trial({"family": "lightgbm", "lgb_objective": lgb_objective, "lgb_learning_rate": 0.1,
+                         "lgb_num_leaves": 31, "lgb_min_data_in_leaf": 20, "lgb_feature_fraction": 0.9,
+                         "lgb_bagging_fraction": 0.9, "lgb_lambda_l2": 0.1})
+    study.enqueue_trial({"family": "xgboost", "xgb_objective": xgb_objective, "xgb_eta": 0.1, "xgb_max_depth": 6,
+                         "xgb_min_child_weight": 1.0, "xgb_subsample": 0.9, "xgb_colsample_bytree": 0.9,
+                         "xgb_lambda": 1.0})
 
 
 def cv_objective(spec: DomainSpec, X: pd.DataFrame, y: np.ndarray, w: np.ndarray, folds: list[Split],

@@ -280,7 +280,7 @@ def serve(
     # One worker per core: the service is CPU-bound Python (the default machine has 2 cores).
     os.environ.setdefault("URBAN_SAFETY_WORKERS", str(os.cpu_count() or 1))
     console.print(f"serving on http://{host}:{port} with {os.environ['URBAN_SAFETY_WORKERS']} workers "
-                  "(dashboard: /dashboard, API docs: /docs)")
+                  "(dashboard: /dashboard, API docs: /)")
     cmd = [sys.executable, "-m", "bentoml", "serve", "serving.service:RiskService", "--host", host,
            "--port", str(port), "--working-dir", str(settings.root)]
     os.execv(sys.executable, cmd)

@@ -119,3 +119,23 @@ def test_an_interrupted_study_resumes_and_its_run_is_marked_failed(store, monkey
     assert result.trials == 4  # two from before the interruption, two new
     assert [t.params for t in after[:2]] == [t.params for t in before[:2]]
     assert result.decision.promoted
+
+
+@pytest.mark.parametrize("task", ["binary", "count", "regression"])
+def test_a_new_study_first_tries_each_family_at_usual_settings_and_a_resumed_one_does_not(task):
+    from training.models import suggest
+
+    def objective(trial):
+        suggest(trial, task, max_rounds=10)
+        return 0.0
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    tune.seed_study(study, task)
+    study.optimize(objective, n_trials=3)
+    first, second, third = study.trials
+    assert (first.params["family"], first.params["lgb_num_leaves"]) == ("lightgbm", 31)
+    assert (second.params["family"], second.params["xgb_max_depth"]) == ("xgboost", 6)
+    assert third.system_attrs.get("fixed_params") is None  # the sampler's own from here on
+    tune.seed_study(study, task)  # resumed: nothing more queued
+    study.optimize(objective, n_trials=1)
+    assert study.trials[3].system_attrs.get("fixed_params") is None
