@@ -84,6 +84,7 @@ class Serving:
     requests: Callable[..., pd.DataFrame]
     combine: Callable[..., pd.DataFrame]
     now: Callable[..., pd.Timestamp]
+    scenarios: tuple[tuple[str, dict], ...] = ()  # ready (label, conditions) for dashboards, via GET /domains
 
 
 @dataclass(frozen=True)

@@ -334,6 +334,7 @@ class Engine:
                             "value_from": s.levels.breaks[i], "value_to": s.levels.breaks[i + 1]}
                            for i, (ko, en) in enumerate(LEVELS)],
                 "features": list(spec.features),
+                "scenarios": [{"label": label, "conditions": values} for label, values in s.scenarios],
             }
         return {"city": self.grid.city.name, "cells": len(self.cells), "grid_m": self.grid.size_m,
                 "limits": {"locations": MAX_LOCATIONS, "records": MAX_RECORDS,

@@ -243,6 +243,8 @@ SERVING = Serving(
     requests=serving_requests,
     combine=serving_combine,
     now=serving_now,
+    scenarios=(("M5.5 under the west coast", {"magnitude": 5.5, "epicentre_lat": 37.45, "epicentre_lon": 126.45,
+                                               "depth_km": 10}),),
 )
 
 

@@ -429,6 +429,7 @@ SERVING = Serving(
     requests=serving_requests,
     combine=serving_combine,
     now=serving_now,
+    scenarios=(("Yellow-dust day", {"target_date": "2023-04-12"}),),
 )
 
 

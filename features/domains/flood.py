@@ -410,6 +410,8 @@ SERVING = Serving(
     requests=serving_requests,
     combine=serving_combine,
     now=serving_now,
+    scenarios=(("60 mm/h at high tide", {"rain_1h": 60, "rain_3h": 90, "rain_fcst_1h": 60, "rain_fcst_3h": 120,
+                                          "tide_cm": 930, "tide_pred_max_3h_cm": 950}),),
 )
 
 

@@ -365,6 +365,8 @@ SERVING = Serving(
     requests=serving_requests,
     combine=serving_combine,
     now=serving_now,
+    scenarios=(("Friday evening rain", {"weekday": 4, "hour": 18, "rain_3h_mm": 15, "temp_c": 14, "holiday": False,
+                                         "freezing": False}),),
 )
 
 

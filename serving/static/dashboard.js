@@ -11,18 +11,6 @@ const LEVELS = [
 ];
 const levelOf = (ko) => LEVELS.find((l) => l.ko === ko) || LEVELS[0];
 
-// Ready scenarios. A value whose name the domain's conditions do not list is skipped, so a renamed
-// condition costs one value instead of a 400 for the whole scenario.
-const SCENARIOS = [
-  { label: "60 mm/h at high tide", domain: "flood",
-    values: { rain_1h: 60, rain_3h: 90, rain_fcst_1h: 60, rain_fcst_3h: 120, tide_cm: 930, tide_pred_max_3h_cm: 950 } },
-  { label: "M5.5 under the west coast", domain: "earthquake",
-    values: { magnitude: 5.5, epicentre_lat: 37.45, epicentre_lon: 126.45, depth_km: 10 } },
-  { label: "Friday evening rain", domain: "traffic",
-    values: { weekday: 4, hour: 18, rain_3h_mm: 15, temp_c: 14, holiday: false, freezing: false } },
-  { label: "Yellow-dust day", domain: "fine_dust", values: { target_date: "2023-04-12" } },
-];
-
 const $ = (id) => document.getElementById(id);
 const state = { starting: false, catalogue: null, models: {}, map: null, view: null, selected: null, timer: null, mapSeq: 0, cellSeq: 0 };
 
@@ -149,8 +137,14 @@ function requestBody() {
   return body;
 }
 
+// Ready scenarios come with each domain's conditions from GET /domains.
+function scenarios() {
+  return Object.entries(state.catalogue.domains).flatMap(([domain, info]) =>
+    (info.scenarios || []).map((s) => ({ domain, label: s.label, values: s.conditions })));
+}
+
 function applyScenario(index) {
-  const s = SCENARIOS[index];
+  const s = scenarios()[index];
   if (!s) return;
   if ($("domain").value !== s.domain) { $("domain").value = s.domain; domainChanged(false); }
   resetForm();
@@ -360,8 +354,7 @@ async function init() {
   const names = Object.keys(state.catalogue.domains);
   $("domain").replaceChildren(...names.map((n) => el("option", { value: n,
     textContent: n[0].toUpperCase() + n.slice(1).replace(/_/g, " "), title: state.catalogue.domains[n].title })));
-  $("scenario").append(...SCENARIOS.map((s, i) => (names.includes(s.domain)
-    ? el("option", { value: String(i), textContent: s.label }) : null)).filter(Boolean));
+  $("scenario").append(...scenarios().map((s, i) => el("option", { value: String(i), textContent: s.label })));
   $("domain").addEventListener("change", () => { $("scenario").value = ""; domainChanged(); });
   $("scenario").addEventListener("change", (e) => applyScenario(Number(e.target.value === "" ? -1 : e.target.value)));
   $("conditions").addEventListener("submit", (e) => { e.preventDefault(); draw(); });

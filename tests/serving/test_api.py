@@ -68,6 +68,15 @@ def test_domains_describe_conditions_units_ranges_and_levels(catalogue):
 
 
 @pytest.mark.parametrize("domain", DOMAINS)
+def test_each_domain_offers_ready_scenarios_the_api_accepts(http, catalogue, domain):
+    scenarios = catalogue["domains"][domain]["scenarios"]
+    assert scenarios and all(s["label"] and s["conditions"] for s in scenarios)
+    for s in scenarios:
+        resp = http.post("/risk_map", json={"domain": domain, "conditions": s["conditions"]})
+        assert resp.status_code == 200, (s["label"], resp.text)
+
+
+@pytest.mark.parametrize("domain", DOMAINS)
 def test_risk_for_points_and_cells_with_the_sync_client(served, catalogue, domain):
     client = bentoml.SyncHTTPClient(served)
     try:
