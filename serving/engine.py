@@ -33,6 +33,7 @@ CACHE_ENTRIES = 2048
 CITY_ENTRIES = 32  # whole-city /risk answers held (about 1.5 MB each at 2,208 cells)
 CITY_COST_GUESS_S = 0.2  # until measured
 TOP_FACTORS = 5
+CELL_COLUMNS = ("cell_id", "lat", "lon", "district")  # what an answer says of its cell
 KINDS = {"float": float, "int": int, "bool": bool, "date": date}
 
 
@@ -82,6 +83,7 @@ class Engine:
         self.grid = self.sources.grid
         self.cells = self.grid.cells.set_index("cell_id", drop=False)
         self._position = {cid: i for i, cid in enumerate(self.grid.cells["cell_id"])}
+        self._cell_frame = self.grid.cells[list(CELL_COLUMNS)].reset_index(drop=True)
         self._conditions = {name: conditions_model(spec) for name, spec in self.specs.items()}
         self._now = {name: pd.Timestamp(spec.serving.now(self.sources)) for name, spec in self.specs.items()}
         self._feature_heads = _feature_heads(self.grid)
@@ -139,7 +141,7 @@ class Engine:
         return positions
 
     def _cells(self, positions) -> pd.DataFrame:
-        return self.grid.cells.iloc[positions][["cell_id", "lat", "lon", "district"]].reset_index(drop=True)
+        return self._cell_frame.take(positions).reset_index(drop=True)
 
     def conditions(self, spec: DomainSpec, given: dict | None) -> dict:
         try:
@@ -229,19 +231,19 @@ class Engine:
         factors = self._top_factors(spec, model, rows)
         scores = spec.serving.levels.score(answers["value"].to_numpy(float))
         levels = Levels.level(scores)
-        by_cell = {cid: (a, float(sc), int(lv)) for cid, a, sc, lv in
-                   zip(answers.index, answers.to_dict("records"), scores, levels, strict=True)}
+        values, n = answers["value"].to_numpy(float), len(answers)
+        causes = answers["cause"].tolist() if "cause" in answers else [None] * n
+        details = answers["details"].tolist() if "details" in answers else [None] * n
+        row_of = {cid: i for i, cid in enumerate(answers.index.tolist())}
         results = []
-        for cell in cells.to_dict("records"):
-            a, score, level = by_cell[cell["cell_id"]]
-            cause, details = a.get("cause"), a.get("details")
+        for cid, lat, lon, district in zip(*(cells[c].tolist() for c in CELL_COLUMNS), strict=True):
+            i = row_of[cid]
             results.append(json.dumps({
-                "cell_id": cell["cell_id"], "lat": float(cell["lat"]), "lon": float(cell["lon"]),
-                "district": cell["district"], "score": round(score, 1), "level": LEVELS[level][0],
-                "level_en": LEVELS[level][1], "value": _num(a["value"]), "unit": spec.serving.unit,
-                "top_factors": factors.get(cell["cell_id"], []),
-                "cause": cause if isinstance(cause, str) else None,
-                "details": details if isinstance(details, dict) else None,
+                "cell_id": cid, "lat": lat, "lon": lon, "district": district, "score": round(float(scores[i]), 1),
+                "level": LEVELS[levels[i]][0], "level_en": LEVELS[levels[i]][1], "value": _num(values[i]),
+                "unit": spec.serving.unit, "top_factors": factors.get(cid, []),
+                "cause": causes[i] if isinstance(causes[i], str) else None,
+                "details": details[i] if isinstance(details[i], dict) else None,
                 "model_version": model.version,
             }, ensure_ascii=False)[1:-1])
         return results
@@ -257,8 +259,7 @@ class Engine:
 
     def _risk_map(self, spec: DomainSpec, model: LoadedModel, when: pd.Timestamp, conds: dict) -> bytes:
         domain = spec.name
-        _, answers, _ = self._predict(spec, model, self.cells[["cell_id", "lat", "lon", "district"]]
-                                      .reset_index(drop=True), when, conds)
+        _, answers, _ = self._predict(spec, model, self._cell_frame, when, conds)
         answers = answers.reindex(self.cells.index)
         values = answers["value"].to_numpy(float)
         scores = spec.serving.levels.score(values)

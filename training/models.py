@@ -128,5 +128,8 @@ def contributions(family: str, booster, X: pd.DataFrame) -> np.ndarray:
         return booster.predict(_matrix(X), pred_contrib=True, num_iteration=booster.best_iteration or None)
     # Saabas-style contributions (XGBoost's approx_contribs): the same attribution idea as TreeSHAP at a
     # fraction of its cost, which matters for a per-request answer.
-    return booster.predict(xgb.DMatrix(_matrix(X)), pred_contribs=True, approx_contribs=True,
-                           validate_features=False)
+    # A DMatrix built with the default thread pool costs ~10 ms even for one row; one thread copies a
+    # request's rows in microseconds.
+    matrix = _matrix(X)
+    return booster.predict(xgb.DMatrix(matrix, nthread=1 if len(matrix) <= 10_000 else -1), pred_contribs=True,
+                           approx_contribs=True, validate_features=False)
