@@ -81,7 +81,6 @@ class Engine:
     def __post_init__(self) -> None:
         self.specs = {name: spec for name, spec in domains().items() if spec.serving is not None}
         self.grid = self.sources.grid
-        self.cells = self.grid.cells.set_index("cell_id", drop=False)
         self._position = {cid: i for i, cid in enumerate(self.grid.cells["cell_id"])}
         self._cell_frame = self.grid.cells[list(CELL_COLUMNS)].reset_index(drop=True)
         self._conditions = {name: conditions_model(spec) for name, spec in self.specs.items()}
@@ -93,7 +92,7 @@ class Engine:
         # then every cell is built and kept (rent or buy: never more than twice the better choice in
         # hindsight), so the cells a department asks about one by one during a storm are looked up.
         # Costs are this thread's CPU time: wall time would count the waits of a busy server.
-        self._cache = LruCache(CACHE_ENTRIES)
+        self._maps = LruCache(CACHE_ENTRIES)  # (domain, time, conditions) -> /risk_map bytes
         self._spent = LruCache(CACHE_ENTRIES)  # question -> seconds spent building its cells so far
         self._city = LruCache(CITY_ENTRIES)  # question -> every cell's answer, by grid position
         self._city_cost = dict.fromkeys(self.specs, self.city_cost_guess_s)  # domain -> last whole-city build, s
@@ -173,13 +172,13 @@ class Engine:
         return ts
 
     def _predict(self, spec: DomainSpec, model: LoadedModel, cells: pd.DataFrame, at: pd.Timestamp,
-                 conditions: dict) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+                 conditions: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
         requests = spec.serving.requests(self.sources, cells, at, conditions)
         rows = spec.build_rows(self.sources, requests)
         X = rows[list(spec.features)]
         pred = predict(model.family, model.booster, X)
         answers = spec.serving.combine(rows, pred).set_index("cell_id")
-        return rows, answers, pred
+        return rows, answers
 
     # --- the API's questions -----------------------------------------------------------------
     def risk(self, domain: str, locations: list[dict], at: datetime | None, conditions: dict | None,
@@ -227,7 +226,7 @@ class Engine:
     def _risk_answers(self, spec: DomainSpec, model: LoadedModel, cells: pd.DataFrame, when: pd.Timestamp,
                       conds: dict) -> list[str]:
         """Each cell's answer as the inside of a JSON object, in the order of ``cells`` (distinct cells)."""
-        rows, answers, _ = self._predict(spec, model, cells, when, conds)
+        rows, answers = self._predict(spec, model, cells, when, conds)
         factors = self._top_factors(spec, model, rows)
         scores = spec.serving.levels.score(answers["value"].to_numpy(float))
         levels = Levels.level(scores)
@@ -253,14 +252,14 @@ class Engine:
         spec = self._spec(domain)
         conds, when = self.conditions(spec, conditions), self.at(spec, at)
         model = self._model(domain)
-        key = ("map", domain, when, _frozen(conds))
-        cached = self._cache.get(key)
-        return cached if cached is not None else self._cache.put(key, self._risk_map(spec, model, when, conds))
+        key = (domain, when, _frozen(conds))
+        cached = self._maps.get(key)
+        return cached if cached is not None else self._maps.put(key, self._risk_map(spec, model, when, conds))
 
     def _risk_map(self, spec: DomainSpec, model: LoadedModel, when: pd.Timestamp, conds: dict) -> bytes:
         domain = spec.name
-        _, answers, _ = self._predict(spec, model, self._cell_frame, when, conds)
-        answers = answers.reindex(self.cells.index)
+        _, answers = self._predict(spec, model, self._cell_frame, when, conds)
+        answers = answers.reindex(self._cell_frame["cell_id"])
         values = answers["value"].to_numpy(float)
         scores = spec.serving.levels.score(values)
         levels = Levels.level(scores)
@@ -337,7 +336,7 @@ class Engine:
                 "features": list(spec.features),
                 "scenarios": [{"label": label, "conditions": values} for label, values in s.scenarios],
             }
-        return {"city": self.grid.city.name, "cells": len(self.cells), "grid_m": self.grid.size_m,
+        return {"city": self.grid.city.name, "cells": len(self._cell_frame), "grid_m": self.grid.size_m,
                 "limits": {"locations": MAX_LOCATIONS, "records": MAX_RECORDS,
                            "earliest_at": EARLIEST_AT.isoformat()}, "domains": out}
 

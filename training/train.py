@@ -85,11 +85,11 @@ def tuning_rows(rows: np.ndarray, y: np.ndarray, w: np.ndarray, limit: int, task
 
 def train_domain(spec: DomainSpec, settings: Settings, profile: Profile | str = "quick",
                  trials: int | None = None, timeout: float | None = None,
-                 lock_timeout: float | None = None) -> TrainResult:
+                 lock_timeout: float = LOCK_TIMEOUT_S) -> TrainResult:
     """Run one training job for ``spec`` and return what it found and decided.
 
     On a SQLite store the job holds ``mlruns/train.lock`` while it tunes, logs and registers; another job
-    waits for it up to ``lock_timeout`` seconds (default :data:`training.tracking.LOCK_TIMEOUT_S`)."""
+    waits for it up to ``lock_timeout`` seconds."""
     profile = PROFILES[profile] if isinstance(profile, str) else profile
     trials = trials or profile.trials
     timeout = timeout if timeout is not None else profile.timeout_s
@@ -108,7 +108,7 @@ def train_domain(spec: DomainSpec, settings: Settings, profile: Profile | str = 
         raise DataError(f"{spec.name}: too little data for {profile.folds} time-ordered folds and a holdout")
 
     # One job at a time on a SQLite store (a second one waits); then fail the runs of killed jobs.
-    with training_lock(settings, LOCK_TIMEOUT_S if lock_timeout is None else lock_timeout):
+    with training_lock(settings, lock_timeout):
         client = configure(settings)
         experiment_id = ensure_experiment(client, settings, spec.name)
         fail_orphaned_runs(client, experiment_id, spec.name)
