@@ -25,6 +25,7 @@ class BuildResult:
     end: pd.Timestamp | None
     positives: float  # label sum (events, accidents) or mean for regression targets
     seconds: float
+    unknown: int = 0  # rows left out for a missing essential input
 
 
 def table_path(features_dir: Path, domain: str) -> Path:
@@ -38,6 +39,10 @@ def build_features(spec: DomainSpec, sources: Sources, features_dir: Path) -> Bu
     missing = [c for c in (*spec.keys, spec.time, *spec.features, spec.target) if c not in table.columns]
     if missing:
         raise DataError(f"{spec.name} builder did not produce columns {missing}")
+    # The service answers a row missing an essential input as unknown; a model must not learn otherwise.
+    unknown = table[list(spec.essential)].isna().any(axis=1).to_numpy() if spec.essential else None
+    if unknown is not None and unknown.any():
+        table = table.loc[~unknown].reset_index(drop=True)
     if table.empty:
         raise DataError(f"{spec.name}: the feature table is empty (is the raw data for {spec.sources} there?)")
     meta = {
@@ -57,5 +62,5 @@ def build_features(spec: DomainSpec, sources: Sources, features_dir: Path) -> Bu
         domain=spec.name, path=path, rows=len(table), columns=table.shape[1],
         start=times.min(), end=times.max(),
         positives=float(target.sum() if spec.task != "regression" else target.mean()),
-        seconds=time.perf_counter() - started,
+        seconds=time.perf_counter() - started, unknown=int(unknown.sum()) if unknown is not None else 0,
     )

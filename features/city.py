@@ -71,6 +71,10 @@ class City(BaseModel):
     air_stations: list[AirStation]
     tide: Tide
     seismic_region: SeismicRegion
+    # A cell whose nearest weather station has no observation for an hour reads the next nearest station
+    # of the same kind within this distance (km), and the answer says so; beyond it the input is unknown.
+    # 10 km is a configured choice (about the spacing of the city's AWS network), not a published constant.
+    station_fallback_km: float = Field(10.0, ge=0, le=100)
 
     def district_by_code(self) -> dict[int, District]:
         return {d.code: d for d in self.districts}

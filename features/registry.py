@@ -60,8 +60,15 @@ class Levels:
 
     @staticmethod
     def level(scores) -> np.ndarray:
-        """Index into :data:`LEVELS` for each score."""
-        return np.clip(np.asarray(scores, dtype=float) // 25, 0, 3).astype(int)
+        """Index into :data:`LEVELS` for each score; -1 where the score is unknown (NaN)."""
+        scores = np.asarray(scores, dtype=float)
+        return np.where(np.isnan(scores), -1, np.clip(np.nan_to_num(scores) // 25, 0, 3)).astype(int)
+
+    def publish(self, values) -> tuple[np.ndarray, np.ndarray]:
+        """Scores as published (rounded to 0.1) and the level of each *published* score, so that a value
+        scoring 49.98 is shown as 50.0 with the level of 50 (NaN score and level -1 for an unknown value)."""
+        scores = np.round(self.score(values), 1)
+        return scores, self.level(scores)
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,9 @@ class Serving:
     combine: Callable[..., pd.DataFrame]
     now: Callable[..., pd.Timestamp]
     scenarios: tuple[tuple[str, dict], ...] = ()  # ready (label, conditions) for dashboards, via GET /domains
+    # The earliest time the held observations support (``at`` before it is refused like ``at`` after ``now``);
+    # None: no lower bound beyond the engine's own.
+    first: Callable[..., pd.Timestamp] | None = None
 
 
 @dataclass(frozen=True)
@@ -110,7 +120,24 @@ class DomainSpec:
     baseline: Callable[..., np.ndarray] | None = None
     oracle: Callable[..., np.ndarray] | None = None
     serving: Serving | None = None
+    # Physics, declared: +1 where more of a feature never lowers the prediction, -1 where it never raises it.
+    # Training passes these to the boosters' monotone constraints; the API's property tests check them.
+    monotone: dict[str, int] = field(default_factory=dict)
+    # Inputs without which an answer is not given: a row missing one is left out of the training table and
+    # answered ``unknown`` by the service (after the domain's documented fallbacks), never scored.
+    essential: tuple[str, ...] = ()
     extra: dict = field(default_factory=dict)  # units, cause, grades: what serving needs to explain a score
+
+    def __post_init__(self) -> None:
+        unknown = sorted((set(self.monotone) | set(self.essential)) - set(self.features))
+        if unknown:
+            raise ValueError(f"domain {self.name!r}: monotone/essential name non-features {unknown}")
+        if any(d not in (-1, 1) for d in self.monotone.values()):
+            raise ValueError(f"domain {self.name!r}: monotone directions must be +1 or -1")
+
+    def monotone_vector(self) -> list[int]:
+        """The declared directions aligned with :attr:`features` (0: unconstrained)."""
+        return [self.monotone.get(f, 0) for f in self.features]
 
     def metric(self, name: str | None = None) -> Metric:
         """A declared metric by name (the primary one by default)."""

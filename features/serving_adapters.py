@@ -45,15 +45,26 @@ def cell_requests(cells: pd.DataFrame, columns: Mapping[str, object], before: It
     return pd.DataFrame(data)
 
 
-def per_cell(rows: pd.DataFrame, value, cause=None, details=None) -> pd.DataFrame:
-    """The ``combine`` answer for rows that are already one per cell: cell_id, value, cause, details."""
+def per_cell(rows: pd.DataFrame, value, cause=None, details=None, notes=None) -> pd.DataFrame:
+    """The ``combine`` answer for rows that are already one per cell: cell_id, value, cause, details and
+    notes (a list of sentences per cell on the fallbacks its inputs used, or None)."""
     n = len(rows)
     return pd.DataFrame({
         "cell_id": rows["cell_id"].to_numpy(),
         "value": np.asarray(value, dtype=float),
         "cause": np.full(n, None, dtype=object) if cause is None else np.asarray(cause, dtype=object),
         "details": np.full(n, None, dtype=object) if details is None else objects(details),
+        "notes": np.full(n, None, dtype=object) if notes is None else objects(list(notes)),
     })
+
+
+def join_notes(notes: list[np.ndarray], n: int) -> np.ndarray:
+    """Per row, the list of the non-empty sentences among ``notes`` (arrays of str or None), or None."""
+    out = np.full(n, None, dtype=object)
+    for column in notes:
+        for i in np.flatnonzero(pd.notna(column)):
+            out[i] = [*(out[i] or []), column[i]]
+    return out
 
 
 def objects(items) -> np.ndarray:

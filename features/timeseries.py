@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
 import pandas as pd
 
 from features.errors import DataError
-from features.spatial import nearest
+from features.spatial import haversine_km, nearest
 
 T = TypeVar("T")
 
@@ -245,6 +246,52 @@ def cell_stations(src, stations: pd.DataFrame) -> pd.Series:
     return pd.Series(ids, index=cells["cell_id"].to_numpy(), name="station_id")
 
 
+@dataclass(frozen=True)
+class StationChoice:
+    """Per grid cell, the stations whose series may stand for it: the nearest first, then every other
+    one within the city's ``station_fallback_km`` of the cell, nearest first (``-1`` pads).
+
+    ``columns`` indexes a wide frame's columns (one row per cell position plus a trailing all ``-1`` row
+    for position -1); ``ids`` and ``km`` say which station that is and how far from the cell's centre.
+    """
+
+    columns: np.ndarray  # (cells + 1, k) int
+    ids: np.ndarray  # (cells + 1, k) station ids (0 pads)
+    km: np.ndarray  # (cells + 1, k) distance from the cell centre, km (inf pads)
+
+
+def station_choice(src, stations: pd.DataFrame, columns: pd.Index) -> StationChoice:
+    """:class:`StationChoice` for ``stations`` laid out as ``columns`` (a wide frame's station ids)."""
+    cells = src.grid.cells
+    km = haversine_km(cells["lat"].to_numpy()[:, None], cells["lon"].to_numpy()[:, None],
+                      stations["lat"].to_numpy()[None, :], stations["lon"].to_numpy()[None, :])
+    order = np.argsort(km, axis=1, kind="stable")
+    km = np.take_along_axis(km, order, axis=1)
+    ids = stations["station_id"].to_numpy()[order]
+    usable = km <= float(src.city.station_fallback_km)
+    usable[:, 0] = True  # the nearest station always stands for its cells
+    k = max(int(usable.sum(axis=1).max()), 1)
+    cols = np.where(usable, columns.get_indexer(ids.ravel()).reshape(ids.shape), -1)[:, :k]
+    pad = np.full((1, k), -1)
+    return StationChoice(np.vstack([cols, pad]), np.vstack([np.where(usable, ids, 0)[:, :k], pad * 0]),
+                         np.vstack([np.where(usable, km, np.inf)[:, :k], pad * np.inf]))
+
+
+def chosen(candidates: np.ndarray, used: np.ndarray) -> np.ndarray:
+    """The column each row chose by :meth:`HourlyArray.first_at` (-1 where none had a value)."""
+    return np.where(used >= 0, candidates[np.arange(len(used)), np.maximum(used, 0)], -1)
+
+
+def fallback_notes(choice: StationChoice, pos: np.ndarray, used: np.ndarray, what: str) -> np.ndarray:
+    """A sentence for each row whose value came from a station other than its cell's nearest (else None)."""
+    out = np.full(len(used), None, dtype=object)
+    for i in np.flatnonzero(used > 0):
+        p, k = pos[i], used[i]
+        out[i] = (f"{what}: nearest station {choice.ids[p, 0]} has no observation for this hour; station "
+                  f"{choice.ids[p, k]} ({choice.km[p, k]:.1f} km from the cell) is used")
+    return out
+
+
 class HourlyArray:
     """A dense hourly wide frame as a plain array, for exact (hour, column) lookups by arithmetic.
 
@@ -275,8 +322,25 @@ class HourlyArray:
         ok = (t != NAT_NS) & (offset % HOUR_NS == 0) & (row >= 0) & (row < len(self.values))
         return np.where(ok, row, -1)
 
-    def at(self, times, columns) -> np.ndarray:
+    def first_at(self, times, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The value at ``times`` of the first candidate column (one row of ``candidates`` per time) that
+        has one, and which candidate that was (-1: none had a value)."""
         rows = self.rows(times)
+        out, used = np.full(len(rows), np.nan), np.full(len(rows), -1)
+        for k in range(candidates.shape[1]):
+            todo = np.isnan(out)
+            if not todo.any():
+                break
+            vals = self._take(rows[todo], candidates[todo, k])
+            got = ~np.isnan(vals)
+            idx = np.flatnonzero(todo)[got]
+            out[idx], used[idx] = vals[got], k
+        return out, used
+
+    def at(self, times, columns) -> np.ndarray:
+        return self._take(self.rows(times), columns)
+
+    def _take(self, rows: np.ndarray, columns) -> np.ndarray:
         cols = np.broadcast_to(np.asarray(columns, dtype=np.int64), rows.shape)
         ok = (rows >= 0) & (cols >= 0)
         out = np.full(len(rows), np.nan)

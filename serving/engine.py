@@ -11,12 +11,12 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from typing import Any
+from datetime import date, datetime, timedelta, timezone
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, create_model
 
 from features.registry import LEVELS, Condition, DomainSpec, Levels, domains
 from features.sources import Sources
@@ -34,7 +34,12 @@ CITY_ENTRIES = 32  # whole-city /risk answers held (about 1.5 MB each at 2,208 c
 CITY_COST_GUESS_S = 0.2  # until measured
 TOP_FACTORS = 5
 CELL_COLUMNS = ("cell_id", "lat", "lon", "district")  # what an answer says of its cell
-KINDS = {"float": float, "int": int, "bool": bool, "date": date}
+# JSON types are strict: a boolean is no number of millimetres, "yes" no boolean (a date stays an ISO string).
+KINDS = {"float": Annotated[float, Strict()], "int": Annotated[int, Strict()], "bool": Annotated[bool, Strict()],
+         "date": date}
+#: Korea Standard Time, a fixed UTC+9 (no summer time since 1988): an explicit +09:00 and a naive time
+#: mean the same instant. The tz database's Asia/Seoul would replay 1987-88 summer time and older offsets.
+KST = timezone(timedelta(hours=9), "KST")
 
 
 @dataclass
@@ -85,6 +90,8 @@ class Engine:
         self._cell_frame = self.grid.cells[list(CELL_COLUMNS)].reset_index(drop=True)
         self._conditions = {name: conditions_model(spec) for name, spec in self.specs.items()}
         self._now = {name: pd.Timestamp(spec.serving.now(self.sources)) for name, spec in self.specs.items()}
+        self._first = {name: max(EARLIEST_AT, pd.Timestamp(spec.serving.first(self.sources)))
+                       if spec.serving.first else EARLIEST_AT for name, spec in self.specs.items()}
         self._feature_heads = _feature_heads(self.grid)
         # Answers depend only on the question, the held data and the models, all fixed for this engine's
         # life. Whole-city maps are kept as bytes. A /risk question (domain, time, conditions) is built for
@@ -152,20 +159,19 @@ class Engine:
         return parsed.model_dump(exclude_none=True)
 
     def at(self, spec: DomainSpec, at: datetime | None) -> pd.Timestamp:
-        now = self._now[spec.name]
+        """``at`` as naive KST, within the times the held observations support for the domain."""
+        now, first = self._now[spec.name], self._first[spec.name]
         if at is None:
             return now
-        try:  # aware times in the city's local time; years 1 and 9999 overflow on the way, or in nanoseconds
-            ts = pd.Timestamp(at)
-            if ts.tzinfo is not None:
-                ts = ts.tz_convert(self.grid.city.timezone).tz_localize(None)
-            ts = ts.as_unit("ns")
+        try:  # years 1 and 9999 overflow on the way, or in nanoseconds
+            local = at.astimezone(KST).replace(tzinfo=None) if isinstance(at, datetime) and at.tzinfo else at
+            ts = pd.Timestamp(local).as_unit("ns")
         except (OverflowError, ValueError):  # pandas' OutOfBoundsDatetime is a ValueError
             ts = None
-        if ts is None or ts < EARLIEST_AT:
-            raise ApiError(400, ["at"], f"{at.isoformat() if isinstance(at, datetime) else at} is outside the "
-                           f"times the service answers for: from {EARLIEST_AT:%Y-%m-%d} to the newest "
-                           f"observations it holds for {spec.name} ({now:%Y-%m-%d %H:%M})")
+        if ts is None or ts < first:
+            shown = at.isoformat() if isinstance(at, datetime) else at
+            raise ApiError(400, ["at"], f"{shown} is before the observations the service holds for {spec.name}: "
+                           f"it answers from {first:%Y-%m-%d %H:%M} to {now:%Y-%m-%d %H:%M} (KST)")
         if ts > now:
             raise ApiError(400, ["at"], f"{ts:%Y-%m-%d %H:%M} is after the newest observations the service "
                            f"holds for {spec.name} ({now:%Y-%m-%d %H:%M}); omit `at` to use that time")
@@ -175,10 +181,20 @@ class Engine:
                  conditions: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
         requests = spec.serving.requests(self.sources, cells, at, conditions)
         rows = spec.build_rows(self.sources, requests)
-        X = rows[list(spec.features)]
-        pred = predict(model.family, model.booster, X)
+        pred, _ = self._predict_rows(spec, model, rows[list(spec.features)])
         answers = spec.serving.combine(rows, pred).set_index("cell_id")
+        answers["missing"] = _missing_by_cell(spec, rows).reindex(answers.index)
         return rows, answers
+
+    @staticmethod
+    def _predict_rows(spec: DomainSpec, model: LoadedModel, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Predictions, NaN for rows missing an essential input (missing data is never a risk: the booster's
+        default branches are not asked), and that mask."""
+        unknown = X[list(spec.essential)].isna().any(axis=1).to_numpy() if spec.essential else np.zeros(len(X), bool)
+        pred = np.full(len(X), np.nan)
+        if (~unknown).any():
+            pred[~unknown] = predict(model.family, model.booster, X.loc[~unknown])
+        return pred, unknown
 
     # --- the API's questions -----------------------------------------------------------------
     def risk(self, domain: str, locations: list[dict], at: datetime | None, conditions: dict | None,
@@ -228,22 +244,31 @@ class Engine:
         """Each cell's answer as the inside of a JSON object, in the order of ``cells`` (distinct cells)."""
         rows, answers = self._predict(spec, model, cells, when, conds)
         factors = self._top_factors(spec, model, rows)
-        scores = spec.serving.levels.score(answers["value"].to_numpy(float))
-        levels = Levels.level(scores)
         values, n = answers["value"].to_numpy(float), len(answers)
+        scores, levels = spec.serving.levels.publish(values)
         causes = answers["cause"].tolist() if "cause" in answers else [None] * n
         details = answers["details"].tolist() if "details" in answers else [None] * n
+        notes = answers["notes"].tolist() if "notes" in answers else [None] * n
+        missing = answers["missing"].tolist()
         row_of = {cid: i for i, cid in enumerate(answers.index.tolist())}
         results = []
         for cid, lat, lon, district in zip(*(cells[c].tolist() for c in CELL_COLUMNS), strict=True):
             i = row_of[cid]
+            known = levels[i] >= 0
+            cell_notes = list(notes[i] or [])
+            if missing[i] and known:  # e.g. one pollutant of two: the answer stands on the other
+                cell_notes.append(f"answered without {', '.join(missing[i])} (no data)")
             results.append(json.dumps({
-                "cell_id": cid, "lat": lat, "lon": lon, "district": district, "score": round(float(scores[i]), 1),
-                "level": LEVELS[levels[i]][0], "level_en": LEVELS[levels[i]][1], "value": _num(values[i]),
-                "unit": spec.serving.unit, "top_factors": factors.get(cid, []),
-                "cause": causes[i] if isinstance(causes[i], str) else None,
+                "cell_id": cid, "lat": lat, "lon": lon, "district": district,
+                "status": "scored" if known else "unknown",
+                "score": float(scores[i]) if known else None,
+                "level": LEVELS[levels[i]][0] if known else None, "level_en": LEVELS[levels[i]][1] if known else None,
+                "value": _num(values[i]), "unit": spec.serving.unit,
+                **({} if known else {"reason": _unknown_reason(missing[i], when)}),
+                "top_factors": factors.get(cid, []) if known else [],
+                "cause": causes[i] if known and isinstance(causes[i], str) else None,
                 "details": details[i] if isinstance(details[i], dict) else None,
-                "model_version": model.version,
+                "notes": cell_notes, "model_version": model.version,
             }, ensure_ascii=False)[1:-1])
         return results
 
@@ -261,16 +286,21 @@ class Engine:
         _, answers = self._predict(spec, model, self._cell_frame, when, conds)
         answers = answers.reindex(self._cell_frame["cell_id"])
         values = answers["value"].to_numpy(float)
-        scores = spec.serving.levels.score(values)
-        levels = Levels.level(scores)
+        scores, levels = spec.serving.levels.publish(values)
         causes = answers["cause"].tolist() if "cause" in answers else [None] * len(values)
         parts = [
-            f'{head}"score":{s:.1f},{_LEVEL_JSON[lv]},"value":{json.dumps(_num(v))},'
-            f'"cause":{json.dumps(c if isinstance(c, str) else None)}}}}}'
-            for head, v, s, lv, c in zip(self._feature_heads, values, scores, levels, causes, strict=True)
+            f'{head}"status":"scored","score":{s:.1f},{_LEVEL_JSON[lv]},"value":{json.dumps(_num(v))},'
+            f'"cause":{json.dumps(c if isinstance(c, str) else None)}}}}}' if lv >= 0 else
+            f'{head}"status":"unknown","score":null,"level":null,"level_en":null,"value":null,"cause":null,'
+            f'"reason":{json.dumps(_unknown_reason(m, when))}}}}}'
+            for head, v, s, lv, c, m in zip(self._feature_heads, values, scores, levels, causes,
+                                            answers["missing"].tolist(), strict=True)
         ]
+        counts = np.bincount(levels + 1, minlength=len(LEVELS) + 1)
         head = json.dumps({"domain": domain, "at": when.isoformat(), "unit": spec.serving.unit,
-                           "value_meaning": spec.serving.value, "model_version": model.version},
+                           "value_meaning": spec.serving.value, "model_version": model.version,
+                           "cells": len(values), "unknown": int(counts[0]),
+                           "levels": {en: int(k) for (_, en), k in zip(LEVELS, counts[1:], strict=True)}},
                           ensure_ascii=False)
         return (f'{{"type":"FeatureCollection","metadata":{head},"features":[' + ",".join(parts) + "]}").encode()
 
@@ -298,8 +328,11 @@ class Engine:
             i, j = (int(k) for k in np.argwhere(infinite)[0])
             raise ApiError(400, ["records", i, spec.features[j]], "must be a finite number (or null when missing)",
                            "finite_number")
-        pred = predict(model.family, model.booster, X)
-        return {"domain": domain, "model_version": model.version, "predictions": [_num(p) for p in pred]}
+        pred, unknown = self._predict_rows(spec, model, X)
+        return {"domain": domain, "model_version": model.version, "predictions": [_num(p) for p in pred],
+                "unknown_rows": np.flatnonzero(unknown).tolist(),
+                **({"unknown_reason": f"a record without {' or '.join(spec.essential)} gets no prediction (null)"}
+                   if unknown.any() else {})}
 
     def _top_factors(self, spec: DomainSpec, model: LoadedModel, rows: pd.DataFrame) -> dict[str, list]:
         """The largest contributions (model margin scale) of each cell's first row."""
@@ -364,6 +397,20 @@ class LruCache:
             while len(self._data) > self.size:
                 self._data.popitem(last=False)
         return value
+
+
+def _missing_by_cell(spec: DomainSpec, rows: pd.DataFrame) -> pd.Series:
+    """Per cell_id, the essential inputs missing in any of its rows (an empty list when none)."""
+    if not spec.essential:
+        return pd.Series([[] for _ in range(rows["cell_id"].nunique())], index=rows["cell_id"].unique())
+    gone = rows[list(spec.essential)].isna().groupby(rows["cell_id"].to_numpy(), sort=False).any()
+    names = np.array(spec.essential, dtype=object)
+    return pd.Series([names[m].tolist() for m in gone.to_numpy()], index=gone.index)
+
+
+def _unknown_reason(missing: list[str], when: pd.Timestamp) -> str:
+    return (f"no data for {', '.join(missing) or 'its essential inputs'} at {when:%Y-%m-%d %H:%M} KST (nothing held "
+            "for the cell, and no fallback within reach): the cell is not scored")
 
 
 def _frozen(conds: dict) -> tuple:

@@ -73,9 +73,18 @@ def suggest(trial: optuna.Trial, task: str, max_rounds: int) -> tuple[str, dict]
 def fit(family: str, task: str, params: dict, X: pd.DataFrame, y: np.ndarray, w: np.ndarray | None,
         X_valid: pd.DataFrame | None = None, y_valid: np.ndarray | None = None,
         w_valid: np.ndarray | None = None, trial: optuna.Trial | None = None, seed: int = 0,
-        threads: int = 2) -> Fitted:
-    """Fit one booster; with a validation set, stop early and (given a trial) prune through callbacks."""
+        threads: int = 2, monotone: list[int] | None = None) -> Fitted:
+    """Fit one booster; with a validation set, stop early and (given a trial) prune through callbacks.
+
+    ``monotone``: one direction per column of ``X`` (+1 never lower, -1 never higher, 0 free), passed to
+    LightGBM's ``monotone_constraints`` (a list in feature order) or XGBoost's (a tuple string).
+    """
     params = dict(params)
+    if monotone and any(monotone):
+        if len(monotone) != X.shape[1]:
+            raise ValueError(f"{len(monotone)} monotone directions for {X.shape[1]} features")
+        params["monotone_constraints"] = list(monotone) if family == "lightgbm" else \
+            "(" + ",".join(str(int(d)) for d in monotone) + ")"
     rounds = params.pop("num_boost_round")
     _, _, lgb_metric, xgb_metric = OBJECTIVES[task]
     has_valid = X_valid is not None

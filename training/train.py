@@ -118,6 +118,7 @@ def train_domain(spec: DomainSpec, settings: Settings, profile: Profile | str = 
         with mlflow.start_run(experiment_id=experiment_id, run_name=f"{spec.name}-{profile.name}",
                               tags={"domain": spec.name, **owner_tags()}) as run:
             mlflow.set_tags({"feature_set_version": spec.feature_set_version,
+                             "monotone": ",".join(f"{f}:{d:+d}" for f, d in spec.monotone.items()),
                              "data_sha256": data_hash, "git_commit": git_commit(settings.root),
                              "profile": profile.name, "optuna_study": study_name})
             mlflow.log_params({"rows_train": len(split.train), "rows_tuning": len(train),
@@ -135,7 +136,7 @@ def train_domain(spec: DomainSpec, settings: Settings, profile: Profile | str = 
             params = dict(best.user_attrs["params"])
             family = best.params["family"]
             params["num_boost_round"] = max(int(best.user_attrs["best_rounds"] * 1.1), 10)
-            fitted = fit(family, spec.task, params, X, y, w, seed=settings.seed)
+            fitted = fit(family, spec.task, params, X, y, w, seed=settings.seed, monotone=spec.monotone_vector())
             pred = fitted.predict(holdout[list(spec.features)])
             scores = evaluate(spec, holdout, pred, settings.truth_dir, history=table.iloc[split.train])
 

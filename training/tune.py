@@ -71,9 +71,13 @@ def seed_study(study: optuna.Study, task: str) -> None:
 
 
 def cv_objective(spec: DomainSpec, X: pd.DataFrame, y: np.ndarray, w: np.ndarray, folds: list[Split],
-                 profile: Profile, seed: int) -> Callable[[optuna.Trial], float]:
-    """The trial function: fit each fold, return the mean validation loss; pruning on the first fold."""
+                 profile: Profile, seed: int, constrained: bool = True) -> Callable[[optuna.Trial], float]:
+    """The trial function: fit each fold, return the mean validation loss; pruning on the first fold.
+
+    Every trial keeps the domain's declared monotone directions (``constrained=False`` drops them, to
+    measure what they cost)."""
     loss = TUNE_LOSS[spec.task]
+    monotone = spec.monotone_vector() if constrained else None
 
     def objective(trial: optuna.Trial) -> float:
         family, params = suggest(trial, spec.task, profile.max_rounds)
@@ -87,7 +91,7 @@ def cv_objective(spec: DomainSpec, X: pd.DataFrame, y: np.ndarray, w: np.ndarray
                 for k, fold in enumerate(folds):
                     fitted = fit(family, spec.task, params, X.iloc[fold.train], y[fold.train], w[fold.train],
                                  X.iloc[fold.valid], y[fold.valid], w[fold.valid],
-                                 trial=trial if k == 0 else None, seed=seed)
+                                 trial=trial if k == 0 else None, seed=seed, monotone=monotone)
                     pred = fitted.predict(X.iloc[fold.valid])
                     scores.append(loss(y[fold.valid], pred, w[fold.valid]))
                     rounds.append(fitted.best_iteration)

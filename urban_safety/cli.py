@@ -138,14 +138,14 @@ def features_build(
     chosen = _chosen_domains(domain)
     settings = get_settings()
     sources = Sources.from_settings(settings)
-    table = Table("domain", "rows", "columns", "from", "to", "label sum/mean", "seconds",
+    table = Table("domain", "rows", "unknown (left out)", "columns", "from", "to", "label sum/mean", "seconds",
                   title=f"Feature tables in {settings.features_dir}")
     with _progress() as progress:
         for spec in chosen:
             task = progress.add_task(f"building {spec.name}", total=None)
             res = build_features(spec, sources, settings.features_dir)
             progress.update(task, description=f"built {spec.name}")
-            table.add_row(spec.name, f"{res.rows:,}", str(res.columns), f"{res.start:%Y-%m-%d %H:%M}",
+            table.add_row(spec.name, f"{res.rows:,}", f"{res.unknown:,}", str(res.columns), f"{res.start:%Y-%m-%d %H:%M}",
                           f"{res.end:%Y-%m-%d %H:%M}",
                           f"{res.positives:,.3f}", f"{res.seconds:.1f}")
     console.print(table)

@@ -24,8 +24,10 @@ from features.registry import Condition, DomainSpec, Levels, Serving, register
 CONDITIONS = ("magnitude", "epicentre_lat", "epicentre_lon", "depth_km")
 LEVEL_SHARES = tuple(f"share_{lvl}" for lvl in seismic.CODE_LEVELS)
 FAMILY_SHARES = tuple(f"share_{f}" for f in seismic.FAMILIES[:4])  # the rest is "other"
+# The epicentre enters through distances and motion only: its coordinates as such would let a tree split on
+# where an event is, and answer a closer, stronger event with less damage.
 FEATURES = (
-    *CONDITIONS, "epi_dist_km", "hypo_dist_km", "ln_pga_generic", "ln_pga_site", "vs30_mps",
+    "magnitude", "depth_km", "epi_dist_km", "hypo_dist_km", "ln_pga_generic", "ln_pga_site", "vs30_mps",
     "n_buildings", *LEVEL_SHARES, *FAMILY_SHARES, "share_piloti", "mean_floors", "mean_age_years",
     "fragility_damage_share",
 )
@@ -259,7 +261,7 @@ SPEC = register(DomainSpec(
     features=FEATURES,
     conditions=CONDITIONS,
     sources=("damage_surveys", "buildings", "static"),
-    feature_set_version="earthquake-v1",
+    feature_set_version="earthquake-v2",
     build_table=build_table,
     build_rows=build_rows,
     weight="weight",
@@ -269,4 +271,8 @@ SPEC = register(DomainSpec(
     baseline=baseline,
     oracle=oracle,
     extra={"units": UNITS},
+    # Stronger shaking never means less damage: magnitude and motion up, distance and depth down.
+    monotone={"magnitude": 1, "depth_km": -1, "epi_dist_km": -1, "hypo_dist_km": -1, "ln_pga_generic": 1,
+              "ln_pga_site": 1, "fragility_damage_share": 1},
+    essential=("ln_pga_site",),
 ))

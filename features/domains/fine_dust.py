@@ -418,6 +418,18 @@ def serving_now(src) -> pd.Timestamp:
     return ts.memo(src, "fine_dust.now", latest)
 
 
+def serving_first(src) -> pd.Timestamp:
+    """The first time both air quality and weather were observed (nothing to forecast from before)."""
+    def earliest() -> pd.Timestamp:
+        air, wx = src["airkorea"], src["asos"]
+        firsts = [pd.to_datetime(air.loc[air[list(POLLUTANTS)].notna().any(axis=1), "time"]).min(),
+                  pd.to_datetime(wx["time"]).min()]
+        if any(pd.isna(t) for t in firsts):
+            raise DataError("fine_dust: no air-quality or weather observations to serve from")
+        return pd.Timestamp(max(firsts))
+    return ts.memo(src, "fine_dust.first", earliest)
+
+
 SERVING = Serving(
     conditions=SERVING_CONDITIONS,
     levels=Levels((0.0, 25.0, 50.0, 75.0, 100.0)),
@@ -429,6 +441,7 @@ SERVING = Serving(
     requests=serving_requests,
     combine=serving_combine,
     now=serving_now,
+    first=serving_first,
     scenarios=(("Yellow-dust day", {"target_date": "2023-04-12"}),),
 )
 
@@ -444,7 +457,7 @@ SPEC = register(DomainSpec(
     features=FEATURES,
     conditions=CONDITIONS,
     sources=("airkorea", "asos"),
-    feature_set_version="fine_dust-v1",
+    feature_set_version="fine_dust-v2",
     build_table=build_table,
     build_rows=build_rows,
     serving=SERVING,
@@ -452,5 +465,10 @@ SPEC = register(DomainSpec(
     primary_metric="rmse",
     baseline=baseline,
     oracle=oracle,
+    # Higher levels at the station, across the city or upwind (transboundary dust arrives from the west a
+    # day later) never lower tomorrow's concentration. Weather goes both ways and stays free.
+    monotone=dict.fromkeys(("own_today_mean", "own_yesterday_mean", "own_mean_72h", *_STATION, "pm10_today_max",
+                            *_BACKGROUND, "city_pm10_today_mean", "city_pm25_today_mean"), 1),
+    essential=("own_today_mean",),
     extra={"grades": grade, "grade_names": grade_name, "units": UNITS, "overridable": OBSERVED},
 ))

@@ -66,6 +66,7 @@ class StationSeries:
     fcst_1h: pd.DataFrame  # nowcast issued at t for (t, t + 1h], at the station's forecast grid point
     fcst_3h: pd.DataFrame  # the same summed over leads 1-3, (t, t + 3h]
     tide: pd.Series  # observed tide at t
+    tide_pred: pd.Series  # predicted (astronomical) tide at t
     tide_pred_max_3h: pd.Series  # max predicted tide over (t, t + 3h]
 
 
@@ -89,7 +90,7 @@ def _station_series(src) -> StationSeries:
     tide = src["tide"]
     obs = ts.hourly_wide(tide.assign(k=0), "tide_cm", key="k")[0]
     pred = ts.hourly_wide(tide.assign(k=0), "tide_pred_cm", key="k")
-    return StationSeries(stations, ts.cell_stations(src, stations), rain, fcst_1h, fcst_3h, obs,
+    return StationSeries(stations, ts.cell_stations(src, stations), rain, fcst_1h, fcst_3h, obs, pred[0],
                          ts.leading_agg(pred, 3, "max")[0])
 
 
@@ -97,11 +98,12 @@ def _station_series(src) -> StationSeries:
 class _Lookups:
     """The station series as plain arrays, and the located traces sorted for counting (once per Sources)."""
 
-    cell_col: np.ndarray  # by cell position (+ a trailing -1): column of the cell's station in ``rain`` etc.
+    choice: ts.StationChoice  # by cell position: columns of the stations that may stand for it in ``rain`` etc.
     rain: dict[int, ts.HourlyArray]
     fcst_1h: ts.HourlyArray
     fcst_3h: ts.HourlyArray
     tide: ts.HourlyArray  # one column
+    tide_pred: ts.HourlyArray
     tide_pred_max_3h: ts.HourlyArray
     known_floods: ts.EventIndex  # located traces by cell position and ``known_at``
 
@@ -113,24 +115,35 @@ def _lookups(src) -> _Lookups:
         fcst_1h, fcst_3h = ts.HourlyArray(s.fcst_1h), ts.HourlyArray(s.fcst_3h)
         # Every frame has the city stations as columns, in the same order.
         assert all(list(a.columns) == list(rain[1].columns) for a in (*rain.values(), fcst_1h, fcst_3h))
-        cell_col = np.append(rain[1].column(s.cell_station.to_numpy()), -1)
+        choice = ts.station_choice(src, s.stations, rain[1].columns)
         tr = located_traces(src)
-        return _Lookups(cell_col, rain, fcst_1h, fcst_3h, ts.HourlyArray(s.tide.to_frame()),
-                        ts.HourlyArray(s.tide_pred_max_3h.to_frame()),
+        return _Lookups(choice, rain, fcst_1h, fcst_3h, ts.HourlyArray(s.tide.to_frame()),
+                        ts.HourlyArray(s.tide_pred.to_frame()), ts.HourlyArray(s.tide_pred_max_3h.to_frame()),
                         ts.EventIndex(tr["cell_pos"], tr["known_at"]))
     return ts.memo(src, "flood.lookups", build)
 
 
-def _observed(src, pos: np.ndarray, times) -> dict[str, np.ndarray]:
-    """:func:`observed_conditions` by cell position (-1: unknown cell, NaN rain)."""
+def _observed(src, pos: np.ndarray, times, notes: list | None = None) -> dict[str, np.ndarray]:
+    """:func:`observed_conditions` by cell position (-1: unknown cell, NaN rain); with ``notes`` (a list),
+    appends one array per fallback used: a sentence per row that used it, else None."""
     look = _lookups(src)
     hours = ts.floor_hours_ns(times)
-    col = look.cell_col[pos]
-    out = {f"rain_{k}h": look.rain[k].at(hours, col) for k in (1, 3, 6, 24)}
-    out["rain_fcst_1h"] = look.fcst_1h.at(hours, col)
-    out["rain_fcst_3h"] = look.fcst_3h.at(hours, col)
-    out["tide_cm"] = look.tide.at(hours, 0)
+    candidates = look.choice.columns[pos]
+    # One station for every rain window (the first with this hour's rain), one for both nowcast windows.
+    rain_1h, used = look.rain[1].first_at(hours, candidates)
+    out = {"rain_1h": rain_1h, **{f"rain_{k}h": look.rain[k].at(hours, ts.chosen(candidates, used))
+                                  for k in (3, 6, 24)}}
+    out["rain_fcst_3h"], fused = look.fcst_3h.first_at(hours, candidates)
+    out["rain_fcst_1h"] = look.fcst_1h.at(hours, ts.chosen(candidates, fused))
+    tide, predicted = look.tide.at(hours, 0), look.tide_pred.at(hours, 0)
+    gauge_down = np.isnan(tide) & ~np.isnan(predicted)
+    out["tide_cm"] = np.where(gauge_down, predicted, tide)  # the astronomical prediction stands in
     out["tide_pred_max_3h_cm"] = look.tide_pred_max_3h.at(hours, 0)
+    if notes is not None:
+        notes.append(ts.fallback_notes(look.choice, pos, used, "rain"))
+        notes.append(ts.fallback_notes(look.choice, pos, fused, "rain nowcast"))
+        notes.append(np.where(gauge_down, "tide: no gauge observation for this hour; the predicted tide is used",
+                              None))
     return out
 
 
@@ -138,8 +151,10 @@ def observed_conditions(src, cell_ids, times) -> pd.DataFrame:
     """The conditions as observed at each (cell, issue time): the training table's requests.
 
     Rain sums and nowcasts come from the cell's nearest city station (nowcasts at that station's
-    forecast grid point); tide from the tide gauge. Times are floored to the hour (data of that hour
-    are known by then). Missing data give NaN.
+    forecast grid point) or, when it has no value for the hour, from the next nearest within the city's
+    ``station_fallback_km``; tide from the tide gauge, or its astronomical prediction when the gauge has
+    no observation. Times are floored to the hour (data of that hour are known by then). Anything still
+    missing is NaN: an essential input, so the row is left out of training and answered ``unknown``.
     """
     return pd.DataFrame(_observed(src, ts.cell_positions(src, cell_ids), times))
 
@@ -369,9 +384,10 @@ def serving_requests(src, cells: pd.DataFrame, at, conditions: dict | None = Non
     conds = sa.given(conditions, CONDITIONS)
     time = pd.Timestamp(at).floor("h")
     columns: dict[str, object] = {"time": time}
+    notes: list[np.ndarray] = []
     if len(conds) < len(CONDITIONS):
         pos = ts.cell_positions(src, cells["cell_id"].to_numpy())
-        observed = _observed(src, pos, np.full(len(cells), ts.time_ns([time])[0]))
+        observed = _observed(src, pos, np.full(len(cells), ts.time_ns([time])[0]), notes)
     for chain in _CHAINS:
         values = [np.full(len(cells), sa.as_float(conds[c])) if c in conds else observed[c] for c in chain]
         if any(c in conds for c in chain):
@@ -380,6 +396,7 @@ def serving_requests(src, cells: pd.DataFrame, at, conditions: dict | None = Non
     for c in ("tide_cm", "tide_pred_max_3h_cm"):
         columns[c] = sa.as_float(conds[c]) if c in conds else observed[c]
     columns["tide_alert_cm"] = float(src.city.tide.alert_cm[0])
+    columns["notes"] = sa.join_notes(notes, len(cells))
     return sa.cell_requests(cells, columns)
 
 
@@ -387,7 +404,8 @@ def serving_combine(rows: pd.DataFrame, pred) -> pd.DataFrame:
     """Probability of a flood onset in the next 3 h per cell, its likely cause and the conditions used."""
     alert = float(rows["tide_alert_cm"].iloc[0]) if "tide_alert_cm" in rows and len(rows) else 886.0
     used = sa.records({c: rows[c].to_numpy() for c in CONDITIONS}, digits=1)
-    return sa.per_cell(rows, np.clip(np.asarray(pred, dtype=float), 0, 1), cause(rows, alert), used)
+    return sa.per_cell(rows, np.clip(np.asarray(pred, dtype=float), 0, 1), cause(rows, alert), used,
+                       rows.get("notes"))
 
 
 def serving_now(src) -> pd.Timestamp:
@@ -402,6 +420,18 @@ def serving_now(src) -> pd.Timestamp:
     return ts.memo(src, "flood.now", latest)
 
 
+def serving_first(src) -> pd.Timestamp:
+    """The first hour with observed rain at a city station and a tide (observed or predicted)."""
+    def earliest() -> pd.Timestamp:
+        s = station_series(src)
+        rain = s.rain[1].index[s.rain[1].notna().any(axis=1).to_numpy()]
+        tide = s.tide.index[(s.tide.notna() | s.tide_pred.reindex(s.tide.index).notna()).to_numpy()]
+        if not len(rain) or not len(tide):
+            raise DataError("flood: no rain or tide observations to serve from")
+        return max(rain.min(), tide.min())
+    return ts.memo(src, "flood.first", earliest)
+
+
 SERVING = Serving(
     conditions=SERVING_CONDITIONS,
     levels=Levels((1e-4, 0.005, 0.03, 0.15, 0.6), log=True),
@@ -410,6 +440,7 @@ SERVING = Serving(
     requests=serving_requests,
     combine=serving_combine,
     now=serving_now,
+    first=serving_first,
     scenarios=(("60 mm/h at high tide", {"rain_1h": 60, "rain_3h": 90, "rain_fcst_1h": 60, "rain_fcst_3h": 120,
                                           "tide_cm": 930, "tide_pred_max_3h_cm": 950}),),
 )
@@ -426,7 +457,7 @@ SPEC = register(DomainSpec(
     features=FEATURES,
     conditions=CONDITIONS,
     sources=("asos", "aws", "nowcast", "tide", "flood_traces", "static"),
-    feature_set_version="flood-v1",
+    feature_set_version="flood-v2",
     build_table=build_table,
     build_rows=build_rows,
     metrics=(PR_AUC, ROC_AUC, BRIER),
@@ -434,5 +465,8 @@ SPEC = register(DomainSpec(
     baseline=baseline,
     oracle=oracle,
     serving=SERVING,
+    # More rain (observed or forecast), a higher tide and their ratios to the drains never lower the risk.
+    monotone={**dict.fromkeys((*CONDITIONS, *DERIVED[:4], "tide_excess_cm", "stream_rain_24h"), 1)},
+    essential=CONDITIONS,
     extra={"cause": cause, "units": UNITS},
 ))

@@ -79,7 +79,7 @@ def _weather(src) -> Weather:
 class _Lookups:
     """Weather series as arrays and the accidents sorted for counting (once per Sources)."""
 
-    cell_col: np.ndarray  # by cell position (+ a trailing -1): column of the nearest city station
+    choice: ts.StationChoice  # by cell position: the city stations that may stand for it
     cell_snow_col: np.ndarray  # the same for the nearest ASOS station in ``snow``
     rain_3h: ts.HourlyArray
     temp: ts.HourlyArray
@@ -96,27 +96,34 @@ def _lookups(src) -> _Lookups:
         assert list(rain.columns) == list(temp.columns)
         acc = accidents(src)
         slot = acc["cell_pos"].to_numpy() * SLOTS_PER_DAY + _slot_of_day(acc["time"])
-        return _Lookups(np.append(rain.column(w.cell_station.to_numpy()), -1),
+        stations = ts.weather_stations(src.city)
+        return _Lookups(ts.station_choice(src, stations, rain.columns),
                         np.append(snow.column(w.cell_snow_station.to_numpy()), -1), rain, temp, snow,
                         ts.EventIndex(acc["cell_pos"], acc["time"]), ts.EventIndex(slot, acc["time"]),
                         int(ts.time_ns([history_start(src)])[0]))
     return ts.memo(src, "traffic.lookups", build)
 
 
-def _observed(src, pos: np.ndarray, times) -> dict[str, np.ndarray]:
-    """:func:`observed_weather` by cell position."""
+def _observed(src, pos: np.ndarray, times, notes: list | None = None) -> dict[str, np.ndarray]:
+    """:func:`observed_weather` by cell position; with ``notes`` (a list), appends the fallback sentences."""
     look = _lookups(src)
     hours = ts.floor_hours_ns(times)
-    col = look.cell_col[pos]
+    candidates = look.choice.columns[pos]
+    rain, rain_used = look.rain_3h.first_at(hours, candidates)
+    temp, temp_used = look.temp.first_at(hours, candidates)
+    if notes is not None:
+        notes.append(ts.fallback_notes(look.choice, pos, rain_used, "rain"))
+        notes.append(ts.fallback_notes(look.choice, pos, temp_used, "temperature"))
     return {
-        "rain_3h_mm": look.rain_3h.at(hours, col),
+        "rain_3h_mm": rain,
         "snow_cm": np.nan_to_num(look.snow.at(hours, look.cell_snow_col[pos])),
-        "temp_c": look.temp.at(hours, col),
+        "temp_c": temp,
     }
 
 
 def observed_weather(src, cell_ids, times) -> pd.DataFrame:
-    """rain_3h_mm, snow_cm and temp_c observed at each (cell, time) at the nearest station.
+    """rain_3h_mm, snow_cm and temp_c observed at each (cell, time) at the nearest station (rain and
+    temperature from the next nearest within the city's ``station_fallback_km`` when it has none).
 
     Times are floored to the hour. A blank snow depth means no snow on the ground (ASOS prints blanks,
     not zeros), so it reads as 0; missing rain or temperature stays NaN.
@@ -327,11 +334,13 @@ def serving_requests(src, cells: pd.DataFrame, at, conditions: dict | None = Non
         columns["hour"] = float(hour)
     columns = {"time": slot, **columns}
     missing = [c for c in _WEATHER if c not in conds]
-    if slot > at and missing:
+    notes: list[np.ndarray] = []
+    if missing:  # as build_rows would read them, but here so that the answer can say which station was used
         pos = ts.cell_positions(src, cells["cell_id"].to_numpy())
-        observed = _observed(src, pos, np.full(len(cells), ts.time_ns([at])[0]))
+        observed = _observed(src, pos, np.full(len(cells), ts.time_ns([min(slot, at)])[0]), notes)
         columns.update({c: observed[c] for c in missing})
     columns.update({c: sa.as_float(v) for c, v in conds.items() if c != "hour"})
+    columns["notes"] = sa.join_notes(notes, len(cells))
     return sa.cell_requests(cells, columns)
 
 
@@ -341,7 +350,8 @@ def serving_combine(rows: pd.DataFrame, pred) -> pd.DataFrame:
     labels = [f"{t:%Y-%m-%d %H:%M}-{t + SLOT:%H:%M}" for t in times]
     weather = sa.records({c: rows[c].to_numpy() for c in _WEATHER}, digits=1)
     details = [{"slot": labels[k], **w} for k, w in zip(codes.tolist(), weather, strict=True)]
-    return sa.per_cell(rows, np.clip(np.asarray(pred, dtype=float), 0, None), details=details)
+    return sa.per_cell(rows, np.clip(np.asarray(pred, dtype=float), 0, None), details=details,
+                       notes=rows.get("notes"))
 
 
 def serving_now(src) -> pd.Timestamp:
@@ -355,6 +365,17 @@ def serving_now(src) -> pd.Timestamp:
     return ts.memo(src, "traffic.now", latest)
 
 
+def serving_first(src) -> pd.Timestamp:
+    """The first slot whose weather a city station observed (earlier slots have no inputs to answer from)."""
+    def earliest() -> pd.Timestamp:
+        w = weather(src)
+        seen = w.rain_3h.notna().any(axis=1).to_numpy() & w.temp.reindex(w.rain_3h.index).notna().any(axis=1).to_numpy()
+        if not seen.any():
+            raise DataError("traffic: no weather observations to serve from")
+        return pd.Timestamp(w.rain_3h.index[seen].min())
+    return ts.memo(src, "traffic.first", earliest)
+
+
 # Breaks: the champion's expected accidents over all cell-slots of 2021-2023 (weighted table rows) put
 # 75% of cell-slots below 0.0009 (관심), 20% up to 0.0044 (주의), 4% up to 0.0113 (경계) and 1% above (심각).
 SERVING = Serving(
@@ -365,6 +386,7 @@ SERVING = Serving(
     requests=serving_requests,
     combine=serving_combine,
     now=serving_now,
+    first=serving_first,
     scenarios=(("Friday evening rain", {"weekday": 4, "hour": 18, "rain_3h_mm": 15, "temp_c": 14, "holiday": False,
                                          "freezing": False}),),
 )
@@ -381,7 +403,7 @@ SPEC = register(DomainSpec(
     features=FEATURES,
     conditions=CONDITIONS,
     sources=("asos", "aws", "taas", "static"),
-    feature_set_version="traffic-v1",
+    feature_set_version="traffic-v2",
     build_table=build_table,
     build_rows=build_rows,
     weight="weight",
@@ -390,5 +412,12 @@ SPEC = register(DomainSpec(
     primary_metric="poisson_deviance",
     baseline=baseline,
     oracle=oracle,
+    # Exposure and wet or frozen roads never lower the expected count: more traffic, road and junctions,
+    # rain (crash rates up ~70% in rain, ~80% in snow: Qiu & Nixon 2008, Transp. Res. Rec. 2055) and a cell's
+    # own accident history. Hour, weekday and darkness go both ways (less traffic at night) and stay free.
+    monotone=dict.fromkeys(("rain_3h_mm", "snow_cm", "freezing", "traffic_volume", "road_km_arterial",
+                            "road_km_collector", "road_km_local", "intersections", "cell_rate_365d",
+                            "cell_slot_rate_365d"), 1),
+    essential=("rain_3h_mm", "temp_c"),
     extra={"units": UNITS},
 ))

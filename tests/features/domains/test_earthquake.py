@@ -156,7 +156,10 @@ def table(src) -> pd.DataFrame:
 
 def test_table_has_the_spec_columns_and_labels(src, table):
     spec = eq.SPEC
-    assert list(table.columns) == [*spec.keys, spec.time, *spec.features, spec.target, spec.weight]
+    # The epicentre rides along as a request column: the model sees it only through distances and motion.
+    assert list(table.columns) == [*spec.keys, spec.time, "epicentre_lat", "epicentre_lon", *spec.features,
+                                   spec.target, spec.weight]
+    assert not {"epicentre_lat", "epicentre_lon"} & set(spec.features)
     surveys = src["damage_surveys"]
     assert len(table) == len(surveys)
     assert table["damage_share"].between(0, 1).all()
@@ -222,7 +225,7 @@ def test_spec_registration():
     from features.registry import get_domain
 
     spec = get_domain("earthquake")
-    assert spec is eq.SPEC and spec.feature_set_version == "earthquake-v1"
+    assert spec is eq.SPEC and spec.feature_set_version == "earthquake-v2"
     assert set(spec.extra["units"]) == set(spec.conditions)
 
 
