@@ -146,6 +146,7 @@ class DomainSpec:
 
 
 _REGISTRY: dict[str, DomainSpec] = {}
+_DISCOVERED = False
 
 
 def register(spec: DomainSpec) -> DomainSpec:
@@ -164,9 +165,12 @@ def _discover() -> None:
 
 
 def domains() -> dict[str, DomainSpec]:
-    """Every registered domain, by name, in a stable order."""
-    if not _REGISTRY:
+    """Every registered domain, by name, in a stable order (importing one domain's module first registers
+    that one only: every module is imported on the first call)."""
+    global _DISCOVERED
+    if not _DISCOVERED:
         _discover()
+        _DISCOVERED = True
     return dict(sorted(_REGISTRY.items()))
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, create_model
 
-from features.registry import LEVELS, Condition, DomainSpec, Levels, domains
+from features.registry import LEVELS, Condition, DomainSpec, domains
 from features.sources import Sources
 from serving.errors import ApiError
 from training.models import contributions, predict

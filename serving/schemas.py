@@ -14,7 +14,7 @@ DomainName = StrEnum("DomainName", {name: name for name in domains()})
 class Location(BaseModel):
     """A point ({lat, lon}, WGS84) or a grid cell ({cell_id})."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # JSON types as documented: no `true` as a latitude
     lat: float | None = Field(None, ge=-90, le=90, examples=[37.4777])
     lon: float | None = Field(None, ge=-180, le=180, examples=[126.6249])
     cell_id: str | None = Field(None, min_length=1, max_length=64, examples=["ICN-500-027-039"])

@@ -22,6 +22,7 @@ Configuration, read when the server builds its app (at start-up, in every worker
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -36,6 +37,11 @@ API_KEY_ENV = "URBAN_SAFETY_API_KEY"
 CORS_ORIGINS_ENV = "URBAN_SAFETY_CORS_ORIGINS"
 MAX_BODY_ENV = "URBAN_SAFETY_MAX_BODY_BYTES"
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
+BODY_TIMEOUT_ENV = "URBAN_SAFETY_BODY_TIMEOUT_S"
+DEFAULT_BODY_TIMEOUT_S = 10.0
+# Under BentoML's own traffic timeout (60 s, serving/service.py), so that a slow answer is still a 504 in
+# the API's error shape rather than in BentoML's.
+REQUEST_DEADLINE_S = 55.0
 
 # Open without a key: probes, metrics, API documentation and the dashboard's page and assets (the page asks
 # for the key itself). "/" and /static_content/* are BentoML's documentation page and its assets,
@@ -100,12 +106,19 @@ class ApiKeyMiddleware:
 
 
 class BodyLimitMiddleware:
-    """413 for a body over the limit, decided before the application sees the request: at once from
-    Content-Length, or for a body without one (chunked) by reading it here, up to the limit, first."""
+    """The request body, checked before the application sees it: read here in full, so that
 
-    def __init__(self, app, limit: int | None = None):
+    - a body over the limit is a 413 (at once from Content-Length, or as soon as a chunked body passes it);
+    - a body in another media type than JSON is a 415 (the API speaks JSON only; a multipart body without
+      a boundary once reached BentoML's form parser and came back as a 500);
+    - a body that stalls (a client announcing more than it sends, or trickling) is a 408 after
+      ``URBAN_SAFETY_BODY_TIMEOUT_S`` (default 10 s), well before the server's own 60 s request timeout.
+    """
+
+    def __init__(self, app, limit: int | None = None, timeout_s: float | None = None):
         self.app = app
         self.limit = max_body_bytes() if limit is None else limit
+        self.timeout_s = body_timeout_s() if timeout_s is None else timeout_s
 
     def too_large(self):
         return _problem(413, "body", f"request body larger than {self.limit} bytes", "too_large",
@@ -114,21 +127,28 @@ class BodyLimitMiddleware:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        length = None
-        for name, value in scope.get("headers", []):
-            if name == b"content-length":
-                try:
-                    length = int(value)
-                except ValueError:
-                    return await _problem(400, "content-length", "not a number", "value_error")(scope, receive, send)
+        headers = dict(scope.get("headers", []))
+        length = headers.get(b"content-length")
         if length is not None:
+            try:
+                length = int(length)
+            except ValueError:
+                return await _problem(400, "content-length", "not a number", "value_error")(scope, receive, send)
             if length > self.limit:
                 return await self.too_large()(scope, receive, send)
-            return await self.app(scope, receive, send)  # the server delivers no more than announced
+        if scope.get("method") in ("POST", "PUT", "PATCH") and (problem := _media_type_problem(headers)):
+            return await _problem(415, "content-type", problem, "unsupported_media_type",
+                                  {"Connection": "close"})(scope, receive, send)
 
         held, size = [], 0
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_s
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0.001))
+            except TimeoutError:
+                return await _problem(408, "body", f"the request body did not arrive within {self.timeout_s:g} s",
+                                      "timeout", {"Connection": "close"})(scope, receive, send)
             if message["type"] != "http.request":  # the client went away
                 held.append(message)
                 break
@@ -143,6 +163,24 @@ class BodyLimitMiddleware:
             return held.pop(0) if held else await receive()
 
         await self.app(scope, replay, send)
+
+
+def body_timeout_s() -> float:
+    raw = os.environ.get(BODY_TIMEOUT_ENV, "").strip()
+    value = float(raw) if raw else DEFAULT_BODY_TIMEOUT_S
+    if not value > 0:
+        raise ValueError(f"{BODY_TIMEOUT_ENV} must be a positive number of seconds, not {raw!r}")
+    return value
+
+
+def _media_type_problem(headers: dict) -> str | None:
+    """Why a request body's Content-Type is not JSON, or None (absent means JSON, as curl -d users expect
+    nothing else of this API)."""
+    raw = headers.get(b"content-type", b"").decode("latin-1").strip()
+    media = raw.split(";", 1)[0].strip().lower()
+    if not media or media == "application/json" or (media.startswith("application/") and media.endswith("+json")):
+        return None
+    return f"{media!r} is not accepted: send the body as application/json"
 
 
 # An absolute file path of two or more parts ("/work/main/serving/engine.py", "/usr/lib/python3/..."),
@@ -171,7 +209,9 @@ def _shaped(data) -> bool:
 def safe_error_body(status: int, body: bytes) -> bytes:
     """The body to send for an error response: the API's error shape, no stack trace, no server path."""
     text = body.decode("utf-8", "replace")
-    if status >= 500 and status != 503 or _TRACE.search(text):
+    # A 5xx that is not the API's own (503 not ready) says nothing more than "internal". A 4xx keeps its kind
+    # whatever text it echoes: a client's cell id may well read "Traceback (most recent call last)".
+    if status >= 500 and (status != 503 or _TRACE.search(text)):
         return error_response(status, [{"loc": [], "msg": _INTERNAL, "type": "internal"}]).body
     try:
         data = json.loads(text) if text.strip() else None
@@ -200,10 +240,13 @@ def safe_error_body(status: int, body: bytes) -> bytes:
 
 class SafeErrorsMiddleware:
     """Every error response (4xx/5xx) leaves in the API's error shape with no stack trace or file path;
-    an exception that escapes the application becomes a plain 500 (and is still logged by the server)."""
+    an exception that escapes the application becomes a plain 500 (and is still logged by the server); a
+    request still unanswered after ``deadline_s`` is a 504 in the same shape (BentoML's own timeout, later,
+    would answer in its own shape)."""
 
-    def __init__(self, app):
+    def __init__(self, app, deadline_s: float = REQUEST_DEADLINE_S):
         self.app = app
+        self.deadline_s = deadline_s
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -227,7 +270,12 @@ class SafeErrorsMiddleware:
             return await send(message)
 
         try:
-            await self.app(scope, receive, guard)
+            async with asyncio.timeout(self.deadline_s):  # in this task: BentoML's context variables stay put
+                await self.app(scope, receive, guard)
+        except TimeoutError:
+            if not sent:
+                msg = f"no answer within {self.deadline_s:g} s; try again, or ask for fewer locations"
+                await send_problem(send, 504, "request", msg, "timeout")
         except Exception:
             if not sent:
                 await self._send_error({"type": "http.response.start", "status": 500, "headers": []}, b"", send)
@@ -241,3 +289,56 @@ class SafeErrorsMiddleware:
         headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({**start, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+async def send_problem(send, status: int, field: str, msg: str, kind: str) -> None:
+    body = error_response(status, [{"loc": [field], "msg": msg, "type": kind}]).body
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+# --- /metrics: one label for every path the server does not serve ------------------------------------------
+
+#: Paths served (exactly) and path prefixes served; anything else is a 404 whose metrics share one label.
+SERVED_PATHS = frozenset({"/", "/risk", "/risk_map", "/predict", "/models", "/domains", "/dashboard", "/healthz",
+                          "/livez", "/readyz", "/metrics", "/docs.json", "/schema.json"})
+SERVED_PREFIXES = {"/static/": "/static/*", "/static_content/": "/static_content/*"}
+UNMATCHED = "unmatched"
+_ORIGINAL_PATH = "urban_safety.original_path"
+
+
+def metrics_label(path: str) -> str:
+    """The ``endpoint`` label of a request: its route, a served prefix, or ``unmatched`` for a 404."""
+    if path in SERVED_PATHS:
+        return path
+    return next((label for prefix, label in SERVED_PREFIXES.items() if path.startswith(prefix)), UNMATCHED)
+
+
+def label_unmatched_paths() -> None:
+    """Make BentoML's request metrics label requests by :func:`metrics_label`, not by the raw path.
+
+    BentoML's metrics middleware sits outside every middleware a service can add and labels each request
+    with ``scope["path"]``, so any client could add series to /metrics (and memory) with random paths. It
+    reads the path once, on entry: it is handed the label as the path, and the application below it gets
+    the request's own path back. Idempotent; called when the service module is imported.
+    """
+    from bentoml._internal.server.http.instruments import RunnerTrafficMetricsMiddleware as Metrics
+
+    if getattr(Metrics, "_urban_safety_labels", False):
+        return
+    init, call = Metrics.__init__, Metrics.__call__
+
+    def __init__(self, app, *args, **kwargs):
+        async def restore(scope, receive, send):
+            if _ORIGINAL_PATH in scope:
+                scope = {**scope, "path": scope[_ORIGINAL_PATH]}
+            await app(scope, receive, send)
+        init(self, restore, *args, **kwargs)
+
+    async def __call__(self, scope, receive, send):
+        if scope.get("type") == "http" and (label := metrics_label(scope["path"])) != scope["path"]:
+            scope = {**scope, _ORIGINAL_PATH: scope["path"], "path": label}
+        await call(self, scope, receive, send)
+
+    Metrics.__init__, Metrics.__call__, Metrics._urban_safety_labels = __init__, __call__, True

@@ -20,15 +20,23 @@ from typing import Any
 import bentoml
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from pydantic import ConfigDict
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import FileResponse, JSONResponse, Response
 
 from serving.engine import Engine
 from serving.errors import ApiError
 from serving.schemas import DomainName, Location
-from serving.security import ApiKeyMiddleware, BodyLimitMiddleware, SafeErrorsMiddleware, cors_origins
+from serving.security import (
+    ApiKeyMiddleware,
+    BodyLimitMiddleware,
+    SafeErrorsMiddleware,
+    cors_origins,
+    label_unmatched_paths,
+)
 
 log = logging.getLogger("urban_safety.serving")
+label_unmatched_paths()
 STATIC = Path(__file__).parent / "static"
 web = FastAPI(title="Urban safety risk: read-only routes", docs_url=None, redoc_url=None)
 web.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -61,6 +69,18 @@ def domain_list() -> Response:
     """Each domain's conditions (units, ranges, examples), alert levels and feature list."""
     engine, error = _engine_or_error()
     return error or JSONResponse(engine.domains_info())
+
+
+def api(route: str):
+    """``bentoml.api`` whose request body refuses unknown top-level fields (a misspelt ``condition`` is a
+    400 naming it, not a silently ignored field). BentoML infers the body model from the signature;
+    this is that model with ``extra="forbid"``."""
+    def wrap(func):
+        inferred = bentoml.IODescriptor.from_input(func, skip_self=True)
+        strict = type(inferred.__name__, (inferred,), {"__module__": func.__module__,
+                                                      "model_config": ConfigDict(extra="forbid", strict=True)})
+        return bentoml.api(route=route, input_spec=strict)(func)
+    return wrap
 
 
 @bentoml.service(
@@ -108,7 +128,7 @@ class RiskService:
     async def _computed(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self._compute, self._call, fn, *args)
 
-    @bentoml.api(route="/risk")
+    @api("/risk")
     async def risk(self, domain: DomainName, locations: list[Location], conditions: dict[str, Any] | None = None,
                    at: datetime | None = None) -> dict:
         """Risk at each location: cell, score 0-100, alert level, value, top factors, cause, model version."""
@@ -121,14 +141,14 @@ class RiskService:
         # Held answers (and errors) straight from the event loop; anything to build on the compute thread.
         return self._call(answer, False) or await self._computed(answer, True)
 
-    @bentoml.api(route="/risk_map")
+    @api("/risk_map")
     async def risk_map(self, domain: DomainName, conditions: dict[str, Any] | None = None,
                        at: datetime | None = None) -> dict:
         """GeoJSON FeatureCollection of every cell with score, level and value."""
         return await self._computed(lambda: Response(self.engine.risk_map(domain.value, at, conditions),
                                                      media_type="application/geo+json"))
 
-    @bentoml.api(route="/predict")
+    @api("/predict")
     async def predict(self, domain: DomainName, records: list[dict[str, float | None]]) -> dict:
         """Raw model outputs for feature rows ({feature: value}, the features listed by GET /domains)."""
         return await self._computed(lambda: self.engine.predict_records(domain.value, records))
