@@ -361,7 +361,8 @@ class Engine:
             s = spec.serving
             out[name] = {
                 "title": spec.title, "value": s.value, "unit": s.unit, "horizon_hours": spec.horizon.total_seconds() / 3600,
-                "default_at": self._now[name].isoformat(),
+                "default_at": self._now[name].isoformat(), "earliest_at": self._first[name].isoformat(),
+                "monotone": dict(spec.monotone), "essential": list(spec.essential),
                 "conditions": [condition_schema(c) for c in s.conditions],
                 "levels": [{"level": ko, "level_en": en, "score_from": 25 * i, "score_to": 25 * (i + 1),
                             "value_from": s.levels.breaks[i], "value_to": s.levels.breaks[i + 1]}

@@ -9,7 +9,9 @@ const LEVELS = [
   { ko: "경계", en: "alert", color: "#fb8c00" },
   { ko: "심각", en: "serious", color: "#d32f2f" },
 ];
-const levelOf = (ko) => LEVELS.find((l) => l.ko === ko) || LEVELS[0];
+// A cell answered "unknown" (an essential input missing) has no level: drawn as no data, never as a level.
+const NO_DATA = { ko: "자료없음", en: "no data", color: "#9e9e9e" };
+const levelOf = (ko) => LEVELS.find((l) => l.ko === ko) || NO_DATA;
 
 const $ = (id) => document.getElementById(id);
 const state = { starting: false, catalogue: null, models: {}, map: null, view: null, selected: null, timer: null, mapSeq: 0, cellSeq: 0 };
@@ -281,11 +283,14 @@ async function showDetails(cellId) {
     const most = Math.max(...r.top_factors.map((f) => Math.abs(f.contribution)), 1e-9);
     $("details").replaceChildren(...[
       el("h2", { textContent: `${r.district} · ${r.cell_id}` }),
-      el("p", { className: "score" }, el("span", { className: "big", textContent: fmt(r.score, 1) }), " / 100 ",
-        levelChip(r.level, r.level_en)),
+      r.status === "unknown"
+        ? el("p", { className: "score unknown" }, levelChip(NO_DATA.ko, NO_DATA.en), " ", el("span", { textContent: r.reason }))
+        : el("p", { className: "score" }, el("span", { className: "big", textContent: fmt(r.score, 1) }), " / 100 ",
+          levelChip(r.level, r.level_en)),
       el("p", { className: "value", title: answer.value_meaning }, "Value: ", el("b", { textContent: `${fmt(r.value)} ${r.unit}` })),
       r.cause ? el("p", { className: "cause" }, "Cause: ", el("b", { textContent: r.cause })) : null,
       r.details ? el("table", { className: "kv" }, ...rows(r.details)) : null,
+      ...(r.notes || []).map((n) => el("p", { className: "hint note", textContent: n })),
       el("h3", { textContent: "Top factors" }),
       el("table", { className: "factors" }, ...r.top_factors.map((f) => el("tr", {},
         el("td", { textContent: f.feature }), el("td", { className: "num", textContent: f.contribution.toFixed(3) }),
@@ -306,12 +311,13 @@ function showSummary(fc) {
     by.set(f.properties.district, [...d, f.properties]);
   }
   const head = el("tr", {}, el("th", { textContent: "District" }),
-    ...LEVELS.map((l) => el("th", {}, levelChip(l.ko, l.en))), el("th", { textContent: "Worst cells (score)" }));
+    ...[...LEVELS, NO_DATA].map((l) => el("th", {}, levelChip(l.ko, l.en))), el("th", { textContent: "Worst cells (score)" }));
   const body = [...by.keys()].sort((a, b) => a.localeCompare(b, "ko")).map((name) => {
     const cells = by.get(name);
-    const worst = [...cells].sort((a, b) => b.score - a.score).slice(0, 3);
+    const worst = cells.filter((c) => c.score !== null).sort((a, b) => b.score - a.score).slice(0, 3);
     return el("tr", {}, el("th", { textContent: `${name} (${cells.length})` }),
       ...LEVELS.map((l) => el("td", { className: "num", textContent: String(cells.filter((c) => c.level === l.ko).length) })),
+      el("td", { className: "num", textContent: String(cells.filter((c) => c.status === "unknown").length) }),
       el("td", {}, ...worst.map((c) => el("button", { type: "button", className: "cell-link",
         textContent: `${c.cell_id.split("-").slice(-2).join("-")} ${fmt(c.score, 1)}`, title: c.cell_id, value: String(c.score),
         style: `border-color:${levelOf(c.level).color}`, onclick: () => showDetails(c.cell_id) }))));
@@ -330,7 +336,9 @@ function domainChanged(redraw = true) {
   $("legend").replaceChildren(...spec.levels.map((l) => el("li", {},
     el("span", { className: "swatch", style: `background:${levelOf(l.level).color}` }),
     el("b", { textContent: l.level }), ` ${l.level_en} · score ${l.score_from}–${l.score_to} · `,
-    `${fmt(l.value_from)}–${fmt(l.value_to)} ${spec.unit}`)));
+    `${fmt(l.value_from)}–${fmt(l.value_to)} ${spec.unit}`)),
+    el("li", {}, el("span", { className: "swatch", style: `background:${NO_DATA.color}` }),
+      el("b", { textContent: NO_DATA.ko }), ` ${NO_DATA.en} · an essential input is missing: not scored`)));
   $("details").replaceChildren(el("p", { className: "hint", textContent: "Click a cell on the map to see its risk, cause and top factors." }));
   delete $("details").dataset.cell;
   state.selected = null;

@@ -17,6 +17,7 @@ from training.train import train_domain
 from training.tune import Profile
 
 ROOT = Path(__file__).resolve().parents[2]
+BODY_TIMEOUT_S = 2  # the served test process's stalled-body timeout (the default is 10 s)
 TINY = Profile("tiny", trials=2, folds=2, max_rows=15_000, max_rounds=30, timeout_s=None)
 
 
@@ -55,7 +56,8 @@ def served(small_tables, tmp_path_factory):
         # BentoML reads BENTOML_HOME when first used, so the import runs in its own process.
         env = {**os.environ, "URBAN_SAFETY_DATA_DIR": str(small_tables.data), "URBAN_SAFETY_ROOT": str(small_tables.root),
                "URBAN_SAFETY_GRID_M": str(small_tables.grid_m), "URBAN_SAFETY_YEARS": "1",
-               "URBAN_SAFETY_START": str(small_tables.start), "URBAN_SAFETY_SEED": str(small_tables.seed)}
+               "URBAN_SAFETY_START": str(small_tables.start), "URBAN_SAFETY_SEED": str(small_tables.seed),
+               "URBAN_SAFETY_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S)}
         subprocess.run([sys.executable, "-m", "urban_safety.cli", "serve", "--prepare-only"], env=env, check=True,
                        cwd=ROOT, capture_output=True)
         port = free_port()
