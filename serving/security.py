@@ -342,3 +342,46 @@ def label_unmatched_paths() -> None:
         await call(self, scope, receive, send)
 
     Metrics.__init__, Metrics.__call__, Metrics._urban_safety_labels = __init__, __call__, True
+
+
+# --- HTTP-layer errors: uvicorn's own 400 for a request it cannot parse ---------------------------------------
+
+def shape_protocol_errors() -> None:
+    """Make uvicorn's own 400 (a request line, header or chunk framing it cannot parse, answered before any
+    application code runs) leave in the API's error shape instead of as plain text. Both of uvicorn's HTTP
+    implementations write that answer in ``send_400_response``; it is replaced by one that writes the same
+    status and ``Connection: close`` with a JSON body. Idempotent; called when the service module is imported."""
+    import importlib
+
+    def body(msg: str) -> bytes:
+        return error_response(400, [{"loc": ["request"], "msg": f"malformed HTTP request: {msg}",
+                                     "type": "malformed_request"}]).body
+
+    def httptools_400(self, msg: str) -> None:
+        data = body(msg)
+        head = [b"HTTP/1.1 400 Bad Request\r\n"]
+        for name, value in self.server_state.default_headers:
+            head += [name, b": ", value, b"\r\n"]
+        head += [b"content-type: application/json\r\n", b"content-length: %d\r\n" % len(data),
+                 b"connection: close\r\n\r\n", data]
+        self.transport.write(b"".join(head))
+        self.transport.close()
+
+    def h11_400(self, msg: str) -> None:
+        import h11
+
+        data = body(msg)
+        event = h11.Response(status_code=400, reason=b"Bad Request", headers=[
+            (b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
+            (b"connection", b"close")])
+        for e in (event, h11.Data(data=data), h11.EndOfMessage()):
+            self.transport.write(self.conn.send(e))
+        self.transport.close()
+
+    for module, cls, patch in (("h11_impl", "H11Protocol", h11_400), ("httptools_impl", "HttpToolsProtocol",
+                                                                      httptools_400)):
+        try:  # httptools is optional: uvicorn uses h11 without it
+            impl = importlib.import_module(f"uvicorn.protocols.http.{module}")
+        except ImportError:
+            continue
+        getattr(impl, cls).send_400_response = patch

@@ -33,10 +33,12 @@ from serving.security import (
     SafeErrorsMiddleware,
     cors_origins,
     label_unmatched_paths,
+    shape_protocol_errors,
 )
 
 log = logging.getLogger("urban_safety.serving")
 label_unmatched_paths()
+shape_protocol_errors()
 STATIC = Path(__file__).parent / "static"
 web = FastAPI(title="Urban safety risk: read-only routes", docs_url=None, redoc_url=None)
 web.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -354,26 +354,23 @@ def serving_combine(rows: pd.DataFrame, pred) -> pd.DataFrame:
                        notes=rows.get("notes"))
 
 
+def _observed_hours(src) -> pd.DatetimeIndex:
+    """Hours for which a city station observed both 3-h rain and temperature."""
+    w = weather(src)
+    seen = w.rain_3h.notna().any(axis=1).to_numpy() & w.temp.reindex(w.rain_3h.index).notna().any(axis=1).to_numpy()
+    if not seen.any():
+        raise DataError("traffic: no weather observations to serve from")
+    return w.rain_3h.index[seen]
+
+
 def serving_now(src) -> pd.Timestamp:
     """The start of the last slot whose weather (3-h rain and temperature) a city station observed."""
-    def latest() -> pd.Timestamp:
-        w = weather(src)
-        seen = w.rain_3h.notna().any(axis=1).to_numpy() & w.temp.reindex(w.rain_3h.index).notna().any(axis=1).to_numpy()
-        if not seen.any():
-            raise DataError("traffic: no weather observations to serve from")
-        return pd.Timestamp(w.rain_3h.index[seen].max()).floor("3h")
-    return ts.memo(src, "traffic.now", latest)
+    return ts.memo(src, "traffic.now", lambda: pd.Timestamp(_observed_hours(src).max()).floor("3h"))
 
 
 def serving_first(src) -> pd.Timestamp:
-    """The first slot whose weather a city station observed (earlier slots have no inputs to answer from)."""
-    def earliest() -> pd.Timestamp:
-        w = weather(src)
-        seen = w.rain_3h.notna().any(axis=1).to_numpy() & w.temp.reindex(w.rain_3h.index).notna().any(axis=1).to_numpy()
-        if not seen.any():
-            raise DataError("traffic: no weather observations to serve from")
-        return pd.Timestamp(w.rain_3h.index[seen].min())
-    return ts.memo(src, "traffic.first", earliest)
+    """The first hour whose weather a city station observed (earlier slots have no inputs to answer from)."""
+    return ts.memo(src, "traffic.first", lambda: pd.Timestamp(_observed_hours(src).min()))
 
 
 # Breaks: the champion's expected accidents over all cell-slots of 2021-2023 (weighted table rows) put

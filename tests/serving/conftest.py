@@ -43,6 +43,19 @@ def wait_ready(url: str, proc: subprocess.Popen, log: Path | None = None, second
     raise RuntimeError(f"server not ready in {seconds:.0f} s: {log.read_text()[-3000:] if log else ''}")
 
 
+@pytest.fixture(scope="module")
+def http(served):
+    """An HTTP client of the served process."""
+    with httpx.Client(base_url=served, timeout=60) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def catalogue(http) -> dict:
+    """GET /domains of the served process."""
+    return http.get("/domains").json()
+
+
 @pytest.fixture(scope="session")
 def served(small_tables, tmp_path_factory):
     """Train tiny champions, import them into a private BentoML home, start the server; yield its URL."""

@@ -17,17 +17,6 @@ DOMAINS = sorted(domains())
 INCHEON_ASOS = {"lat": 37.4777, "lon": 126.6249}
 
 
-@pytest.fixture(scope="module")
-def http(served):
-    with httpx.Client(base_url=served, timeout=60) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def catalogue(http) -> dict:
-    return http.get("/domains").json()
-
-
 def example_conditions(catalogue, domain) -> dict:
     return {c["name"]: c["example"] for c in catalogue["domains"][domain]["conditions"] if c["required"]}
 

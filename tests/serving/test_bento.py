@@ -4,6 +4,7 @@ with no MLflow store and no raw data behind it."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -19,8 +20,12 @@ def test_built_bento_serves_without_mlflow_or_raw_data(served, tmp_path):
     tag = build.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
     assert tag.startswith("urban_safety_risk:")
 
+    # A home of its own (a copy holding the Bento): a server starting in a BentoML home clears its metrics
+    # files, which would wipe the session server's /metrics.
+    home = shutil.copytree(os.environ["BENTOML_HOME"], tmp_path / "bentoml", ignore=shutil.ignore_patterns(
+        "prometheus_multiproc_dir"))
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/nothing-here.db",
-           "URBAN_SAFETY_DATA_DIR": str(tmp_path / "no-data")}
+           "URBAN_SAFETY_DATA_DIR": str(tmp_path / "no-data"), "BENTOML_HOME": str(home)}
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", tag, "--port", str(port), "--host", "127.0.0.1"],
                             cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

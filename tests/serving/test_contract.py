@@ -22,12 +22,6 @@ CELL_ROUTES = ("/risk", "/risk_map", "/predict")
 
 
 @pytest.fixture(scope="module")
-def http(served):
-    with httpx.Client(base_url=served, timeout=60) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
 def cell(http) -> str:
     geo = http.post("/risk_map", json={"domain": "flood"}).json()
     return geo["features"][0]["properties"]["cell_id"]

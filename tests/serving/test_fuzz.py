@@ -398,13 +398,17 @@ def edge_cases(catalogue: dict) -> list[tuple[str, str, Any, int | None]]:
         ("POST", "/risk", {"domain": "flood", "locations": [POINT], "conditions": {"rain_1h": "inf"}}, 400),
         ("POST", "/risk", {"domain": "flood", "locations": [POINT], "conditions": {"rain_1h": 10**400}}, 400),
         ("POST", "/risk", {"domain": "flood", "locations": [POINT], "at": "1899-12-31T23:59:59"}, 400),
-        ("POST", "/risk", {"domain": "flood", "locations": [POINT], "at": "1900-01-01T00:00:00"}, 200),
+        # before the held observations: refused like a time after them
+        ("POST", "/risk", {"domain": "flood", "locations": [POINT], "at": "1900-01-01T00:00:00"}, 400),
         ("POST", "/risk", {"domain": "fine_dust", "locations": [POINT], "conditions": {"target_date": "0001-01-01"}},
          400),
         ("POST", "/risk", {"domain": "fine_dust", "locations": [POINT], "conditions": {"target_date": "9999-12-31"}},
          400),
         ("POST", "/risk_map", {"domain": "fine_dust", "conditions": {"target_date": "2199-12-31"},
-                               "at": "1900-01-01T00:00:00"}, 200),
+                               "at": "1900-01-01T00:00:00"}, 400),
+        ("POST", "/risk_map", {"domain": "fine_dust", "conditions": {"target_date": "2199-12-31"}}, 200),
+        ("POST", "/risk", {"domain": "flood", "locations": [POINT], "condition": {}}, 400),
+        ("POST", "/risk", {"domain": "flood", "locations": [POINT], "conditions": {"rain_1h": True}}, 400),
         ("POST", "/risk_map", {"domain": "traffic", "at": "0001-01-01T00:00:00"}, 400),
         ("POST", "/risk_map", {"domain": "earthquake", "conditions": {"magnitude": 5, "epicentre_lat": 37,
                                                                       "epicentre_lon": 126.5, "depth_km": 0}}, 200),
@@ -430,6 +434,13 @@ def edge_cases(catalogue: dict) -> list[tuple[str, str, Any, int | None]]:
     return cases
 
 
+# Bodies in other media types than JSON: 415, whatever they hold (a multipart body without a boundary once
+# reached BentoML's form parser and came back as a 500).
+MEDIA_CASES = [("multipart/form-data", b'{"domain": "flood"}'), ("multipart/form-data; boundary=zz", b"--zz--\r\n"),
+               ("application/x-www-form-urlencoded", b"domain=flood"), ("text/csv", b"a,b\n1,2"),
+               ("application/octet-stream", b"\x00\xff"), ("image/png", b"\x89PNG")]
+
+
 def test_edge_cases(served, session, recorder, catalogue):
     wrong, sent_before = [], recorder.sent
     for method, path, body, expected in edge_cases(catalogue):
@@ -440,7 +451,49 @@ def test_edge_cases(served, session, recorder, catalogue):
         if expected is not None and resp.status_code != expected:
             wrong.append(f"{method} {path} {short(body, 200)} -> {resp.status_code}, expected {expected}: "
                          f"{resp.text[:300]}")
+    for path in ("/risk", "/risk_map", "/predict"):
+        for content_type, body in MEDIA_CASES:
+            resp = session.post(f"{served}{path}", data=body, headers={"Content-Type": content_type}, timeout=60)
+            recorder.record("POST", path, body, resp)
+            if resp.status_code != 415:
+                wrong.append(f"POST {path} as {content_type} -> {resp.status_code}, expected 415: {resp.text[:200]}")
     assert_clean(recorder, "edge cases", sent_before)
+    assert not wrong, "\n".join(wrong)
+
+
+# Requests the HTTP layer itself must answer: unparseable, badly framed or stalled. (raw bytes, expected status)
+FRAMING_CASES = [
+    (b"GARBAGE\r\n\r\n", 400),
+    (b"POST /risk HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n{}", 400),
+    (b"POST /risk HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+     b"zz\r\n{}\r\n0\r\n\r\n", 400),
+    (b"POST /risk HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header Name: 1\r\n\r\n", 400),
+    (b"POST /risk HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 50\r\n\r\n{", 408),
+]
+
+
+def test_framing_and_stalled_bodies_are_answered_in_the_error_shape(served, recorder):
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(served)
+    wrong = []
+    for raw, expected in FRAMING_CASES:
+        with socket.create_connection((url.hostname, url.port), timeout=30) as sock:
+            sock.sendall(raw)
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0
+        problems = [] if status == expected else [f"status {status}, expected {expected}"]
+        try:
+            problems += error_shape_problems(json.loads(body))
+        except ValueError:
+            problems.append(f"body is not JSON: {body[:120]!r}")
+        if problems:
+            wrong.append(f"{raw[:60]!r}: {problems}")
     assert not wrong, "\n".join(wrong)
 
 

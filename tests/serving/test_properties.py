@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import httpx
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,17 +19,6 @@ from features.registry import LEVELS, domains
 DOMAINS = sorted(domains())
 SETTINGS = settings(max_examples=12, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-
-
-@pytest.fixture(scope="module")
-def http(served):
-    with httpx.Client(base_url=served, timeout=60) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def catalogue(http) -> dict:
-    return http.get("/domains").json()
 
 
 @pytest.fixture(scope="module")
