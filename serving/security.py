@@ -193,8 +193,10 @@ _GENERIC = {404: ("path", "not found", "not_found"), 405: ("method", "not allowe
 
 
 def _scrub(value):
+    """No server path or traceback text in what is sent; the error keeps its kind (a client's own cell id may
+    read "Traceback (most recent call last)": it is elided, and the 404 stays a 404)."""
     if isinstance(value, str):
-        return _PATH.sub("<path>", value)
+        return _TRACE.sub("<elided>", _PATH.sub("<path>", value))
     if isinstance(value, list):
         return [_scrub(v) for v in value]
     if isinstance(value, dict):
@@ -210,7 +212,7 @@ def safe_error_body(status: int, body: bytes) -> bytes:
     """The body to send for an error response: the API's error shape, no stack trace, no server path."""
     text = body.decode("utf-8", "replace")
     # A 5xx that is not the API's own (503 not ready) says nothing more than "internal". A 4xx keeps its kind
-    # whatever text it echoes: a client's cell id may well read "Traceback (most recent call last)".
+    # whatever text it echoes (see _scrub).
     if status >= 500 and (status != 503 or _TRACE.search(text)):
         return error_response(status, [{"loc": [], "msg": _INTERNAL, "type": "internal"}]).body
     try:

@@ -27,7 +27,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_ready(url: str, proc: subprocess.Popen, log: Path | None = None, seconds: float = 120) -> None:
+def wait_ready(url: str, proc: subprocess.Popen, log: Path | None = None, seconds: float = 300) -> None:
     """Block until ``url``/readyz answers 200; fail with the server's log if it exits or takes too long."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
