@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -88,12 +89,23 @@ def _print_reports(reports) -> bool:
         ok &= rep.ok
         status = "[green]ok[/]" if rep.ok else "[bold red]BAD[/]"
         period = f"{rep.period[0]} .. {rep.period[1]}" if rep.period else "-"
-        console.print(f"{status} {rep.file}: {rep.rows:,} rows, period {period}")
+        console.print(f"{status} {rep.file}: {rep.rows:,} rows, period {period}", highlight=False)
+        if rep.container:
+            how = ", ".join(x for x in (rep.container, rep.encoding, rep.layout and f"layout: {rep.layout}") if x)
+            console.print(f"    read as {how}", highlight=False)
+        if rep.columns:
+            mapping = ", ".join(f"{key} <- {header}" for key, header in rep.columns.items())
+            console.print(f"    columns: {mapping}", highlight=False)
+        for note in rep.notes:
+            console.print(f"    {note}", highlight=False)
+        if rep.matched or rep.unmatched:
+            console.print(f"    stations matched ({len(rep.matched)}): {', '.join(rep.matched) or '-'}; "
+                          f"unmatched ({len(rep.unmatched)}): {', '.join(rep.unmatched) or '-'}", highlight=False)
         if rep.entities:
             shown = ", ".join(rep.entities[:12]) + (" ..." if len(rep.entities) > 12 else "")
             console.print(f"    found ({len(rep.entities)}): {shown}", highlight=False)
         for problem in rep.problems:
-            console.print(f"    [yellow]- {problem}[/]", highlight=False)
+            console.print(f"    [yellow]- {escape(problem)}[/]", highlight=False)
     return ok
 
 
