@@ -92,5 +92,7 @@ FORMATS: dict[str, SourceFormat] = {
     f.name: f for f in (ASOS, AWS, AIRKOREA, TAAS, QUAKES, BUILDINGS, FLOOD_TRACES, TIDE, NOWCAST, STATIC,
                         DAMAGE_SURVEYS, PARCELS, ADDRESSES)
 }
+# Layers only the user brings (the embedded data set places its buildings by coordinates).
+USER_SUPPLIED = ("parcels", "addresses")
 # Files that travel with a Shapefile's .shp and are read with it, never on their own.
 SIDECARS = (".shx", ".dbf", ".prj", ".cpg", ".sbn", ".sbx", ".qix", ".xml", ".qmd")

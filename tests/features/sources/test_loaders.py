@@ -59,6 +59,8 @@ BAD = [
     ("damage_surveys", "bad_damaged.csv", 5, "중파이상건수"),
     ("damage_surveys", "bad_number.csv", 3, "규모"),
     ("damage_surveys", "bad_missing_column.csv", None, "격자ID"),
+    ("parcels", "bad_pnu.csv", 3, "PNU"),
+    ("addresses", "bad_missing_column.csv", None, "경도"),
 ]
 
 
