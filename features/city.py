@@ -71,9 +71,16 @@ class City(BaseModel):
     air_stations: list[AirStation]
     tide: Tide
     seismic_region: SeismicRegion
+    # The domains this city runs (trains, serves); None = every registered domain. A city with weather
+    # and air quality only names ["fine_dust"]; the others then answer 503 saying they are not run.
+    domains: list[str] | None = None
 
     def district_by_code(self) -> dict[int, District]:
         return {d.code: d for d in self.districts}
+
+    def runs(self, domain: str) -> bool:
+        """Whether this city runs ``domain``."""
+        return self.domains is None or domain in self.domains
 
 
 def load_city(name_or_path: str, grid_m: int | None = None) -> City:
@@ -89,6 +96,11 @@ def load_city(name_or_path: str, grid_m: int | None = None) -> City:
         city = City.model_validate(raw)
     except (tomllib.TOMLDecodeError, ValueError) as exc:
         raise DataError(f"{path}: invalid city config: {exc}") from exc
+    from features.registry import domains
+
+    unknown = sorted(set(city.domains or ()) - set(domains()))
+    if unknown:
+        raise DataError(f"{path}: invalid city config: unknown domains {unknown}; known: {', '.join(domains())}")
     if grid_m is not None:
         city = city.model_copy(update={"grid_m": grid_m})
     return city

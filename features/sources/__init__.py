@@ -42,6 +42,12 @@ def source_files(raw_dir: Path, source: str) -> list[Path]:
                   if f.is_file() and f.suffix.lower() not in SIDECARS)
 
 
+def missing_sources(raw_dir: Path, names: Iterable[str]) -> list[str]:
+    """The sources among ``names`` with no file in the raw folder, each with the file pattern it needs."""
+    return [f"{name} ({FORMATS[name].pattern} in {Path(raw_dir) / name})" for name in names
+            if not source_files(Path(raw_dir), name)]
+
+
 def load_files(source: str, files: Iterable[Path]) -> pd.DataFrame:
     """Load and validate files of one source into its canonical frame (raises :class:`DataError`)."""
     _ensure_registered()
