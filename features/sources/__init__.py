@@ -88,6 +88,10 @@ class Sources:
                 continue
         return out
 
+    def available(self, source: str) -> bool:
+        """Whether ``source`` is held (in memory) or has files in the raw folder."""
+        return source in self._frames or bool(source_files(self.raw_dir, source))
+
     def __getitem__(self, source: str) -> pd.DataFrame:
         if source not in self._frames:
             files = source_files(self.raw_dir, source)
