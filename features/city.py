@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pkgutil
 import tomllib
 from pathlib import Path
 
@@ -83,6 +84,14 @@ class City(BaseModel):
         return self.domains is None or domain in self.domains
 
 
+def domain_names() -> list[str]:
+    """The domains there are: one module each in ``features/domains`` (named as the domain), read without
+    importing them (a city loads while the registry may still be filling)."""
+    import features.domains as pkg
+
+    return sorted(info.name for info in pkgutil.iter_modules(pkg.__path__) if not info.name.startswith("_"))
+
+
 def load_city(name_or_path: str, grid_m: int | None = None) -> City:
     """Load a built-in city by name (``incheon``) or any city TOML file by path."""
     path = Path(name_or_path)
@@ -96,11 +105,10 @@ def load_city(name_or_path: str, grid_m: int | None = None) -> City:
         city = City.model_validate(raw)
     except (tomllib.TOMLDecodeError, ValueError) as exc:
         raise DataError(f"{path}: invalid city config: {exc}") from exc
-    from features.registry import domains
-
-    unknown = sorted(set(city.domains or ()) - set(domains()))
+    known = domain_names()
+    unknown = sorted(set(city.domains or ()) - set(known))
     if unknown:
-        raise DataError(f"{path}: invalid city config: unknown domains {unknown}; known: {', '.join(domains())}")
+        raise DataError(f"{path}: invalid city config: unknown domains {unknown}; known: {', '.join(known)}")
     if grid_m is not None:
         city = city.model_copy(update={"grid_m": grid_m})
     return city

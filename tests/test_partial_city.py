@@ -147,7 +147,7 @@ def test_partial_city_imports_trains_and_serves_fine_dust_only(city_env):
     out = run("data", "import", "--source", "asos", *map(str, bundle["asos"]))
     assert "CP949" in out
     out = run("data", "import", "--source", "airkorea", *map(str, bundle["airkorea"]))
-    assert "API JSON response" in out and "stations matched (1): 외곽 측정소 (525102)" in out
+    assert "API JSON response" in out and "in the city config (1): 외곽 측정소 (525102)" in out
     out = run("features", "build", "--domain", "all")
     assert "skipping flood: no data" in out and "skipping earthquake: no data" in out
     table = pd.read_parquet(Path(env["URBAN_SAFETY_DATA_DIR"]) / "features" / "fine_dust.parquet")

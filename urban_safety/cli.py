@@ -109,8 +109,8 @@ def _print_reports(reports) -> bool:
         for note in rep.notes:
             console.print(f"    {note}", highlight=False)
         if rep.matched or rep.unmatched:
-            console.print(f"    stations matched ({len(rep.matched)}): {', '.join(rep.matched) or '-'}; "
-                          f"unmatched ({len(rep.unmatched)}): {', '.join(rep.unmatched) or '-'}", highlight=False)
+            console.print(f"    in the city config ({len(rep.matched)}): {', '.join(rep.matched) or '-'}; "
+                          f"not in it ({len(rep.unmatched)}): {', '.join(rep.unmatched) or '-'}", highlight=False)
         if rep.entities:
             shown = ", ".join(rep.entities[:12]) + (" ..." if len(rep.entities) > 12 else "")
             console.print(f"    found ({len(rep.entities)}): {shown}", highlight=False)

@@ -61,7 +61,7 @@ HOURLY_KEYS = {
     "tide": ("station", "time"),
 }
 # Canonical columns a source's format has no column for: always empty, not worth a warning.
-ALWAYS_EMPTY = {"aws": {"snow_cm"}, "airkorea": {"station_code"}, "buildings": {"pnu", "address", "lat", "lon"}}
+ALWAYS_EMPTY = {"aws": {"snow_cm"}, "airkorea": {"station_code"}, "taas": {"lat", "lon"}, "buildings": {"pnu", "address", "lat", "lon"}}
 UNIQUE_KEYS = {"nowcast": ("issued", "valid", "nx", "ny"), "damage_surveys": ("scenario_id", "cell_id")}
 
 
@@ -164,6 +164,9 @@ def _match(source: str, frame: pd.DataFrame, city, report: FileReport, path: Pat
         found = stations.match_weather(frame, city, source)
     elif source == "tide":
         found = stations.match_tide(frame, city)
+    elif (known := known_entities(source, city)) is not None:  # districts, forecast grid points
+        report.matched = [e for e in report.entities if e in known]
+        report.unmatched = [e for e in report.entities if e not in known]
     if found is not None:
         report.matched, report.unmatched = found.matched, found.unmatched
         if found.advice:
@@ -171,6 +174,9 @@ def _match(source: str, frame: pd.DataFrame, city, report: FileReport, path: Pat
                                    "until you add them: " + " | ".join(found.advice))
     if source == "buildings":
         report.notes.extend(_placement(frame, path).lines())
+    if source == "taas" and (unplaced := int((frame["lat"].isna() | frame["lon"].isna()).sum())):
+        report.notes.append(f"{unplaced:,} accidents without coordinates (경도/위도 or 발생위치X/Y_UTMK): the traffic "
+                            "model counts accidents per grid cell, so these rows are not used")
 
 
 def _placement(frame: pd.DataFrame, path: Path):

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from features.errors import DataError
+
 
 def _name_key(name) -> str:
     return "".join(str(name).split()).casefold()
@@ -77,6 +79,9 @@ def match_tide(frame: pd.DataFrame, city) -> Matched:
 
 def usable_air(frame: pd.DataFrame, city) -> pd.DataFrame:
     """Rows the feature builders can use: station known by code (after name matching), as int64."""
-    matched, _ = match_air(frame, city)
+    matched, report = match_air(frame, city)
     matched = matched[matched["station_code"].notna()]
+    if matched.empty:
+        raise DataError(f"airkorea: no station in the files is in the city config of {city.name} (found: "
+                        f"{', '.join(report.unmatched[:10])}); add them as [[air_stations]]")
     return matched.assign(station_code=matched["station_code"].astype("int64")).reset_index(drop=True)
