@@ -141,7 +141,7 @@ def _header(cells: Cells, contract: Contract, path: Path) -> tuple[pd.DataFrame,
 
 
 def _positional(frame: pd.DataFrame, layout: Layout) -> pd.DataFrame:
-    return pd.DataFrame({f"field {p + 1}": frame[p] for p in layout.positions.values()}, index=frame.index)
+    return pd.DataFrame({f"field {p + 1}": frame.iloc[:, p] for p in layout.positions.values()}, index=frame.index)
 
 
 def _require(hits: dict, contract: Contract, names: list[str], path: Path) -> None:

@@ -117,6 +117,19 @@ def test_flood_traces_shapefile_in_web_mercator():
     assert abs(first["lat"] - 35.98016) < 1e-4 and abs(first["lon"] - 129.28387) < 1e-4  # from EPSG:3857
 
 
+def test_shapefile_import_brings_its_sidecars(tmp_path, city):
+    from features.sources import Sources, source_files
+    from features.sources.check import import_files
+
+    reports = import_files("flood_traces", [REAL / "flood_traces_as_shapefile.shp"], tmp_path / "raw", city=city)
+    assert all(r.ok for r in reports), reports
+    folder = tmp_path / "raw" / "flood_traces"
+    assert sorted(p.suffix for p in folder.iterdir()) == [".dbf", ".prj", ".shp", ".shx"]
+    assert [p.name for p in source_files(tmp_path / "raw", "flood_traces")] == [
+        "FLUD_TRACE_flood_traces_as_shapefile.shp"]
+    assert len(Sources(tmp_path / "raw", city)["flood_traces"]) == 10
+
+
 @pytest.mark.parametrize(("crs", "driver", "suffix"), [("EPSG:5186", "ESRI Shapefile", ".shp"),
                                                        ("EPSG:5179", "GeoJSON", ".geojson"),
                                                        ("EPSG:4326", "GPKG", ".gpkg")])
