@@ -258,3 +258,27 @@ def test_an_unreadable_container_is_one_line_naming_it(tmp_path, city, data, con
     (report,) = check_files("airkorea", [path], city=city)
     assert not report.ok and len(report.problems) == 1 and container in report.problems[0]
     assert "\n" not in report.problems[0]
+
+
+def test_asos_api_items_by_their_field_names(tmp_path):
+    items = [{"stnId": "112", "stnNm": "인천", "tm": "2021-01-01 01:00", "ta": "-3.1", "rn": "", "ws": "2.4",
+              "wd": "270", "hm": "55", "ps": "1025.1", "dsnw": ""},
+             {"stnId": "112", "stnNm": "인천", "tm": "2021-01-01 02:00", "ta": "-3.4", "rn": "0.5", "ws": "2.0",
+              "wd": "290", "hm": "60", "ps": "1025.0", "dsnw": "1.2"}]
+    path = tmp_path / "asos.json"
+    path.write_text(json.dumps({"response": {"header": {"resultCode": "00"}, "body": {"items": {"item": items}}}}),
+                    encoding="utf-8")
+    frame = load_files("asos", [path])
+    assert frame["temp_c"].tolist() == [-3.1, -3.4] and frame["pressure_hpa"].tolist() == [1025.1, 1025.0]
+    assert np.isnan(frame["rain_mm"][0]) and frame["rain_mm"][1] == 0.5 and frame["snow_cm"][1] == 1.2
+
+
+def test_airkorea_final_data_before_pm25_and_with_pm2_5_header(tmp_path):
+    old = tmp_path / "2014.csv"
+    old.write_text("지역,측정소코드,측정소명,측정일시,SO2,CO,O3,NO2,PM10,주소\n인천 남동구,823655,구월동,2014010124,0.004,"
+                   "0.5,0.01,0.03,61,○○로\n", encoding="cp949")
+    frame = load_files("airkorea", [old])
+    assert frame["time"][0] == pd.Timestamp("2014-01-02 00:00") and np.isnan(frame["pm25"][0])
+    new = tmp_path / "2016.csv"
+    new.write_text("측정소코드,측정소명,측정일시,PM10,PM2.5\n823655,구월동,2016010101,44,30\n", encoding="utf-8")
+    assert load_files("airkorea", [new])["pm25"][0] == 30.0
