@@ -2,8 +2,8 @@
 
 The container is told by the file's bytes, not its name (the KMA earthquake list is an HTML table saved
 as ``.xls``): ZIP -> XLSX workbook, OLE2 -> XLS workbook, SQLite -> GeoPackage, ``.shp``/``.dbf`` ->
-Shapefile, ``<table`` -> HTML table, ``{``/``[`` -> API JSON response (``response.body.items.item``) or
-GeoJSON, anything else -> delimited text (``,``, ``|``, tab or ``;``, CP949/EUC-KR or UTF-8 with or
+Shapefile, ``<table`` -> HTML table, a GML FeatureCollection -> WFS answer, ``{``/``[`` -> API JSON
+response (``response.body.items.item``) or GeoJSON, anything else -> delimited text (``,``, ``|``, tab or ``;``, CP949/EUC-KR or UTF-8 with or
 without BOM). File formats and projections are left to well-kept libraries: python-calamine for
 workbooks, lxml for HTML, pyogrio (GDAL) + shapely + pyproj for vector layers.
 
@@ -88,6 +88,8 @@ def read_cells(path: Path) -> Cells:
     encoding = detect_encoding(data, path)
     text = data.decode(encoding)
     head = text.lstrip()[:2000].lower()
+    if head.startswith("<") and "featurecollection" in head:  # a WFS GetFeature answer in GML
+        return _read_layer(path, "WFS GML")
     if head.startswith("<") and "<table" in text[:200_000].lower():
         return _read_html(text, path, encoding_name(encoding, data))
     if head.startswith("<"):

@@ -132,7 +132,8 @@ def test_shapefile_import_brings_its_sidecars(tmp_path, city):
 
 @pytest.mark.parametrize(("crs", "driver", "suffix"), [("EPSG:5186", "ESRI Shapefile", ".shp"),
                                                        ("EPSG:5179", "GeoJSON", ".geojson"),
-                                                       ("EPSG:4326", "GPKG", ".gpkg")])
+                                                       ("EPSG:4326", "GPKG", ".gpkg"),
+                                                       ("EPSG:5186", "GML", ".gml")])
 def test_flood_trace_layers_in_any_crs_and_container(tmp_path, crs, driver, suffix):
     import pyogrio
     import shapely
