@@ -283,3 +283,15 @@ def test_airkorea_final_data_before_pm25_and_with_pm2_5_header(tmp_path):
     new = tmp_path / "2016.csv"
     new.write_text("측정소코드,측정소명,측정일시,PM10,PM2.5\n823655,구월동,2016010101,44,30\n", encoding="utf-8")
     assert load_files("airkorea", [new])["pm25"][0] == 30.0
+
+
+def test_airkorea_final_data_as_xlsx_with_numeric_cells(tmp_path, city):
+    path = tmp_path / "2023년 1분기.xlsx"
+    write_xlsx(path, [["지역", "망", "측정소코드", "측정소명", "측정일시", "SO2", "CO", "O3", "NO2", "PM10"],
+                      ["인천 남동구", "도시대기", 823655, "구월동", 2023010124, 0.003, 0.4, 0.02, 0.03, 57],
+                      ["인천 남동구", "도시대기", 823655, "구월동", 2023010201, 0.003, 0.4, 0.02, 0.03, 61.5]])
+    (report,) = check_files("airkorea", [path], city=city)
+    assert report.ok and report.container == "XLSX workbook" and report.matched == ["구월동 (823655)"]
+    frame = load_files("airkorea", [path])
+    assert frame["station_code"].tolist() == [823655, 823655] and frame["pm10"].tolist() == [57.0, 61.5]
+    assert frame["time"].tolist() == [pd.Timestamp("2023-01-02 00:00"), pd.Timestamp("2023-01-02 01:00")]
