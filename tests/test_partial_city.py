@@ -129,7 +129,9 @@ def city_env(tmp_path_factory):
     (base / "dustville.toml").write_text(CITY, encoding="utf-8")
     bundle = write_bundle(base / "downloads")
     env = {"URBAN_SAFETY_CITY": str(base / "dustville.toml"), "URBAN_SAFETY_DATA_DIR": str(base / "data"),
-           "URBAN_SAFETY_ROOT": str(base / "project"), "BENTOML_HOME": str(base / "bentoml"), "COLUMNS": "250"}
+           "URBAN_SAFETY_ROOT": str(base / "project"), "BENTOML_HOME": str(base / "bentoml"), "COLUMNS": "250",
+           # this city's own registry, whatever store other tests of the session pointed MLflow at
+           "MLFLOW_TRACKING_URI": f"sqlite:///{base / 'project' / 'mlruns' / 'mlflow.db'}"}
     (base / "project" / "mlruns").mkdir(parents=True)
     return env, bundle
 
@@ -157,7 +159,6 @@ def test_partial_city_imports_trains_and_serves_fine_dust_only(city_env):
     assert "skipping traffic" in out and "n/a" in out and "fine_dust v1" in out
 
     serve_env = {**os.environ, **env}
-    serve_env.pop("MLFLOW_TRACKING_URI", None)
     prepared = subprocess.run([sys.executable, "-m", "urban_safety.cli", "serve", "--prepare-only"], env=serve_env,
                               cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert prepared.returncode == 0, prepared.stdout + prepared.stderr
