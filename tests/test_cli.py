@@ -24,7 +24,7 @@ def test_data_check_accepts_real_format_files_in_both_encodings():
     files = [str(FIXTURES / "asos" / "good_cp949.csv"), str(FIXTURES / "asos" / "good_utf8.csv")]
     result = runner.invoke(app, ["data", "check", "--source", "asos", *files], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    assert "12 rows" in result.output and "102, 112" in result.output
+    assert "12 rows" in result.output and "백령도 (102), 인천 (112)" in result.output
 
 
 @pytest.mark.parametrize(("source", "name", "where"), [

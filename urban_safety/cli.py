@@ -111,7 +111,7 @@ def _print_reports(reports) -> bool:
         if rep.matched or rep.unmatched:
             console.print(f"    in the city config ({len(rep.matched)}): {', '.join(rep.matched) or '-'}; "
                           f"not in it ({len(rep.unmatched)}): {', '.join(rep.unmatched) or '-'}", highlight=False)
-        if rep.entities:
+        if rep.entities and not (rep.matched or rep.unmatched):
             shown = ", ".join(rep.entities[:12]) + (" ..." if len(rep.entities) > 12 else "")
             console.print(f"    found ({len(rep.entities)}): {shown}", highlight=False)
         for problem in rep.problems:

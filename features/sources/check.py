@@ -94,8 +94,8 @@ def _warnings(source: str, frame: pd.DataFrame, entities: list[str], city) -> li
     found: list[str] = []
     keys = HOURLY_KEYS.get(source) or UNIQUE_KEYS.get(source)
     if keys:
-        frame = frame.dropna(subset=list(keys))  # rows of a station known by name only are matched later
-        duplicated = int(frame.duplicated(list(keys)).sum())
+        keyed = frame.dropna(subset=list(keys))  # rows of a station known by name only are matched later
+        duplicated = int(keyed.duplicated(list(keys)).sum())
         if duplicated:
             found.append(f"{duplicated} duplicate rows of ({', '.join(keys)})")
     if source in HOURLY_KEYS:
