@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pkgutil
 import tomllib
 from pathlib import Path
 
@@ -75,9 +76,24 @@ class City(BaseModel):
     # of the same kind within this distance (km), and the answer says so; beyond it the input is unknown.
     # 10 km is a configured choice (about the spacing of the city's AWS network), not a published constant.
     station_fallback_km: float = Field(10.0, ge=0, le=100)
+    # The domains this city runs (trains, serves); None = every registered domain. A city with weather
+    # and air quality only names ["fine_dust"]; the others then answer 503 saying they are not run.
+    domains: list[str] | None = None
 
     def district_by_code(self) -> dict[int, District]:
         return {d.code: d for d in self.districts}
+
+    def runs(self, domain: str) -> bool:
+        """Whether this city runs ``domain``."""
+        return self.domains is None or domain in self.domains
+
+
+def domain_names() -> list[str]:
+    """The domains there are: one module each in ``features/domains`` (named as the domain), read without
+    importing them (a city loads while the registry may still be filling)."""
+    import features.domains as pkg
+
+    return sorted(info.name for info in pkgutil.iter_modules(pkg.__path__) if not info.name.startswith("_"))
 
 
 def load_city(name_or_path: str, grid_m: int | None = None) -> City:
@@ -93,6 +109,10 @@ def load_city(name_or_path: str, grid_m: int | None = None) -> City:
         city = City.model_validate(raw)
     except (tomllib.TOMLDecodeError, ValueError) as exc:
         raise DataError(f"{path}: invalid city config: {exc}") from exc
+    known = domain_names()
+    unknown = sorted(set(city.domains or ()) - set(known))
+    if unknown:
+        raise DataError(f"{path}: invalid city config: unknown domains {unknown}; known: {', '.join(known)}")
     if grid_m is not None:
         city = city.model_copy(update={"grid_m": grid_m})
     return city

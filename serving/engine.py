@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, crea
 
 from features.registry import LEVELS, Condition, DomainSpec, domains
 from features.sources import Sources
+from serving.availability import domain_times
 from serving.errors import ApiError
 from training.models import contributions, predict
 
@@ -85,13 +86,16 @@ class Engine:
 
     def __post_init__(self) -> None:
         self.specs = {name: spec for name, spec in domains().items() if spec.serving is not None}
+        # A partial city: domains it does not run or holds no data for answer 503 with the reason.
+        self._now, self.unavailable = domain_times(self.sources, self.specs)
+        self.problems = {**self.problems, **self.unavailable}
+        self.models = {name: m for name, m in self.models.items() if name not in self.unavailable}
         self.grid = self.sources.grid
         self._position = {cid: i for i, cid in enumerate(self.grid.cells["cell_id"])}
         self._cell_frame = self.grid.cells[list(CELL_COLUMNS)].reset_index(drop=True)
         self._conditions = {name: conditions_model(spec) for name, spec in self.specs.items()}
-        self._now = {name: pd.Timestamp(spec.serving.now(self.sources)) for name, spec in self.specs.items()}
-        self._first = {name: max(EARLIEST_AT, pd.Timestamp(spec.serving.first(self.sources)))
-                       if spec.serving.first else EARLIEST_AT for name, spec in self.specs.items()}
+        self._first = {name: max(EARLIEST_AT, pd.Timestamp(self.specs[name].serving.first(self.sources)))
+                       if self.specs[name].serving.first else EARLIEST_AT for name in self._now}
         self._feature_heads = _feature_heads(self.grid)
         # Answers depend only on the question, the held data and the models, all fixed for this engine's
         # life. Whole-city maps are kept as bytes. A /risk question (domain, time, conditions) is built for
@@ -109,7 +113,13 @@ class Engine:
     # --- state -------------------------------------------------------------------------------
     @property
     def ready(self) -> bool:
-        return all(name in self.models for name in self.specs)
+        """Every domain the city can serve has its model (and there is at least one)."""
+        return bool(self.models) and all(name in self.models for name in self._now)
+
+    def availability(self) -> dict[str, str]:
+        """Each domain: "serving", or why not."""
+        return {name: "serving" if name in self.models else self.problems.get(name, "no model loaded")
+                for name in self.specs}
 
     def _model(self, domain: str) -> LoadedModel:
         if domain not in self.models:
@@ -120,6 +130,9 @@ class Engine:
     def _spec(self, domain: str) -> DomainSpec:
         if domain not in self.specs:
             raise ApiError(400, ["domain"], f"unknown domain {domain!r}; known: {', '.join(self.specs)}")
+        if domain in self.unavailable:
+            raise ApiError(503, ["domain"], f"the {domain} domain is not available: {self.unavailable[domain]}",
+                           "unavailable")
         return self.specs[domain]
 
     # --- request parts -------------------------------------------------------------------------
@@ -361,7 +374,9 @@ class Engine:
             s = spec.serving
             out[name] = {
                 "title": spec.title, "value": s.value, "unit": s.unit, "horizon_hours": spec.horizon.total_seconds() / 3600,
-                "default_at": self._now[name].isoformat(), "earliest_at": self._first[name].isoformat(),
+                "default_at": self._now[name].isoformat() if name in self._now else None,
+                "earliest_at": self._first[name].isoformat() if name in self._first else None,
+                "available": name not in self.unavailable,
                 "monotone": dict(spec.monotone), "essential": list(spec.essential),
                 "conditions": [condition_schema(c) for c in s.conditions],
                 "levels": [{"level": ko, "level_en": en, "score_from": 25 * i, "score_to": 25 * (i + 1),

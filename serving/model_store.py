@@ -103,7 +103,7 @@ def snapshot_sources(settings: Settings) -> str:
         return str(latest.tag)
     frames = Sources.from_settings(settings).loaded(names)
     with bentoml.models.create(CONTEXT, labels={"fingerprint": fingerprint},
-                               metadata={"city": json.loads(settings.city_config.model_dump_json()),
+                               metadata={"city": json.loads(settings.city_config.model_dump_json(exclude_none=True)),
                                          "sources": sorted(frames)}) as model:
         for name, frame in frames.items():
             frame.to_parquet(Path(model.path) / f"{name}.parquet", index=False)

@@ -24,6 +24,7 @@ from pydantic import ConfigDict
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import FileResponse, JSONResponse, Response
 
+from serving.availability import ReadinessMiddleware
 from serving.engine import Engine
 from serving.errors import ApiError
 from serving.schemas import DomainName, Location
@@ -161,6 +162,7 @@ class RiskService:
 # (401 and 413 included, so a browser can read them); then the key, then the size limit, both before
 # anything reads the body.
 RiskService.add_asgi_middleware(SafeErrorsMiddleware)
+RiskService.add_asgi_middleware(ReadinessMiddleware)  # /readyz says which domains serve, and why not
 if origins := cors_origins():
     RiskService.add_asgi_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "OPTIONS"],
                                     allow_headers=["Authorization", "Content-Type"], max_age=600)

@@ -24,7 +24,7 @@ def test_data_check_accepts_real_format_files_in_both_encodings():
     files = [str(FIXTURES / "asos" / "good_cp949.csv"), str(FIXTURES / "asos" / "good_utf8.csv")]
     result = runner.invoke(app, ["data", "check", "--source", "asos", *files], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    assert "12 rows" in result.output and "102, 112" in result.output
+    assert "12 rows" in result.output and "백령도 (102), 인천 (112)" in result.output
 
 
 @pytest.mark.parametrize(("source", "name", "where"), [
@@ -76,3 +76,23 @@ def test_features_build_without_data_is_a_clear_error(tmp_path):
 def test_unknown_domain_is_rejected():
     result = runner.invoke(app, ["features", "build", "--domain", "tsunami"])
     assert result.exit_code == 2 and "tsunami" in result.output
+
+
+REAL = Path(__file__).parent / "fixtures" / "real_formats"
+CASES = [("airkorea", "airkorea_api_items_no_stationCode.csv"), ("aws", "aws_rain_only_export.csv"),
+         ("buildings", "buildings_mart_djy_03_pipe_noheader_cp949.txt"),
+         ("buildings", "buildings_api_getBrTitleInfo_no_coordinates.csv"),
+         ("flood_traces", "flood_sat_tm_hhmm.csv"), ("flood_traces", "flood_emd_cd_8_digits.csv"),
+         ("flood_traces", "flood_grade_5.csv"), ("flood_traces", "flood_traces_as_shapefile.shp"),
+         ("nowcast", "nowcast_getUltraSrtFcst_rn1_categories.json"), ("taas", "taas_sigungu_three_parts.csv"),
+         ("taas", "taas_dacon_train_layout.csv"), ("taas", "taas_time_yyyy-mm-dd_hh.csv"),
+         ("tide", "tide_badanuri_csv_layout.csv")]
+
+
+@pytest.mark.parametrize(("source", "name"), CASES)
+def test_data_check_on_each_real_format_case_says_what_it_found(tmp_path, source, name):
+    result = runner.invoke(app, ["data", "check", "--source", source, str(REAL / name)], env=env_for(tmp_path))
+    flat = " ".join(result.output.split())
+    assert result.exit_code == 0, flat
+    assert f"ok {REAL / name}" in flat and "read as " in flat and "columns: " in flat
+    assert "Traceback" not in flat

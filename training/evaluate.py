@@ -19,14 +19,17 @@ from features.registry import DomainSpec  # noqa: E402
 class Scores:
     baseline: dict[str, float]
     model: dict[str, float]
-    oracle: dict[str, float]
+    oracle: dict[str, float]  # empty where no truth exists (real data): the oracle is n/a
     primary: str
 
     @property
     def gap_closed(self) -> float:
-        """Share of the baseline-to-oracle gap the model closes on the primary metric (1 = oracle)."""
+        """Share of the baseline-to-oracle gap the model closes on the primary metric (1 = oracle); NaN
+        (n/a) without an oracle."""
+        if self.primary not in self.oracle:
+            return float("nan")
         b, m, o = self.baseline[self.primary], self.model[self.primary], self.oracle[self.primary]
-        return float((m - b) / (o - b)) if o != b else float("nan")
+        return float((m - b) / (o - b)) if o != b and np.isfinite(o) else float("nan")
 
     def flat(self) -> dict[str, float]:
         """All scores as MLflow metric names: ``holdout_<metric>``, ``baseline_<metric>``, ``oracle_<metric>``."""
@@ -47,13 +50,25 @@ def score(spec: DomainSpec, rows: pd.DataFrame, pred: np.ndarray) -> dict[str, f
 def evaluate(spec: DomainSpec, holdout: pd.DataFrame, pred: np.ndarray, truth_dir: Path,
              history: pd.DataFrame) -> Scores:
     """Score the model against the domain's baseline (fitted on ``history``, the rows before the
-    holdout) and the generator's oracle, all on ``holdout``."""
+    holdout) and the generator's oracle, all on ``holdout``. The oracle is scored only where a truth
+    exists for every holdout row (the embedded data set); real data has none."""
     return Scores(
         baseline=score(spec, holdout, spec.baseline(holdout, history)),
         model=score(spec, holdout, pred),
-        oracle=score(spec, holdout, spec.oracle(holdout, truth_dir)),
+        oracle=score(spec, holdout, truth) if (truth := oracle_values(spec, holdout, truth_dir)) is not None else {},
         primary=spec.primary_metric,
     )
+
+
+def oracle_values(spec: DomainSpec, holdout: pd.DataFrame, truth_dir: Path) -> np.ndarray | None:
+    """The true expected values behind the holdout's labels, or None where there is no truth for them."""
+    if spec.oracle is None or not Path(truth_dir).is_dir():
+        return None
+    try:
+        values = np.asarray(spec.oracle(holdout, truth_dir), dtype=float)
+    except (FileNotFoundError, KeyError):  # no truth file for this domain, or one of another layout
+        return None
+    return values if len(values) == len(holdout) and np.isfinite(values).all() else None
 
 
 def diagnostic_plot(spec: DomainSpec, holdout: pd.DataFrame, pred: np.ndarray, path: Path) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import time
 from enum import Enum, StrEnum
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -38,15 +40,24 @@ def _domain_names() -> list[str]:
 
 
 def friendly_errors(fn):
-    """Print an :class:`UrbanSafetyError` as one red line and exit 1, without a stack trace."""
+    """Print an :class:`UrbanSafetyError` as one red line and exit 1, without a stack trace. Anything else
+    (a bug, or bad data no check caught) is one line too, exit 2; URBAN_SAFETY_DEBUG=1 shows the trace."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except UrbanSafetyError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
             raise typer.Exit(1) from None
+        except (typer.Exit, typer.Abort, typer.BadParameter, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if os.environ.get("URBAN_SAFETY_DEBUG"):
+                raise
+            err_console.print(f"[bold red]error:[/] {fn.__name__.replace('_', ' ')} failed: {type(exc).__name__}: "
+                              f"{escape(str(exc))} (URBAN_SAFETY_DEBUG=1 shows where)", highlight=False)
+            raise typer.Exit(2) from None
 
     return wrapper
 
@@ -88,12 +99,23 @@ def _print_reports(reports) -> bool:
         ok &= rep.ok
         status = "[green]ok[/]" if rep.ok else "[bold red]BAD[/]"
         period = f"{rep.period[0]} .. {rep.period[1]}" if rep.period else "-"
-        console.print(f"{status} {rep.file}: {rep.rows:,} rows, period {period}")
-        if rep.entities:
+        console.print(f"{status} {rep.file}: {rep.rows:,} rows, period {period}", highlight=False)
+        if rep.container:
+            how = ", ".join(x for x in (rep.container, rep.encoding, rep.layout and f"layout: {rep.layout}") if x)
+            console.print(f"    read as {how}", highlight=False)
+        if rep.columns:
+            mapping = ", ".join(f"{key} <- {header}" for key, header in rep.columns.items())
+            console.print(f"    columns: {mapping}", highlight=False)
+        for note in rep.notes:
+            console.print(f"    {note}", highlight=False)
+        if rep.matched or rep.unmatched:
+            console.print(f"    in the city config ({len(rep.matched)}): {', '.join(rep.matched) or '-'}; "
+                          f"not in it ({len(rep.unmatched)}): {', '.join(rep.unmatched) or '-'}", highlight=False)
+        if rep.entities and not (rep.matched or rep.unmatched):
             shown = ", ".join(rep.entities[:12]) + (" ..." if len(rep.entities) > 12 else "")
             console.print(f"    found ({len(rep.entities)}): {shown}", highlight=False)
         for problem in rep.problems:
-            console.print(f"    [yellow]- {problem}[/]", highlight=False)
+            console.print(f"    [yellow]- {escape(problem)}[/]", highlight=False)
     return ok
 
 
@@ -124,6 +146,16 @@ def data_import(
         err_console.print("[bold red]nothing imported[/]: fix the files above and run again")
         raise typer.Exit(1)
     console.print(f"imported into {settings.raw_dir / source.value}; rebuild features to use them")
+    from features.registry import domains
+
+    # The generator's truth describes the generated data only: once a domain reads imported data, its
+    # oracle would be scored against the wrong world, so that truth goes (training reports n/a).
+    for name, spec in domains().items():
+        stale = sorted(settings.truth_dir.glob(f"{name}_truth*.parquet")) if source.value in spec.sources else []
+        for path in stale:
+            path.unlink()
+        if stale:
+            console.print(f"removed the generated truth of {name} ({len(stale)} file(s)): its oracle is n/a now")
 
 
 @features_app.command("build")
@@ -135,8 +167,8 @@ def features_build(
     from features.build import build_features
     from features.sources import Sources
 
-    chosen = _chosen_domains(domain)
     settings = get_settings()
+    chosen = _runnable(_chosen_domains(domain), settings, domain, need_table=False)
     sources = Sources.from_settings(settings)
     table = Table("domain", "rows", "unknown (left out)", "columns", "from", "to", "label sum/mean", "seconds",
                   title=f"Feature tables in {settings.features_dir}")
@@ -168,6 +200,36 @@ class ProfileName(StrEnum):
     full = "full"
 
 
+IMPORT_HINT = " (`urban-safety data import --source SOURCE FILE...`, or `urban-safety data generate` for the embedded city)"
+
+
+def _runnable(chosen, settings, domain: str, need_table: bool):
+    """The chosen domains this city runs and has data for; each one skipped is one line saying why (for a
+    single named domain, that line is the error)."""
+    from features.build import table_path
+    from features.sources import missing_sources
+
+    city = settings.city_config
+    out = []
+    for spec in chosen:
+        reason = None
+        if not city.runs(spec.name):
+            reason = f"{city.name} does not run it (its city config lists domains = {city.domains})"
+        elif need_table and not table_path(settings.features_dir, spec.name).exists():
+            missing = missing_sources(settings.raw_dir, spec.sources)
+            reason = (f"no data: it needs {', '.join(missing)}{IMPORT_HINT}" if missing else
+                      f"no feature table: run `urban-safety features build --domain {spec.name}`")
+        elif not need_table and (missing := missing_sources(settings.raw_dir, spec.sources)):
+            reason = f"no data: it needs {', '.join(missing)}{IMPORT_HINT}"
+        if reason and domain != "all":
+            raise UrbanSafetyError(f"{spec.name}: {reason}")
+        if reason:
+            console.print(f"[yellow]skipping {spec.name}[/]: {reason}", highlight=False)
+        else:
+            out.append(spec)
+    return out
+
+
 def _chosen_domains(domain: str):
     from features.registry import domains
 
@@ -195,7 +257,9 @@ def train(
     from training.train import train_domain
 
     settings = get_settings()
-    chosen = _chosen_domains(domain)
+    chosen = _runnable(_chosen_domains(domain), settings, domain, need_table=True)
+    if not chosen:
+        return
     if missing_only:
         client = configure(settings)
         have = [spec.name for spec in chosen if current_champion(client, spec.name) is not None]
@@ -215,8 +279,9 @@ def train(
             progress.update(task, description=f"trained {spec.name}")
             results.append(res)
             s, m = res.scores, spec.primary_metric
-            table.add_row(spec.name, m, f"{s.baseline[m]:.4f}", f"{s.model[m]:.4f}", f"{s.oracle[m]:.4f}",
-                          f"{s.gap_closed:.0%}", res.family, f"{res.trials} ({res.pruned} pruned)",
+            oracle = f"{s.oracle[m]:.4f}" if m in s.oracle else "n/a"
+            gap = f"{s.gap_closed:.0%}" if s.gap_closed == s.gap_closed else "n/a"  # NaN: no truth
+            table.add_row(spec.name, m, f"{s.baseline[m]:.4f}", f"{s.model[m]:.4f}", oracle, gap, res.family, f"{res.trials} ({res.pruned} pruned)",
                           f"{res.seconds:.0f}", f"v{res.decision.version}" + (" *" if res.decision.promoted else ""))
     console.print(table)
     for res in results:

@@ -279,10 +279,13 @@ def build_table(src) -> pd.DataFrame:
 # --- evaluation (holdout only; the truth is never a feature) ---
 
 def _station_day_grades(y, pred, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Observed and predicted reported grade (worse of PM10 and PM2.5) per station-day."""
+    """Observed and predicted reported grade (worse of PM10 and PM2.5) per station-day. A pollutant absent
+    that day (a station measuring PM10 only, PM2.5 before 2015) leaves the grade to the other one."""
     frame = pd.DataFrame({"station": rows["station_code"].to_numpy(), "time": rows["time"].to_numpy(),
                           "pollutant": rows["pollutant"].to_numpy(), "y": y, "p": pred})
-    wide = frame.pivot_table(index=["station", "time"], columns="pollutant", values=["y", "p"]).dropna()
+    wide = frame.pivot_table(index=["station", "time"], columns="pollutant", values=["y", "p"])
+    wide = wide.reindex(columns=pd.MultiIndex.from_product([["y", "p"], range(len(POLLUTANTS))]))
+    wide = wide.dropna(how="all")
     return grade(wide[("y", 0)], wide[("y", 1)]), grade(wide[("p", 0)], wide[("p", 1)])
 
 
@@ -313,7 +316,8 @@ FAR_BAD = Metric("far_bad", _far_bad, False)
 def baseline(rows: pd.DataFrame, history: pd.DataFrame) -> np.ndarray:
     """Persistence: today's mean so far, else yesterday's, else the pollutant's historical mean."""
     fallback = rows["pollutant"].map(history.groupby("pollutant")["pm_next"].mean())
-    return rows["own_today_mean"].fillna(rows["own_yesterday_mean"]).fillna(fallback).to_numpy(float)
+    return (rows["own_today_mean"].fillna(rows["own_yesterday_mean"]).fillna(rows["own_mean_72h"])
+            .fillna(fallback).fillna(history["pm_next"].mean()).to_numpy(float))
 
 
 def oracle(rows: pd.DataFrame, truth_dir) -> np.ndarray:

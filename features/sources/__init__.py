@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from features.errors import DataError
-from features.sources.formats import FORMATS
+from features.sources.formats import FORMATS, SIDECARS
 
 LoaderFn = Callable[[Path], pd.DataFrame]
 LOADERS: dict[str, LoaderFn] = {}
@@ -36,9 +36,16 @@ def _ensure_registered() -> None:
 
 
 def source_files(raw_dir: Path, source: str) -> list[Path]:
-    """The files of one source in the raw folder, sorted by name."""
+    """The files of one source in the raw folder, sorted by name (a Shapefile's sidecars travel with its .shp)."""
     fmt = FORMATS[source]
-    return sorted((raw_dir / source).glob(fmt.pattern))
+    return sorted(f for f in (raw_dir / source).glob(fmt.pattern)
+                  if f.is_file() and f.suffix.lower() not in SIDECARS)
+
+
+def missing_sources(raw_dir: Path, names: Iterable[str]) -> list[str]:
+    """The sources among ``names`` with no file in the raw folder, each with the file pattern it needs."""
+    return [f"{name} ({FORMATS[name].pattern} in {Path(raw_dir) / name})" for name in names
+            if not source_files(Path(raw_dir), name)]
 
 
 def load_files(source: str, files: Iterable[Path]) -> pd.DataFrame:
@@ -81,6 +88,10 @@ class Sources:
                 continue
         return out
 
+    def available(self, source: str) -> bool:
+        """Whether ``source`` is held (in memory) or has files in the raw folder."""
+        return source in self._frames or bool(source_files(self.raw_dir, source))
+
     def __getitem__(self, source: str) -> pd.DataFrame:
         if source not in self._frames:
             files = source_files(self.raw_dir, source)
@@ -89,8 +100,23 @@ class Sources:
                     f"no {source} files in {self.raw_dir / source} "
                     "(run `urban-safety data generate` or `urban-safety data import`)"
                 )
-            self._frames[source] = load_files(source, files)
+            self._frames[source] = self._resolve(source, load_files(source, files))
         return self._frames[source]
+
+    def _optional(self, source: str) -> pd.DataFrame | None:
+        return self[source] if source_files(self.raw_dir, source) else None
+
+    def _resolve(self, source: str, frame: pd.DataFrame) -> pd.DataFrame:
+        """What the feature builders read: stations matched to the city by code or name, buildings placed."""
+        if source == "airkorea":
+            from features.sources.stations import usable_air
+
+            return usable_air(frame, self.city)
+        if source == "buildings":
+            from features.sources.placement import placed
+
+            return placed(frame, self._optional("parcels"), self._optional("addresses"))
+        return frame
 
     def override(self, source: str, frame: pd.DataFrame) -> Sources:
         """A copy whose ``source`` frame is replaced (tests and what-if requests use this)."""

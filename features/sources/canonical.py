@@ -33,7 +33,8 @@ WEATHER = pa.DataFrameSchema(
 
 AIR = pa.DataFrameSchema(
     {
-        "station_code": pa.Column(int, coerce=True),
+        # Blank where the file names the station only (the real-time API): matched by name to the city.
+        "station_code": pa.Column("Int64", nullable=True, coerce=True),
         "station_name": pa.Column(str),
         "time": pa.Column("datetime64[ns]", coerce=True),
         "so2": _f(checks=pa.Check.ge(0)),
@@ -92,8 +93,12 @@ BUILDINGS = pa.DataFrameSchema(
         "approval_date": pa.Column("datetime64[ns]", nullable=True, coerce=True),
         "seismic_design": pa.Column("boolean", nullable=True, coerce=True),
         "seismic_ability": pa.Column(str, nullable=True),
-        "lat": pa.Column(float, pa.Check.in_range(33, 39), coerce=True),
-        "lon": pa.Column(float, pa.Check.in_range(124, 132), coerce=True),
+        # The register has no coordinates: buildings are placed by parcel number (PNU, 19 digits) or
+        # address (features/sources/placement.py); lat/lon are NaN until then.
+        "pnu": pa.Column(str, pa.Check.str_matches(r"^\d{19}$"), nullable=True),
+        "address": pa.Column(str, nullable=True),
+        "lat": _f(checks=pa.Check.in_range(33, 39)),
+        "lon": _f(checks=pa.Check.in_range(124, 132)),
     },
     name="buildings",
 )
@@ -101,14 +106,14 @@ BUILDINGS = pa.DataFrameSchema(
 FLOOD_TRACES = pa.DataFrameSchema(
     {
         "depth_m": _f(checks=pa.Check.in_range(0, 20)),
-        "grade": pa.Column("Int64", pa.Check.in_range(1, 4), nullable=True, coerce=True),
+        "grade": pa.Column("Int64", pa.Check.in_range(1, 5), nullable=True, coerce=True),
         "year": pa.Column(int, coerce=True),
         "cause": pa.Column(str, nullable=True),
         "start_date": pa.Column("datetime64[ns]", coerce=True),
         "end_date": pa.Column("datetime64[ns]", coerce=True),
         "onset": pa.Column("datetime64[ns]", nullable=True, coerce=True),  # NaT where the trace has no hour
         "sgg_cd": pa.Column(int, coerce=True),
-        "emd_cd": pa.Column("Int64", nullable=True, coerce=True),  # blank where the trace has none
+        "emd_cd": pa.Column("Int64", nullable=True, coerce=True),  # 10-digit 법정동 code; blank where none
         "lat": pa.Column(float, pa.Check.in_range(33, 39), coerce=True),
         "lon": pa.Column(float, pa.Check.in_range(124, 132), coerce=True),
     },
@@ -177,8 +182,26 @@ DAMAGE_SURVEYS = pa.DataFrameSchema(
     name="damage_surveys",
 )
 
+PARCELS = pa.DataFrameSchema(
+    {
+        "pnu": pa.Column(str, pa.Check.str_matches(r"^\d{19}$")),
+        "lat": pa.Column(float, pa.Check.in_range(33, 39), coerce=True),
+        "lon": pa.Column(float, pa.Check.in_range(124, 132), coerce=True),
+    },
+    name="parcels",
+)
+
+ADDRESSES = pa.DataFrameSchema(
+    {
+        "address": pa.Column(str),
+        "lat": pa.Column(float, pa.Check.in_range(33, 39), coerce=True),
+        "lon": pa.Column(float, pa.Check.in_range(124, 132), coerce=True),
+    },
+    name="addresses",
+)
+
 SCHEMAS: dict[str, pa.DataFrameSchema] = {
     "asos": WEATHER, "aws": WEATHER, "airkorea": AIR, "taas": ACCIDENTS, "quakes": QUAKES,
     "buildings": BUILDINGS, "flood_traces": FLOOD_TRACES, "tide": TIDE, "nowcast": NOWCAST,
-    "static": STATIC, "damage_surveys": DAMAGE_SURVEYS,
+    "static": STATIC, "damage_surveys": DAMAGE_SURVEYS, "parcels": PARCELS, "addresses": ADDRESSES,
 }

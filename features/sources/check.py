@@ -8,6 +8,7 @@ An import installs all files of a source or none: raw data is never rewritten, o
 from __future__ import annotations
 
 import fnmatch
+import glob
 import os
 import shutil
 import tempfile
@@ -19,7 +20,7 @@ import pandas as pd
 
 from features.errors import DataError
 from features.sources import load_files
-from features.sources.formats import FORMATS
+from features.sources.formats import FORMATS, SIDECARS
 
 
 @dataclass
@@ -33,6 +34,13 @@ class FileReport:
     entities: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     stored_as: str | None = None  # name given to the file in the raw folder by import_files
+    container: str | None = None  # e.g. "CSV text", "XLSX workbook", "API JSON response", "Shapefile"
+    encoding: str | None = None
+    layout: str | None = None  # a header-less layout applied
+    columns: dict[str, str] = field(default_factory=dict)  # canonical field <- the file's header
+    matched: list[str] = field(default_factory=list)  # stations (or districts) the city config knows
+    unmatched: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what reading did (rows made hourly, buildings placed)
 
 
 # The time column whose range is the file's period, and the columns naming what a row is about.
@@ -45,13 +53,15 @@ ENTITY_COLUMNS = {
     "asos": ("station_id",), "aws": ("station_id",), "airkorea": ("station_code",), "taas": ("district",),
     "buildings": ("sgg_cd",), "flood_traces": ("sgg_cd",), "tide": ("station",), "nowcast": ("nx", "ny"),
 }
+# Sources whose stations are matched (by code or name) with advice for the city config, not plain warnings.
+MATCHED = ("asos", "aws", "airkorea", "tide")
 # Hourly series: duplicates of these keys and missing hours between first and last are reported.
 HOURLY_KEYS = {
     "asos": ("station_id", "time"), "aws": ("station_id", "time"), "airkorea": ("station_code", "time"),
     "tide": ("station", "time"),
 }
 # Canonical columns a source's format has no column for: always empty, not worth a warning.
-ALWAYS_EMPTY = {"aws": {"snow_cm"}}
+ALWAYS_EMPTY = {"aws": {"snow_cm"}, "airkorea": {"station_code"}, "taas": {"lat", "lon"}, "buildings": {"pnu", "address", "lat", "lon"}}
 UNIQUE_KEYS = {"nowcast": ("issued", "valid", "nx", "ny"), "damage_surveys": ("scenario_id", "cell_id")}
 
 
@@ -84,7 +94,8 @@ def _warnings(source: str, frame: pd.DataFrame, entities: list[str], city) -> li
     found: list[str] = []
     keys = HOURLY_KEYS.get(source) or UNIQUE_KEYS.get(source)
     if keys:
-        duplicated = int(frame.duplicated(list(keys)).sum())
+        keyed = frame.dropna(subset=list(keys))  # rows of a station known by name only are matched later
+        duplicated = int(keyed.duplicated(list(keys)).sum())
         if duplicated:
             found.append(f"{duplicated} duplicate rows of ({', '.join(keys)})")
     if source in HOURLY_KEYS:
@@ -95,7 +106,7 @@ def _warnings(source: str, frame: pd.DataFrame, entities: list[str], city) -> li
         for name, count in missing[missing > 0].items():
             found.append(f"{entity} {name}: {count} missing hours between {span.loc[name, 'min']} and "
                          f"{span.loc[name, 'max']}")
-    known = known_entities(source, city) if city is not None else None
+    known = known_entities(source, city) if city is not None and source not in MATCHED else None
     if known is not None:
         unknown = [e for e in entities if e not in known]
         if unknown:
@@ -124,6 +135,7 @@ def check_file(source: str, path: Path, city=None) -> FileReport:
         return FileReport(str(path), ok=False, problems=[str(exc)])
     except OSError as exc:
         return FileReport(str(path), ok=False, problems=[f"file {path}: cannot read: {exc}"])
+    read = frame.attrs.get("read", {})
     period = None
     time = TIME_COLUMN.get(source)
     if time and frame[time].notna().any():
@@ -132,8 +144,51 @@ def check_file(source: str, path: Path, city=None) -> FileReport:
     if source in ENTITY_COLUMNS:
         labels = _entity_labels(frame, ENTITY_COLUMNS[source]).dropna().unique()
         entities = sorted(str(label) for label in labels)
-    return FileReport(str(path), ok=True, rows=len(frame), period=period, entities=entities,
-                      problems=_warnings(source, frame, entities, city))
+    report = FileReport(str(path), ok=True, rows=len(frame), period=period, entities=entities,
+                        problems=_warnings(source, frame, entities, city), container=read.get("container"),
+                        encoding=read.get("encoding"), layout=read.get("layout"),
+                        columns=dict(read.get("columns", {})), notes=list(read.get("notes", [])))
+    if city is not None:
+        _match(source, frame, city, report, path)
+    return report
+
+
+def _match(source: str, frame: pd.DataFrame, city, report: FileReport, path: Path) -> None:
+    """Stations matched by code or name (with what to add to the city config), buildings placed."""
+    from features.sources import stations
+
+    found = None
+    if source == "airkorea":
+        _, found = stations.match_air(frame, city)
+    elif source in ("asos", "aws"):
+        found = stations.match_weather(frame, city, source)
+    elif source == "tide":
+        found = stations.match_tide(frame, city)
+    elif (known := known_entities(source, city)) is not None:  # districts, forecast grid points
+        report.matched = [e for e in report.entities if e in known]
+        report.unmatched = [e for e in report.entities if e not in known]
+    if found is not None:
+        report.matched, report.unmatched = found.matched, found.unmatched
+        if found.advice:
+            report.problems.append(f"stations not in the city config ({city.name}): their rows are not used "
+                                   "until you add them: " + " | ".join(found.advice))
+    if source == "buildings":
+        report.notes.extend(_placement(frame, path).lines())
+    if source == "taas" and (unplaced := int((frame["lat"].isna() | frame["lon"].isna()).sum())):
+        report.notes.append(f"{unplaced:,} accidents without coordinates (경도/위도 or 발생위치X/Y_UTMK): the traffic "
+                            "model counts accidents per grid cell, so these rows are not used")
+
+
+def _placement(frame: pd.DataFrame, path: Path):
+    """Place the checked buildings with the parcel layer / address table imported in the raw folder."""
+    from features.sources import source_files
+    from features.sources.placement import place_buildings
+    from urban_safety.settings import get_settings
+
+    raw = get_settings().raw_dir
+    layers = {name: (load_files(name, files) if (files := source_files(raw, name)) else None)
+              for name in ("parcels", "addresses")}
+    return place_buildings(frame, layers["parcels"], layers["addresses"])[1]
 
 
 def _city(city):
@@ -154,13 +209,21 @@ def check_files(source: str, files: Iterable[Path], city=None) -> list[FileRepor
 
 def stored_name(source: str, path: Path) -> str:
     """The file's name in the raw folder: its own when it matches the source's pattern, else one built
-    from the pattern around the original stem (``my.csv`` -> ``OBS_ASOS_TIM_my.csv``)."""
+    from the pattern around the original name (``my.csv`` -> ``OBS_ASOS_TIM_my.csv``)."""
     pattern = FORMATS[source].pattern
     if fnmatch.fnmatchcase(path.name, pattern):
         return path.name
     prefix, _, suffix = pattern.partition("*")
     joiner = "" if not prefix or prefix.endswith("_") else "_"
-    return f"{prefix}{joiner}{path.stem}{suffix}"
+    return f"{prefix}{joiner}{path.stem}{suffix or path.suffix}"
+
+
+def sidecars(path: Path) -> list[Path]:
+    """The files read together with ``path``: a Shapefile's .shx, .dbf, .prj, .cpg beside its .shp."""
+    if path.suffix.lower() != ".shp":
+        return []
+    return [f for f in sorted(path.parent.glob(f"{glob.escape(path.stem)}.*"))
+            if f.suffix.lower() in SIDECARS]
 
 
 def import_files(source: str, files: Iterable[Path], raw_dir: Path, city=None) -> list[FileReport]:
@@ -197,6 +260,8 @@ def _install(source: str, files: list[Path], names: list[str], raw_dir: Path) ->
     try:
         for path, name in zip(files, names, strict=True):
             shutil.copy2(path, staging / name)
+            for extra in sidecars(path):
+                shutil.copy2(extra, staging / (Path(name).stem + extra.suffix))
         had_target = target.exists()
         if had_target:
             os.replace(target, parked)

@@ -95,7 +95,7 @@ PERTURB = {
     "nowcast": _nowcast, "flood_traces": _traces, "buildings": _buildings, "damage_surveys": _surveys,
     "quakes": _quakes,
 }
-UNTIMED = {"static"}
+UNTIMED = {"static", "parcels", "addresses"}  # layers without time; the last two place buildings
 
 
 def perturbed(src: Sources, after: pd.Timestamp) -> Sources:

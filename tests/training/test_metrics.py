@@ -41,3 +41,39 @@ def test_regression_metrics():
     assert RMSE(y, p) == pytest.approx(0.5)
     assert MAE(y, p) == pytest.approx(0.25)
     assert R2(y, y) == pytest.approx(1.0) and R2(y, np.full(4, 2.5)) == pytest.approx(0.0)
+
+
+def _dust_rows(pollutants, stations=(1, 2), days=4):
+    import pandas as pd
+
+    rows = [(s, p, pd.Timestamp("2024-01-01 17:00") + pd.Timedelta(days=d)) for s in stations for p in pollutants
+            for d in range(days)]
+    frame = pd.DataFrame(rows, columns=["station_code", "pollutant", "time"])
+    frame["pm_next"] = np.where(frame["pollutant"] == 0, 90.0, 40.0)
+    for c in ("own_today_mean", "own_yesterday_mean", "own_mean_72h"):
+        frame[c] = np.nan
+    return frame
+
+
+@pytest.mark.parametrize("pollutants", [(0,), (1,), (0, 1)])
+def test_fine_dust_metrics_and_baseline_cope_with_an_absent_pollutant(pollutants):
+    from features.registry import get_domain
+
+    spec = get_domain("fine_dust")
+    rows = _dust_rows(pollutants)
+    y = rows["pm_next"].to_numpy()
+    for metric in spec.metrics:
+        assert np.isfinite(metric(y, y, None, rows)) or metric.name == "far_bad" and pollutants == (1,)
+    assert spec.metric("grade_accuracy")(y, y, None, rows) == 1.0
+    history = _dust_rows(pollutants[:1], stations=(3,))
+    assert np.isfinite(spec.baseline(rows, history)).all()
+
+
+def test_no_truth_means_no_oracle_and_no_gap(tmp_path):
+    from features.registry import domains
+    from training.evaluate import Scores, oracle_values
+
+    for spec in domains().values():
+        assert oracle_values(spec, _dust_rows((0,)), tmp_path / "truth") is None
+    scores = Scores(baseline={"rmse": 2.0}, model={"rmse": 1.0}, oracle={}, primary="rmse")
+    assert np.isnan(scores.gap_closed) and "oracle_rmse" not in scores.flat()

@@ -6,6 +6,7 @@ from features.sources.loaders import (  # noqa: F401  (imported for their @loade
     damage_surveys,
     flood_traces,
     kma,
+    places,
     static,
     taas,
     tide,

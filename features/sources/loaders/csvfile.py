@@ -1,17 +1,17 @@
-"""Reading a raw CSV export: encoding, header matching, and turning schema failures into a located error.
+"""Reading a raw export: its cells from the container's reader, its header matched to the source's contract,
+and schema failures turned into a located error.
 
-Every value is read as text (``dtype=str``, no NA guessing) so the loaders decide what a blank, a "-"
-or "강수없음" means. The frame keeps pandas' row position as its index and blank lines are kept while
-reading, so ``index + 2`` is always the line number in the file (the header is line 1).
+Every value is text (no NA guessing) so the loaders decide what a blank, a "-" or "강수없음" means. The
+frame's index is the row's number in the file (see ``features/sources/readers.py``), so messages name
+the line of a text file, the row of a sheet or the item of an API response.
 """
 
 from __future__ import annotations
 
-import io
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -19,11 +19,11 @@ import pandera.pandas as pa
 
 from features.errors import DataError
 from features.sources.canonical import SCHEMAS
+from features.sources.contracts import Contract, Layout
+from features.sources.readers import Cells, detect_encoding, read_cells  # noqa: F401  (re-exported)
 
-# CP949 is a superset of EUC-KR, so one attempt covers both; UTF-8 is tried first because a CP949
-# decoder accepts many byte sequences that are really UTF-8 and would produce mojibake.
-ENCODINGS = ("utf-8-sig", "cp949")
 _UNIT_SUFFIX = re.compile(r"[\(\[（][^\)\]）]*[\)\]）]$")
+HEADER_SEARCH_ROWS = 30  # title rows above the header (older KMA workbooks) are skipped up to this
 
 
 def header_key(name: str) -> str:
@@ -36,20 +36,6 @@ def header_key(name: str) -> str:
     return re.sub(r"[\s.]", "", text).casefold()
 
 
-def detect_encoding(data: bytes, path: Path) -> str:
-    """The encoding ``data`` decodes with: UTF-8 (with or without BOM), else CP949."""
-    first_error: UnicodeDecodeError | None = None
-    for encoding in ENCODINGS:
-        try:
-            data.decode(encoding)
-            return encoding
-        except UnicodeDecodeError as exc:
-            first_error = first_error or exc
-    line = data.count(b"\n", 0, first_error.start) + 1
-    raise DataError(f"not UTF-8 or CP949/EUC-KR text (undecodable byte at offset {first_error.start})",
-                    file=str(path), row=line)
-
-
 @dataclass
 class RawTable:
     """One file's cells as stripped text, with the header each wanted column was found under."""
@@ -57,7 +43,10 @@ class RawTable:
     path: Path
     frame: pd.DataFrame
     headers: dict[str, str]  # loader's key -> header as printed in this file
-    encoding: str
+    encoding: str | None
+    container: str = "CSV text"
+    layout: str | None = None  # the header-less layout applied, if any
+    notes: list[str] = field(default_factory=list)  # what reading did to the rows (e.g. made hourly)
 
     @property
     def file(self) -> str:
@@ -69,7 +58,8 @@ class RawTable:
 
     def subset(self, rows: pd.Series) -> RawTable:
         """The same file restricted to some rows (positions, hence line numbers, are kept)."""
-        return RawTable(self.path, self.frame[rows], self.headers, self.encoding)
+        return RawTable(self.path, self.frame[rows], self.headers, self.encoding, self.container, self.layout,
+                        self.notes)
 
     def has(self, key: str) -> bool:
         return key in self.headers
@@ -97,67 +87,84 @@ class RawTable:
         if bad.any():
             raise self.fail(key, bad, expected, raw)
 
+    def describe(self) -> dict:
+        """What reading found: container, encoding, layout and the header each field was read from."""
+        return {"container": self.container, "encoding": self.encoding, "layout": self.layout,
+                "columns": dict(self.headers), "notes": list(self.notes)}
+
 
 def line_of(index) -> int:
-    """Line number in the file of a frame row (header = line 1)."""
-    return int(index) + 2
+    """Line (row, item) number in the file of a frame row: the index is that number."""
+    return int(index)
 
 
-def read_table(path: Path, columns: Mapping[str, Iterable[str]], optional: Iterable[str] = ()) -> RawTable:
-    """Read ``path`` as text and find each wanted column.
-
-    ``columns`` maps the loader's key to the header names it accepts (the first is the name the source
-    prints, used in messages); keys not in ``optional`` must be present.
-    """
-    path = Path(path)
-    data = path.read_bytes()
-    encoding = detect_encoding(data, path)
-    frame = _parse_csv(data, encoding, path)
-    frame.columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]
-    # Short rows leave NaN behind; blank lines are kept while reading (so positions stay line numbers)
-    # and dropped here.
-    frame = frame.fillna("")
-    frame = frame[(frame != "").any(axis=1)] if len(frame.columns) else frame
-    found: dict[str, str] = {}
-    for name in frame.columns:
-        found.setdefault(header_key(name), name)
-    optional = set(optional)
-    headers: dict[str, str] = {}
-    for key, names in columns.items():
-        names = tuple(names)
+def _match(cells: list[str], contract: Contract) -> dict[str, int]:
+    """Position of each contract field among a row's cells (first alias that matches)."""
+    found: dict[str, int] = {}
+    for pos, name in enumerate(cells):
+        found.setdefault(header_key(name), pos)
+    out = {}
+    for key, names in contract.columns.items():
         hit = next((found[header_key(n)] for n in names if header_key(n) in found), None)
         if hit is not None:
-            headers[key] = hit
-        elif key not in optional:
-            raise DataError(f"missing column {names[0]!r} (the file has: {', '.join(frame.columns)})",
-                            file=str(path), column=names[0])
+            out[key] = hit
+    return out
+
+
+def _header(cells: Cells, contract: Contract, path: Path) -> tuple[pd.DataFrame, dict[str, str], str | None]:
+    """(data rows with named columns, key -> header, layout name): the header row is the first of the top
+    rows holding every required field; a header-less file takes a layout of the same width."""
+    frame = cells.frame
+    required = set(contract.required())
+    if cells.named:
+        names = [str(c) for c in frame.columns]
+        hits = _match(names, contract)
+        _require(hits, contract, names, path)
+        return frame, {k: names[p] for k, p in hits.items()}, None
+    best_row, best = None, {}
+    for line, row in frame.head(HEADER_SEARCH_ROWS).iterrows():
+        hits = _match([str(v) for v in row.tolist()], contract)
+        if required <= hits.keys():
+            names = [str(v).strip().lstrip("\ufeff") or f"column {i + 1}" for i, v in enumerate(row.tolist())]
+            data = frame.loc[frame.index > line].set_axis(names, axis=1)
+            return data, {k: names[p] for k, p in hits.items()}, None
+        if len(hits) > len(best):
+            best_row, best = line, hits
+    width = len(frame.columns)
+    for layout in contract.layouts:
+        if not best and width == layout.width:
+            return _positional(frame, layout), {k: f"field {p + 1}" for k, p in layout.positions.items()}, \
+                layout.name
+    shown = frame.loc[best_row].tolist() if best_row is not None else (frame.iloc[0].tolist() if len(frame) else [])
+    _require(best, contract, [str(v) for v in shown if str(v)], path)
+    raise AssertionError("unreachable")  # _require raised
+
+
+def _positional(frame: pd.DataFrame, layout: Layout) -> pd.DataFrame:
+    return pd.DataFrame({f"field {p + 1}": frame.iloc[:, p] for p in layout.positions.values()}, index=frame.index)
+
+
+def _require(hits: dict, contract: Contract, names: list[str], path: Path) -> None:
+    missing = [k for k in contract.required() if k not in hits]
+    if missing:
+        first = contract.columns[missing[0]]
+        aliases = f" (or {', '.join(repr(a) for a in first[1:])})" if len(first) > 1 else ""
+        layouts = "".join(f"; nor is it the header-less {lay.name} ({lay.width} fields)" for lay in contract.layouts)
+        raise DataError(f"missing column {first[0]!r}{aliases} (the file has: {', '.join(names)}){layouts}",
+                        file=str(path), column=first[0])
+    if contract.one_of and not any(k in hits for k in contract.one_of):
+        wanted = ", ".join(contract.columns[k][0] for k in contract.one_of)
+        raise DataError(f"none of the value columns {wanted} (the file has: {', '.join(names)})", file=str(path))
+
+
+def read_table(path: Path, contract: Contract) -> RawTable:
+    """Read ``path`` in whatever container it came and find each field of the source's ``contract``."""
+    path = Path(path)
+    cells = read_cells(path)
+    frame, headers, layout = _header(cells, contract, path)
     if frame.empty:
-        raise DataError("no data rows", file=str(path))
-    return RawTable(path, frame, headers, encoding)
-
-
-def _has_blank_line(data: bytes) -> bool:
-    # Plain substring scans: a regex over the whole file costs more than the parse it guards.
-    return data.startswith((b"\n", b"\r\n")) or b"\n\n" in data or b"\n\r\n" in data
-
-
-def _parse_csv(data: bytes, encoding: str, path: Path) -> pd.DataFrame:
-    """All cells as text, one frame row per file line after the header."""
-    # Arrow's reader is several times faster but drops blank lines (shifting line numbers) and rejects
-    # ragged rows, so those files take pandas' C reader, which keeps blank lines as empty rows.
-    if not _has_blank_line(data):
-        try:
-            return pd.read_csv(io.BytesIO(data), encoding=encoding, dtype=str, keep_default_na=False,
-                               engine="pyarrow")
-        except Exception:  # any Arrow failure: the C reader decides, and explains where
-            pass
-    try:
-        return pd.read_csv(io.BytesIO(data), encoding=encoding, dtype=str, keep_default_na=False,
-                           skip_blank_lines=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        line = re.search(r"line (\d+)", str(exc))
-        raise DataError(f"not a readable CSV file: {exc}", file=str(path),
-                        row=int(line.group(1)) if line else None) from exc
+        raise DataError(f"no data rows ({cells.container})", file=str(path))
+    return RawTable(path, frame, headers, cells.encoding, cells.container, layout)
 
 
 _CHECK_TEXT = [
@@ -191,7 +198,9 @@ def finish(table: RawTable, frame: pd.DataFrame, source: str, origin: Mapping[st
         out = schema.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as exc:
         raise _schema_error(table, exc.failure_cases, origin) from None
-    return out.reset_index(drop=True)
+    out = out.reset_index(drop=True)
+    out.attrs["read"] = table.describe()  # for `data check`: container, encoding, header mapping
+    return out
 
 
 def _schema_error(table: RawTable, cases: pd.DataFrame, origin: Mapping[str, str]) -> DataError:

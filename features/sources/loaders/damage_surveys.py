@@ -7,30 +7,18 @@ from pathlib import Path
 import pandas as pd
 
 from features.sources import loader
+from features.sources.contracts import DAMAGE_SURVEYS as C
 from features.sources.loaders import parse
 from features.sources.loaders.csvfile import finish, read_table
-
-COLUMNS = {
-    "scenario_id": ("시나리오번호",),
-    "time": ("발생시각",),
-    "magnitude": ("규모",),
-    "depth_km": ("깊이(km)",),
-    "lat": ("위도",),
-    "lon": ("경도",),
-    "cell_id": ("격자ID",),
-    "buildings": ("조사건물수",),
-    "damaged": ("중파이상건수",),
-}
 
 
 @loader("damage_surveys")
 def load_damage_surveys(path: Path) -> pd.DataFrame:
     """One row per (scenario, cell); ``damaged`` may not exceed ``buildings``."""
-    table = read_table(path, COLUMNS)
+    table = read_table(path, C)
     frame = pd.DataFrame({
         "scenario_id": parse.text(table, "scenario_id"),
-        "time": parse.timestamps(table, "time", ("%Y-%m-%d %H:%M:%S", "ISO8601"),
-                                 "a time like 2021-01-01 12:34:56"),
+        "time": parse.date_parts(table, "time", C.times, "a time like 2021-01-01 12:34:56"),
         "magnitude": parse.number(table, "magnitude", required=True),
         "depth_km": parse.number(table, "depth_km", required=True),
         "lat": parse.coordinate(table, "lat", "lat"),

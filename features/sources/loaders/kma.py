@@ -9,32 +9,17 @@ import pandas as pd
 
 from features.errors import DataError
 from features.sources import loader
+from features.sources.contracts import NOWCAST, QUAKES, WEATHER
 from features.sources.loaders import parse
 from features.sources.loaders.csvfile import finish, read_table
 
-# "일시" as data.kma.go.kr prints it; later formats are other exports of the same data.
-TIME_FORMATS = ("%Y-%m-%d %H:%M", "ISO8601", "%Y/%m/%d %H:%M", "%Y.%m.%d %H:%M", "%Y%m%d%H%M")
 TIME_EXPECTED = "a time like 2021-01-01 01:00"
-
-WEATHER_COLUMNS = {
-    "station_id": ("지점", "지점번호", "stnId"),
-    "time": ("일시", "tm"),
-    "temp_c": ("기온(°C)", "ta"),
-    "rain_mm": ("강수량(mm)", "rn"),
-    "rain_qc": ("강수량 QC플래그",),
-    "wind_ms": ("풍속(m/s)", "ws"),
-    "wind_dir_deg": ("풍향(16방위)", "풍향(deg)", "wd"),
-    "humidity_pct": ("습도(%)", "hm"),
-    "sea_pressure": ("해면기압(hPa)", "ps"),
-    "local_pressure": ("현지기압(hPa)", "pa"),
-    "snow_cm": ("적설(cm)", "dsnw"),
-}
-WEATHER_OPTIONAL = ("rain_qc", "sea_pressure", "local_pressure", "snow_cm")
 
 
 def load_weather(path: Path, source: str) -> pd.DataFrame:
-    """ASOS or AWS hourly observations as the canonical weather frame."""
-    table = read_table(path, WEATHER_COLUMNS, WEATHER_OPTIONAL)
+    """ASOS or AWS hourly observations as the canonical weather frame; elements the export lacks (the
+    portal exports only those the user ticked) are NaN."""
+    table = read_table(path, WEATHER)
     rain = parse.number(table, "rain_mm")
     # KMA leaves rain blank with QC flag 9 when no rain was recorded; other blanks stay unknown.
     if table.has("rain_qc"):
@@ -43,7 +28,7 @@ def load_weather(path: Path, source: str) -> pd.DataFrame:
     pressure_key = "sea_pressure" if table.has("sea_pressure") else "local_pressure"
     frame = pd.DataFrame({
         "station_id": parse.integer(table, "station_id", expected="a station number"),
-        "time": parse.timestamps(table, "time", TIME_FORMATS, TIME_EXPECTED),
+        "time": parse.date_parts(table, "time", WEATHER.times, TIME_EXPECTED),
         "temp_c": parse.number(table, "temp_c"),
         "rain_mm": rain,
         "wind_ms": parse.number(table, "wind_ms"),
@@ -68,26 +53,13 @@ def load_aws(path: Path) -> pd.DataFrame:
     return load_weather(path, "aws")
 
 
-QUAKE_COLUMNS = {
-    "event_no": ("번호",),
-    "time": ("발생시각", "발생일시"),
-    "magnitude": ("규모",),
-    "depth_km": ("깊이(km)", "깊이"),
-    "max_intensity": ("최대진도", "진도"),
-    "lat": ("위도",),
-    "lon": ("경도",),
-    "location": ("위치", "발생위치"),
-}
-
-
 @loader("quakes")
 def load_quakes(path: Path) -> pd.DataFrame:
     """KMA earthquake list (``KMA_EQK_*.csv``): "37.50 N" coordinates, "-" for unknown depth."""
-    table = read_table(path, QUAKE_COLUMNS, optional=("depth_km", "max_intensity", "location"))
+    table = read_table(path, QUAKES)
     frame = pd.DataFrame({
         "event_no": parse.text(table, "event_no"),
-        "time": parse.timestamps(table, "time", ("%Y-%m-%d %H:%M:%S", "ISO8601", "%Y/%m/%d %H:%M:%S"),
-                                 "a time like 2021-01-01 12:34:56"),
+        "time": parse.date_parts(table, "time", QUAKES.times, "a time like 2021-01-01 12:34:56"),
         "magnitude": parse.number(table, "magnitude", required=True),
         "depth_km": parse.number(table, "depth_km", missing=("", "-")),
         "max_intensity": parse.text(table, "max_intensity", missing=("", "-")),
@@ -99,16 +71,6 @@ def load_quakes(path: Path) -> pd.DataFrame:
     return finish(table, frame, "quakes", {c: c for c in frame.columns})
 
 
-NOWCAST_COLUMNS = {
-    "base_date": ("baseDate",),
-    "base_time": ("baseTime",),
-    "fcst_date": ("fcstDate",),
-    "fcst_time": ("fcstTime",),
-    "category": ("category",),
-    "value": ("fcstValue",),
-    "nx": ("nx",),
-    "ny": ("ny",),
-}
 _NUM = r"\d+(?:\.\d+)?"
 _MM = r"\s*(?:mm)?\s*"
 _RAIN = (rf"^(?:(?P<none>강수없음)|(?P<below>{_NUM}){_MM}미만|(?P<low>{_NUM}){_MM}~{_MM}(?P<high>{_NUM}){_MM}"
@@ -141,11 +103,12 @@ def _stamp(table, date_key: str, time_key: str) -> pd.Series:
 
 @loader("nowcast")
 def load_nowcast(path: Path) -> pd.DataFrame:
-    """KMA ultra-short-range forecast rows (``VSRT_RN1_*.csv``); only category RN1 is kept.
+    """KMA ultra-short-range forecast rows (``VSRT_RN1_*``: the API JSON, or its items as CSV); only
+    category RN1 is kept.
 
     ``issued`` is the base time; ``valid`` is the end of the forecast hour (fcstTime + 1 h).
     """
-    table = read_table(path, NOWCAST_COLUMNS)
+    table = read_table(path, NOWCAST)
     rn1 = table.raw("category") == "RN1"
     if not rn1.any():
         raise DataError("no rows with category RN1 (1 h rain)", file=table.file, column="category")

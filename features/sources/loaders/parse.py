@@ -98,50 +98,42 @@ def codes(table: RawTable, key: str, digits: int | None = None, nullable: bool =
     return values.astype("Int64") if nullable else values.astype("int64")
 
 
-def timestamps(table: RawTable, key: str, formats: Iterable[str], expected: str,
-               required: bool = True) -> pd.Series:
-    """Datetimes, trying each format in turn on the cells still unparsed; blank -> NaT if allowed."""
-    if not table.has(key):
-        return _missing(table, "datetime64[ns]")
-    raw = table.raw(key)
-    blank = raw == ""
-    if required:
-        table.check(key, blank, f"{expected} (blank not allowed)")
-    out = pd.Series(pd.NaT, index=table.index, dtype="datetime64[ns]")
-    todo = ~blank
-    for fmt in formats:
-        if not todo.any():
-            break
-        parsed = pd.to_datetime(raw[todo], format=fmt, errors="coerce")
-        out.loc[todo] = parsed.astype("datetime64[ns]")
-        todo &= out.isna()
-    table.check(key, todo, expected)
-    return out
-
-
-def date_parts(table: RawTable, key: str, pattern: str, expected: str, required: bool = True,
+def date_parts(table: RawTable, key: str, patterns: str | Iterable[str], expected: str, required: bool = True,
                max_hour: int = 23, values: pd.Series | None = None) -> pd.Series:
-    """Datetimes from a regex with named groups year, month, day and optional hour, minute.
+    """Datetimes from regexes with named groups year, month, day and optional hour, minute, second, tried
+    in turn on the cells still unmatched (a contract's time layouts).
 
     A group the pattern lacks, or that did not take part in the match, counts as 0. The hour is added
     as a duration, so ``max_hour=24`` turns AirKorea's hour 24 into 00:00 of the next day.
     ``values`` replaces the cells (e.g. after repairing a quirk); messages still quote the file.
     """
+    if not table.has(key) and values is None:
+        return _missing(table, "datetime64[ns]")
     raw = table.raw(key) if values is None else values
     blank = raw == ""
     if required:
         table.check(key, blank, f"{expected} (blank not allowed)")
-    parts = extract(raw, pattern)
+    patterns = (patterns,) if isinstance(patterns, str) else tuple(patterns)
+    names = ("year", "month", "day", "hour", "minute", "second")
+    parts = pd.DataFrame(np.nan, index=raw.index, columns=list(names))
+    todo = ~blank
+    for pattern in patterns:
+        if not todo.any():
+            break
+        found = extract(raw[todo], pattern)
+        hit = found["year"].notna()
+        for name in names:
+            if name in found:
+                parts.loc[found.index[hit], name] = to_float(found.loc[hit, name])
+        todo &= parts["year"].isna()
     matched = parts["year"].notna()
-    parts = parts.apply(to_float)
     day = pd.to_datetime(parts[["year", "month", "day"]], errors="coerce")
-    zero = pd.Series(0.0, index=raw.index)
-    hour = parts["hour"].fillna(0) if "hour" in parts else zero
-    minute = parts["minute"].fillna(0) if "minute" in parts else zero
-    bad = ~blank & (~matched | day.isna() | ~hour.between(0, max_hour) | ~minute.between(0, 59))
+    hour, minute, second = (parts[n].fillna(0) for n in ("hour", "minute", "second"))
+    bad = ~blank & (~matched | day.isna() | ~hour.between(0, max_hour) | ~minute.between(0, 59)
+                    | ~second.between(0, 59))
     table.check(key, bad, expected)
-    return (day + pd.to_timedelta(hour, unit="h") + pd.to_timedelta(minute, unit="min")).astype(
-        "datetime64[ns]")
+    return (day + pd.to_timedelta(hour, unit="h") + pd.to_timedelta(minute, unit="min")
+            + pd.to_timedelta(second, unit="s")).astype("datetime64[ns]")
 
 
 def coordinate(table: RawTable, key: str, axis: str) -> pd.Series:

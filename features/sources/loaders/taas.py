@@ -9,30 +9,10 @@ import numpy as np
 import pandas as pd
 
 from features.sources import loader
+from features.sources.contracts import TAAS as C
 from features.sources.loaders import parse
 from features.sources.loaders.csvfile import finish, read_table
 
-COLUMNS = {
-    "time": ("사고일시",),
-    "weather": ("기상상태",),
-    "district": ("시군구",),
-    "road_type": ("도로형태",),
-    "surface": ("노면상태",),
-    "accident_type": ("사고유형",),
-    "deaths": ("사망자수",),
-    "serious": ("중상자수",),
-    "minor": ("경상자수",),
-    "reported": ("부상신고자수",),
-    "eclo": ("ECLO",),
-    "lon": ("경도",),
-    "lat": ("위도",),
-    "utmk_x": ("발생위치X_UTMK", "발생위치X(UTMK)"),
-    "utmk_y": ("발생위치Y_UTMK", "발생위치Y(UTMK)"),
-}
-OPTIONAL = ("weather", "road_type", "surface", "accident_type", "eclo", "lon", "lat", "utmk_x", "utmk_y")
-# Both "2021년 1월 1일 03시" (TAAS) and "2021-01-01 03:00" (ISO-like exports).
-TIME_PATTERN = (r"^(?P<year>\d{4})\s*(?:년|[-./])\s*(?P<month>\d{1,2})\s*(?:월|[-./])\s*(?P<day>\d{1,2})"
-                r"\s*일?\s*(?P<hour>\d{1,2})\s*(?:시|:00(?::00)?)$")
 ECLO_WEIGHTS = {"deaths": 10, "serious": 5, "minor": 3, "reported": 1}
 
 
@@ -56,22 +36,33 @@ def _coordinates(table) -> tuple[pd.Series, pd.Series, str, str]:
     return nan, nan, "lat", "lon"
 
 
+def district_of(sigungu: pd.Series) -> pd.Series:
+    """The 구/군 of 시군구 however many parts it has: "인천광역시 부평구" and "인천광역시 부평구 부평동" give
+    부평구, "경기도 수원시 장안구 파장동" 장안구; a city without 구 ("경기도 오산시 ○○동") gives the 시."""
+    words = sigungu.str.split()
+    gu = words.map(lambda w: next((x for x in reversed(w) if x.endswith(("구", "군"))), None)
+                   if isinstance(w, list) else None)
+    si = words.map(lambda w: next((x for x in reversed(w[1:]) if x.endswith("시")), w[-1])
+                   if isinstance(w, list) and w else None)
+    return gu.fillna(si).where(sigungu.notna())
+
+
 @loader("taas")
 def load_taas(path: Path) -> pd.DataFrame:
     """Accidents, one row each; ``time`` is the start of the accident's hour.
 
-    ``district`` is the last word of 시군구 ("인천광역시 부평구" -> "부평구"), as named in the city config.
+    ``district`` is the 구/군 of 시군구 (:func:`district_of`), as named in the city config.
     ECLO is computed from the casualty counts when the export lacks it.
     """
-    table = read_table(path, COLUMNS, OPTIONAL)
+    table = read_table(path, C)
     counts = {key: parse.integer(table, key, expected="a number of people") for key in ECLO_WEIGHTS}
     eclo = parse.number(table, "eclo")
     if not table.has("eclo"):
         eclo = sum(counts[key] * weight for key, weight in ECLO_WEIGHTS.items()).astype("float64")
     lat, lon, lat_key, lon_key = _coordinates(table)
-    district = parse.text(table, "district").str.split().str[-1]
+    district = district_of(parse.text(table, "district"))
     frame = pd.DataFrame({
-        "time": parse.date_parts(table, "time", TIME_PATTERN, "a time like '2021년 1월 1일 03시'"),
+        "time": parse.date_parts(table, "time", C.times, "a time like '2021년 1월 1일 03시' or '2021-01-01 03'"),
         "weather": parse.text(table, "weather"),
         "district": district,
         "road_type": parse.text(table, "road_type"),

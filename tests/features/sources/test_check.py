@@ -36,7 +36,9 @@ def test_check_describes_a_file(city):
     assert report == FileReport(
         str(fixture("asos", "good_utf8.csv")), ok=True, rows=12,
         period=(pd.Timestamp("2021-01-01 01:00"), pd.Timestamp("2021-01-01 06:00")),
-        entities=["102", "112"], problems=[])
+        entities=["102", "112"], problems=[], container="CSV text", encoding="UTF-8",
+        columns=report.columns, matched=["백령도 (102)", "인천 (112)"])
+    assert report.columns["time"] == "일시" and report.columns["temp_c"] == "기온(°C)"
     (nowcast,) = check_files("nowcast", [fixture("nowcast", "good.csv")], city=city)
     assert nowcast.entities == ["55,124", "56,125"]
 
@@ -53,7 +55,8 @@ def test_warnings_do_not_fail_a_file(tmp_path, city):
     text = "\n".join(report.problems)
     assert "1 duplicate rows" in text
     assert "station_id 112: 1 missing hours" in text
-    assert "not in the city config (Incheon): 999" in text
+    assert report.unmatched == ["999"]
+    assert 'not in the city config (Incheon)' in text and '[[weather_stations]] id = 999' in text
 
 
 def test_check_never_raises_for_missing_or_unreadable_file(tmp_path, city):
@@ -69,7 +72,7 @@ def test_check_never_raises_for_missing_or_unreadable_file(tmp_path, city):
     ("asos", "good_utf8.csv", "OBS_ASOS_TIM_good_utf8.csv"),
     ("quakes", "list.csv", "KMA_EQK_list.csv"),
     ("static", "layers.csv", "grid_layers_layers.csv"),
-    ("nowcast", "rn1.txt", "VSRT_RN1_rn1.csv"),
+    ("nowcast", "rn1.txt", "VSRT_RN1_rn1.txt"),
 ])
 def test_stored_name_matches_pattern(source, name, stored):
     assert stored_name(source, Path(name)) == stored

@@ -23,7 +23,7 @@ BAD = [
     ("asos", "bad_date.csv", 6, "일시"),
     ("asos", "bad_number.csv", 4, "기온(°C)"),
     ("asos", "bad_range.csv", 9, "습도(%)"),
-    ("asos", "bad_missing_column.csv", None, "강수량(mm)"),
+    ("asos", "bad_missing_column.csv", None, "일시"),
     ("aws", "bad_number.csv", 7, "풍속(m/s)"),
     ("aws", "bad_range.csv", 11, "기온(°C)"),
     ("aws", "bad_missing_column.csv", None, "일시"),
@@ -42,7 +42,7 @@ BAD = [
     ("buildings", "bad_floors.csv", 3, "지상층수"),
     ("buildings", "bad_date.csv", 6, "사용승인일"),
     ("buildings", "bad_api_area.csv", 4, "totArea"),
-    ("buildings", "bad_missing_column.csv", None, "위도"),
+    ("buildings", "bad_missing_column.csv", None, "시군구코드"),
     ("flood_traces", "bad_geometry.csv", 3, "geometry"),
     ("flood_traces", "bad_date.csv", 4, "SAT_DATE"),
     ("flood_traces", "bad_grade.csv", 5, "FLUD_GD"),
@@ -59,6 +59,8 @@ BAD = [
     ("damage_surveys", "bad_damaged.csv", 5, "중파이상건수"),
     ("damage_surveys", "bad_number.csv", 3, "규모"),
     ("damage_surveys", "bad_missing_column.csv", None, "격자ID"),
+    ("parcels", "bad_pnu.csv", 3, "PNU"),
+    ("addresses", "bad_missing_column.csv", None, "경도"),
 ]
 
 
@@ -216,7 +218,7 @@ def test_row_with_too_many_fields(tmp_path):
     lines[4] += ",extra"
     path = tmp_path / "TIDE_x.csv"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    with pytest.raises(DataError, match="not a readable CSV") as info:
+    with pytest.raises(DataError, match="not readable as CSV text") as info:
         load_files("tide", [path])
     assert info.value.row == 5
 
