@@ -107,7 +107,7 @@ def parent_runs(client, domain: str):
 def test_two_jobs_at_once_take_turns_and_leave_a_sound_store(store, tmp_path):
     jobs = [start_job(store, TINY, tmp_path, f"job{i}") for i in range(2)]
     try:
-        wait_for(lambda: all((tmp_path / f"job{i}.ready").exists() for i in range(2)), 60, "imports", jobs)
+        wait_for(lambda: all((tmp_path / f"job{i}.ready").exists() for i in range(2)), 240, "imports", jobs)
         (tmp_path / "go").touch()
         outputs = [job.communicate(timeout=240) for job in jobs]
     finally:
