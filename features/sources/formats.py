@@ -76,7 +76,11 @@ STATIC = SourceFormat(
 )
 DAMAGE_SURVEYS = SourceFormat(
     "damage_surveys", "Earthquake scenario damage surveys", "DAMAGE_SURVEY_*.csv", "utf-8",
-    ("시나리오번호", "발생시각", "규모", "깊이(km)", "위도", "경도", "격자ID", "조사건물수", "중파이상건수"),
+    ("시나리오번호", "발생시각", "규모", "깊이(km)", "위도", "경도", "격자ID", "조사건물수", "중파이상건수",
+     "표본가중치"),
+    # Sampling weight of a scenario drawn out of proportion to the catalogue's rates (generated scenario
+    # sets); surveys of real events leave it out and weigh 1.
+    optional=("표본가중치",),
 )
 
 FORMATS: dict[str, SourceFormat] = {

@@ -20,13 +20,15 @@ COLUMNS = {
     "cell_id": ("격자ID",),
     "buildings": ("조사건물수",),
     "damaged": ("중파이상건수",),
+    "scenario_weight": ("표본가중치",),
 }
 
 
 @loader("damage_surveys")
 def load_damage_surveys(path: Path) -> pd.DataFrame:
-    """One row per (scenario, cell); ``damaged`` may not exceed ``buildings``."""
-    table = read_table(path, COLUMNS)
+    """One row per (scenario, cell); ``damaged`` may not exceed ``buildings``; 표본가중치 (optional) is the
+    scenario's sampling weight, 1 when absent."""
+    table = read_table(path, COLUMNS, optional=("scenario_weight",))
     frame = pd.DataFrame({
         "scenario_id": parse.text(table, "scenario_id"),
         "time": parse.timestamps(table, "time", ("%Y-%m-%d %H:%M:%S", "ISO8601"),
@@ -38,6 +40,8 @@ def load_damage_surveys(path: Path) -> pd.DataFrame:
         "cell_id": parse.text(table, "cell_id"),
         "buildings": parse.integer(table, "buildings", expected="a number of buildings"),
         "damaged": parse.integer(table, "damaged", expected="a number of buildings"),
+        # A survey of a real event is one draw at the catalogue's rate: weight 1.
+        "scenario_weight": parse.number(table, "scenario_weight", expected="a positive weight").fillna(1.0),
     })
     table.check("damaged", frame["damaged"] > frame["buildings"], "at most 조사건물수 (buildings surveyed)")
     return finish(table, frame, "damage_surveys", {c: c for c in frame.columns})
