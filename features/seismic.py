@@ -23,7 +23,9 @@ from features.spatial import haversine_km
 # PGA equations on arrays with pygmm's own coefficient row; ``tests/features/test_seismic.py`` checks it
 # against pygmm's model to 1e-9 over magnitude, distance and Vs30. Settings: global region (no Korea-
 # calibrated model has a kept implementation in pygmm or OpenQuake's hazardlib that we could check),
-# unspecified mechanism, no basin term (it applies only to periods >= 0.65 s, not PGA).
+# strike-slip mechanism (the peninsula's crustal events are mostly strike-slip under E-W compression, e.g.
+# Gyeongju 2016; OpenQuake always applies a mechanism, from the rake), no basin term (it applies only to
+# periods >= 0.65 s, not PGA).
 _C = BSSA14.COEFF[BSSA14.INDEX_PGA]  # the PGA row of BSSA14's coefficient table
 BSSA14_LIMITS = {"mw": (3.0, 8.5), "rjb_km": (0.0, 300.0), "vs30_mps": (150.0, 1500.0)}
 VS30_REF_MPS = 760.0  # BSSA14's reference rock
@@ -79,7 +81,7 @@ def _rock_ln_pga(mw, rjb_km) -> np.ndarray:
     c = _C
     m = np.asarray(mw, dtype=float)
     dm = m - c["M_h"]
-    event = c["e_0"] + np.where(dm <= 0, c["e_4"] * dm + c["e_5"] * dm**2, c["e_6"] * dm)
+    event = c["e_1"] + np.where(dm <= 0, c["e_4"] * dm + c["e_5"] * dm**2, c["e_6"] * dm)
     r = np.hypot(np.asarray(rjb_km, dtype=float), c["h"])
     path = (c["c_1"] + c["c_2"] * (m - c["M_ref"])) * np.log(r / c["R_ref"]) + \
         (c["c_3"] + c["dc_3global"]) * (r - c["R_ref"])

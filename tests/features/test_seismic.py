@@ -17,7 +17,7 @@ def test_bssa14_matches_pygmm():
     ours_ln, ours_sigma = seismic.bssa14_ln_pga(mw, rjb, vs30), seismic.bssa14_sigma(mw, rjb, vs30)
     for k in range(len(mw)):
         model = pygmm.BooreStewartSeyhanAtkinson2014(
-            pygmm.Scenario(mag=mw[k], dist_jb=rjb[k], v_s30=vs30[k], mechanism="U", region="global"))
+            pygmm.Scenario(mag=mw[k], dist_jb=rjb[k], v_s30=vs30[k], mechanism="SS", region="global"))
         assert ours_ln[k] == pytest.approx(np.log(model.pga), abs=1e-9)
         assert ours_sigma[k] == pytest.approx(model.ln_std_pga, abs=1e-9)
 
