@@ -172,7 +172,7 @@ def served_model(settings: Settings):
         if version is None:
             return None
         family, booster = load_native(f"models:/{registered_name('earthquake')}/{version.version}")
-        return version.version, family, booster
+        return str(version.version), family, booster
     except Exception as error:  # noqa: BLE001 - the benchmark runs without a store too
         print(f"(no served model: {error})")
         return None
