@@ -1,8 +1,9 @@
 """Earthquake domain: share of a cell's buildings at moderate-or-worse damage in a scenario.
 
 A request is a scenario (magnitude, epicentre, depth, time) and a cell. Features describe the ground
-motion at the cell (distances, BSSA14 on rock and with the cell's Vs30, see features.seismic) and the cell's building
-stock *as of the scenario time*: only buildings approved by then (or with no approval date) count.
+motion at the cell (distances, BSSA14 on rock and with the cell's Vs30, see :mod:`features.seismic`) and
+the cell's building stock *as of the scenario time*: only buildings approved by then (or with no
+approval date) count.
 The HAZUS fragility estimate is a feature too, and the baseline uses the same function.
 """
 
