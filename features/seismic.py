@@ -1,45 +1,141 @@
 """Earthquake physics as plain functions: ground motion, building code level and HAZUS fragility.
 
-The earthquake feature builder uses them to describe a scenario and a cell's building stock, and the
-baseline ("ground motion + fragility formula alone") reuses :func:`fragility_share` unchanged, so the
-model and the baseline start from the same physics.
+The earthquake feature builder, its baseline ("ground motion + fragility formula alone") and the embedded
+data generator all call :func:`ground_motion` and :func:`fragility_share`, so the model, the baseline and
+the synthetic world start from the same physics.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from pygmm import BooreStewartSeyhanAtkinson2014 as BSSA14
 from scipy.special import ndtr  # standard normal CDF; scipy comes with scikit-learn
 
 from features.spatial import haversine_km
 
 # --- Ground motion -------------------------------------------------------------------------------
-
-# Joyner & Boore (1981): log10 PGA[g] = a + b*M - log10(r) - c*r, r = sqrt(d^2 + h^2). A simple,
-# widely published form without a site term; h is its fictitious depth that saturates near-source motion.
-JB81_A, JB81_B, JB81_C, JB81_H_KM = -1.02, 0.249, 0.00255, 7.3
-# Linear Vs30 amplification of PGA (Boore, Joyner & Fumal 1997), relative to B/C rock at 760 m/s.
-SITE_BV, SITE_VREF_MPS = -0.371, 760.0
+#
+# Model: Boore, Stewart, Seyhan & Atkinson (2014), "NGA-West2 equations for predicting PGA, PGV, and 5%
+# damped PSA for shallow crustal earthquakes", Earthquake Spectra 30(3):1057-1085, as kept by pygmm
+# (A. Kottke; the same model is OpenQuake's BooreEtAl2014). pygmm evaluates one site per call (~1 ms),
+# too slow for 660k table rows or a 2,208-cell request, so :func:`bssa14_ln_pga` evaluates the published
+# PGA equations on arrays with pygmm's own coefficient row; ``tests/features/test_seismic.py`` checks it
+# against pygmm's model to 1e-9 over magnitude, distance and Vs30. Settings: global region (no Korea-
+# calibrated model has a kept implementation in pygmm or OpenQuake's hazardlib that we could check),
+# strike-slip mechanism (the peninsula's crustal events are mostly strike-slip under E-W compression, e.g.
+# Gyeongju 2016; OpenQuake always applies a mechanism, from the rake), no basin term (it applies only to
+# periods >= 0.65 s, not PGA).
+_C = BSSA14.COEFF[BSSA14.INDEX_PGA]  # the PGA row of BSSA14's coefficient table
+BSSA14_LIMITS = {"mw": (3.0, 8.5), "rjb_km": (0.0, 300.0), "vs30_mps": (150.0, 1500.0)}
+VS30_REF_MPS = 760.0  # BSSA14's reference rock
 DEFAULT_DEPTH_KM = 10.0  # used for distances when a request gives no depth (typical Korean crustal event)
+# Deepest hypocentre of BSSA14's shallow-crustal data (NGA-West2 events are ~20 km deep at most).
+SHALLOW_CRUST_KM = 20.0
+
+
+def ml_to_mw(ml) -> np.ndarray:
+    """Moment magnitude from a KMA local magnitude (규모).
+
+    Grünthal, Wahlström & Stromeyer (2009), J. Seismol. 13:517-541, eq. (5):
+    Mw = 0.53 + 0.646 ML + 0.0376 ML², a stable-continental relation. It reproduces the 2016 Gyeongju
+    event (ML 5.8 -> Mw 5.54; reported Mw 5.4-5.5) and runs low for the 2017 Pohang event (ML 5.4 -> 5.11;
+    reported 5.4-5.5). Korean relations exist (e.g. the bilinear ML,KMA fit of Appl. Sci. 12:7215, 2022)
+    but their coefficients could not be checked here; this is the one constant to swap for them.
+    """
+    ml = np.asarray(ml, dtype=float)
+    return 0.53 + 0.646 * ml + 0.0376 * ml**2
+
+
+def mw_to_ml(mw) -> np.ndarray:
+    """Inverse of :func:`ml_to_mw` (the quadratic's root above its vertex at ML = -8.6)."""
+    a, b, c = 0.0376, 0.646, 0.53 - np.asarray(mw, dtype=float)
+    return (-b + np.sqrt(b * b - 4 * a * c)) / (2 * a)
 
 
 def distances_km(epi_lat, epi_lon, depth_km, lat, lon) -> tuple[np.ndarray, np.ndarray]:
-    """Epicentral and hypocentral distance (km) from an event to sites, broadcasting."""
+    """Epicentral and hypocentral distance (km) from an event to sites, broadcasting.
+
+    The scenario is a point source (a request gives no strike, dip or rupture size), so the Joyner-Boore
+    distance BSSA14 expects, the distance to the rupture's surface projection, is the epicentral distance.
+    For M >= 6 a real rupture 15-40 km long brings part of the city closer than that.
+    """
     epi = haversine_km(epi_lat, epi_lon, lat, lon)
     depth = np.nan_to_num(np.asarray(depth_km, dtype=float), nan=DEFAULT_DEPTH_KM)
     return epi, np.hypot(epi, depth)
 
 
-def gmpe_ln_pga(magnitude, dist_km) -> np.ndarray:
-    """ln PGA (g) on reference rock from the Joyner-Boore (1981) form at distance ``dist_km``."""
-    m = np.asarray(magnitude, dtype=float)
-    r = np.hypot(np.asarray(dist_km, dtype=float), JB81_H_KM)
-    return np.log(10.0) * (JB81_A + JB81_B * m - np.log10(r) - JB81_C * r)
+def rjb_km(epi_km, depth_km) -> np.ndarray:
+    """Joyner-Boore distance (km) of a point source: the epicentral distance for a crustal event.
+
+    Depth below :data:`SHALLOW_CRUST_KM`, outside BSSA14's data, counts as distance, so a deep event
+    (the API allows 100 km) never shakes harder than the same one at crustal depth; BSSA14's own
+    fictitious depth h covers depths within the crust.
+    """
+    depth = np.nan_to_num(np.asarray(depth_km, dtype=float), nan=DEFAULT_DEPTH_KM)
+    return np.hypot(np.asarray(epi_km, dtype=float), np.maximum(depth - SHALLOW_CRUST_KM, 0.0))
 
 
-def site_term(vs30_mps) -> np.ndarray:
-    """ln amplification of PGA for a site's Vs30: soft soil (low Vs30) shakes harder."""
-    return SITE_BV * np.log(np.asarray(vs30_mps, dtype=float) / SITE_VREF_MPS)
+def _rock_ln_pga(mw, rjb_km) -> np.ndarray:
+    """BSSA14 event and path terms: ln PGA (g) on reference rock (Vs30 760 m/s)."""
+    c = _C
+    m = np.asarray(mw, dtype=float)
+    dm = m - c["M_h"]
+    event = c["e_1"] + np.where(dm <= 0, c["e_4"] * dm + c["e_5"] * dm**2, c["e_6"] * dm)
+    r = np.hypot(np.asarray(rjb_km, dtype=float), c["h"])
+    path = (c["c_1"] + c["c_2"] * (m - c["M_ref"])) * np.log(r / c["R_ref"]) + \
+        (c["c_3"] + c["dc_3global"]) * (r - c["R_ref"])
+    return event + path
+
+
+def bssa14_ln_pga(mw, rjb_km, vs30_mps=VS30_REF_MPS) -> np.ndarray:
+    """Median ln PGA (g, geometric mean of horizontals) of BSSA14 for moment magnitude, Rjb (km), Vs30.
+
+    The site term is BSSA14's: linear in ln Vs30 up to 1500 m/s, plus the nonlinear term that shrinks
+    soft-soil amplification as the rock motion grows (soft sites de-amplify in strong shaking). Vs30 is
+    clipped to the model's 150-1500 m/s. Broadcasts over its arguments.
+    """
+    c = _C
+    rock = _rock_ln_pga(mw, rjb_km)
+    vs30 = np.clip(np.asarray(vs30_mps, dtype=float), *BSSA14_LIMITS["vs30_mps"])
+    linear = c["c"] * np.log(np.minimum(vs30, c["V_c"]) / c["V_ref"])
+    f2 = c["f_4"] * (np.exp(c["f_5"] * (np.minimum(vs30, 760.0) - 360.0)) - np.exp(c["f_5"] * (760.0 - 360.0)))
+    nonlinear = c["f_1"] + f2 * np.log((np.exp(rock) + c["f_3"]) / c["f_3"])
+    return rock + linear + nonlinear
+
+
+def bssa14_sigma(mw, rjb_km, vs30_mps) -> np.ndarray:
+    """BSSA14 total standard deviation of ln PGA: sqrt(tau² + phi²), tau and phi by M, Rjb and Vs30."""
+    c = _C
+    m = np.clip(np.asarray(mw, dtype=float), 4.5, 5.5) - 4.5
+    tau = c["tau_1"] + (c["tau_2"] - c["tau_1"]) * m
+    phi = c["phi_1"] + (c["phi_2"] - c["phi_1"]) * m
+    vs30 = np.asarray(vs30_mps, dtype=float)
+    phi = phi - c["dphi_V"] * np.clip(np.log(c["V_2"] / vs30) / np.log(c["V_2"] / c["V_1"]), 0, 1)
+    rjb = np.maximum(np.asarray(rjb_km, dtype=float), 0.1)
+    phi = phi + c["dphi_R"] * np.clip(np.log(rjb / c["R_1"]) / np.log(c["R_2"] / c["R_1"]), 0, 1)
+    return np.hypot(tau, phi)
+
+
+def bssa14_tau(mw) -> np.ndarray:
+    """BSSA14 between-event standard deviation of ln PGA (the part shared by every site of an event)."""
+    m = np.clip(np.asarray(mw, dtype=float), 4.5, 5.5) - 4.5
+    return _C["tau_1"] + (_C["tau_2"] - _C["tau_1"]) * m
+
+
+def ground_motion(ml, epi_lat, epi_lon, depth_km, lat, lon, vs30_mps) -> dict[str, np.ndarray]:
+    """Everything a scenario's shaking needs at sites, broadcasting over its arguments.
+
+    ``ml``: KMA local magnitude; epicentre in degrees, depth in km; sites' ``lat``/``lon`` in degrees and
+    Vs30 in m/s. Returns arrays: ``mw``, ``epi_km``, ``hypo_km``, ``ln_pga_rock`` (BSSA14 at Vs30 760),
+    ``ln_pga`` (with the site's nonlinear term), ``sigma`` (BSSA14's total ln standard deviation) and
+    ``rjb_km`` (:func:`rjb_km`).
+    """
+    epi, hypo = distances_km(epi_lat, epi_lon, depth_km, lat, lon)
+    rjb = rjb_km(epi, depth_km)
+    mw, epi, hypo, rjb = np.broadcast_arrays(ml_to_mw(ml), epi, hypo, rjb)
+    return {"mw": mw, "epi_km": epi, "hypo_km": hypo, "rjb_km": rjb, "ln_pga_rock": bssa14_ln_pga(mw, rjb),
+            "ln_pga": bssa14_ln_pga(mw, rjb, vs30_mps), "sigma": bssa14_sigma(mw, rjb, vs30_mps)}
 
 
 # --- Building code level (DESIGN.md section 2) ---------------------------------------------------
@@ -171,14 +267,21 @@ def moderate_medians() -> np.ndarray:
     return np.array([MEDIANS_G[f][lvl][DAMAGE_STATES.index("moderate")] for f, lvl in FRAGILITY_GROUPS])
 
 
-def fragility_share(ln_pga, group_shares) -> np.ndarray:
+def fragility_share(ln_pga, group_shares, sigma_ln=0.0) -> np.ndarray:
     """Expected share of buildings at moderate-or-worse damage.
 
-    ``ln_pga``: (n,) ln PGA in g at the site; ``group_shares``: (n, len(FRAGILITY_GROUPS)) share of the
-    cell's buildings in each group (rows sum to 1, or are NaN for a cell without buildings).
+    ``ln_pga``: (n,) median ln PGA in g at the site; ``group_shares``: (n, len(FRAGILITY_GROUPS)) share of
+    the cell's buildings in each group (rows sum to 1, or are NaN for a cell without buildings);
+    ``sigma_ln``: scalar or (n,) standard deviation of ln PGA about that median (0: the median field).
+
+    Ground-motion variability is integrated here rather than folded into β: the HAZUS β (0.64) is the
+    building's own dispersion given the shaking, and the GMM's residual is independent of it, so the
+    expected share over both is a lognormal fragility with sqrt(β² + σ²) (the convolution of two normals
+    in ln PGA). With σ = 0 this is the median-field share that OpenQuake reports at truncation level 0.
     """
     pga = np.exp(np.asarray(ln_pga, dtype=float))[:, None]
-    prob = exceedance(pga, moderate_medians()[None, :])
+    beta = np.hypot(FRAGILITY_BETA, np.broadcast_to(np.asarray(sigma_ln, dtype=float), pga.shape[:1]))[:, None]
+    prob = exceedance(pga, moderate_medians()[None, :], beta)
     shares = np.asarray(group_shares, dtype=float)
     # NaN shares (no buildings) give NaN, not 0: a cell without stock has no damage share.
     out = (prob * np.nan_to_num(shares)).sum(axis=1)

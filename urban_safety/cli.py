@@ -351,5 +351,40 @@ def serve(
     os.execv(sys.executable, cmd)
 
 
+@app.command("ui")
+@friendly_errors
+def ui(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    mlflow_port: Annotated[int, typer.Option(help="Port of the MLflow UI.")] = 5000,
+    optuna_port: Annotated[int, typer.Option(help="Port of optuna-dashboard.")] = 8080,
+) -> None:
+    """Start the MLflow UI and optuna-dashboard on the project's stores, print their addresses, run until
+    interrupted (Ctrl-C or SIGTERM stops both)."""
+    import signal
+    import sys
+
+    from urban_safety import ui as uis
+
+    settings = get_settings()
+    planned = uis.plan(settings, host, mlflow_port, optuna_port)
+    console.print(f"MLflow store: {settings.tracking_uri}\nOptuna storage: {settings.optuna_url}", highlight=False)
+    # SIGTERM ends the command through ``finally`` (Python's default would leave both UIs running).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    uis.prepare_stores(settings)
+    procs = uis.start(planned)
+    try:
+        for item in planned:
+            console.print(f"[green]{item.name}[/]: {item.url}", highlight=False)
+        console.print("Ctrl-C stops both.")
+        while all(p.poll() is None for p in procs):
+            time.sleep(1)
+        err_console.print("[bold red]error:[/] a UI process exited", highlight=False)
+        raise typer.Exit(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        uis.stop(procs)
+
+
 if __name__ == "__main__":
     app()

@@ -1,8 +1,9 @@
 """Earthquake domain: share of a cell's buildings at moderate-or-worse damage in a scenario.
 
 A request is a scenario (magnitude, epicentre, depth, time) and a cell. Features describe the ground
-motion at the cell (distances, a generic GMPE, the same with a Vs30 site term) and the cell's building
-stock *as of the scenario time*: only buildings approved by then (or with no approval date) count.
+motion at the cell (distances, BSSA14 on rock and with the cell's Vs30, see :mod:`features.seismic`) and
+the cell's building stock *as of the scenario time*: only buildings approved by then (or with no
+approval date) count.
 The HAZUS fragility estimate is a feature too, and the baseline uses the same function.
 """
 
@@ -142,15 +143,14 @@ def build_rows(src, requests: pd.DataFrame) -> pd.DataFrame:
     mag, depth = cond["magnitude"], cond["depth_km"]
     times = requests["time"].to_numpy()
 
-    epi, hypo = seismic.distances_km(cond["epicentre_lat"], cond["epicentre_lon"], depth, lat, lon)
-    ln_generic = seismic.gmpe_ln_pga(mag, epi)  # the published form: distance to the surface projection
-    # Site-specific motion: the actual depth (deeper events shake less) and the cell's soil.
-    ln_site = seismic.gmpe_ln_pga(mag, hypo) + seismic.site_term(vs30)
-
+    gm = seismic.ground_motion(mag, cond["epicentre_lat"], cond["epicentre_lon"], depth, lat, lon, vs30)
     stock_feats, groups = _stock_features(building_stock(src).at(pos, times), times)
-    f = {"epi_dist_km": epi, "hypo_dist_km": hypo, "ln_pga_generic": ln_generic, "ln_pga_site": ln_site,
-         "vs30_mps": vs30, **stock_feats, **cond}
-    f["fragility_damage_share"] = seismic.fragility_share(ln_site, groups)
+    # ln_pga_generic: BSSA14 on reference rock; ln_pga_site: with the cell's nonlinear Vs30 term. Both at
+    # Rjb = epicentral distance (a point source); hypo_dist_km stays as a description of the geometry.
+    f = {"epi_dist_km": gm["epi_km"], "hypo_dist_km": gm["hypo_km"], "ln_pga_generic": gm["ln_pga_rock"],
+         "ln_pga_site": gm["ln_pga"], "vs30_mps": vs30, **stock_feats, **cond}
+    # Expected share over BSSA14's scatter of ground motion as well as the fragility's (seismic.fragility_share).
+    f["fragility_damage_share"] = seismic.fragility_share(gm["ln_pga"], groups, gm["sigma"])
     # Request columns first (keys, time, anything else the caller sent), then the features in order.
     out = {c: requests[c].array for c in requests.columns if c not in FEATURES}
     out.update({c: f[c] for c in FEATURES})
@@ -171,11 +171,16 @@ def survey_requests(surveys: pd.DataFrame) -> pd.DataFrame:
 
 
 def build_table(src) -> pd.DataFrame:
-    """Training table: surveyed scenario x cell rows, label = damaged / surveyed buildings."""
+    """Training table: surveyed scenario x cell rows, label = damaged / surveyed buildings.
+
+    weight = surveyed buildings x the scenario's sampling weight (1 for real events), so a weighted loss
+    counts buildings at the catalogue's rates even where strong shaking was over-sampled.
+    """
     surveys = src["damage_surveys"].reset_index(drop=True)
     table = build_rows(src, survey_requests(surveys))
     table["damage_share"] = surveys["damaged"].to_numpy(dtype=float) / surveys["buildings"].to_numpy(float)
-    table["weight"] = surveys["buildings"].to_numpy(dtype=float)
+    scenario_weight = surveys.get("scenario_weight", 1.0)
+    table["weight"] = surveys["buildings"].to_numpy(dtype=float) * np.asarray(scenario_weight, dtype=float)
     return table.sort_values(["time", "scenario_id", "cell_id"], ignore_index=True)
 
 
@@ -261,7 +266,7 @@ SPEC = register(DomainSpec(
     features=FEATURES,
     conditions=CONDITIONS,
     sources=("damage_surveys", "buildings", "static"),
-    feature_set_version="earthquake-v2",
+    feature_set_version="earthquake-v3",
     build_table=build_table,
     build_rows=build_rows,
     weight="weight",

@@ -69,7 +69,7 @@ def surveys(scen: pd.DataFrame, pga: np.ndarray, stock: pd.DataFrame, cell_ids: 
         "시나리오번호": sc["scenario_id"], "발생시각": sc["time"].dt.strftime("%Y-%m-%d %H:%M:%S"),
         "규모": sc["magnitude"], "깊이(km)": sc["depth_km"], "위도": sc["lat"], "경도": sc["lon"],
         "격자ID": cell_ids[out["cell"].to_numpy()], "조사건물수": out["buildings"].to_numpy(),
-        "중파이상건수": out["damaged"].to_numpy(), "year": sc["time"].dt.year,
+        "중파이상건수": out["damaged"].to_numpy(), "표본가중치": sc["weight"].to_numpy(), "year": sc["time"].dt.year,
     })
     truth = pd.DataFrame({"scenario_id": sc["scenario_id"], "cell_id": survey["격자ID"],
                           "damage_share": out["share"].to_numpy()})

@@ -1,7 +1,11 @@
 """Earthquakes: a KMA-style catalogue of small events, damaging scenarios drawn from it, ground motion.
 
-The catalogue (M 2.0-4.9, Gutenberg-Richter) clusters around a few Yellow Sea and Gyeonggi source
-zones; scenario magnitudes follow the catalogue's own b-value, truncated to M 4.5-7.0.
+The catalogue (ML 2.0-4.9, Gutenberg-Richter) clusters around a few Yellow Sea and Gyeonggi source
+zones. Damaging scenarios follow the catalogue's rates (its own b-value, truncated to ML 4.5-7.0; 12% of
+them within 30 km of the city), but are *drawn* from a proposal that over-represents large and near
+events, so that shaking above 0.3 g is not a handful of rows; each scenario carries the importance
+weight rate / proposal, so a weighted loss is the loss under the catalogue's rates. Ground motion is
+:func:`features.seismic.ground_motion` (BSSA14), the physics the features and the baseline use.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from features import seismic
 from features.spatial import haversine_km
 
 ZONES = [  # lat, lon, weight, spread km
@@ -22,9 +27,12 @@ PLACES = [  # reference places KMA-style locations are measured from
 ]
 DIRECTIONS = np.array(["북", "북동", "동", "남동", "남", "남서", "서", "북서"], dtype=object)
 ROMAN = np.array(["-", "Ⅰ", "Ⅱ", "Ⅲ", "Ⅳ", "Ⅴ", "Ⅵ"], dtype=object)
-# ln PGA(g) = A + B M - C ln R - D R + site: M5.5 at R = 10 km ~0.2 g, M5 at 60 km ~0.02 g (Vs30 ~ 350).
-GMPE = {"a": -4.63, "b": 0.9, "c": 1.0, "d": 0.0015, "site": -0.5, "sigma": 0.5}
 KM_PER_DEG = 111.2
+# Scenario magnitudes (ML) and how many fall near the city, under the catalogue's rates ("target") and
+# as drawn ("proposal": half the draws uniform in magnitude, and a third of them near the city).
+SCENARIO_ML = (4.5, 7.0)
+NEAR_KM, NEAR_SHARE, NEAR_PROPOSAL = 30.0, 0.12, 1 / 3
+UNIFORM_SHARE = 0.5
 
 
 def _gr(rng, n, b, lo, hi) -> np.ndarray:
@@ -88,31 +96,57 @@ def b_value(mag: np.ndarray, m_min: float = 2.0, step: float = 0.1) -> float:
     return float(np.log10(np.e) / (np.mean(mag) - (m_min - step / 2)))
 
 
+def _gr_density(mag, b, lo, hi) -> np.ndarray:
+    """Density of the Gutenberg-Richter law truncated to [lo, hi] (per magnitude unit)."""
+    beta = b * np.log(10)
+    return beta * np.exp(-beta * (mag - lo)) / (1 - np.exp(-beta * (hi - lo)))
+
+
 def scenarios(cat: pd.DataFrame, count: int, start: pd.Timestamp, end: pd.Timestamp,
               city_lat: float, city_lon: float, rng) -> pd.DataFrame:
-    """Damaging scenarios: M 4.5-7.0, near catalogue epicentres (a few close to the city), dated in the period."""
+    """Damaging scenarios near catalogue epicentres (or close to the city), dated in the period.
+
+    Magnitudes are drawn from a mixture of the catalogue's truncated Gutenberg-Richter law and a uniform
+    law over ML 4.5-7.0; a scenario is placed within 30 km of the city with probability 1/3 instead of
+    the catalogue's 12%. ``weight`` = target density / proposal density of the draw (magnitude times
+    place), normalised to mean 1, so weighted sums estimate catalogue-rate sums without bias.
+    """
+    lo, hi = SCENARIO_ML
     b = b_value(cat["규모"].to_numpy())
-    mag = np.round(_gr(rng, count, b, 4.5, 7.0), 1)
+    uniform = rng.random(count) < UNIFORM_SHARE
+    mag = np.where(uniform, rng.uniform(lo, hi, count), _gr(rng, count, b, lo, hi))
+    mag = np.round(np.clip(mag, lo, hi), 1)
     pick = rng.integers(0, len(cat), count)
     lat, lon = _jitter(rng, cat["_lat"].to_numpy()[pick], cat["_lon"].to_numpy()[pick], 20)
-    close = rng.random(count) < 0.12
-    r = 30 * np.sqrt(rng.random(count))
+    close = rng.random(count) < NEAR_PROPOSAL
+    r = NEAR_KM * np.sqrt(rng.random(count))
     az = rng.uniform(0, 2 * np.pi, count)
     lat = np.where(close, city_lat + r * np.cos(az) / KM_PER_DEG, lat)
     lon = np.where(close, city_lon + r * np.sin(az) / (KM_PER_DEG * np.cos(np.radians(city_lat))), lon)
+    target = _gr_density(mag, b, lo, hi) * np.where(close, NEAR_SHARE, 1 - NEAR_SHARE)
+    proposal = ((1 - UNIFORM_SHARE) * _gr_density(mag, b, lo, hi) + UNIFORM_SHARE / (hi - lo)) * \
+        np.where(close, NEAR_PROPOSAL, 1 - NEAR_PROPOSAL)
+    weight = target / proposal
     when = start + pd.to_timedelta(np.sort(rng.random(count)) * (end - start).total_seconds(), unit="s")
     return pd.DataFrame({
         "scenario_id": [f"S{i + 1:04d}" for i in range(count)], "time": when.floor("s"), "magnitude": mag,
         "depth_km": rng.uniform(5, 25, count).round(1), "lat": lat.round(4), "lon": lon.round(4),
+        "weight": (weight / weight.mean()).round(6),
     })
 
 
 def pga(scen: pd.DataFrame, cell_lat, cell_lon, vs30, rng) -> np.ndarray:
-    """Peak ground acceleration (g), scenarios x cells, with an intra-event lognormal term per cell."""
-    epi = haversine_km(scen["lat"].to_numpy()[:, None], scen["lon"].to_numpy()[:, None],
-                       np.asarray(cell_lat)[None, :], np.asarray(cell_lon)[None, :])
-    r = np.sqrt(epi ** 2 + scen["depth_km"].to_numpy()[:, None] ** 2)
-    g = GMPE
-    ln = (g["a"] + g["b"] * scen["magnitude"].to_numpy()[:, None] - g["c"] * np.log(r) - g["d"] * r
-          + g["site"] * np.log(np.asarray(vs30)[None, :] / 760) + rng.normal(0, g["sigma"], r.shape))
+    """Peak ground acceleration (g), scenarios x cells: BSSA14's median times its residuals.
+
+    One between-event residual per scenario (BSSA14's tau) and one within-event residual per cell
+    (sqrt(sigma² - tau²)), drawn independently: the features' expected share integrates the same
+    scatter (:func:`features.seismic.fragility_share`).
+    """
+    gm = seismic.ground_motion(scen["magnitude"].to_numpy()[:, None], scen["lat"].to_numpy()[:, None],
+                               scen["lon"].to_numpy()[:, None], scen["depth_km"].to_numpy()[:, None],
+                               np.asarray(cell_lat)[None, :], np.asarray(cell_lon)[None, :],
+                               np.asarray(vs30)[None, :])
+    tau = seismic.bssa14_tau(gm["mw"][:, :1])
+    phi = np.sqrt(np.maximum(gm["sigma"] ** 2 - tau**2, 0.0))
+    ln = gm["ln_pga"] + tau * rng.normal(0, 1, tau.shape) + phi * rng.normal(0, 1, phi.shape)
     return np.minimum(np.exp(ln), 2.0).astype(np.float32)

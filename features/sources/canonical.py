@@ -178,6 +178,7 @@ DAMAGE_SURVEYS = pa.DataFrameSchema(
         "cell_id": pa.Column(str),
         "buildings": pa.Column(int, pa.Check.ge(1), coerce=True),
         "damaged": pa.Column(int, pa.Check.ge(0), coerce=True),
+        "scenario_weight": pa.Column(float, pa.Check.gt(0), coerce=True, required=False),
     },
     name="damage_surveys",
 )

@@ -246,6 +246,10 @@ DAMAGE_SURVEYS = Contract(
         "cell_id": ("격자ID",),
         "buildings": ("조사건물수",),
         "damaged": ("중파이상건수",),
+        "scenario_weight": ("표본가중치",),
     },
+    # Sampling weight of a scenario drawn out of proportion to the catalogue's rates (generated scenario
+    # sets); surveys of real events leave it out and weigh 1.
+    optional=("scenario_weight",),
     times=QUAKES.times,
 )

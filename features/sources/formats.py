@@ -76,7 +76,9 @@ STATIC = SourceFormat(
 )
 DAMAGE_SURVEYS = SourceFormat(
     "damage_surveys", "Earthquake scenario damage surveys", "DAMAGE_SURVEY_*", "utf-8",
-    ("시나리오번호", "발생시각", "규모", "깊이(km)", "위도", "경도", "격자ID", "조사건물수", "중파이상건수"),
+    ("시나리오번호", "발생시각", "규모", "깊이(km)", "위도", "경도", "격자ID", "조사건물수", "중파이상건수",
+     "표본가중치"),
+    optional=("표본가중치",),  # a generated scenario set's sampling weight (see contracts.DAMAGE_SURVEYS)
 )
 
 PARCELS = SourceFormat(

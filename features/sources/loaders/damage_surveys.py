@@ -14,7 +14,8 @@ from features.sources.loaders.csvfile import finish, read_table
 
 @loader("damage_surveys")
 def load_damage_surveys(path: Path) -> pd.DataFrame:
-    """One row per (scenario, cell); ``damaged`` may not exceed ``buildings``."""
+    """One row per (scenario, cell); ``damaged`` may not exceed ``buildings``; 표본가중치 (optional) is the
+    scenario's sampling weight, 1 when absent."""
     table = read_table(path, C)
     frame = pd.DataFrame({
         "scenario_id": parse.text(table, "scenario_id"),
@@ -26,6 +27,8 @@ def load_damage_surveys(path: Path) -> pd.DataFrame:
         "cell_id": parse.text(table, "cell_id"),
         "buildings": parse.integer(table, "buildings", expected="a number of buildings"),
         "damaged": parse.integer(table, "damaged", expected="a number of buildings"),
+        # A survey of a real event is one draw at the catalogue's rate: weight 1.
+        "scenario_weight": parse.number(table, "scenario_weight", expected="a positive weight").fillna(1.0),
     })
     table.check("damaged", frame["damaged"] > frame["buildings"], "at most 조사건물수 (buildings surveyed)")
     return finish(table, frame, "damage_surveys", {c: c for c in frame.columns})

@@ -91,16 +91,12 @@ def test_fragility_is_monotone_in_pga_and_code_level():
     assert np.isnan(seismic.fragility_share([0.0], np.full((1, n_groups), np.nan))[0])  # no buildings
 
 
-def test_gmpe_monotone_in_distance_and_magnitude():
-    dist = np.linspace(0, 300, 61)
-    assert np.all(np.diff(seismic.gmpe_ln_pga(5.5, dist)) < 0)
-    assert np.all(np.diff(seismic.gmpe_ln_pga(np.linspace(3, 7, 9), 30.0)) > 0)
-    # Plausible size: M5.5 at 10 km is a few tenths of g.
-    assert 0.1 < np.exp(seismic.gmpe_ln_pga(5.5, 10.0)) < 0.5
-    assert seismic.site_term(300.0) > 0 > seismic.site_term(1500.0)
-    assert seismic.site_term(seismic.SITE_VREF_MPS) == pytest.approx(0.0)
-    epi, hypo = seismic.distances_km(37.5, 126.6, 12.0, 37.5, 126.6)
-    assert epi == pytest.approx(0.0) and hypo == pytest.approx(12.0)
+def test_ground_motion_sizes_and_distances():
+    gm = seismic.ground_motion(5.5, 37.5, 126.6, 12.0, 37.5, 126.6, 760.0)
+    assert gm["epi_km"] == pytest.approx(0.0) and gm["hypo_km"] == pytest.approx(12.0)
+    # Plausible size: an ML 5.5 right under a rock site is a few tenths of g.
+    assert 0.1 < np.exp(gm["ln_pga"]) < 0.5
+    assert gm["ln_pga"] == pytest.approx(gm["ln_pga_rock"])  # 760 m/s is BSSA14's reference rock
 
 
 # --- the domain on hand-built frames -------------------------------------------------------------
@@ -225,7 +221,7 @@ def test_spec_registration():
     from features.registry import get_domain
 
     spec = get_domain("earthquake")
-    assert spec is eq.SPEC and spec.feature_set_version == "earthquake-v2"
+    assert spec is eq.SPEC and spec.feature_set_version == "earthquake-v3"
     assert set(spec.extra["units"]) == set(spec.conditions)
 
 
