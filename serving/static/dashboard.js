@@ -338,7 +338,7 @@ function domainChanged(redraw = true) {
     el("b", { textContent: l.level }), ` ${l.level_en} · score ${l.score_from}–${l.score_to} · `,
     `${fmt(l.value_from)}–${fmt(l.value_to)} ${spec.unit}`)),
     el("li", {}, el("span", { className: "swatch", style: `background:${NO_DATA.color}` }),
-      el("b", { textContent: NO_DATA.ko }), ` ${NO_DATA.en} · an essential input is missing: not scored`)));
+      el("b", { textContent: NO_DATA.ko }), ` ${NO_DATA.en} · an essential input is missing: not scored`));
   $("details").replaceChildren(el("p", { className: "hint", textContent: "Click a cell on the map to see its risk, cause and top factors." }));
   delete $("details").dataset.cell;
   state.selected = null;
