@@ -31,6 +31,7 @@ def test_airkorea_api_items_by_station_name_with_missing_markers(city):
     assert frame["pm25"].tolist()[::2] == [8.0, 10.0] and np.isnan(frame["pm25"][1])
     (report,) = check_files("airkorea", [REAL / "airkorea_api_items_no_stationCode.csv"], city=city)
     assert report.ok and report.unmatched == ["정릉로", "도봉구", "은평구"]
+    assert not any("no values" in p or "duplicate" in p for p in report.problems)  # name-only rows are values
     assert any('[[air_stations]] code = <측정소코드' in p and 'name = "정릉로"' in p for p in report.problems)
 
 
