@@ -419,7 +419,7 @@ def edge_cases(catalogue: dict) -> list[tuple[str, str, Any, int | None]]:
         ("POST", "/predict", {"domain": "flood", "records": [dict.fromkeys(features, 1e308)]}, 200),
         ("POST", "/predict", {"domain": "flood", "records": [dict.fromkeys(features, 10**400)]}, 400),
         ("POST", "/predict", {"domain": "flood", "records": [row, {**row, features[-1]: "-inf"}]}, 400),
-        ("POST", "/predict", {"domain": "flood", "records": [{**row, features[0]: "NaN"}]}, 200),
+        ("POST", "/predict", {"domain": "flood", "records": [{**row, features[0]: "NaN"}]}, 400),  # a string
         ("POST", "/predict", {"domain": "flood", "records": [dict.fromkeys(features)]}, 200),
         ("POST", "/predict", {"domain": "flood", "records": [row] * 10_001}, 413),
         ("POST", "/predict", {"domain": "flood", "records": [row] * 10_000}, 200),
