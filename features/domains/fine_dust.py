@@ -2,9 +2,14 @@
 
 Long format: one row per station x pollutant (0 = PM10, 1 = PM2.5) x issue day, so one model serves
 both pollutants. The issue time is 17:00 KST of day d, the national forecast's issue hour; the target is
-the daily mean of day d+1 (needs >= 18 valid hours). Features use observations stamped <= the issue time
-only: the station's own levels, the upwind background station (백령도), the city mean and the weather.
-The background station is a feature, never a target row.
+the daily mean of day d+1 (needs >= 18 valid hours). Observation features use observations stamped <= the
+issue time only: the station's own levels, the upwind background station (백령도), the city mean and the
+weather. The background station is a feature, never a target row.
+
+Tomorrow's weather is an input too (:mod:`features.dust.forecast`): the request's KMA short-range
+forecast of the target day, or in the training table the target day's observed weather degraded by a
+forecast error (the ``fc_*`` features are the spec's ``forecast`` inputs). Hourly values and advisories
+follow from the daily forecast in :mod:`features.dust.hourly`.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import pandas as pd
 from features import serving_adapters as sa
 from features import spatial
 from features import timeseries as ts
+from features.dust import forecast as fc
+from features.dust.windows import Windows as _Windows
 from features.errors import DataError
 from features.metrics import MAE, RMSE, Metric
 from features.registry import Condition, DomainSpec, Levels, Serving, register
@@ -31,14 +38,17 @@ CITY_KEY = 0  # pseudo station holding the hourly mean over the city's (non-back
 
 _STATION = tuple(f"{p}_{w}" for w in ("today_mean", "yesterday_mean", "mean_72h") for p in POLLUTANTS)
 _BACKGROUND = tuple(f"bg_{p}_{w}" for w in ("today_mean", "yesterday_mean") for p in POLLUTANTS)
+#: Target-day weather from the forecast conditions (persistence of the last 24 h where not given).
+FORECAST = ("fc_wind_speed_ms", "fc_wind_u_ms", "fc_wind_v_ms", "fc_rain_mm", "fc_humidity_pct", "fc_temp_c",
+            "fc_westerly_transport")
 _WEATHER = ("wx_wind_u_ms", "wx_wind_v_ms", "wx_wind_speed_ms", "wx_humidity_pct", "wx_rain_mm",
             "upwind_wind_u_ms", "upwind_wind_v_ms")
 # Observation features: a what-if request may override any of them (e.g. today's observed means).
 OBSERVED = (*_STATION, "pm10_today_max", *_BACKGROUND, "city_pm10_today_mean", "city_pm25_today_mean",
             *_WEATHER)
 FEATURES = ("pollutant", "own_today_mean", "own_yesterday_mean", "own_mean_72h", *OBSERVED,
-            "westerly_transport", "doy_sin", "doy_cos")
-CONDITIONS = ("target_date",)
+            "westerly_transport", *FORECAST, "doy_sin", "doy_cos")
+CONDITIONS = ("target_date", *fc.NAMES)
 
 # --- Korean grades (DESIGN.md section 2) ---------------------------------------------------------
 
@@ -46,7 +56,7 @@ GRADES = ("good", "moderate", "bad", "very_bad")
 GRADE_NAMES_KO = ("좋음", "보통", "나쁨", "매우나쁨")
 UPPER_BOUNDS = {"pm10": (30, 80, 150), "pm25": (15, 35, 75)}  # top of good, moderate, bad (ug/m3)
 UNITS = {"target_date": "date (KST) of the forecast day", "pm_next": "ug/m3", "pm10": "ug/m3",
-         "pm25": "ug/m3", "pollutant": "0 = PM10, 1 = PM2.5"}
+         "pm25": "ug/m3", "pollutant": "0 = PM10, 1 = PM2.5", **{k: v[1] for k, v in fc.FIELDS.items()}}
 
 
 def pollutant_grade(values, pollutant: str) -> np.ndarray:
@@ -70,71 +80,6 @@ def grade_name(grades, korean: bool = True) -> np.ndarray:
     return names[np.asarray(grades, dtype=int)]  # -1 picks the trailing None
 
 
-# --- Hourly windows ------------------------------------------------------------------------------
-
-
-class _Windows:
-    """Prefix sums over a dense hourly wide frame: mean or sum over any ``(start, end]`` in O(1).
-
-    Rows are found by :meth:`rows` (hourly rows stamped at or before each time, from int64 ns) and
-    columns by :meth:`col`, so a request finds them once for every window it asks. ``day_max`` is the
-    running maximum within each day (hours stamped 01:00 .. 24:00), available when the frame starts at
-    01:00 and holds whole days.
-    """
-
-    def __init__(self, wide: pd.DataFrame):
-        self.index_ns, self.columns = ts.time_ns(wide.index), wide.columns
-        keys = np.asarray(wide.columns, dtype=np.int64)
-        self._order = np.argsort(keys, kind="stable")
-        self._sorted = keys[self._order]
-        values = wide.to_numpy(dtype=float)
-        zero = np.zeros((1, values.shape[1]))
-        self.sum = np.vstack([zero, np.nancumsum(values, axis=0)])
-        self.count = np.vstack([zero, np.cumsum(~np.isnan(values), axis=0)])
-        if len(values) and len(values) % 24 == 0 and (self.index_ns[0] // ts.HOUR_NS) % 24 == 1:
-            days = values.reshape(-1, 24, values.shape[1])
-            self.day_max = np.fmax.accumulate(days, axis=1).reshape(values.shape)
-        else:
-            self.day_max = np.full(values.shape, np.nan)
-
-    def col(self, keys) -> np.ndarray:
-        """Column of each (integer) key, -1 where absent; a scalar key gives a 0-d array that broadcasts."""
-        keys = np.asarray(keys, dtype=np.int64)
-        if not len(self._sorted):
-            return np.full(keys.shape, -1)
-        at = np.clip(np.searchsorted(self._sorted, keys), 0, len(self._sorted) - 1)
-        return np.where(self._sorted[at] == keys, self._order[at], -1)
-
-    def rows(self, t_ns: np.ndarray) -> np.ndarray:
-        """Number of hourly rows stamped at or before each time (int64 ns)."""
-        return np.searchsorted(self.index_ns, t_ns, side="right")
-
-    def _stat(self, col, lo_ns, hi_ns, how: str) -> np.ndarray:
-        c = np.clip(col, 0, None)
-        lo, hi = self.rows(lo_ns), self.rows(hi_ns)
-        total = self.sum[hi, c] - self.sum[lo, c]
-        count = self.count[hi, c] - self.count[lo, c]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out = total / count if how == "mean" else total
-        return np.where((col >= 0) & (count > 0), out, np.nan)
-
-    def mean(self, col, start_ns, end_ns) -> np.ndarray:
-        return self._stat(col, start_ns, end_ns, "mean")
-
-    def total(self, col, start_ns, end_ns) -> np.ndarray:
-        return self._stat(col, start_ns, end_ns, "sum")
-
-    def max_today(self, col, t_ns) -> np.ndarray:
-        """Maximum hourly value over ``(midnight, t]`` of t's day."""
-        row = self.rows(t_ns) - 1
-        r = np.clip(row, 0, None)
-        stamp = self.index_ns[r] - ts.HOUR_NS if len(self.index_ns) else np.zeros_like(r)
-        day = t_ns - t_ns % _DAY_NS
-        same_day = (row >= 0) & (stamp - stamp % _DAY_NS == day) & (t_ns != ts.NAT_NS)
-        out = self.day_max[r, np.clip(col, 0, None)] if len(self.index_ns) else np.full(len(r), np.nan)
-        return np.where(same_day & (col >= 0) & (t_ns > day), out, np.nan)
-
-
 def _air_windows(air: pd.DataFrame, background: list[int]) -> dict[str, _Windows]:
     """Day-aligned hourly windows of PM10 and PM2.5 per station, plus the city pseudo-station."""
     air = air[["station_code", "time", *POLLUTANTS]].copy()
@@ -148,15 +93,15 @@ def _air_windows(air: pd.DataFrame, background: list[int]) -> dict[str, _Windows
 
 
 def _weather_windows(asos: pd.DataFrame) -> dict[str, _Windows]:
-    """Hourly windows of wind components, speed, humidity and rain per ASOS station."""
-    w = asos[["station_id", "time", "wind_ms", "wind_dir_deg", "humidity_pct", "rain_mm"]].copy()
+    """Hourly windows of wind components, speed, humidity, rain and temperature per ASOS station."""
+    w = asos[["station_id", "time", "wind_ms", "wind_dir_deg", "humidity_pct", "rain_mm", "temp_c"]].copy()
     rad = np.radians(w["wind_dir_deg"].to_numpy(dtype=float))
     speed = w["wind_ms"].to_numpy(dtype=float)
     # Meteorological direction is where the wind comes FROM; u > 0 blows eastward (a westerly).
     w["u"] = np.where(speed == 0, 0.0, -speed * np.sin(rad))
     w["v"] = np.where(speed == 0, 0.0, -speed * np.cos(rad))
     return {c: _Windows(hourly_wide(w, c, key="station_id"))
-            for c in ("u", "v", "wind_ms", "humidity_pct", "rain_mm")}
+            for c in ("u", "v", "wind_ms", "humidity_pct", "rain_mm", "temp_c")}
 
 
 def _stations(city) -> tuple[list[int], int | None, int | None]:
@@ -199,7 +144,10 @@ def build_rows(src, requests: pd.DataFrame) -> pd.DataFrame:
 
     The issue time defaults to 17:00 the day before ``target_date``; observations after it are never
     read. Columns named like an observation feature (see :data:`OBSERVED`) override the observed value.
-    Other request columns pass through, after the keys and times.
+    The target day's forecast weather comes from the request's ``fcst_*`` columns (KMA units, see
+    :data:`features.dust.forecast.FIELDS`); a column absent or NaN is forecast by persistence, the mean (rain:
+    the total) of the 24 observed hours before the issue time. Other request columns pass through, after
+    the keys and times.
     """
     req = requests
     issue_ns, target_ns = _request_times(req)
@@ -242,6 +190,7 @@ def build_rows(src, requests: pd.DataFrame) -> pd.DataFrame:
         f[f"own_{w}"] = np.where(is_pm10, f[f"pm10_{w}"], f[f"pm25_{w}"])
     # Dust reaching Baengnyeong-do arrives in Incheon roughly a day later on westerly winds.
     f["westerly_transport"] = f["bg_pm10_today_mean"] * np.maximum(0.0, f["upwind_wind_u_ms"])
+    f.update(_forecast_features(req, wx, at_local, issue_ns, f["bg_pm10_today_mean"]))
     angle = 2 * np.pi * target.day_of_year.to_numpy() / 365.25
     f["doy_sin"], f["doy_cos"] = np.sin(angle), np.cos(angle)
 
@@ -249,6 +198,38 @@ def build_rows(src, requests: pd.DataFrame) -> pd.DataFrame:
     out.update({c: req[c].array for c in req.columns if c not in out and c not in FEATURES})
     out.update({c: f[c] for c in FEATURES if c != "pollutant"})
     return pd.DataFrame(out, index=pd.RangeIndex(n))
+
+
+def _forecast_features(req: pd.DataFrame, wx: dict[str, _Windows], col, issue_ns, bg_pm10) -> dict:
+    """The ``fc_*`` features from the request's forecast (KMA units), persistence where not given."""
+    lo = np.where(issue_ns == ts.NAT_NS, ts.NAT_NS, issue_ns - 24 * ts.HOUR_NS)
+    u, v = wx["u"].mean(col, lo, issue_ns), wx["v"].mean(col, lo, issue_ns)
+    persisted = {"fcst_wsd": wx["wind_ms"].mean(col, lo, issue_ns), "fcst_vec": fc.direction_of(u, v),
+                 "fcst_pcp": wx["rain_mm"].total(col, lo, issue_ns),
+                 "fcst_reh": wx["humidity_pct"].mean(col, lo, issue_ns), "fcst_tmp": wx["temp_c"].mean(col, lo, issue_ns)}
+    n = len(req)
+    got = {}
+    for name in fc.NAMES:
+        given = pd.to_numeric(req[name], errors="coerce").to_numpy(float) if name in req.columns else np.full(n, np.nan)
+        got[name] = np.where(np.isnan(given), np.broadcast_to(persisted[name], (n,)), given)
+    fu, fv = fc.wind_components(got["fcst_wsd"], got["fcst_vec"])
+    return {"fc_wind_speed_ms": got["fcst_wsd"], "fc_wind_u_ms": fu, "fc_wind_v_ms": fv,
+            "fc_rain_mm": got["fcst_pcp"], "fc_humidity_pct": got["fcst_reh"], "fc_temp_c": got["fcst_tmp"],
+            # Upwind dust of today reaches the city tomorrow on tomorrow's westerly flow.
+            "fc_westerly_transport": bg_pm10 * np.maximum(0.0, fu)}
+
+
+def observed_weather(src, target_ns: np.ndarray) -> pd.DataFrame:
+    """The target days' observed weather at the city's ASOS station in forecast terms (KMA units): what a
+    perfect short-range forecast would have said. Training only: it reads the future it stands in for."""
+    _, local, _ = _stations(src.city)
+    _, wx = _windows(src)
+    col = wx["u"].col(local if local else -1)
+    lo, hi = target_ns, np.where(target_ns == ts.NAT_NS, ts.NAT_NS, target_ns + _DAY_NS)
+    u, v = wx["u"].mean(col, lo, hi), wx["v"].mean(col, lo, hi)
+    return pd.DataFrame({"fcst_wsd": wx["wind_ms"].mean(col, lo, hi), "fcst_vec": fc.direction_of(u, v),
+                         "fcst_pcp": wx["rain_mm"].total(col, lo, hi), "fcst_reh": wx["humidity_pct"].mean(col, lo, hi),
+                         "fcst_tmp": wx["temp_c"].mean(col, lo, hi)})
 
 
 def daily_means(air: pd.DataFrame) -> pd.DataFrame:
@@ -262,7 +243,8 @@ def daily_means(air: pd.DataFrame) -> pd.DataFrame:
 
 
 def build_table(src) -> pd.DataFrame:
-    """One row per (non-background) station x pollutant x issue day with a valid next-day mean."""
+    """One row per (non-background) station x pollutant x issue day with a valid next-day mean; the target
+    day's forecast is its observed weather with a forecast error drawn per day (:func:`fc.degrade`)."""
     background, _, _ = _stations(src.city)
     daily = daily_means(src["airkorea"])
     # Skip the first day: its issue day lies before the data, so it would have no features at all.
@@ -271,6 +253,9 @@ def build_table(src) -> pd.DataFrame:
     requests = pd.DataFrame({"station_code": daily["station_code"].to_numpy(),
                              "pollutant": daily["pollutant"].to_numpy(dtype=np.int64),
                              "target_date": daily["date"].to_numpy()})
+    target_ns = ts.time_ns(requests["target_date"])
+    forecast = fc.degrade(observed_weather(src, target_ns), target_ns)
+    requests = pd.concat([requests, forecast.round(1)], axis=1)
     table = build_rows(src, requests)
     table["pm_next"] = daily["value"].to_numpy(dtype=float)
     return table.sort_values(["time", "station_code", "pollutant"], ignore_index=True)
@@ -457,7 +442,7 @@ SPEC = register(DomainSpec(
     features=FEATURES,
     conditions=CONDITIONS,
     sources=("airkorea", "asos"),
-    feature_set_version="fine_dust-v2",
+    feature_set_version="fine_dust-v3",
     build_table=build_table,
     build_rows=build_rows,
     serving=SERVING,
@@ -467,8 +452,11 @@ SPEC = register(DomainSpec(
     oracle=oracle,
     # Higher levels at the station, across the city or upwind (transboundary dust arrives from the west a
     # day later) never lower tomorrow's concentration. Weather goes both ways and stays free.
-    monotone=dict.fromkeys(("own_today_mean", "own_yesterday_mean", "own_mean_72h", *_STATION, "pm10_today_max",
-                            *_BACKGROUND, "city_pm10_today_mean", "city_pm25_today_mean"), 1),
+    # Tomorrow's rain washes out (wet deposition); more upwind dust on more westerly flow brings more.
+    monotone={**dict.fromkeys(("own_today_mean", "own_yesterday_mean", "own_mean_72h", *_STATION,
+                               "pm10_today_max", *_BACKGROUND, "city_pm10_today_mean", "city_pm25_today_mean",
+                               "fc_westerly_transport"), 1), "fc_rain_mm": -1},
+    forecast=FORECAST,
     essential=("own_today_mean",),
     extra={"grades": grade, "grade_names": grade_name, "units": UNITS, "overridable": OBSERVED},
 ))
