@@ -20,23 +20,30 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features import serving_adapters as sa
-from features import spatial
 from features import timeseries as ts
+from features.dust import ISSUE_HOUR, POLLUTANTS
 from features.dust import forecast as fc
+from features.dust import serving as dust_serving
+from features.dust.grades import (  # noqa: F401  (the domain's public names)
+    GRADE_NAMES_KO,
+    GRADES,
+    INDEX_BREAKS,
+    UPPER_BOUNDS,
+    grade,
+    grade_index,
+    grade_name,
+    pollutant_grade,
+)
 from features.dust.windows import Windows as _Windows
-from features.errors import DataError
 from features.metrics import MAE, RMSE, Metric
-from features.registry import Condition, DomainSpec, Levels, Serving, register
+from features.registry import DomainSpec, register
 from features.timeseries import HOUR, hourly_wide
 
-POLLUTANTS = ("pm10", "pm25")  # the int feature ``pollutant`` indexes this
-ISSUE_HOUR = 17
 MIN_HOURS = 18  # valid hours for a daily mean to count (AirKorea's 75% rule)
 _DAY_NS = 24 * ts.HOUR_NS
 CITY_KEY = 0  # pseudo station holding the hourly mean over the city's (non-background) stations
 
-_STATION = tuple(f"{p}_{w}" for w in ("today_mean", "yesterday_mean", "mean_72h") for p in POLLUTANTS)
+_STATION = tuple(f"{p}_{w}" for w in ("today_mean", "yesterday_mean", "mean_72h", "last_3h") for p in POLLUTANTS)
 _BACKGROUND = tuple(f"bg_{p}_{w}" for w in ("today_mean", "yesterday_mean") for p in POLLUTANTS)
 #: Target-day weather from the forecast conditions (persistence of the last 24 h where not given).
 FORECAST = ("fc_wind_speed_ms", "fc_wind_u_ms", "fc_wind_v_ms", "fc_rain_mm", "fc_humidity_pct", "fc_temp_c",
@@ -46,39 +53,12 @@ _WEATHER = ("wx_wind_u_ms", "wx_wind_v_ms", "wx_wind_speed_ms", "wx_humidity_pct
 # Observation features: a what-if request may override any of them (e.g. today's observed means).
 OBSERVED = (*_STATION, "pm10_today_max", *_BACKGROUND, "city_pm10_today_mean", "city_pm25_today_mean",
             *_WEATHER)
-FEATURES = ("pollutant", "own_today_mean", "own_yesterday_mean", "own_mean_72h", *OBSERVED,
+FEATURES = ("pollutant", "own_today_mean", "own_yesterday_mean", "own_mean_72h", "own_last_3h", *OBSERVED,
             "westerly_transport", *FORECAST, "doy_sin", "doy_cos")
 CONDITIONS = ("target_date", *fc.NAMES)
 
-# --- Korean grades (DESIGN.md section 2) ---------------------------------------------------------
-
-GRADES = ("good", "moderate", "bad", "very_bad")
-GRADE_NAMES_KO = ("좋음", "보통", "나쁨", "매우나쁨")
-UPPER_BOUNDS = {"pm10": (30, 80, 150), "pm25": (15, 35, 75)}  # top of good, moderate, bad (ug/m3)
 UNITS = {"target_date": "date (KST) of the forecast day", "pm_next": "ug/m3", "pm10": "ug/m3",
          "pm25": "ug/m3", "pollutant": "0 = PM10, 1 = PM2.5", **{k: v[1] for k, v in fc.FIELDS.items()}}
-
-
-def pollutant_grade(values, pollutant: str) -> np.ndarray:
-    """Grade index 0-3 of daily means of one pollutant, -1 where unknown.
-
-    Means are rounded to whole ug/m3 first, as published, so PM10 30.4 is good and 30.6 is moderate.
-    """
-    v = np.floor(np.asarray(values, dtype=float) + 0.5)
-    out = np.searchsorted(np.asarray(UPPER_BOUNDS[pollutant]), v, side="left")
-    return np.where(np.isnan(v), -1, out)
-
-
-def grade(pm10, pm25) -> np.ndarray:
-    """The reported grade (0 good .. 3 very bad): the worse of the PM10 and PM2.5 grades; -1 if both unknown."""
-    return np.maximum(pollutant_grade(pm10, "pm10"), pollutant_grade(pm25, "pm25"))
-
-
-def grade_name(grades, korean: bool = True) -> np.ndarray:
-    """Names of grade indices (좋음/보통/나쁨/매우나쁨 or good/...); None for -1."""
-    names = np.array([*(GRADE_NAMES_KO if korean else GRADES), None], dtype=object)
-    return names[np.asarray(grades, dtype=int)]  # -1 picks the trailing None
-
 
 def _air_windows(air: pd.DataFrame, background: list[int]) -> dict[str, _Windows]:
     """Day-aligned hourly windows of PM10 and PM2.5 per station, plus the city pseudo-station."""
@@ -158,6 +138,7 @@ def build_rows(src, requests: pd.DataFrame) -> pd.DataFrame:
     today = _normalize(issue_ns)
     yesterday = np.where(issue_ns == ts.NAT_NS, ts.NAT_NS, today - _DAY_NS)
     before_72h = np.where(issue_ns == ts.NAT_NS, ts.NAT_NS, issue_ns - 72 * ts.HOUR_NS)
+    before_3h = np.where(issue_ns == ts.NAT_NS, ts.NAT_NS, issue_ns - 3 * ts.HOUR_NS)
     station = req["station_code"].to_numpy(dtype=np.int64)
     n = len(req)
     f: dict[str, np.ndarray] = {}
@@ -166,6 +147,7 @@ def build_rows(src, requests: pd.DataFrame) -> pd.DataFrame:
         f[f"{p}_today_mean"] = win.mean(own, today, issue_ns)
         f[f"{p}_yesterday_mean"] = win.mean(own, yesterday, today)
         f[f"{p}_mean_72h"] = win.mean(own, before_72h, issue_ns)
+        f[f"{p}_last_3h"] = win.mean(own, before_3h, issue_ns)
         f[f"bg_{p}_today_mean"] = win.mean(bg, today, issue_ns)
         f[f"bg_{p}_yesterday_mean"] = win.mean(bg, yesterday, today)
         f[f"city_{p}_today_mean"] = win.mean(city, today, issue_ns)
@@ -186,7 +168,7 @@ def build_rows(src, requests: pd.DataFrame) -> pd.DataFrame:
 
     pollutant = req["pollutant"].to_numpy(dtype=np.int64)
     is_pm10 = pollutant == POLLUTANTS.index("pm10")
-    for w in ("today_mean", "yesterday_mean", "mean_72h"):
+    for w in ("today_mean", "yesterday_mean", "mean_72h", "last_3h"):
         f[f"own_{w}"] = np.where(is_pm10, f[f"pm10_{w}"], f[f"pm25_{w}"])
     # Dust reaching Baengnyeong-do arrives in Incheon roughly a day later on westerly winds.
     f["westerly_transport"] = f["bg_pm10_today_mean"] * np.maximum(0.0, f["upwind_wind_u_ms"])
@@ -311,126 +293,6 @@ def oracle(rows: pd.DataFrame, truth_dir) -> np.ndarray:
     return np.where(rows["pollutant"].to_numpy() == 0, joined["pm10"], joined["pm25"])
 
 
-# --- serving: the API's conditions, levels and request adapters ---
-
-#: The grade index: each pollutant's daily mean placed on one 0-100 scale whose grade boundaries are
-#: 25 (보통 from PM10 31 / PM2.5 16 ug/m3 after rounding), 50 (나쁨 from 81 / 36) and 75 (매우나쁨 from
-#: 151 / 76), linear in between and reaching 100 at the warning level (PM10 300, PM2.5 150). The reported
-#: index is the larger of the two, so its quarter is exactly the reported Korean grade.
-INDEX_BREAKS = {p: (0.0, *(b + 0.5 for b in UPPER_BOUNDS[p]), warning)
-                for p, warning in (("pm10", 300.0), ("pm25", 150.0))}
-
-
-def grade_index(pm10, pm25) -> np.ndarray:
-    """The grade index (0-100) of daily means: see :data:`INDEX_BREAKS`; NaN where both are unknown."""
-    scale = (0.0, 25.0, 50.0, 75.0, 100.0)
-    parts = []
-    for p, values in (("pm10", pm10), ("pm25", pm25)):
-        v = np.asarray(values, dtype=float)
-        parts.append(np.where(np.isnan(v), np.nan, np.interp(v, INDEX_BREAKS[p], scale)))
-    return np.fmax(*parts)
-
-
-SERVING_CONDITIONS = (
-    Condition("target_date", "date (KST)", "the forecast day. Omitted: the day after `at`. The forecast uses "
-              "observations up to 17:00 the day before (or up to `at` when that is earlier, e.g. for days "
-              "further ahead)", "2024-01-01", kind="date"),
-)
-
-
-def _city_stations(src) -> pd.DataFrame:
-    return ts.memo(src, "fine_dust.city_stations", lambda: pd.DataFrame(
-        [(s.code, s.name, s.lat, s.lon) for s in src.city.air_stations if not s.background],
-        columns=["station_code", "name", "lat", "lon"]))
-
-
-def serving_requests(src, cells: pd.DataFrame, at, conditions: dict | None = None) -> pd.DataFrame:
-    """Two requests per cell (PM10, PM2.5) at the cell's nearest city air station (never the background
-    one), for ``target_date`` (default: the day after ``at``), issued at 17:00 the day before it or at
-    ``at`` if that is earlier."""
-    conds = sa.given(conditions, CONDITIONS)
-    at = pd.Timestamp(at)
-    target = pd.Timestamp(conds["target_date"]).normalize() if "target_date" in conds else \
-        at.normalize() + pd.Timedelta(days=1)
-    issue = min(target - pd.Timedelta(days=1) + pd.Timedelta(hours=ISSUE_HOUR), at)
-    stations = _city_stations(src)
-    if stations.empty:
-        raise DataError(f"{src.city.name} has no (non-background) air station to forecast for")
-    nearest = spatial.nearest(cells["lat"].to_numpy(float), cells["lon"].to_numpy(float),
-                              stations["lat"].to_numpy(), stations["lon"].to_numpy())
-    n = len(cells)
-    return pd.DataFrame({
-        "station_code": np.repeat(stations["station_code"].to_numpy()[nearest], 2),
-        "pollutant": np.tile(np.arange(len(POLLUTANTS), dtype=np.int64), n),
-        "time": np.full(2 * n, issue.as_unit("ns").to_datetime64()),
-        "target_date": np.full(2 * n, target.as_unit("ns").to_datetime64()),
-        "cell_id": np.repeat(cells["cell_id"].to_numpy(), 2),
-        "station_name": np.repeat(stations["name"].to_numpy()[nearest], 2),
-    })
-
-
-def serving_combine(rows: pd.DataFrame, pred) -> pd.DataFrame:
-    """Per cell: the grade index of the predicted PM10 and PM2.5 (value), the pollutant deciding the
-    grade (cause) and both means with the grade and station (details)."""
-    codes, cell_ids = pd.factorize(rows["cell_id"])
-    pm = np.full((len(cell_ids), len(POLLUTANTS)), np.nan)
-    pm[codes, rows["pollutant"].to_numpy(dtype=np.int64)] = np.clip(np.asarray(pred, dtype=float), 0, None)
-    pm10, pm25 = pm[:, 0], pm[:, 1]
-    value = grade_index(pm10, pm25)
-    deciding = np.where(np.nan_to_num(grade_index(np.nan, pm25), nan=-1) > np.nan_to_num(
-        grade_index(pm10, np.nan), nan=-1), "pm25", "pm10")
-    grades = grade(pm10, pm25)
-    first = np.full(len(cell_ids), 0)
-    first[codes[::-1]] = np.arange(len(codes))[::-1]  # each cell's first row
-    info = {"station": rows["station_name"].to_numpy()[first] if "station_name" in rows else
-            np.full(len(cell_ids), None),
-            "station_code": rows["station_code"].to_numpy()[first].tolist(),
-            "target_date": pd.DatetimeIndex(rows["target_date"].to_numpy()[first]).strftime("%Y-%m-%d")}
-    details = [{**pms, "grade": ko, "grade_en": en, "station": st, "station_code": code, "target_date": day}
-               for pms, ko, en, st, code, day in zip(
-                   sa.records({"pm10": pm10, "pm25": pm25}, digits=1), grade_name(grades).tolist(),
-                   grade_name(grades, korean=False).tolist(), info["station"].tolist(), info["station_code"],
-                   info["target_date"].tolist(), strict=True)]
-    return pd.DataFrame({"cell_id": np.asarray(cell_ids), "value": value, "cause": deciding.astype(object),
-                         "details": sa.objects(details)})
-
-
-def serving_now(src) -> pd.Timestamp:
-    """17:00 of the last day whose air quality and weather reach 17:00 (the national forecast's hour)."""
-    def latest() -> pd.Timestamp:
-        last = min(sa.last_time(src["airkorea"], "time", POLLUTANTS), sa.last_time(src["asos"]))
-        return (last - pd.Timedelta(hours=ISSUE_HOUR)).normalize() + pd.Timedelta(hours=ISSUE_HOUR)
-    return ts.memo(src, "fine_dust.now", latest)
-
-
-def serving_first(src) -> pd.Timestamp:
-    """The first time both air quality and weather were observed (nothing to forecast from before)."""
-    def earliest() -> pd.Timestamp:
-        air, wx = src["airkorea"], src["asos"]
-        firsts = [pd.to_datetime(air.loc[air[list(POLLUTANTS)].notna().any(axis=1), "time"]).min(),
-                  pd.to_datetime(wx["time"]).min()]
-        if any(pd.isna(t) for t in firsts):
-            raise DataError("fine_dust: no air-quality or weather observations to serve from")
-        return pd.Timestamp(max(firsts))
-    return ts.memo(src, "fine_dust.first", earliest)
-
-
-SERVING = Serving(
-    conditions=SERVING_CONDITIONS,
-    levels=Levels((0.0, 25.0, 50.0, 75.0, 100.0)),
-    value="fine-dust grade index for the target day: the worse of the predicted daily PM10 and PM2.5 "
-          "placed on one scale where 25/50/75 are the Korean grade bounds (보통 PM10 31/PM2.5 16, "
-          "나쁨 81/36, 매우나쁨 151/76 ug/m3) and 100 the warning level (300/150); the concentrations "
-          "(ug/m3) and the grade are in details",
-    unit="grade index (0-100)",
-    requests=serving_requests,
-    combine=serving_combine,
-    now=serving_now,
-    first=serving_first,
-    scenarios=(("Yellow-dust day", {"target_date": "2023-04-12"}),),
-)
-
-
 SPEC = register(DomainSpec(
     name="fine_dust",
     title="Fine dust (PM10, PM2.5) tomorrow",
@@ -445,7 +307,7 @@ SPEC = register(DomainSpec(
     feature_set_version="fine_dust-v3",
     build_table=build_table,
     build_rows=build_rows,
-    serving=SERVING,
+    serving=dust_serving.SERVING,
     metrics=(RMSE, MAE, GRADE_ACCURACY, POD_BAD, FAR_BAD),
     primary_metric="rmse",
     baseline=baseline,
@@ -453,7 +315,7 @@ SPEC = register(DomainSpec(
     # Higher levels at the station, across the city or upwind (transboundary dust arrives from the west a
     # day later) never lower tomorrow's concentration. Weather goes both ways and stays free.
     # Tomorrow's rain washes out (wet deposition); more upwind dust on more westerly flow brings more.
-    monotone={**dict.fromkeys(("own_today_mean", "own_yesterday_mean", "own_mean_72h", *_STATION,
+    monotone={**dict.fromkeys(("own_today_mean", "own_yesterday_mean", "own_mean_72h", "own_last_3h", *_STATION,
                                "pm10_today_max", *_BACKGROUND, "city_pm10_today_mean", "city_pm25_today_mean",
                                "fc_westerly_transport"), 1), "fc_rain_mm": -1},
     forecast=FORECAST,
