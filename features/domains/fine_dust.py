@@ -43,7 +43,7 @@ MIN_HOURS = 18  # valid hours for a daily mean to count (AirKorea's 75% rule)
 _DAY_NS = 24 * ts.HOUR_NS
 CITY_KEY = 0  # pseudo station holding the hourly mean over the city's (non-background) stations
 
-_STATION = tuple(f"{p}_{w}" for w in ("today_mean", "yesterday_mean", "mean_72h", "last_3h") for p in POLLUTANTS)
+_STATION = tuple(f"{p}_{w}" for w in ("today_mean", "yesterday_mean", "mean_72h", "last_hour") for p in POLLUTANTS)
 _BACKGROUND = tuple(f"bg_{p}_{w}" for w in ("today_mean", "yesterday_mean") for p in POLLUTANTS)
 #: Target-day weather from the forecast conditions (persistence of the last 24 h where not given).
 FORECAST = ("fc_wind_speed_ms", "fc_wind_u_ms", "fc_wind_v_ms", "fc_rain_mm", "fc_humidity_pct", "fc_temp_c",
@@ -53,7 +53,7 @@ _WEATHER = ("wx_wind_u_ms", "wx_wind_v_ms", "wx_wind_speed_ms", "wx_humidity_pct
 # Observation features: a what-if request may override any of them (e.g. today's observed means).
 OBSERVED = (*_STATION, "pm10_today_max", *_BACKGROUND, "city_pm10_today_mean", "city_pm25_today_mean",
             *_WEATHER)
-FEATURES = ("pollutant", "own_today_mean", "own_yesterday_mean", "own_mean_72h", "own_last_3h", *OBSERVED,
+FEATURES = ("pollutant", "own_today_mean", "own_yesterday_mean", "own_mean_72h", "own_last_hour", *OBSERVED,
             "westerly_transport", *FORECAST, "doy_sin", "doy_cos")
 CONDITIONS = ("target_date", *fc.NAMES)
 
@@ -138,7 +138,7 @@ def build_rows(src, requests: pd.DataFrame) -> pd.DataFrame:
     today = _normalize(issue_ns)
     yesterday = np.where(issue_ns == ts.NAT_NS, ts.NAT_NS, today - _DAY_NS)
     before_72h = np.where(issue_ns == ts.NAT_NS, ts.NAT_NS, issue_ns - 72 * ts.HOUR_NS)
-    before_3h = np.where(issue_ns == ts.NAT_NS, ts.NAT_NS, issue_ns - 3 * ts.HOUR_NS)
+    before_1h = np.where(issue_ns == ts.NAT_NS, ts.NAT_NS, issue_ns - ts.HOUR_NS)
     station = req["station_code"].to_numpy(dtype=np.int64)
     n = len(req)
     f: dict[str, np.ndarray] = {}
@@ -147,7 +147,7 @@ def build_rows(src, requests: pd.DataFrame) -> pd.DataFrame:
         f[f"{p}_today_mean"] = win.mean(own, today, issue_ns)
         f[f"{p}_yesterday_mean"] = win.mean(own, yesterday, today)
         f[f"{p}_mean_72h"] = win.mean(own, before_72h, issue_ns)
-        f[f"{p}_last_3h"] = win.mean(own, before_3h, issue_ns)
+        f[f"{p}_last_hour"] = win.mean(own, before_1h, issue_ns)
         f[f"bg_{p}_today_mean"] = win.mean(bg, today, issue_ns)
         f[f"bg_{p}_yesterday_mean"] = win.mean(bg, yesterday, today)
         f[f"city_{p}_today_mean"] = win.mean(city, today, issue_ns)
@@ -168,7 +168,7 @@ def build_rows(src, requests: pd.DataFrame) -> pd.DataFrame:
 
     pollutant = req["pollutant"].to_numpy(dtype=np.int64)
     is_pm10 = pollutant == POLLUTANTS.index("pm10")
-    for w in ("today_mean", "yesterday_mean", "mean_72h", "last_3h"):
+    for w in ("today_mean", "yesterday_mean", "mean_72h", "last_hour"):
         f[f"own_{w}"] = np.where(is_pm10, f[f"pm10_{w}"], f[f"pm25_{w}"])
     # Dust reaching Baengnyeong-do arrives in Incheon roughly a day later on westerly winds.
     f["westerly_transport"] = f["bg_pm10_today_mean"] * np.maximum(0.0, f["upwind_wind_u_ms"])
@@ -315,7 +315,7 @@ SPEC = register(DomainSpec(
     # Higher levels at the station, across the city or upwind (transboundary dust arrives from the west a
     # day later) never lower tomorrow's concentration. Weather goes both ways and stays free.
     # Tomorrow's rain washes out (wet deposition); more upwind dust on more westerly flow brings more.
-    monotone={**dict.fromkeys(("own_today_mean", "own_yesterday_mean", "own_mean_72h", "own_last_3h", *_STATION,
+    monotone={**dict.fromkeys(("own_today_mean", "own_yesterday_mean", "own_mean_72h", "own_last_hour", *_STATION,
                                "pm10_today_max", *_BACKGROUND, "city_pm10_today_mean", "city_pm25_today_mean",
                                "fc_westerly_transport"), 1), "fc_rain_mm": -1},
     forecast=FORECAST,

@@ -5,7 +5,7 @@ history (statistics of the held observations, so they hold for real data as for 
 
 - the diurnal profile: each hour's mean share of its day's mean (rush hours, night-time boundary layer);
 - the hourly anomaly: log(value / (day mean x profile)), an AR(1) in the hour with sd ``sigma_h`` and lag-1
-  correlation ``rho``. The anomaly of the last three observed hours decays as rho^lead, so the first hours
+  correlation ``rho``. The anomaly of the last observed hour decays as rho^lead, so the first hours
   stay close to what is measured now and the later ones follow the profile;
 - the level: today's mean so far for the rest of the issue day, D for the target day (whose hours are
   scaled to average exactly D, so the daily grade is the grade of the hours' mean);
@@ -80,19 +80,27 @@ def station_stats(air: pd.DataFrame, until=None) -> dict[tuple[int, int], Stats]
             daily = g.groupby("date")[p].mean()
             step = np.log(daily.to_numpy()[1:] / daily.to_numpy()[:-1])[np.diff(daily.index.to_numpy())
                                                                        == np.timedelta64(1, "D")]
-            out[(int(code), k)] = Stats(tuple(float(x) for x in prof), float(np.std(anomaly)),
+            out[(int(code), k)] = Stats(tuple(float(x) for x in prof), robust_sd(anomaly),
                                         float(np.clip(rho, 0.0, 0.99)),
-                                        float(np.std(step)) if len(step) > 10 else Stats.neutral().sigma_p)
+                                        robust_sd(step) if len(step) > 10 else Stats.neutral().sigma_p)
     return out
+
+
+def robust_sd(x) -> float:
+    """1.4826 x the median absolute deviation: the sd of the bulk, not of the rare dust storms (whose
+    jumps would otherwise widen every day's spread and overstate advisories on ordinary days)."""
+    x = np.asarray(x, dtype=float)
+    x = x[np.isfinite(x)]
+    return float(1.4826 * np.median(np.abs(x - np.median(x)))) if len(x) else float("nan")
 
 
 def forecast(issue, target, daily: float, today: float, recent: float, stats: Stats,
              skill: float, last: float | None = None, seed: int = 0) -> pd.DataFrame:
     """Hourly forecast of one pollutant at one station from the issue time to the end of the target day.
 
-    ``daily``: the model's target-day mean; ``today``: today's mean so far; ``recent``: the mean of the
-    last 3 observed hours; ``last``: the last hour's value (for the first hour's 2-hour rule; ``recent``
-    when None). Returns time (hour stamp, AirKorea convention: the hour ending then), lead_h, value,
+    ``daily``: the model's target-day mean; ``today``: today's mean so far; ``recent``: the last observed
+    hour's value (at the issue time); ``last``: the hour before the first forecast hour for the 2-hour rule
+    (``recent`` when None). Returns time (hour stamp, AirKorea convention: the hour ending then), lead_h, value,
     log_sd and, per advisory threshold of this pollutant, its probability (columns ``p_<threshold>``).
     """
     issue, target = pd.Timestamp(issue).floor("h"), pd.Timestamp(target).normalize()
@@ -103,7 +111,7 @@ def forecast(issue, target, daily: float, today: float, recent: float, stats: St
     h = (hours - pd.Timedelta(hours=1)).hour.to_numpy()
     in_target = hours > target
     now_h = (issue - pd.Timedelta(hours=1)).hour
-    recent_prof = prof[[(now_h - k) % 24 for k in range(3)]].mean()
+    recent_prof = prof[now_h]
     base_today = today if np.isfinite(today) and today > 0 else daily
     a0 = np.log(recent / (base_today * recent_prof)) if np.isfinite(recent) and recent > 0 else 0.0
     decay = stats.rho ** lead

@@ -104,7 +104,7 @@ def _hours(rows: pd.DataFrame, pm: np.ndarray, first: np.ndarray) -> list[dict |
                 if not np.isfinite(daily):
                     continue
                 frames[p] = hourly.forecast(issue, target, daily, float(rows["own_today_mean"].iloc[i]),
-                                            float(rows["own_last_3h"].iloc[i]), rows["hourly_stats"].iloc[i],
+                                            float(rows["own_last_hour"].iloc[i]), rows["hourly_stats"].iloc[i],
                                             skill, seed=code * 2 + k)
             by_station[code] = _hour_records(frames) if frames else None
         out.append(by_station[code])

@@ -78,7 +78,7 @@ def daily_pm(period, stations, wx: dict, offsets: np.ndarray, rng) -> tuple[np.n
     retain = np.clip(0.75 * np.exp(-wx["wind"] / 5), 0.1, 0.7)  # calm days keep yesterday's air
     ratio = np.clip(0.55 + 0.006 * (wx["rh"] - 70), 0.4, 0.68)
     upwind = np.exp(mu + ar1(rng, nd, 0.6, 0.35))
-    synoptic = np.exp(mu + ar1(rng, nd, 0.45, 0.2))  # what the weather does not explain
+    synoptic = np.exp(mu + ar1(rng, nd, 0.45, 0.16))  # what the weather does not explain
     b = int(np.flatnonzero(bg)[0])
     island = upwind * wash[:, b] * stag[:, b] ** 0.5 + dust
     prev = np.concatenate([[island[0]], island[:-1]])  # yesterday at the island
@@ -107,8 +107,8 @@ def air_frame(period: Period, stations, pm10: np.ndarray, pm25: np.ndarray, wx_h
     when = np.char.add(np.asarray(begins.strftime("%Y%m%d"), dtype=str), np.char.zfill((hour + 1).astype(str), 2))
     frames = []
     for j, st in enumerate(stations):
-        eps = ar1(rng, n, 0.85, 0.22)
-        noise = np.exp(eps - 0.22 ** 2 / 2)
+        eps = ar1(rng, n, 0.75, 0.2)  # plumes and local sources within the day (a few hours' memory)
+        noise = np.exp(eps - 0.2 ** 2 / 2)
         p10 = pm10[period.day, j] * PM_DIURNAL[hour] * noise
         p25 = pm25[period.day, j] * PM_DIURNAL[hour] * noise * rng.lognormal(-0.005, 0.1, n)
         stag = np.clip(np.exp(-0.15 * (wx_hourly["wind"][:, j] - 3)), 0.6, 1.8)
