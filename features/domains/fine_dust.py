@@ -293,6 +293,8 @@ def oracle(rows: pd.DataFrame, truth_dir) -> np.ndarray:
     return np.where(rows["pollutant"].to_numpy() == 0, joined["pm10"], joined["pm25"])
 
 
+SERVING = dust_serving.SERVING  # conditions, requests per cell, answers with hours: features/dust/serving.py
+
 SPEC = register(DomainSpec(
     name="fine_dust",
     title="Fine dust (PM10, PM2.5) tomorrow",
@@ -307,7 +309,7 @@ SPEC = register(DomainSpec(
     feature_set_version="fine_dust-v3",
     build_table=build_table,
     build_rows=build_rows,
-    serving=dust_serving.SERVING,
+    serving=SERVING,
     metrics=(RMSE, MAE, GRADE_ACCURACY, POD_BAD, FAR_BAD),
     primary_metric="rmse",
     baseline=baseline,
