@@ -126,12 +126,16 @@ class DomainSpec:
     # Inputs without which an answer is not given: a row missing one is left out of the training table and
     # answered ``unknown`` by the service (after the domain's documented fallbacks), never scored.
     essential: tuple[str, ...] = ()
+    # Features that stand in for a forecast of the target period (e.g. tomorrow's weather): the request
+    # gives them at prediction time; the training table reads them from the period's own observations,
+    # degraded by a forecast error, so point-in-time checks leave them out.
+    forecast: tuple[str, ...] = ()
     extra: dict = field(default_factory=dict)  # units, cause, grades: what serving needs to explain a score
 
     def __post_init__(self) -> None:
-        unknown = sorted((set(self.monotone) | set(self.essential)) - set(self.features))
+        unknown = sorted((set(self.monotone) | set(self.essential) | set(self.forecast)) - set(self.features))
         if unknown:
-            raise ValueError(f"domain {self.name!r}: monotone/essential name non-features {unknown}")
+            raise ValueError(f"domain {self.name!r}: monotone/essential/forecast name non-features {unknown}")
         if any(d not in (-1, 1) for d in self.monotone.values()):
             raise ValueError(f"domain {self.name!r}: monotone directions must be +1 or -1")
 

@@ -262,9 +262,12 @@ def train(
         return
     if missing_only:
         client = configure(settings)
-        have = [spec.name for spec in chosen if current_champion(client, spec.name) is not None]
+        # A champion of an older feature set cannot serve this code's features: it counts as missing.
+        champions = {spec.name: current_champion(client, spec.name) for spec in chosen}
+        have = [spec.name for spec in chosen if champions[spec.name] is not None
+                and champions[spec.name].tags.get("feature_set_version") == spec.feature_set_version]
         if have:
-            console.print(f"champions exist for {', '.join(have)}: not retraining them")
+            console.print(f"champions of the current feature sets exist for {', '.join(have)}: not retraining them")
         chosen = [spec for spec in chosen if spec.name not in have]
         if not chosen:
             return

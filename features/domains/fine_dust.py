@@ -2,9 +2,14 @@
 
 Long format: one row per station x pollutant (0 = PM10, 1 = PM2.5) x issue day, so one model serves
 both pollutants. The issue time is 17:00 KST of day d, the national forecast's issue hour; the target is
-the daily mean of day d+1 (needs >= 18 valid hours). Features use observations stamped <= the issue time
-only: the station's own levels, the upwind background station (백령도), the city mean and the weather.
-The background station is a feature, never a target row.
+the daily mean of day d+1 (needs >= 18 valid hours). Observation features use observations stamped <= the
+issue time only: the station's own levels, the upwind background station (백령도), the city mean and the
+weather. The background station is a feature, never a target row.
+
+Tomorrow's weather is an input too (:mod:`features.dust.forecast`): the request's KMA short-range
+forecast of the target day, or in the training table the target day's observed weather degraded by a
+forecast error (the ``fc_*`` features are the spec's ``forecast`` inputs). Hourly values and advisories
+follow from the daily forecast in :mod:`features.dust.hourly`.
 """
 
 from __future__ import annotations
@@ -15,125 +20,45 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features import serving_adapters as sa
-from features import spatial
 from features import timeseries as ts
-from features.errors import DataError
+from features.dust import ISSUE_HOUR, POLLUTANTS
+from features.dust import forecast as fc
+from features.dust import serving as dust_serving
+from features.dust.grades import (  # noqa: F401  (the domain's public names)
+    GRADE_NAMES_KO,
+    GRADES,
+    INDEX_BREAKS,
+    UPPER_BOUNDS,
+    grade,
+    grade_index,
+    grade_name,
+    pollutant_grade,
+)
+from features.dust.windows import Windows as _Windows
 from features.metrics import MAE, RMSE, Metric
-from features.registry import Condition, DomainSpec, Levels, Serving, register
+from features.registry import DomainSpec, register
 from features.timeseries import HOUR, hourly_wide
 
-POLLUTANTS = ("pm10", "pm25")  # the int feature ``pollutant`` indexes this
-ISSUE_HOUR = 17
 MIN_HOURS = 18  # valid hours for a daily mean to count (AirKorea's 75% rule)
 _DAY_NS = 24 * ts.HOUR_NS
 CITY_KEY = 0  # pseudo station holding the hourly mean over the city's (non-background) stations
 
-_STATION = tuple(f"{p}_{w}" for w in ("today_mean", "yesterday_mean", "mean_72h") for p in POLLUTANTS)
+_STATION = tuple(f"{p}_{w}" for w in ("today_mean", "yesterday_mean", "mean_72h", "last_hour") for p in POLLUTANTS)
 _BACKGROUND = tuple(f"bg_{p}_{w}" for w in ("today_mean", "yesterday_mean") for p in POLLUTANTS)
+#: Target-day weather from the forecast conditions (persistence of the last 24 h where not given).
+FORECAST = ("fc_wind_speed_ms", "fc_wind_u_ms", "fc_wind_v_ms", "fc_rain_mm", "fc_humidity_pct", "fc_temp_c",
+            "fc_westerly_transport")
 _WEATHER = ("wx_wind_u_ms", "wx_wind_v_ms", "wx_wind_speed_ms", "wx_humidity_pct", "wx_rain_mm",
             "upwind_wind_u_ms", "upwind_wind_v_ms")
 # Observation features: a what-if request may override any of them (e.g. today's observed means).
 OBSERVED = (*_STATION, "pm10_today_max", *_BACKGROUND, "city_pm10_today_mean", "city_pm25_today_mean",
             *_WEATHER)
-FEATURES = ("pollutant", "own_today_mean", "own_yesterday_mean", "own_mean_72h", *OBSERVED,
-            "westerly_transport", "doy_sin", "doy_cos")
-CONDITIONS = ("target_date",)
+FEATURES = ("pollutant", "own_today_mean", "own_yesterday_mean", "own_mean_72h", "own_last_hour", *OBSERVED,
+            "westerly_transport", *FORECAST, "doy_sin", "doy_cos")
+CONDITIONS = ("target_date", *fc.NAMES)
 
-# --- Korean grades (DESIGN.md section 2) ---------------------------------------------------------
-
-GRADES = ("good", "moderate", "bad", "very_bad")
-GRADE_NAMES_KO = ("좋음", "보통", "나쁨", "매우나쁨")
-UPPER_BOUNDS = {"pm10": (30, 80, 150), "pm25": (15, 35, 75)}  # top of good, moderate, bad (ug/m3)
 UNITS = {"target_date": "date (KST) of the forecast day", "pm_next": "ug/m3", "pm10": "ug/m3",
-         "pm25": "ug/m3", "pollutant": "0 = PM10, 1 = PM2.5"}
-
-
-def pollutant_grade(values, pollutant: str) -> np.ndarray:
-    """Grade index 0-3 of daily means of one pollutant, -1 where unknown.
-
-    Means are rounded to whole ug/m3 first, as published, so PM10 30.4 is good and 30.6 is moderate.
-    """
-    v = np.floor(np.asarray(values, dtype=float) + 0.5)
-    out = np.searchsorted(np.asarray(UPPER_BOUNDS[pollutant]), v, side="left")
-    return np.where(np.isnan(v), -1, out)
-
-
-def grade(pm10, pm25) -> np.ndarray:
-    """The reported grade (0 good .. 3 very bad): the worse of the PM10 and PM2.5 grades; -1 if both unknown."""
-    return np.maximum(pollutant_grade(pm10, "pm10"), pollutant_grade(pm25, "pm25"))
-
-
-def grade_name(grades, korean: bool = True) -> np.ndarray:
-    """Names of grade indices (좋음/보통/나쁨/매우나쁨 or good/...); None for -1."""
-    names = np.array([*(GRADE_NAMES_KO if korean else GRADES), None], dtype=object)
-    return names[np.asarray(grades, dtype=int)]  # -1 picks the trailing None
-
-
-# --- Hourly windows ------------------------------------------------------------------------------
-
-
-class _Windows:
-    """Prefix sums over a dense hourly wide frame: mean or sum over any ``(start, end]`` in O(1).
-
-    Rows are found by :meth:`rows` (hourly rows stamped at or before each time, from int64 ns) and
-    columns by :meth:`col`, so a request finds them once for every window it asks. ``day_max`` is the
-    running maximum within each day (hours stamped 01:00 .. 24:00), available when the frame starts at
-    01:00 and holds whole days.
-    """
-
-    def __init__(self, wide: pd.DataFrame):
-        self.index_ns, self.columns = ts.time_ns(wide.index), wide.columns
-        keys = np.asarray(wide.columns, dtype=np.int64)
-        self._order = np.argsort(keys, kind="stable")
-        self._sorted = keys[self._order]
-        values = wide.to_numpy(dtype=float)
-        zero = np.zeros((1, values.shape[1]))
-        self.sum = np.vstack([zero, np.nancumsum(values, axis=0)])
-        self.count = np.vstack([zero, np.cumsum(~np.isnan(values), axis=0)])
-        if len(values) and len(values) % 24 == 0 and (self.index_ns[0] // ts.HOUR_NS) % 24 == 1:
-            days = values.reshape(-1, 24, values.shape[1])
-            self.day_max = np.fmax.accumulate(days, axis=1).reshape(values.shape)
-        else:
-            self.day_max = np.full(values.shape, np.nan)
-
-    def col(self, keys) -> np.ndarray:
-        """Column of each (integer) key, -1 where absent; a scalar key gives a 0-d array that broadcasts."""
-        keys = np.asarray(keys, dtype=np.int64)
-        if not len(self._sorted):
-            return np.full(keys.shape, -1)
-        at = np.clip(np.searchsorted(self._sorted, keys), 0, len(self._sorted) - 1)
-        return np.where(self._sorted[at] == keys, self._order[at], -1)
-
-    def rows(self, t_ns: np.ndarray) -> np.ndarray:
-        """Number of hourly rows stamped at or before each time (int64 ns)."""
-        return np.searchsorted(self.index_ns, t_ns, side="right")
-
-    def _stat(self, col, lo_ns, hi_ns, how: str) -> np.ndarray:
-        c = np.clip(col, 0, None)
-        lo, hi = self.rows(lo_ns), self.rows(hi_ns)
-        total = self.sum[hi, c] - self.sum[lo, c]
-        count = self.count[hi, c] - self.count[lo, c]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out = total / count if how == "mean" else total
-        return np.where((col >= 0) & (count > 0), out, np.nan)
-
-    def mean(self, col, start_ns, end_ns) -> np.ndarray:
-        return self._stat(col, start_ns, end_ns, "mean")
-
-    def total(self, col, start_ns, end_ns) -> np.ndarray:
-        return self._stat(col, start_ns, end_ns, "sum")
-
-    def max_today(self, col, t_ns) -> np.ndarray:
-        """Maximum hourly value over ``(midnight, t]`` of t's day."""
-        row = self.rows(t_ns) - 1
-        r = np.clip(row, 0, None)
-        stamp = self.index_ns[r] - ts.HOUR_NS if len(self.index_ns) else np.zeros_like(r)
-        day = t_ns - t_ns % _DAY_NS
-        same_day = (row >= 0) & (stamp - stamp % _DAY_NS == day) & (t_ns != ts.NAT_NS)
-        out = self.day_max[r, np.clip(col, 0, None)] if len(self.index_ns) else np.full(len(r), np.nan)
-        return np.where(same_day & (col >= 0) & (t_ns > day), out, np.nan)
-
+         "pm25": "ug/m3", "pollutant": "0 = PM10, 1 = PM2.5", **{k: v[1] for k, v in fc.FIELDS.items()}}
 
 def _air_windows(air: pd.DataFrame, background: list[int]) -> dict[str, _Windows]:
     """Day-aligned hourly windows of PM10 and PM2.5 per station, plus the city pseudo-station."""
@@ -148,15 +73,15 @@ def _air_windows(air: pd.DataFrame, background: list[int]) -> dict[str, _Windows
 
 
 def _weather_windows(asos: pd.DataFrame) -> dict[str, _Windows]:
-    """Hourly windows of wind components, speed, humidity and rain per ASOS station."""
-    w = asos[["station_id", "time", "wind_ms", "wind_dir_deg", "humidity_pct", "rain_mm"]].copy()
+    """Hourly windows of wind components, speed, humidity, rain and temperature per ASOS station."""
+    w = asos[["station_id", "time", "wind_ms", "wind_dir_deg", "humidity_pct", "rain_mm", "temp_c"]].copy()
     rad = np.radians(w["wind_dir_deg"].to_numpy(dtype=float))
     speed = w["wind_ms"].to_numpy(dtype=float)
     # Meteorological direction is where the wind comes FROM; u > 0 blows eastward (a westerly).
     w["u"] = np.where(speed == 0, 0.0, -speed * np.sin(rad))
     w["v"] = np.where(speed == 0, 0.0, -speed * np.cos(rad))
     return {c: _Windows(hourly_wide(w, c, key="station_id"))
-            for c in ("u", "v", "wind_ms", "humidity_pct", "rain_mm")}
+            for c in ("u", "v", "wind_ms", "humidity_pct", "rain_mm", "temp_c")}
 
 
 def _stations(city) -> tuple[list[int], int | None, int | None]:
@@ -199,7 +124,10 @@ def build_rows(src, requests: pd.DataFrame) -> pd.DataFrame:
 
     The issue time defaults to 17:00 the day before ``target_date``; observations after it are never
     read. Columns named like an observation feature (see :data:`OBSERVED`) override the observed value.
-    Other request columns pass through, after the keys and times.
+    The target day's forecast weather comes from the request's ``fcst_*`` columns (KMA units, see
+    :data:`features.dust.forecast.FIELDS`); a column absent or NaN is forecast by persistence, the mean (rain:
+    the total) of the 24 observed hours before the issue time. Other request columns pass through, after
+    the keys and times.
     """
     req = requests
     issue_ns, target_ns = _request_times(req)
@@ -210,6 +138,7 @@ def build_rows(src, requests: pd.DataFrame) -> pd.DataFrame:
     today = _normalize(issue_ns)
     yesterday = np.where(issue_ns == ts.NAT_NS, ts.NAT_NS, today - _DAY_NS)
     before_72h = np.where(issue_ns == ts.NAT_NS, ts.NAT_NS, issue_ns - 72 * ts.HOUR_NS)
+    before_1h = np.where(issue_ns == ts.NAT_NS, ts.NAT_NS, issue_ns - ts.HOUR_NS)
     station = req["station_code"].to_numpy(dtype=np.int64)
     n = len(req)
     f: dict[str, np.ndarray] = {}
@@ -218,6 +147,7 @@ def build_rows(src, requests: pd.DataFrame) -> pd.DataFrame:
         f[f"{p}_today_mean"] = win.mean(own, today, issue_ns)
         f[f"{p}_yesterday_mean"] = win.mean(own, yesterday, today)
         f[f"{p}_mean_72h"] = win.mean(own, before_72h, issue_ns)
+        f[f"{p}_last_hour"] = win.mean(own, before_1h, issue_ns)
         f[f"bg_{p}_today_mean"] = win.mean(bg, today, issue_ns)
         f[f"bg_{p}_yesterday_mean"] = win.mean(bg, yesterday, today)
         f[f"city_{p}_today_mean"] = win.mean(city, today, issue_ns)
@@ -238,10 +168,11 @@ def build_rows(src, requests: pd.DataFrame) -> pd.DataFrame:
 
     pollutant = req["pollutant"].to_numpy(dtype=np.int64)
     is_pm10 = pollutant == POLLUTANTS.index("pm10")
-    for w in ("today_mean", "yesterday_mean", "mean_72h"):
+    for w in ("today_mean", "yesterday_mean", "mean_72h", "last_hour"):
         f[f"own_{w}"] = np.where(is_pm10, f[f"pm10_{w}"], f[f"pm25_{w}"])
     # Dust reaching Baengnyeong-do arrives in Incheon roughly a day later on westerly winds.
     f["westerly_transport"] = f["bg_pm10_today_mean"] * np.maximum(0.0, f["upwind_wind_u_ms"])
+    f.update(_forecast_features(req, wx, at_local, issue_ns, f["bg_pm10_today_mean"]))
     angle = 2 * np.pi * target.day_of_year.to_numpy() / 365.25
     f["doy_sin"], f["doy_cos"] = np.sin(angle), np.cos(angle)
 
@@ -249,6 +180,38 @@ def build_rows(src, requests: pd.DataFrame) -> pd.DataFrame:
     out.update({c: req[c].array for c in req.columns if c not in out and c not in FEATURES})
     out.update({c: f[c] for c in FEATURES if c != "pollutant"})
     return pd.DataFrame(out, index=pd.RangeIndex(n))
+
+
+def _forecast_features(req: pd.DataFrame, wx: dict[str, _Windows], col, issue_ns, bg_pm10) -> dict:
+    """The ``fc_*`` features from the request's forecast (KMA units), persistence where not given."""
+    lo = np.where(issue_ns == ts.NAT_NS, ts.NAT_NS, issue_ns - 24 * ts.HOUR_NS)
+    u, v = wx["u"].mean(col, lo, issue_ns), wx["v"].mean(col, lo, issue_ns)
+    persisted = {"fcst_wsd": wx["wind_ms"].mean(col, lo, issue_ns), "fcst_vec": fc.direction_of(u, v),
+                 "fcst_pcp": wx["rain_mm"].total(col, lo, issue_ns),
+                 "fcst_reh": wx["humidity_pct"].mean(col, lo, issue_ns), "fcst_tmp": wx["temp_c"].mean(col, lo, issue_ns)}
+    n = len(req)
+    got = {}
+    for name in fc.NAMES:
+        given = pd.to_numeric(req[name], errors="coerce").to_numpy(float) if name in req.columns else np.full(n, np.nan)
+        got[name] = np.where(np.isnan(given), np.broadcast_to(persisted[name], (n,)), given)
+    fu, fv = fc.wind_components(got["fcst_wsd"], got["fcst_vec"])
+    return {"fc_wind_speed_ms": got["fcst_wsd"], "fc_wind_u_ms": fu, "fc_wind_v_ms": fv,
+            "fc_rain_mm": got["fcst_pcp"], "fc_humidity_pct": got["fcst_reh"], "fc_temp_c": got["fcst_tmp"],
+            # Upwind dust of today reaches the city tomorrow on tomorrow's westerly flow.
+            "fc_westerly_transport": bg_pm10 * np.maximum(0.0, fu)}
+
+
+def observed_weather(src, target_ns: np.ndarray) -> pd.DataFrame:
+    """The target days' observed weather at the city's ASOS station in forecast terms (KMA units): what a
+    perfect short-range forecast would have said. Training only: it reads the future it stands in for."""
+    _, local, _ = _stations(src.city)
+    _, wx = _windows(src)
+    col = wx["u"].col(local if local else -1)
+    lo, hi = target_ns, np.where(target_ns == ts.NAT_NS, ts.NAT_NS, target_ns + _DAY_NS)
+    u, v = wx["u"].mean(col, lo, hi), wx["v"].mean(col, lo, hi)
+    return pd.DataFrame({"fcst_wsd": wx["wind_ms"].mean(col, lo, hi), "fcst_vec": fc.direction_of(u, v),
+                         "fcst_pcp": wx["rain_mm"].total(col, lo, hi), "fcst_reh": wx["humidity_pct"].mean(col, lo, hi),
+                         "fcst_tmp": wx["temp_c"].mean(col, lo, hi)})
 
 
 def daily_means(air: pd.DataFrame) -> pd.DataFrame:
@@ -262,7 +225,8 @@ def daily_means(air: pd.DataFrame) -> pd.DataFrame:
 
 
 def build_table(src) -> pd.DataFrame:
-    """One row per (non-background) station x pollutant x issue day with a valid next-day mean."""
+    """One row per (non-background) station x pollutant x issue day with a valid next-day mean; the target
+    day's forecast is its observed weather with a forecast error drawn per day (:func:`fc.degrade`)."""
     background, _, _ = _stations(src.city)
     daily = daily_means(src["airkorea"])
     # Skip the first day: its issue day lies before the data, so it would have no features at all.
@@ -271,6 +235,9 @@ def build_table(src) -> pd.DataFrame:
     requests = pd.DataFrame({"station_code": daily["station_code"].to_numpy(),
                              "pollutant": daily["pollutant"].to_numpy(dtype=np.int64),
                              "target_date": daily["date"].to_numpy()})
+    target_ns = ts.time_ns(requests["target_date"])
+    forecast = fc.degrade(observed_weather(src, target_ns), target_ns)
+    requests = pd.concat([requests, forecast.round(1)], axis=1)
     table = build_rows(src, requests)
     table["pm_next"] = daily["value"].to_numpy(dtype=float)
     return table.sort_values(["time", "station_code", "pollutant"], ignore_index=True)
@@ -330,125 +297,7 @@ def oracle(rows: pd.DataFrame, truth_dir) -> np.ndarray:
     return np.where(rows["pollutant"].to_numpy() == 0, joined["pm10"], joined["pm25"])
 
 
-# --- serving: the API's conditions, levels and request adapters ---
-
-#: The grade index: each pollutant's daily mean placed on one 0-100 scale whose grade boundaries are
-#: 25 (보통 from PM10 31 / PM2.5 16 ug/m3 after rounding), 50 (나쁨 from 81 / 36) and 75 (매우나쁨 from
-#: 151 / 76), linear in between and reaching 100 at the warning level (PM10 300, PM2.5 150). The reported
-#: index is the larger of the two, so its quarter is exactly the reported Korean grade.
-INDEX_BREAKS = {p: (0.0, *(b + 0.5 for b in UPPER_BOUNDS[p]), warning)
-                for p, warning in (("pm10", 300.0), ("pm25", 150.0))}
-
-
-def grade_index(pm10, pm25) -> np.ndarray:
-    """The grade index (0-100) of daily means: see :data:`INDEX_BREAKS`; NaN where both are unknown."""
-    scale = (0.0, 25.0, 50.0, 75.0, 100.0)
-    parts = []
-    for p, values in (("pm10", pm10), ("pm25", pm25)):
-        v = np.asarray(values, dtype=float)
-        parts.append(np.where(np.isnan(v), np.nan, np.interp(v, INDEX_BREAKS[p], scale)))
-    return np.fmax(*parts)
-
-
-SERVING_CONDITIONS = (
-    Condition("target_date", "date (KST)", "the forecast day. Omitted: the day after `at`. The forecast uses "
-              "observations up to 17:00 the day before (or up to `at` when that is earlier, e.g. for days "
-              "further ahead)", "2024-01-01", kind="date"),
-)
-
-
-def _city_stations(src) -> pd.DataFrame:
-    return ts.memo(src, "fine_dust.city_stations", lambda: pd.DataFrame(
-        [(s.code, s.name, s.lat, s.lon) for s in src.city.air_stations if not s.background],
-        columns=["station_code", "name", "lat", "lon"]))
-
-
-def serving_requests(src, cells: pd.DataFrame, at, conditions: dict | None = None) -> pd.DataFrame:
-    """Two requests per cell (PM10, PM2.5) at the cell's nearest city air station (never the background
-    one), for ``target_date`` (default: the day after ``at``), issued at 17:00 the day before it or at
-    ``at`` if that is earlier."""
-    conds = sa.given(conditions, CONDITIONS)
-    at = pd.Timestamp(at)
-    target = pd.Timestamp(conds["target_date"]).normalize() if "target_date" in conds else \
-        at.normalize() + pd.Timedelta(days=1)
-    issue = min(target - pd.Timedelta(days=1) + pd.Timedelta(hours=ISSUE_HOUR), at)
-    stations = _city_stations(src)
-    if stations.empty:
-        raise DataError(f"{src.city.name} has no (non-background) air station to forecast for")
-    nearest = spatial.nearest(cells["lat"].to_numpy(float), cells["lon"].to_numpy(float),
-                              stations["lat"].to_numpy(), stations["lon"].to_numpy())
-    n = len(cells)
-    return pd.DataFrame({
-        "station_code": np.repeat(stations["station_code"].to_numpy()[nearest], 2),
-        "pollutant": np.tile(np.arange(len(POLLUTANTS), dtype=np.int64), n),
-        "time": np.full(2 * n, issue.as_unit("ns").to_datetime64()),
-        "target_date": np.full(2 * n, target.as_unit("ns").to_datetime64()),
-        "cell_id": np.repeat(cells["cell_id"].to_numpy(), 2),
-        "station_name": np.repeat(stations["name"].to_numpy()[nearest], 2),
-    })
-
-
-def serving_combine(rows: pd.DataFrame, pred) -> pd.DataFrame:
-    """Per cell: the grade index of the predicted PM10 and PM2.5 (value), the pollutant deciding the
-    grade (cause) and both means with the grade and station (details)."""
-    codes, cell_ids = pd.factorize(rows["cell_id"])
-    pm = np.full((len(cell_ids), len(POLLUTANTS)), np.nan)
-    pm[codes, rows["pollutant"].to_numpy(dtype=np.int64)] = np.clip(np.asarray(pred, dtype=float), 0, None)
-    pm10, pm25 = pm[:, 0], pm[:, 1]
-    value = grade_index(pm10, pm25)
-    deciding = np.where(np.nan_to_num(grade_index(np.nan, pm25), nan=-1) > np.nan_to_num(
-        grade_index(pm10, np.nan), nan=-1), "pm25", "pm10")
-    grades = grade(pm10, pm25)
-    first = np.full(len(cell_ids), 0)
-    first[codes[::-1]] = np.arange(len(codes))[::-1]  # each cell's first row
-    info = {"station": rows["station_name"].to_numpy()[first] if "station_name" in rows else
-            np.full(len(cell_ids), None),
-            "station_code": rows["station_code"].to_numpy()[first].tolist(),
-            "target_date": pd.DatetimeIndex(rows["target_date"].to_numpy()[first]).strftime("%Y-%m-%d")}
-    details = [{**pms, "grade": ko, "grade_en": en, "station": st, "station_code": code, "target_date": day}
-               for pms, ko, en, st, code, day in zip(
-                   sa.records({"pm10": pm10, "pm25": pm25}, digits=1), grade_name(grades).tolist(),
-                   grade_name(grades, korean=False).tolist(), info["station"].tolist(), info["station_code"],
-                   info["target_date"].tolist(), strict=True)]
-    return pd.DataFrame({"cell_id": np.asarray(cell_ids), "value": value, "cause": deciding.astype(object),
-                         "details": sa.objects(details)})
-
-
-def serving_now(src) -> pd.Timestamp:
-    """17:00 of the last day whose air quality and weather reach 17:00 (the national forecast's hour)."""
-    def latest() -> pd.Timestamp:
-        last = min(sa.last_time(src["airkorea"], "time", POLLUTANTS), sa.last_time(src["asos"]))
-        return (last - pd.Timedelta(hours=ISSUE_HOUR)).normalize() + pd.Timedelta(hours=ISSUE_HOUR)
-    return ts.memo(src, "fine_dust.now", latest)
-
-
-def serving_first(src) -> pd.Timestamp:
-    """The first time both air quality and weather were observed (nothing to forecast from before)."""
-    def earliest() -> pd.Timestamp:
-        air, wx = src["airkorea"], src["asos"]
-        firsts = [pd.to_datetime(air.loc[air[list(POLLUTANTS)].notna().any(axis=1), "time"]).min(),
-                  pd.to_datetime(wx["time"]).min()]
-        if any(pd.isna(t) for t in firsts):
-            raise DataError("fine_dust: no air-quality or weather observations to serve from")
-        return pd.Timestamp(max(firsts))
-    return ts.memo(src, "fine_dust.first", earliest)
-
-
-SERVING = Serving(
-    conditions=SERVING_CONDITIONS,
-    levels=Levels((0.0, 25.0, 50.0, 75.0, 100.0)),
-    value="fine-dust grade index for the target day: the worse of the predicted daily PM10 and PM2.5 "
-          "placed on one scale where 25/50/75 are the Korean grade bounds (보통 PM10 31/PM2.5 16, "
-          "나쁨 81/36, 매우나쁨 151/76 ug/m3) and 100 the warning level (300/150); the concentrations "
-          "(ug/m3) and the grade are in details",
-    unit="grade index (0-100)",
-    requests=serving_requests,
-    combine=serving_combine,
-    now=serving_now,
-    first=serving_first,
-    scenarios=(("Yellow-dust day", {"target_date": "2023-04-12"}),),
-)
-
+SERVING = dust_serving.SERVING  # conditions, requests per cell, answers with hours: features/dust/serving.py
 
 SPEC = register(DomainSpec(
     name="fine_dust",
@@ -461,7 +310,7 @@ SPEC = register(DomainSpec(
     features=FEATURES,
     conditions=CONDITIONS,
     sources=("airkorea", "asos"),
-    feature_set_version="fine_dust-v2",
+    feature_set_version="fine_dust-v3",
     build_table=build_table,
     build_rows=build_rows,
     serving=SERVING,
@@ -471,8 +320,11 @@ SPEC = register(DomainSpec(
     oracle=oracle,
     # Higher levels at the station, across the city or upwind (transboundary dust arrives from the west a
     # day later) never lower tomorrow's concentration. Weather goes both ways and stays free.
-    monotone=dict.fromkeys(("own_today_mean", "own_yesterday_mean", "own_mean_72h", *_STATION, "pm10_today_max",
-                            *_BACKGROUND, "city_pm10_today_mean", "city_pm25_today_mean"), 1),
+    # Tomorrow's rain washes out (wet deposition); more upwind dust on more westerly flow brings more.
+    monotone={**dict.fromkeys(("own_today_mean", "own_yesterday_mean", "own_mean_72h", "own_last_hour", *_STATION,
+                               "pm10_today_max", *_BACKGROUND, "city_pm10_today_mean", "city_pm25_today_mean",
+                               "fc_westerly_transport"), 1), "fc_rain_mm": -1},
+    forecast=FORECAST,
     essential=("own_today_mean",),
     extra={"grades": grade, "grade_names": grade_name, "units": UNITS, "overridable": OBSERVED},
 ))
