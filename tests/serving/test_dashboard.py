@@ -85,7 +85,8 @@ def test_page_draws_every_cell_and_redraws_per_domain(page, api):
     assert set(page.eval_on_selector_all("#domain option", "os => os.map(o => o.value)")) == set(catalogue["domains"])
     assert cells_drawn(page) == catalogue["cells"]
     assert page.text_content("#model-version") == models[first]["model_version"]
-    assert page.locator("#legend li").count() == 4
+    assert page.locator("#legend li").count() == 5  # the four levels and "no data" (a cell answered unknown)
+    assert "no data" in page.locator("#legend li").last.text_content()
     assert page.locator("#summary tbody tr").count() >= 1
     assert page.locator("#error").is_hidden()
 
