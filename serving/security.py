@@ -277,7 +277,7 @@ class SafeErrorsMiddleware:
         except TimeoutError:
             if not sent:
                 msg = f"no answer within {self.deadline_s:g} s; try again, or ask for fewer locations"
-                await send_problem(send, 504, "request", msg, "timeout")
+                await _problem(504, "request", msg, "timeout")(scope, receive, send)
         except Exception:
             if not sent:
                 await self._send_error({"type": "http.response.start", "status": 500, "headers": []}, b"", send)
@@ -292,12 +292,6 @@ class SafeErrorsMiddleware:
         await send({**start, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-
-async def send_problem(send, status: int, field: str, msg: str, kind: str) -> None:
-    body = error_response(status, [{"loc": [field], "msg": msg, "type": kind}]).body
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
 
 
 # --- /metrics: one label for every path the server does not serve ------------------------------------------

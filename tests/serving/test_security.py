@@ -3,6 +3,7 @@ origins and a small body limit (reusing the `served` fixture's BentoML store), p
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -269,3 +270,11 @@ def test_dashboard_asks_for_the_key_and_then_draws(secured, catalogue):
             assert not script_errors, script_errors
         finally:
             browser.close()
+
+
+def test_a_slow_answer_is_a_504_in_the_error_shape():
+    async def slow(scope, receive, send):
+        await asyncio.sleep(5)
+
+    resp = TestClient(SafeErrorsMiddleware(slow, deadline_s=0.1)).get("/risk")  # no lifespan: a bare app
+    assert resp.status_code == 504 and resp.json()["error"].startswith("request: no answer within 0.1 s")
