@@ -1,0 +1,49 @@
+"""The one database behind live operation: observations, ingest batches, cycle maps and alerts.
+
+The embedded default is SQLite under ``data/`` (no server: Python ships it; WAL lets every service worker
+read while one writer appends). A PostgreSQL URL (``URBAN_SAFETY_STORE_URL=postgresql://...``) selects
+PostgreSQL for several replicas. Tables are SQLAlchemy Core tables on :data:`METADATA`, declared by the
+module that owns them; :func:`database` creates what is missing.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+METADATA = sa.MetaData()
+
+
+def store_url(settings) -> str:
+    """``URBAN_SAFETY_STORE_URL`` if set (any SQLAlchemy URL; ``postgresql://`` uses psycopg 3), else SQLite
+    at ``<data>/live.db``."""
+    url = os.environ.get("URBAN_SAFETY_STORE_URL") or f"sqlite:///{Path(settings.data) / 'live.db'}"
+    return url.replace("postgresql://", "postgresql+psycopg://", 1) if url.startswith("postgresql://") else url
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer, nor it them
+    cur.execute("PRAGMA synchronous=NORMAL")  # durable at each checkpoint; WAL keeps every commit atomic
+    cur.execute("PRAGMA busy_timeout=30000")  # a second writer waits its turn instead of failing
+    cur.close()
+
+
+@lru_cache(maxsize=8)
+def database(url: str) -> sa.Engine:
+    """The engine for ``url`` (one per process and URL), with every table of :data:`METADATA` created."""
+    import live.alerts  # noqa: F401  (declare every table before creating them)
+    import live.cycle  # noqa: F401
+    import live.store  # noqa: F401
+
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    METADATA.create_all(engine)
+    return engine
