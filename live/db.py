@@ -8,6 +8,7 @@ module that owns them; :func:`database` creates what is missing.
 
 from __future__ import annotations
 
+import importlib
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -16,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 METADATA = sa.MetaData()
+TABLE_MODULES = ("live.store", "live.cycle", "live.alerts")
 
 
 def store_url(settings) -> str:
@@ -31,19 +33,32 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")  # durable at each checkpoint; WAL keeps every commit atomic
     cur.execute("PRAGMA busy_timeout=30000")  # a second writer waits its turn instead of failing
     cur.close()
+    # SQLAlchemy's documented recipe: let it issue BEGIN itself, so a writer can take the lock up front.
+    dbapi_conn.isolation_level = None
+
+
+def _sqlite_begin(conn) -> None:
+    # A writer reads what it merges into: BEGIN IMMEDIATE takes the write lock before that read, so two
+    # writers queue (busy_timeout) instead of deadlocking on the upgrade. Readers start plain transactions.
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("writer") else "BEGIN")
+
+
+def writing(engine: sa.Engine):
+    """A transaction that writes: serialised with every other writer (SQLite and PostgreSQL alike)."""
+    return engine.execution_options(writer=True).begin()
 
 
 @lru_cache(maxsize=8)
 def database(url: str) -> sa.Engine:
     """The engine for ``url`` (one per process and URL), with every table of :data:`METADATA` created."""
-    import live.alerts  # noqa: F401  (declare every table before creating them)
-    import live.cycle  # noqa: F401
-    import live.store  # noqa: F401
+    for module in TABLE_MODULES:  # declare every table before creating them
+        importlib.import_module(module)
 
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(url, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
     METADATA.create_all(engine)
     return engine

@@ -1,0 +1,304 @@
+"""The observation store: every hourly observation and nowcast the service knows, appended as it arrives.
+
+One table per live source (the canonical columns of ``features/sources/canonical.py``), keyed by what
+identifies an observation: (station, time), or for the nowcast (grid point, issue time, valid time). A
+batch is one transaction: all of its rows land or none. A row whose key is held is merged into it (the
+newest non-missing value of each field wins: a correction; a field the row leaves out or leaves blank
+keeps its stored value) and counted as a duplicate when it changes nothing. Every batch is logged in
+``batches`` (origin, counts, the span of times it changed) and every live row it accepted in the
+append-only ``revisions`` (the raw files are their own record for back-filled rows). The batch id is the
+store's version: readers poll it, and ``changes(since)`` gives them exactly the rows that moved.
+
+Retention (``URBAN_SAFETY_RETENTION_DAYS``, default: keep everything) drops observations older than
+that many days before the newest one, and their revisions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from features.sources.canonical import SCHEMAS
+from live.db import METADATA, database, store_url, writing
+
+#: The key of an observation, per live source (the other sources are static layers and event lists that
+#: reach the service through ``data import``).
+KEYS: dict[str, tuple[str, ...]] = {
+    "asos": ("station_id", "time"), "aws": ("station_id", "time"),
+    # The real-time API names air stations only; the name is what every AirKorea layout carries.
+    "airkorea": ("station_name", "time"),
+    "tide": ("station", "time"),
+    "nowcast": ("nx", "ny", "issued", "valid"),
+}
+#: The column whose span a batch changed, per source (what cached answers depend on).
+TIME_OF = {"asos": "time", "aws": "time", "airkorea": "time", "tide": "time", "nowcast": "issued"}
+LIVE_SOURCES = tuple(KEYS)
+
+_SQL_TYPES = {"int64": sa.BigInteger, "Int64": sa.BigInteger, "float64": sa.Float, "datetime64[ns]": sa.DateTime,
+              "str": sa.Text, "string": sa.Text, "string[pyarrow]": sa.Text, "string[python]": sa.Text,
+              "boolean": sa.Boolean}
+
+
+def _table(source: str) -> sa.Table:
+    columns = []
+    for name, col in SCHEMAS[source].columns.items():
+        kind = _SQL_TYPES[str(col.dtype)]
+        columns.append(sa.Column(name, kind(), primary_key=name in KEYS[source], nullable=name not in KEYS[source]))
+    return sa.Table(f"obs_{source}", METADATA, *columns, sa.Column("batch", sa.BigInteger, nullable=False, index=True))
+
+
+TABLES = {source: _table(source) for source in LIVE_SOURCES}
+BATCHES = sa.Table(
+    "batches", METADATA,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("origin", sa.Text, nullable=False),  # api | inbox | fetch | backfill
+    sa.Column("label", sa.Text),  # the file, request or URL the rows came from
+    sa.Column("received_at", sa.DateTime, nullable=False),
+    sa.Column("accepted", sa.Integer, nullable=False),
+    sa.Column("duplicate", sa.Integer, nullable=False),
+    sa.Column("refused", sa.Integer, nullable=False),
+    sa.Column("changed_from", sa.DateTime),  # span of the times of the rows this batch changed
+    sa.Column("changed_to", sa.DateTime),
+)
+REVISIONS = sa.Table(
+    "revisions", METADATA,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("batch", sa.BigInteger, nullable=False, index=True),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("time", sa.DateTime, nullable=False),
+    sa.Column("row", sa.Text, nullable=False),  # the row as accepted (JSON), key included
+)
+
+
+@dataclass
+class Appended:
+    """What a batch did: rows accepted (new or changed), duplicate (nothing new), and the batch id."""
+
+    source: str
+    accepted: int = 0
+    duplicate: int = 0
+    batch: int | None = None
+    changed: tuple[datetime, datetime] | None = None
+    refused: list[dict] = field(default_factory=list)  # {"row": n, "reason": "..."} from validation
+
+
+@dataclass(frozen=True)
+class Change:
+    """Rows of one source that moved since a version: their current values and the span of times."""
+
+    source: str
+    rows: pd.DataFrame
+    first: pd.Timestamp
+    last: pd.Timestamp
+
+
+class ObservationStore:
+    """The store at a SQLAlchemy URL (SQLite file or PostgreSQL); cheap to build, one engine per process."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = database(url)
+
+    @classmethod
+    def for_settings(cls, settings) -> ObservationStore:
+        return cls(store_url(settings))
+
+    # --- writing --------------------------------------------------------------------------------
+    def append(self, source: str, frame: pd.DataFrame, origin: str, label: str | None = None,
+               refused: list[dict] | None = None) -> Appended:
+        """Merge a validated canonical frame of ``source`` in one transaction (see the module docstring).
+
+        Raises ``KeyError`` for a source the store does not hold; a row missing part of its key is refused
+        by validation before it gets here."""
+        table, keys = TABLES[source], KEYS[source]
+        frame = frame[[c.name for c in table.columns if c.name != "batch"]]
+        out = Appended(source, refused=list(refused or []))
+        within = frame.duplicated(list(keys), keep="last")  # the later row of a batch is the newer value
+        frame = frame.loc[~within].reset_index(drop=True)
+        with writing(self.engine) as conn:
+            if conn.dialect.name == "postgresql":  # one writer at a time: versions commit in order
+                conn.exec_driver_sql("LOCK TABLE batches IN SHARE ROW EXCLUSIVE MODE")
+            batch = conn.execute(BATCHES.insert().values(
+                source=source, origin=origin, label=label, received_at=datetime.now(), accepted=0,
+                duplicate=0, refused=len(out.refused))).inserted_primary_key[0]
+            held = self._held(conn, source, frame)
+            merged, new, changed = _merge(frame, held, keys)
+            if new.any():
+                conn.execute(table.insert(), _records(merged.loc[new], batch))
+            if changed.any():
+                params = {c: sa.bindparam(f"k_{c}") for c in keys}
+                stmt = table.update().where(*(table.c[c] == params[c] for c in keys)).values(
+                    {c.name: sa.bindparam(f"v_{c.name}") for c in table.columns if c.name not in keys})
+                conn.execute(stmt, [{**{f"k_{c}": r[c] for c in keys},
+                                     **{f"v_{k}": v for k, v in r.items() if k not in keys}}
+                                    for r in _records(merged.loc[changed], batch)])
+            moved = merged.loc[new | changed]
+            out.accepted, out.duplicate = len(moved), int(within.sum()) + len(merged) - len(moved)
+            span = (moved[TIME_OF[source]].min(), moved[TIME_OF[source]].max()) if len(moved) else (None, None)
+            if origin != "backfill" and len(moved):
+                conn.execute(REVISIONS.insert(), [
+                    {"batch": batch, "source": source, "time": r[TIME_OF[source]],
+                     "row": json.dumps(r, default=str, ensure_ascii=False)}
+                    for r in _records(moved, batch)])
+            conn.execute(BATCHES.update().where(BATCHES.c.id == batch).values(
+                accepted=out.accepted, duplicate=out.duplicate,
+                changed_from=_py(span[0]), changed_to=_py(span[1])))
+        out.batch = batch
+        out.changed = (span[0], span[1]) if len(moved) else None
+        return out
+
+    def _held(self, conn, source: str, frame: pd.DataFrame) -> pd.DataFrame:
+        """Stored rows that may share a key with ``frame`` (same entities, within its span of times)."""
+        table, keys = TABLES[source], KEYS[source]
+        if frame.empty:
+            return pd.DataFrame(columns=frame.columns)
+        when = TIME_OF[source]
+        query = sa.select(*(table.c[c] for c in frame.columns)).where(
+            table.c[when].between(_py(frame[when].min()), _py(frame[when].max())),
+            table.c[keys[0]].in_([_py(v) for v in frame[keys[0]].unique()]))
+        return _typed(pd.DataFrame(conn.execute(query).fetchall(), columns=list(frame.columns)), source)
+
+    def retain(self, days: int | None = None) -> int:
+        """Drop observations older than ``days`` before each source's newest (env default); rows dropped."""
+        days = days if days is not None else _retention_days()
+        if not days:
+            return 0
+        dropped = 0
+        with writing(self.engine) as conn:
+            for source, table in TABLES.items():
+                col = table.c[TIME_OF[source]]
+                newest = conn.execute(sa.select(sa.func.max(col))).scalar()
+                if newest is None:
+                    continue
+                cut = newest - timedelta(days=days)
+                dropped += conn.execute(table.delete().where(col < cut)).rowcount
+                conn.execute(REVISIONS.delete().where(REVISIONS.c.source == source, REVISIONS.c.time < cut))
+        return dropped
+
+    # --- reading --------------------------------------------------------------------------------
+    def version(self) -> int:
+        """The newest batch id (0 when empty): it changes whenever any observation does."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(BATCHES.c.id), 0))).scalar())
+
+    def frame(self, source: str) -> pd.DataFrame:
+        """Every held row of ``source`` as its canonical frame (sorted by key)."""
+        table = TABLES[source]
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(*(c for c in table.columns if c.name != "batch"))
+                                .order_by(*(table.c[k] for k in KEYS[source]))).fetchall()
+        return _typed(pd.DataFrame(rows, columns=[c.name for c in table.columns if c.name != "batch"]), source)
+
+    def changes(self, since: int) -> tuple[int, list[Change]]:
+        """(the version now, the rows of each source changed by batches after ``since``)."""
+        with self.engine.connect() as conn:
+            now = int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(BATCHES.c.id), 0))).scalar())
+            if now <= since:
+                return now, []
+            out = []
+            for source in conn.execute(sa.select(BATCHES.c.source).where(
+                    BATCHES.c.id > since, BATCHES.c.id <= now, BATCHES.c.accepted > 0).distinct()).scalars():
+                table = TABLES[source]
+                cols = [c for c in table.columns if c.name != "batch"]
+                rows = conn.execute(sa.select(*cols).where(table.c.batch > since, table.c.batch <= now)).fetchall()
+                frame = _typed(pd.DataFrame(rows, columns=[c.name for c in cols]), source)
+                if len(frame):
+                    when = frame[TIME_OF[source]]
+                    out.append(Change(source, frame, when.min(), when.max()))
+        return now, out
+
+    def newest(self) -> dict[str, pd.Timestamp]:
+        """Each held source's newest observation time (issue time for the nowcast)."""
+        out = {}
+        with self.engine.connect() as conn:
+            for source, table in TABLES.items():
+                value = conn.execute(sa.select(sa.func.max(table.c[TIME_OF[source]]))).scalar()
+                if value is not None:
+                    out[source] = pd.Timestamp(value)
+        return out
+
+    def batches(self, limit: int = 50) -> pd.DataFrame:
+        """The newest batches, newest first (the ingest log)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(BATCHES).order_by(BATCHES.c.id.desc()).limit(limit)).fetchall()
+        return pd.DataFrame(rows, columns=[c.name for c in BATCHES.columns])
+
+
+def backfill(store: ObservationStore, raw_dir, names=LIVE_SOURCES) -> dict[str, Appended]:
+    """Load the raw files of each live source into the store (rows already held count as duplicates)."""
+    from features.sources import load_files, source_files
+
+    out = {}
+    for name in names:
+        files = source_files(Path(raw_dir), name)
+        if files:
+            label = f"{len(files)} file(s) in {Path(raw_dir) / name}"
+            out[name] = store.append(name, load_files(name, files), "backfill", label)
+    return out
+
+
+def merge_rows(held: pd.DataFrame, rows: pd.DataFrame, source: str) -> pd.DataFrame:
+    """``held`` with ``rows`` (current values from the store) replacing the rows of the same key."""
+    keys = list(KEYS[source])
+    if held.empty:
+        return rows.reset_index(drop=True)
+    index = pd.MultiIndex.from_frame(held[keys])
+    replaced = index.isin(pd.MultiIndex.from_frame(rows[keys]))
+    return pd.concat([held.loc[~replaced], rows[held.columns]], ignore_index=True)
+
+
+# --- helpers -------------------------------------------------------------------------------------
+def _merge(frame: pd.DataFrame, held: pd.DataFrame, keys) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """(the batch's rows merged onto the held ones, mask of new keys, mask of held keys that changed)."""
+    keys = list(keys)
+    if held.empty:
+        return frame, np.ones(len(frame), bool), np.zeros(len(frame), bool)
+    joined = frame.merge(held, on=keys, how="left", suffixes=("", "__held"), indicator=True)
+    new = (joined["_merge"] == "left_only").to_numpy()
+    values = [c for c in frame.columns if c not in keys]
+    changed = np.zeros(len(frame), bool)
+    for c in values:
+        old = joined[f"{c}__held"]
+        merged = joined[c].where(joined[c].notna(), old)  # a missing field keeps the stored value
+        differs = (merged.astype(object) != old.astype(object)) & ~(merged.isna() & old.isna())
+        changed |= differs.to_numpy() & ~new
+        joined[c] = merged
+    return joined[frame.columns], new, changed
+
+
+def _py(value):
+    """A value as the database driver takes it (no numpy scalars, no NaT)."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _records(frame: pd.DataFrame, batch: int) -> list[dict]:
+    return [{**{k: _py(v) for k, v in row.items()}, "batch": batch} for row in frame.to_dict("records")]
+
+
+def _typed(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Database rows with the canonical dtypes."""
+    out = {}
+    for name, col in SCHEMAS[source].columns.items():
+        if name in frame:
+            dtype = str(col.dtype)
+            out[name] = (pd.to_datetime(frame[name]) if dtype.startswith("datetime") else
+                         frame[name].astype("string") if dtype.startswith(("str", "string")) else
+                         frame[name].astype(dtype))
+    return pd.DataFrame(out, index=frame.index)
+
+
+def _retention_days() -> int | None:
+    value = os.environ.get("URBAN_SAFETY_RETENTION_DAYS")
+    return int(value) if value else None
