@@ -7,9 +7,22 @@ step took.
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import time
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import pandas as pd
 import sqlalchemy as sa
 
-from live.db import METADATA
+from features.errors import UrbanSafetyError
+from features.registry import LEVELS
+from live.db import METADATA, writing
+
+log = logging.getLogger("urban_safety.live")
 
 CYCLES = sa.Table(
     "cycles", METADATA,
@@ -29,3 +42,191 @@ CYCLE_MAPS = sa.Table(
     sa.Column("levels", sa.Text, nullable=False),  # JSON: {"Normal": n, ..., "unknown": n}
     sa.Column("geojson", sa.LargeBinary, nullable=False),  # zlib-compressed /risk_map body
 )
+
+
+#: How long cycles' maps are kept (hours): what a dashboard can replay.
+KEEP_HOURS = float(os.environ.get("URBAN_SAFETY_REPLAY_HOURS", "24"))
+#: A quake this recent (before the data time) is scored by the cycle; none: the earthquake domain rests.
+QUAKE_WINDOW = timedelta(hours=24)
+
+
+@dataclass
+class CycleReport:
+    """One cycle: what came in, what it answered for, how long each step took (seconds)."""
+
+    id: int | None
+    data_time: pd.Timestamp | None
+    ingested: dict[str, int]  # source -> rows accepted
+    timings: dict[str, float]
+    seconds: float  # new data -> every refreshed map stored
+    maps: list = field(default_factory=list)  # live.alerts.CityLevels
+    events: list = field(default_factory=list)  # alert events it raised
+    skipped: dict[str, str] = field(default_factory=dict)  # domain -> why it was not scored
+
+
+def leads(spec) -> list[int]:
+    """The lead times (hours) a domain is mapped at: its ``lead_hours`` condition's choices, else [0]."""
+    for c in spec.serving.conditions:
+        if c.name == "lead_hours":
+            return list(getattr(c, "choices", None) or [int(c.example)])
+    return [0]
+
+
+def _scenario(engine, name: str, spec) -> dict | None:
+    """Conditions for a domain whose required conditions describe an event (the earthquake): the newest
+    event held within QUAKE_WINDOW of the data time, or None (nothing to score)."""
+    required = [c.name for c in spec.serving.conditions if c.required]
+    if not required:
+        return {}
+    if name != "earthquake" or not engine.sources.available("quakes"):
+        return None
+    quakes = engine.sources["quakes"]
+    now = engine._now.get(name)
+    recent = quakes[(quakes["time"] <= now) & (quakes["time"] > now - QUAKE_WINDOW)] if now is not None else quakes[:0]
+    if recent.empty:
+        return None
+    q = recent.sort_values("time").iloc[-1]
+    out = {"magnitude": float(q["magnitude"]), "epicentre_lat": float(q["lat"]), "epicentre_lon": float(q["lon"])}
+    if pd.notna(q["depth_km"]):
+        out["depth_km"] = float(q["depth_km"])
+    return out
+
+
+def score_city(engine) -> tuple[list, dict[str, bytes], dict[str, float], dict[str, str]]:
+    """Every cell of every servable domain at its newest time, at each lead: (CityLevels, map bodies by
+    "domain/lead", seconds per domain, domain -> why skipped)."""
+    from live.alerts import CityLevels
+
+    maps, bodies, timings, skipped = [], {}, {}, {}
+    for name, spec in engine.specs.items():
+        if name not in engine.models:
+            skipped[name] = engine.availability()[name]
+            continue
+        conditions = _scenario(engine, name, spec)
+        if conditions is None:
+            skipped[name] = f"no earthquake in the {QUAKE_WINDOW.total_seconds() / 3600:g} h before the data time"
+            continue
+        start = time.perf_counter()
+        for lead in leads(spec):
+            body = engine.risk_map(name, None, {**conditions, **({"lead_hours": lead} if lead else {})})
+            doc = json.loads(body)
+            props = pd.DataFrame([f["properties"] for f in doc["features"]])
+            centres = engine.grid.cells.set_index("cell_id").loc[props["cell_id"], ["lat", "lon"]].to_numpy()
+            level = props["level_en"].map({en: i for i, (_, en) in enumerate(LEVELS)}).fillna(-1).astype(int)
+            cells = pd.DataFrame({"cell_id": props["cell_id"], "district": props["district"], "lat": centres[:, 0],
+                                  "lon": centres[:, 1], "level": level, "score": props["score"].astype(float),
+                                  "cause": props["cause"]})
+            maps.append(CityLevels(name, lead, pd.Timestamp(doc["metadata"]["at"]), cells))
+            bodies[f"{name}/{lead}"] = body
+        timings[name] = time.perf_counter() - start
+    return maps, bodies, timings, skipped
+
+
+def record(db: sa.Engine, version: int, started: datetime, maps: list, bodies: dict[str, bytes],
+           timings: dict[str, float], seconds: float) -> int:
+    """Store one cycle and its maps (one transaction); drop cycles older than KEEP_HOURS."""
+    data_time = max((m.at for m in maps), default=None)
+    with writing(db) as conn:
+        cycle = conn.execute(CYCLES.insert().values(
+            started_at=started, store_version=version, seconds=seconds, timings=json.dumps(timings),
+            data_time=data_time.to_pydatetime() if data_time is not None else None)).inserted_primary_key[0]
+        if maps:
+            conn.execute(CYCLE_MAPS.insert(), [
+                {"cycle": cycle, "domain": m.domain, "lead_hours": m.lead_hours, "at": m.at.to_pydatetime(),
+                 "levels": json.dumps(_counts(m.cells)), "geojson": zlib.compress(bodies[f"{m.domain}/{m.lead_hours}"], 6)}
+                for m in maps])
+        old = sa.select(CYCLES.c.id).where(CYCLES.c.started_at < started - timedelta(hours=KEEP_HOURS))
+        conn.execute(CYCLE_MAPS.delete().where(CYCLE_MAPS.c.cycle.in_(old)))
+        conn.execute(CYCLES.delete().where(CYCLES.c.started_at < started - timedelta(hours=KEEP_HOURS)))
+    return cycle
+
+
+def _counts(cells: pd.DataFrame) -> dict[str, int]:
+    counts = {en: int((cells["level"] == i).sum()) for i, (_, en) in enumerate(LEVELS)}
+    return {**counts, "unknown": int((cells["level"] < 0).sum())}
+
+
+class LiveLoop:
+    """New data in (inbox files, open-API fetches), every cell of every domain re-scored, maps kept, alerts
+    raised and pushed. ``step()`` is one cycle; ``run()`` schedules them: at once when the store or the inbox
+    has something new (checked every ``poll_s``), and every ``interval_s`` (fetching first) in any case."""
+
+    def __init__(self, engine, db: sa.Engine, inbox=None, fetch_sources: tuple[str, ...] = (),
+                 interval_s: float = 600.0, poll_s: float = 2.0):
+        self.engine, self.db, self.inbox = engine, db, inbox
+        self.fetch_sources, self.interval_s, self.poll_s = tuple(fetch_sources), interval_s, poll_s
+        self.cycles = 0
+
+    def take(self, fetch: bool) -> tuple[dict[str, int], float | None]:
+        """Ingest what waits (inbox) or is fetched; (rows accepted per source, when the first row landed)."""
+        from live.fetch import fetch as fetch_source
+
+        taken: dict[str, int] = {}
+        landed = None
+        if self.inbox is not None:
+            for _, result, _ in self.inbox.run_once():
+                if result is not None and result.accepted:
+                    taken[result.source] = taken.get(result.source, 0) + result.accepted
+                    landed = landed or time.perf_counter()
+        for source in self.fetch_sources if fetch else ():
+            try:
+                got = fetch_source(source, self.engine.sources.city)
+            except UrbanSafetyError as exc:
+                log.error("fetch %s failed: %s", source, exc)
+                continue
+            if len(got.frame):
+                result = self.engine.store.append(source, got.frame, "fetch", f"{source} open API")
+                if result.accepted:
+                    taken[source] = taken.get(source, 0) + result.accepted
+                    landed = landed or time.perf_counter()
+        return taken, landed
+
+    def step(self, fetch: bool = False, force: bool = False) -> CycleReport | None:
+        """One cycle; None when nothing new came in and ``force`` is false."""
+        from live.alerts import evaluate
+        from live.webhooks import deliver_pending
+        from serving.engine import KST
+
+        started, t0 = datetime.now(KST).replace(tzinfo=None), time.perf_counter()
+        taken, landed = self.take(fetch)
+        t_in = time.perf_counter()
+        changes = self.engine.follow()
+        if not changes and not force and self.cycles:
+            return None
+        t_follow = time.perf_counter()
+        maps, bodies, timings, skipped = score_city(self.engine)
+        cycle = record(self.db, self.engine.version, started, maps, bodies, timings, 0.0)
+        seconds = time.perf_counter() - (landed or t_in)
+        timings = {"ingest": t_in - t0, "follow": t_follow - t_in, **timings, "total": seconds}
+        with writing(self.db) as conn:
+            conn.execute(CYCLES.update().where(CYCLES.c.id == cycle).values(seconds=seconds, timings=json.dumps(timings)))
+        events = evaluate(self.db, cycle, maps, started)
+        self.cycles += 1
+        delivered = deliver_pending(self.db)
+        log.info("cycle %d: %s in, maps refreshed %.2f s after the data (%s); %d alert event(s), %d delivered",
+                 cycle, taken or "nothing new", seconds,
+                 ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()), len(events), delivered)
+        return CycleReport(cycle, max((m.at for m in maps), default=None), taken, timings, seconds, maps, events,
+                           skipped)
+
+    def due(self) -> bool:
+        """Something new waits: inbox files, or observations the engine has not taken."""
+        return bool(self.inbox and self.inbox.waiting()) or self.engine.store.version() != self.engine.version
+
+    def run(self) -> None:
+        """Cycle until interrupted (APScheduler: one job at a time, missed runs coalesced)."""
+        from apscheduler.executors.pool import ThreadPoolExecutor as Pool
+        from apscheduler.schedulers.blocking import BlockingScheduler
+
+        scheduler = BlockingScheduler(executors={"default": Pool(1)},
+                                      job_defaults={"coalesce": True, "max_instances": 1})
+        scheduler.add_job(self._safe, "interval", seconds=self.interval_s, args=(True, True),
+                          next_run_time=datetime.now())
+        scheduler.add_job(lambda: self.due() and self._safe(False, False), "interval", seconds=self.poll_s)
+        scheduler.start()
+
+    def _safe(self, fetch: bool, force: bool) -> None:
+        try:
+            self.step(fetch, force)
+        except Exception:  # one failed cycle (a store blip, a bad map) must not end the loop
+            log.exception("live cycle failed; the next one will try again")

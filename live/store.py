@@ -15,6 +15,7 @@ that many days before the newest one, and their revisions.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -40,6 +41,14 @@ KEYS: dict[str, tuple[str, ...]] = {
 #: The column whose span a batch changed, per source (what cached answers depend on).
 TIME_OF = {"asos": "time", "aws": "time", "airkorea": "time", "tide": "time", "nowcast": "issued"}
 LIVE_SOURCES = tuple(KEYS)
+#: What says a row holds an observation (the tide file also carries the astronomical prediction ahead).
+OBSERVED = {"tide": ("tide_cm",), "airkorea": ("pm10", "pm25"), "nowcast": ("rain_mm",)}
+#: A source is stale when its newest observation is older than this (its cadence plus a margin: hourly
+#: observations and the hourly nowcast issue arrive within the hour; two hours late means a feed is down).
+STALE_AFTER = {"asos": timedelta(hours=2), "aws": timedelta(hours=2), "airkorea": timedelta(hours=2),
+               "tide": timedelta(hours=2), "nowcast": timedelta(hours=2)}
+#: How far ahead of its time a row is read: the tide's astronomical prediction up to the longest lead.
+LOOKAHEAD = {"tide": timedelta(hours=6)}
 
 _SQL_TYPES = {"int64": sa.BigInteger, "Int64": sa.BigInteger, "float64": sa.Float, "datetime64[ns]": sa.DateTime,
               "str": sa.Text, "string": sa.Text, "string[pyarrow]": sa.Text, "string[python]": sa.Text,
@@ -225,6 +234,13 @@ class ObservationStore:
                     out[source] = pd.Timestamp(value)
         return out
 
+    def seen(self, source: str, origin: str, label: str) -> bool:
+        """Whether a batch of that source, origin and label was taken."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(BATCHES.c.id).where(
+                BATCHES.c.source == source, BATCHES.c.origin == origin, BATCHES.c.label == label).limit(1)).first() \
+                is not None
+
     def batches(self, limit: int = 50) -> pd.DataFrame:
         """The newest batches, newest first (the ingest log)."""
         with self.engine.connect() as conn:
@@ -233,16 +249,28 @@ class ObservationStore:
 
 
 def backfill(store: ObservationStore, raw_dir, names=LIVE_SOURCES) -> dict[str, Appended]:
-    """Load the raw files of each live source into the store (rows already held count as duplicates)."""
+    """Load the raw files of each live source into the store (rows already held count as duplicates);
+    files already back-filled unchanged (same names, sizes, times) are not read again."""
     from features.sources import load_files, source_files
 
     out = {}
     for name in names:
         files = source_files(Path(raw_dir), name)
-        if files:
-            label = f"{len(files)} file(s) in {Path(raw_dir) / name}"
+        if not files:
+            continue
+        digest = hashlib.sha256("".join(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files).encode())
+        label = f"{len(files)} file(s) in {Path(raw_dir) / name} [{digest.hexdigest()[:12]}]"
+        if not store.seen(name, "backfill", label):  # those very files are in already
             out[name] = store.append(name, load_files(name, files), "backfill", label)
     return out
+
+
+def observed_times(source: str, frame: pd.DataFrame) -> np.ndarray:
+    """The sorted distinct times (datetime64[ns]) at which ``frame`` holds an observation of ``source``."""
+    values = [c for c in OBSERVED.get(source, ()) if c in frame] or \
+        [c for c in frame.columns if c not in KEYS[source] and c != "station_code"]
+    held = frame[values].notna().any(axis=1) if values else pd.Series(True, index=frame.index)
+    return np.unique(frame.loc[held, TIME_OF[source]].to_numpy("datetime64[ns]"))
 
 
 def merge_rows(held: pd.DataFrame, rows: pd.DataFrame, source: str) -> pd.DataFrame:

@@ -18,8 +18,10 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, create_model
 
+from features.errors import UrbanSafetyError
 from features.registry import LEVELS, Condition, DomainSpec, domains
 from features.sources import Sources
+from live.store import LIVE_SOURCES, LOOKAHEAD, STALE_AFTER, merge_rows, observed_times
 from serving.availability import domain_times
 from serving.errors import ApiError
 from training.models import contributions, predict
@@ -83,20 +85,18 @@ class Engine:
     models: dict[str, LoadedModel]
     problems: dict[str, str] = field(default_factory=dict)  # domain -> why its model is not loaded
     city_cost_guess_s: float = CITY_COST_GUESS_S  # a whole-city /risk build's cost until one is measured
+    store: Any = None  # live.store.ObservationStore the engine follows (None: the snapshot only)
+    version: int = 0  # the store's version the held observations include
 
     def __post_init__(self) -> None:
         self.specs = {name: spec for name, spec in domains().items() if spec.serving is not None}
-        # A partial city: domains it does not run or holds no data for answer 503 with the reason.
-        self._now, self.unavailable = domain_times(self.sources, self.specs)
-        self.problems = {**self.problems, **self.unavailable}
-        self.models = {name: m for name, m in self.models.items() if name not in self.unavailable}
+        self._loaded, self._load_problems = dict(self.models), dict(self.problems)
         self.grid = self.sources.grid
         self._position = {cid: i for i, cid in enumerate(self.grid.cells["cell_id"])}
         self._cell_frame = self.grid.cells[list(CELL_COLUMNS)].reset_index(drop=True)
         self._conditions = {name: conditions_model(spec) for name, spec in self.specs.items()}
-        self._first = {name: max(EARLIEST_AT, pd.Timestamp(self.specs[name].serving.first(self.sources)))
-                       if self.specs[name].serving.first else EARLIEST_AT for name in self._now}
         self._feature_heads = _feature_heads(self.grid)
+        self._hold(self.sources)
         # Answers depend only on the question, the held data and the models, all fixed for this engine's
         # life. Whole-city maps are kept as bytes. A /risk question (domain, time, conditions) is built for
         # the cells asked about until the time spent on it reaches what building every cell once costs;
@@ -109,6 +109,77 @@ class Engine:
         self._city_cost = dict.fromkeys(self.specs, self.city_cost_guess_s)  # domain -> last whole-city build, s
         self._building: dict[tuple, threading.Lock] = {}  # question -> lock held while its city is built
         self._lock = threading.Lock()
+        self._following = threading.Lock()
+
+    def _hold(self, sources: Sources) -> None:
+        """Take ``sources`` as the held observations: the times each domain answers for, which domains can
+        answer at all (a partial city: those it does not run or holds no data for answer 503 with the reason)
+        and when each live source was last observed."""
+        now, unavailable = domain_times(sources, self.specs)
+        first = {name: max(EARLIEST_AT, pd.Timestamp(self.specs[name].serving.first(sources)))
+                 if self.specs[name].serving.first else EARLIEST_AT for name in now}
+        observed = {s: observed_times(s, sources.loaded([s])[s]) for s in LIVE_SOURCES if sources.available(s)}
+        self.sources, self._now, self._first, self._observed = sources, now, first, observed
+        self.unavailable = unavailable
+        self.problems = {**self._load_problems, **unavailable}
+        self.models = {name: m for name, m in self._loaded.items() if name not in unavailable}
+
+    # --- following the observation store ---------------------------------------------------------
+    def follow(self) -> list:
+        """Take the observations the store received since the held version; drop exactly the cached answers
+        that read them (their domain reads the source, and they answer for a time at or after the new rows,
+        less how far ahead the source is read). Returns the store's changes (empty when none)."""
+        if self.store is None:
+            return []
+        with self._following:
+            version, changes = self.store.changes(self.version)
+            frames = {}
+            for change in changes:
+                rows = change.rows
+                try:
+                    rows = self.sources.resolve(change.source, rows)
+                except UrbanSafetyError:  # e.g. air rows of stations the city does not list: nothing to take
+                    continue
+                held = self.sources.loaded([change.source]).get(change.source)
+                frames[change.source] = rows if held is None else merge_rows(held, rows, change.source)
+            if frames:
+                self._hold(self.sources.replaced(frames))
+                for change in changes:
+                    since = change.first - LOOKAHEAD.get(change.source, pd.Timedelta(0))
+                    hit = {name for name, spec in self.specs.items() if change.source in spec.sources}
+                    for cache in (self._maps, self._spent, self._city):
+                        cache.drop(lambda key, hit=hit, since=since: key[0] in hit and key[1] >= since)
+            self.version = version
+            return changes
+
+    def inputs(self, spec: DomainSpec, at: pd.Timestamp) -> dict:
+        """Per live source the domain reads: its newest observation at or before ``at`` and whether that is
+        older than the source's cadence allows (``stale``)."""
+        out = {}
+        for source in spec.sources:
+            times = self._observed.get(source)
+            if times is None:
+                continue
+            i = np.searchsorted(times, np.datetime64(at, "ns"), side="right")
+            last = pd.Timestamp(times[i - 1]) if i else None
+            out[source] = {"observed_at": last.isoformat() if last is not None else None,
+                           "stale": last is None or at - last > STALE_AFTER[source]}
+        return out
+
+    def _freshness(self, spec: DomainSpec, when: pd.Timestamp) -> dict:
+        inputs = self.inputs(spec, when)
+        return {"inputs": inputs, "stale": sorted(s for s, v in inputs.items() if v["stale"])}
+
+    def freshness(self, now: datetime | None = None) -> dict:
+        """Per live source: its newest observation, its age now (wall clock, KST) and whether it is stale."""
+        now = pd.Timestamp(now or datetime.now(KST).replace(tzinfo=None))
+        out = {}
+        for source, times in self._observed.items():
+            newest = pd.Timestamp(times[-1]) if len(times) else None
+            age = (now - newest).total_seconds() if newest is not None else None
+            out[source] = {"newest": newest.isoformat() if newest is not None else None,
+                           "age_s": age, "stale": age is None or age > STALE_AFTER[source].total_seconds()}
+        return out
 
     # --- state -------------------------------------------------------------------------------
     @property
@@ -192,8 +263,9 @@ class Engine:
 
     def _predict(self, spec: DomainSpec, model: LoadedModel, cells: pd.DataFrame, at: pd.Timestamp,
                  conditions: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
-        requests = spec.serving.requests(self.sources, cells, at, conditions)
-        rows = spec.build_rows(self.sources, requests)
+        sources = self.sources  # one snapshot for the whole answer, whatever follow() swaps in meanwhile
+        requests = spec.serving.requests(sources, cells, at, conditions)
+        rows = spec.build_rows(sources, requests)
         pred, _ = self._predict_rows(spec, model, rows[list(spec.features)])
         answers = spec.serving.combine(rows, pred).set_index("cell_id")
         answers["missing"] = _missing_by_cell(spec, rows).reindex(answers.index)
@@ -232,7 +304,7 @@ class Engine:
             else:
                 answers = self._build_city(spec, model, key, when, conds)
         head = json.dumps({"domain": domain, "at": when.isoformat(), "value_meaning": spec.serving.value,
-                           "model_version": model.version}, ensure_ascii=False)[:-1]
+                           "model_version": model.version, **self._freshness(spec, when)}, ensure_ascii=False)[:-1]
         results = ",".join(f'{{"query":{json.dumps({k: v for k, v in q.items() if v is not None})},{answers[p]}}}'
                            for q, p in zip(locations, positions.tolist(), strict=True))
         return f'{head},"results":[{results}]}}'.encode()
@@ -312,7 +384,7 @@ class Engine:
         counts = np.bincount(levels + 1, minlength=len(LEVELS) + 1)
         head = json.dumps({"domain": domain, "at": when.isoformat(), "unit": spec.serving.unit,
                            "value_meaning": spec.serving.value, "model_version": model.version,
-                           "cells": len(values), "unknown": int(counts[0]),
+                           **self._freshness(spec, when), "cells": len(values), "unknown": int(counts[0]),
                            "levels": {en: int(k) for (_, en), k in zip(LEVELS, counts[1:], strict=True)}},
                           ensure_ascii=False)
         return (f'{{"type":"FeatureCollection","metadata":{head},"features":[' + ",".join(parts) + "]}").encode()
@@ -405,6 +477,14 @@ class LruCache:
                 self._data.move_to_end(key)
                 return self._data[key]
         return None
+
+    def drop(self, doomed) -> int:
+        """Remove the entries whose key ``doomed(key)`` is true; how many."""
+        with self._lock:
+            keys = [k for k in self._data if doomed(k)]
+            for k in keys:
+                del self._data[k]
+        return len(keys)
 
     def put(self, key, value):
         with self._lock:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -24,11 +25,13 @@ from bentoml.exceptions import NotFound
 from features.city import City
 from features.registry import domains
 from features.sources import Sources, source_files
+from live.store import LIVE_SOURCES, ObservationStore, backfill
 from serving.engine import LoadedModel
 from training.champion import current_champion, load_native
 from training.tracking import configure, file_sha256, registered_name
 from urban_safety.settings import Settings
 
+log = logging.getLogger("urban_safety.serving")
 CONTEXT = "urban-safety-context"
 BOOSTER_FILE = {"lightgbm": "booster.txt", "xgboost": "booster.ubj"}
 
@@ -85,8 +88,8 @@ def import_champions(settings: Settings) -> list[Imported]:
     return out
 
 
-def _fingerprint(settings: Settings, names: list[str]) -> str:
-    digest = hashlib.sha256(settings.city_config.model_dump_json().encode())
+def _fingerprint(settings: Settings, names: list[str], store: str) -> str:
+    digest = hashlib.sha256(settings.city_config.model_dump_json().encode() + store.encode())
     for name in names:
         for f in source_files(settings.raw_dir, name):
             stat = f.stat()
@@ -95,27 +98,44 @@ def _fingerprint(settings: Settings, names: list[str]) -> str:
 
 
 def snapshot_sources(settings: Settings) -> str:
-    """Store the canonical frames every domain's builder reads (loaded from the raw folder) as one model."""
+    """Store the canonical frames every domain's builder reads as one model: the static layers from the raw
+    folder, the observations from the observation store (back-filled from the raw files first), with the
+    store's URL and version so each worker then follows the store from there."""
     names = sorted({s for spec in domains().values() for s in spec.sources})
-    fingerprint = _fingerprint(settings, names)
+    store = ObservationStore.for_settings(settings)
+    backfill(store, settings.raw_dir)
+    version = store.version()
+    fingerprint = _fingerprint(settings, names, f"{store.url}#{version}")
     latest = _latest(CONTEXT)
     if latest is not None and latest.info.labels.get("fingerprint") == fingerprint:
         return str(latest.tag)
-    frames = Sources.from_settings(settings).loaded(names)
+    sources = Sources.from_settings(settings)
+    live = {name: sources.resolve(name, store.frame(name)) for name in LIVE_SOURCES if name in names}
+    frames = {**sources.loaded([n for n in names if n not in live]), **{n: f for n, f in live.items() if len(f)}}
     with bentoml.models.create(CONTEXT, labels={"fingerprint": fingerprint},
                                metadata={"city": json.loads(settings.city_config.model_dump_json(exclude_none=True)),
-                                         "sources": sorted(frames)}) as model:
+                                         "sources": sorted(frames), "store_url": store.url,
+                                         "store_version": version}) as model:
         for name, frame in frames.items():
             frame.to_parquet(Path(model.path) / f"{name}.parquet", index=False)
     return str(model.tag)
 
 
-def load_context() -> Sources:
-    """The snapshot as in-memory Sources (raises NotFound when there is none)."""
+def load_context() -> tuple[Sources, ObservationStore | None, int]:
+    """The snapshot as in-memory Sources, the observation store it was taken from and the store's version
+    then (raises NotFound when there is none). The store is None when it cannot be reached (a Bento served
+    away from it): the service then answers from the snapshot alone, and says so in its log."""
     model = bentoml.models.get(f"{CONTEXT}:latest")
-    city = City.model_validate(model.info.metadata["city"])
-    frames = {name: pd.read_parquet(Path(model.path) / f"{name}.parquet") for name in model.info.metadata["sources"]}
-    return Sources.from_frames(frames, city)
+    meta = model.info.metadata
+    city = City.model_validate(meta["city"])
+    frames = {name: pd.read_parquet(Path(model.path) / f"{name}.parquet") for name in meta["sources"]}
+    store = None
+    if meta.get("store_url"):
+        try:
+            store = ObservationStore(meta["store_url"])
+        except Exception as exc:  # the snapshot still answers; following is what is lost
+            log.error("observation store %s not reachable (%s): serving the snapshot only", meta["store_url"], exc)
+    return Sources.from_frames(frames, city), store, int(meta.get("store_version", 0))
 
 
 def load_models() -> tuple[dict[str, LoadedModel], dict[str, str]]:

@@ -7,8 +7,10 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from features.registry import domains
+from live.store import LIVE_SOURCES
 
 DomainName = StrEnum("DomainName", {name: name for name in domains()})
+ObservationSource = StrEnum("ObservationSource", {name: name for name in LIVE_SOURCES})
 
 
 class Location(BaseModel):

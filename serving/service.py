@@ -12,6 +12,8 @@ import asyncio
 import gc
 import logging
 import os
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -24,10 +26,11 @@ from pydantic import ConfigDict
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import FileResponse, JSONResponse, Response
 
+from features.errors import DataError
 from serving.availability import ReadinessMiddleware
 from serving.engine import Engine
 from serving.errors import ApiError
-from serving.schemas import DomainName, Location
+from serving.schemas import DomainName, Location, ObservationSource
 from serving.security import (
     ApiKeyMiddleware,
     BodyLimitMiddleware,
@@ -38,6 +41,7 @@ from serving.security import (
 )
 
 log = logging.getLogger("urban_safety.serving")
+FOLLOW_S = float(os.environ.get("URBAN_SAFETY_FOLLOW_S", "1"))  # how often a worker asks the store for news
 label_unmatched_paths()
 shape_protocol_errors()
 STATIC = Path(__file__).parent / "static"
@@ -101,9 +105,9 @@ class RiskService:
         self.engine: Engine | None = None
         self.startup_problem = ""
         try:
-            sources = load_context()
+            sources, store, version = load_context()
             models, problems = load_models()
-            self.engine = Engine(sources, models, problems)
+            self.engine = Engine(sources, models, problems, store=store, version=version)
             for domain, reason in problems.items():
                 log.error("domain %s not served: %s", domain, reason)
         except Exception as exc:  # report not-ready with the reason instead of crash-looping
@@ -112,10 +116,33 @@ class RiskService:
         # Feature building and prediction run on one thread per worker (one worker per core), in arrival
         # order: more threads would only take turns on the interpreter lock, unfairly, stretching the tail.
         self._compute = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compute")
+        # Writes to the observation store wait on its lock, not on the interpreter: a thread of their own.
+        self._ingest = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest")
+        if self.engine is not None and self.engine.store is not None:
+            threading.Thread(target=self._follow, name="follow", daemon=True).start()
         # The data and models loaded above live as long as the worker: keep them out of the garbage
         # collector's full passes, which otherwise stall a request for ~130 ms every few thousand.
         gc.collect()
         gc.freeze()
+
+    def _follow(self) -> None:
+        """Every FOLLOW_S, take what the store received (on the compute thread, so no answer is built from
+        half-swapped data); the cached answers that read it go with it."""
+        while True:
+            time.sleep(FOLLOW_S)
+            try:
+                if self.engine.store.version() != self.engine.version:
+                    self._compute.submit(self._take_new).result()
+            except Exception:  # a store that blips must not stop the following
+                log.exception("following the observation store failed; retrying")
+
+    def _take_new(self) -> None:
+        start = time.perf_counter()
+        changes = self.engine.follow()
+        if changes:
+            log.info("took %s from the observation store in %.2f s (version %d)",
+                     ", ".join(f"{len(c.rows)} {c.source}" for c in changes), time.perf_counter() - start,
+                     self.engine.version)
 
     def __is_ready__(self) -> bool:
         return self.engine is not None and self.engine.ready
@@ -151,10 +178,50 @@ class RiskService:
         return await self._computed(lambda: Response(self.engine.risk_map(domain.value, at, conditions),
                                                      media_type="application/geo+json"))
 
+    @api("/observations")
+    async def observations(self, source: ObservationSource, rows: list[dict[str, Any]] | None = None,
+                           response: dict[str, Any] | None = None, label: str | None = None) -> dict:
+        """Append a batch of one source's observations: ``rows`` as the open API's items or canonical rows
+        (``{"station_id": 112, "time": "2024-07-17 11:00", "rain_mm": 80.0}``), or the API's whole JSON
+        ``response``. Answers how many rows were accepted, duplicate and refused (each with its row and
+        reason); every worker takes the new rows within seconds."""
+        def ingest():
+            from live.ingest import MAX_ROWS, ingest_rows, report
+
+            if (rows is None) == (response is None):
+                raise ApiError(400, ["rows"], "give either `rows` (a list of rows) or `response` (the open API's "
+                               "JSON response), not both or neither")
+            if rows is not None and not rows:
+                raise ApiError(400, ["rows"], "give at least one row")
+            if rows is not None and len(rows) > MAX_ROWS:
+                raise ApiError(413, ["rows"], f"{len(rows)} rows; at most {MAX_ROWS} per batch", "too_large")
+            if self.engine.store is None:
+                raise ApiError(503, [], "the service has no observation store to append to", "unavailable")
+            try:
+                result = ingest_rows(self.engine.store, source.value, rows if rows is not None else {"response": response},
+                                     self.engine.sources.city, "api", label)
+            except DataError as exc:
+                raise ApiError(400, ["rows" if rows is not None else "response"], _batch_problem(exc),
+                               "invalid_batch") from None
+            return report(result)
+
+        answer = await asyncio.get_running_loop().run_in_executor(self._ingest, self._call, ingest)
+        if isinstance(answer, dict) and answer.get("accepted"):
+            await self._computed(self._take_new)  # this worker answers from the new rows at once
+        return answer
+
     @api("/predict")
     async def predict(self, domain: DomainName, records: list[dict[str, float | None]]) -> dict:
         """Raw model outputs for feature rows ({feature: value}, the features listed by GET /domains)."""
         return await self._computed(lambda: self.engine.predict_records(domain.value, records))
+
+
+def _batch_problem(exc: DataError) -> str:
+    """A batch error without the temporary file's path (the client sent rows, not a file)."""
+    where = ", ".join(p for p in (f"row {exc.row}" if exc.row is not None else None,
+                                  f"field {exc.column!r}" if exc.column else None) if p)
+    message = str(exc).split(": ", 1)[-1] if exc.file else str(exc)
+    return f"{where}: {message}" if where else message
 
 
 # BentoML wraps its whole Starlette app (its API routes, /healthz.., and the mounted FastAPI app) in these,

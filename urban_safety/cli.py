@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import time
@@ -352,6 +353,118 @@ def serve(
     cmd = [sys.executable, "-m", "bentoml", "serve", "serving.service:RiskService", "--host", host,
            "--port", str(port), "--working-dir", str(settings.root)]
     os.execv(sys.executable, cmd)
+
+
+LiveSource = StrEnum("LiveSource", {s: s for s in ("asos", "aws", "airkorea", "tide", "nowcast")})
+
+
+def _store(settings):
+    from live.store import ObservationStore
+
+    return ObservationStore.for_settings(settings)
+
+
+def _print_batch(name: str, result) -> None:
+    colour = "green" if not result.refused else "yellow"
+    console.print(f"[{colour}]{escape(name)}[/]: {result.accepted} accepted, {result.duplicate} duplicate, "
+                  f"{len(result.refused)} refused", highlight=False)
+    for r in result.refused[:20]:
+        where = f"row {r['row']}" if r.get("row") is not None else str(r.get("key"))
+        console.print(f"  {where}: {escape(r['reason'])}", highlight=False)
+    if len(result.refused) > 20:
+        console.print(f"  ... and {len(result.refused) - 20} more", highlight=False)
+
+
+@app.command("ingest")
+@friendly_errors
+def ingest(
+    files: Annotated[list[Path] | None, typer.Argument(exists=True, dir_okay=False, help="Files to append.")] = None,
+    source: Annotated[LiveSource | None, typer.Option(help="The source of FILES.")] = None,
+    watch: Annotated[Path | None, typer.Option(help="An inbox folder: DIR/<source>/ files are taken once, then "
+                                                    "moved to DIR/done/ or DIR/failed/ with the reason.")] = None,
+    once: Annotated[bool, typer.Option("--once", help="With --watch: take what waits, then stop.")] = False,
+    poll: Annotated[float, typer.Option(help="With --watch: seconds between looks at the inbox.")] = 1.0,
+) -> None:
+    """Append observations to the observation store (the running service takes them within seconds)."""
+    from live.ingest import Inbox, ingest_file
+
+    settings = get_settings()
+    store = _store(settings)
+    if watch is None:
+        if not files or source is None:
+            raise typer.BadParameter("give FILES with --source, or --watch DIR")
+        for path in files:
+            _print_batch(str(path), ingest_file(store, source.value, path, settings.city_config, "cli"))
+        return
+    inbox = Inbox(watch, store, settings.city_config)
+    console.print(f"watching {watch} (sub-folders: {', '.join(s.value for s in LiveSource)}); Ctrl-C stops")
+    while True:
+        for path, result, reason in inbox.run_once():
+            if result is None:
+                err_console.print(f"[red]{escape(path.name)}[/]: failed, moved to {path.parent}: {escape(reason)}",
+                                  highlight=False)
+            else:
+                _print_batch(path.name, result)
+        if once:
+            return
+        time.sleep(poll)
+
+
+@app.command("fetch")
+@friendly_errors
+def fetch_cmd(
+    source: Annotated[LiveSource, typer.Option(help="Which open API to fetch from.")],
+    since: Annotated[str | None, typer.Option(help="From this time (KST, e.g. 2024-07-17T09:00); default 3 h ago.")] = None,
+    until: Annotated[str | None, typer.Option(help="Up to this time (KST); default now.")] = None,
+) -> None:
+    """Fetch observations from the source's open API (key from the environment) into the observation store."""
+    import pandas as pd
+    from live.fetch import fetch
+
+    settings = get_settings()
+    when = [pd.Timestamp(t).to_pydatetime() if t else None for t in (since, until)]
+    got = fetch(source.value, settings.city_config, when[0], when[1])
+    for note in got.notes:
+        console.print(f"  {escape(note)}", highlight=False)
+    result = _store(settings).append(source.value, got.frame, "fetch", f"{source.value} open API")
+    _print_batch(f"{source.value} ({got.requests} request(s), {got.pages} page(s))", result)
+
+
+@app.command("live")
+@friendly_errors
+def live_cmd(
+    inbox: Annotated[Path | None, typer.Option(help="Also take files dropped in this inbox folder.")] = None,
+    fetch_sources: Annotated[list[LiveSource] | None, typer.Option("--fetch", help="Fetch these sources from their "
+                                                                              "open APIs every interval.")] = None,
+    interval: Annotated[float, typer.Option(help="Seconds between scheduled cycles.")] = 600.0,
+    once: Annotated[bool, typer.Option("--once", help="Run one cycle and stop.")] = False,
+) -> None:
+    """The live cycle: new data in, every cell of every domain re-scored, maps kept, alerts raised and pushed.
+    Needs the models and data prepared by `urban-safety serve` (or `serve --prepare-only`)."""
+    import logging
+
+    from live.cycle import LiveLoop
+    from live.db import database
+    from live.ingest import Inbox
+    from serving.engine import Engine
+    from serving.model_store import load_context, load_models
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    sources, store, version = load_context()
+    if store is None:
+        raise UrbanSafetyError("the observation store of the data snapshot cannot be reached")
+    models, problems = load_models()
+    engine = Engine(sources, models, problems, store=store, version=version)
+    loop = LiveLoop(engine, database(store.url), Inbox(inbox, store, sources.city) if inbox else None,
+                    tuple(s.value for s in fetch_sources or ()), interval)
+    if once:
+        report = loop.step(fetch=bool(fetch_sources), force=True)
+        console.print(f"cycle {report.id}: data time {report.data_time}, {report.seconds:.2f} s from new data to "
+                      f"maps; {len(report.events)} alert event(s); skipped: {report.skipped or 'none'}")
+        return
+    console.print(f"live cycle every {interval:g} s (and within seconds of new data); Ctrl-C stops")
+    with contextlib.suppress(KeyboardInterrupt):
+        loop.run()
 
 
 @app.command("ui")

@@ -120,10 +120,18 @@ class Sources:
 
     def override(self, source: str, frame: pd.DataFrame) -> Sources:
         """A copy whose ``source`` frame is replaced (tests and what-if requests use this)."""
+        return self.replaced({source: frame})
+
+    def replaced(self, frames: dict[str, pd.DataFrame]) -> Sources:
+        """A copy with these frames (already resolved) in place of its own; the grid is shared."""
         copy = Sources(self.raw_dir, self.city)
-        copy._frames = {**self._frames, source: frame}
+        copy._frames = {**self._frames, **frames}
         copy.__dict__.update({k: v for k, v in self.__dict__.items() if k == "grid"})
         return copy
+
+    def resolve(self, source: str, frame: pd.DataFrame) -> pd.DataFrame:
+        """A canonical frame as the builders read it (air stations matched to the city; see ``_resolve``)."""
+        return self._resolve(source, frame)
 
     @cached_property
     def grid(self):

@@ -43,24 +43,27 @@ class Contract:
         return [k for k in self.columns if k not in self.optional]
 
 
+# The canonical column names (features/sources/canonical.py) are one more variant of every observation
+# source: the rows `POST /observations` takes besides the open APIs' items.
+
 # --- KMA --------------------------------------------------------------------------------------------
 
 KMA_TIMES = (rf"^{YMD}[ T]{HOUR}$", r"^(?P<year>\d{4})(?P<month>\d{2})(?P<day>\d{2})(?P<hour>\d{2})(?P<minute>\d{2})$")
 WEATHER = Contract(
     "weather",
     {
-        "station_id": ("지점", "지점번호", "stnId", "STN"),
+        "station_id": ("지점", "지점번호", "stnId", "STN", "station_id"),
         "station_name": ("지점명", "stnNm"),
-        "time": ("일시", "tm", "TM"),
-        "temp_c": ("기온(°C)", "ta", "TA"),
-        "rain_mm": ("강수량(mm)", "rn", "RN", "강수량"),
+        "time": ("일시", "tm", "TM", "time"),
+        "temp_c": ("기온(°C)", "ta", "TA", "temp_c"),
+        "rain_mm": ("강수량(mm)", "rn", "RN", "강수량", "rain_mm"),
         "rain_qc": ("강수량 QC플래그", "rnQcflg"),
-        "wind_ms": ("풍속(m/s)", "ws", "WS"),
-        "wind_dir_deg": ("풍향(16방위)", "풍향(deg)", "wd", "WD"),
-        "humidity_pct": ("습도(%)", "hm", "HM"),
-        "sea_pressure": ("해면기압(hPa)", "ps", "PS"),
+        "wind_ms": ("풍속(m/s)", "ws", "WS", "wind_ms"),
+        "wind_dir_deg": ("풍향(16방위)", "풍향(deg)", "wd", "WD", "wind_dir_deg"),
+        "humidity_pct": ("습도(%)", "hm", "HM", "humidity_pct"),
+        "sea_pressure": ("해면기압(hPa)", "ps", "PS", "pressure_hpa"),
         "local_pressure": ("현지기압(hPa)", "pa", "PA"),
-        "snow_cm": ("적설(cm)", "dsnw"),
+        "snow_cm": ("적설(cm)", "dsnw", "snow_cm"),
     },
     # Portal exports carry only the elements the user ticked: each element may be absent.
     optional=("station_name", "rain_qc", "temp_c", "rain_mm", "wind_ms", "wind_dir_deg", "humidity_pct",
@@ -105,9 +108,9 @@ NOWCAST = Contract(
 AIRKOREA = Contract(
     "airkorea",
     {
-        "station_code": ("측정소코드", "stationCode"),
-        "station_name": ("측정소명", "stationName"),
-        "time": ("측정일시", "dataTime"),
+        "station_code": ("측정소코드", "stationCode", "station_code"),
+        "station_name": ("측정소명", "stationName", "station_name"),
+        "time": ("측정일시", "dataTime", "time"),
         "so2": ("SO2", "so2Value"),
         "co": ("CO", "coValue"),
         "o3": ("O3", "o3Value"),
@@ -222,10 +225,10 @@ FLOOD_TRACES = Contract(
 TIDE = Contract(
     "tide",
     {
-        "station": ("관측소명", "관측소", "obsPostName"),
-        "time": ("관측시간", "관측일시", "일시", "record_time"),
-        "tide_cm": ("실측조위(cm)", "관측조위(cm)", "조위(cm)", "tide_level"),
-        "tide_pred_cm": ("예측조위(cm)", "pre_tide_level"),
+        "station": ("관측소명", "관측소", "obsPostName", "station"),
+        "time": ("관측시간", "관측일시", "일시", "record_time", "time"),
+        "tide_cm": ("실측조위(cm)", "관측조위(cm)", "조위(cm)", "tide_level", "tide_cm"),
+        "tide_pred_cm": ("예측조위(cm)", "pre_tide_level", "tide_pred_cm"),
     },
     optional=("tide_pred_cm",),
     missing=("", "-"),

@@ -1,0 +1,202 @@
+"""The ways observations come in: an API batch, a file dropped in the inbox, a fetch from an open API.
+
+Every way reads its rows through the source's contract and canonical schema, the same path as
+``urban-safety data import`` (``features.sources.load_files``), so a field name, a "-" or a "강수없음" means
+the same whatever door it came through. A row that fails is refused with its row number and reason; the
+other rows of the batch land. A row of a station the city does not know is refused too (it would be
+stored and never read). Nothing is lost silently: every batch reports accepted, duplicate and refused.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from features.errors import DataError
+from features.sources import load_files
+from features.sources.check import known_entities
+from features.sources.formats import FORMATS
+from live.store import KEYS, LIVE_SOURCES, Appended, ObservationStore
+
+log = logging.getLogger("urban_safety.ingest")
+
+MAX_ROWS = 10_000  # per API batch
+MAX_REFUSED = 100  # a batch with more bad rows than this is refused whole: its layout is wrong, not a row
+#: Files younger than this may still be being written by the job that drops them (write, then rename, is
+#: better; this catches the rest).
+SETTLE_S = 1.0
+
+
+@dataclass
+class Batch:
+    """The validated rows of one batch and the refusals (1-based row numbers of the batch)."""
+
+    source: str
+    frame: pd.DataFrame
+    refused: list[dict]
+
+
+def read_batch(source: str, path: Path, city) -> Batch:
+    """Load a file of ``source`` row by row: rows the contract or schema refuses, or of stations the city
+    does not know, are set aside with their reason; the others come back as the canonical frame.
+
+    A refusal names the row as the source's errors do: the item of a JSON batch (1-based), the line of a
+    text file. Raises :class:`DataError` for what no row can fix (unknown source, missing column,
+    unreadable file, more than ``MAX_REFUSED`` bad rows)."""
+    if source not in LIVE_SOURCES:
+        raise DataError(f"source {source!r} is not an observation the store holds; live sources: "
+                        f"{', '.join(LIVE_SOURCES)} (static layers and event lists go through `data import`)")
+    path = Path(path)
+    units = _units(path)  # items of a JSON batch, lines of a text file
+    numbers = list(range(1, len(units) + 1))  # the original number of each unit still in the batch
+    refused: list[dict] = []
+    while True:
+        try:
+            frame = load_files(source, [_write(path, units, numbers)] if len(numbers) < len(units) else [path])
+            break
+        except DataError as exc:
+            if exc.row is None or not 1 <= exc.row <= len(numbers) or len(refused) >= MAX_REFUSED:
+                if exc.row is not None and refused:
+                    raise DataError(f"{len(refused)} rows refused, then: {exc}", file=str(path)) from None
+                raise
+            original = numbers.pop(exc.row - 1)
+            refused.append({"row": original, "field": exc.column, "reason": str(exc).split(": ", 1)[-1]})
+    frame, strangers = _known_only(source, frame.reset_index(drop=True), city,
+                                   numbers if path.suffix.lower() == ".json" and source != "nowcast" else None)
+    refused.extend(strangers)
+    return Batch(source, frame, sorted(refused, key=lambda r: (r["row"] or 0)))
+
+
+def _units(path: Path) -> list:
+    if path.suffix.lower() == ".json":
+        from features.sources.readers import api_items
+
+        return api_items(json.loads(path.read_text(encoding="utf-8")), path)
+    return path.read_bytes().splitlines(keepends=True)
+
+
+def _write(path: Path, units: list, numbers: list[int]) -> Path:
+    """The batch without its refused units, in a temporary folder (the original is never changed)."""
+    out = Path(tempfile.mkdtemp(prefix="ingest-")) / path.name
+    kept = [units[n - 1] for n in numbers]
+    if path.suffix.lower() == ".json":
+        out.write_text(json.dumps(kept, ensure_ascii=False), encoding="utf-8")
+    else:
+        out.write_bytes(b"".join(kept))
+    return out
+
+
+def _known_only(source: str, frame: pd.DataFrame, city, rows: list[int] | None) -> tuple[pd.DataFrame, list[dict]]:
+    """Rows of stations in the city config; the others refused (by row number where the frame's rows are
+    the batch's, else by the row's key)."""
+    known = known_entities(source, city)
+    if source == "airkorea":  # the real-time API names stations: match by name as well as code
+        known = {s.name for s in city.air_stations} | {str(s.code) for s in city.air_stations}
+        labels = frame["station_name"].astype(str)
+        labels = labels.where(labels.isin(known), frame["station_code"].astype("string").fillna(""))
+    elif source == "nowcast":
+        labels = frame["nx"].astype(str) + "," + frame["ny"].astype(str)
+    else:
+        labels = frame[KEYS[source][0]].astype(str)
+    if known is None:
+        return frame, []
+    bad = ~labels.isin(known)
+    refused = [{"row": rows[i] if rows is not None else None, "field": KEYS[source][0],
+                "key": {k: str(frame[k].iloc[i]) for k in KEYS[source]},
+                "reason": f"{labels.iloc[i]} is not a {source} station of {city.name} (its city config)"}
+               for i in bad.to_numpy().nonzero()[0]]
+    return frame.loc[~bad].reset_index(drop=True), refused
+
+
+def ingest_rows(store: ObservationStore, source: str, rows: list[dict] | dict, city, origin: str = "api",
+                label: str | None = None) -> Appended:
+    """An API batch: ``rows`` as the open API's items (or its whole JSON response) or canonical rows."""
+    with tempfile.TemporaryDirectory(prefix="batch-") as tmp:
+        path = Path(tmp) / f"{source}.json"
+        path.write_text(json.dumps(rows, ensure_ascii=False, default=str), encoding="utf-8")
+        batch = read_batch(source, path, city)
+    return store.append(source, batch.frame, origin, label, batch.refused)
+
+
+def ingest_file(store: ObservationStore, source: str, path: Path, city, origin: str = "inbox") -> Appended:
+    batch = read_batch(source, path, city)
+    return store.append(source, batch.frame, origin, str(path), batch.refused)
+
+
+# --- the inbox -------------------------------------------------------------------------------------
+class Inbox:
+    """A folder where a scheduled job drops files, one sub-folder per source (``inbox/asos/*.csv``).
+
+    Each file is claimed by moving it into ``.processing/`` (so two watchers never take the same file), read,
+    then moved to ``done/`` (with ``<name>.refused.json`` listing refused rows, if any) or ``failed/`` (with
+    ``<name>.reason.txt``). A file left in ``.processing/`` by a watcher that was killed is taken again at
+    the next start: the store's deduplication makes that safe.
+    """
+
+    def __init__(self, root: Path, store: ObservationStore, city):
+        self.root, self.store, self.city = Path(root), store, city
+        for sub in (".processing", "done", "failed"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+
+    def waiting(self) -> list[tuple[str, Path]]:
+        """(source, file) ready to take: interrupted ones first, then by name."""
+        out = [(p.name.split("__", 1)[0], p) for p in sorted((self.root / ".processing").iterdir()) if p.is_file()]
+        now = time.time()
+        for source in LIVE_SOURCES:
+            folder = self.root / source
+            if folder.is_dir():
+                out += [(source, p) for p in sorted(folder.glob(FORMATS[source].pattern))
+                        if p.is_file() and not p.name.startswith(".") and now - p.stat().st_mtime >= SETTLE_S]
+        return out
+
+    def take(self, source: str, path: Path) -> tuple[Path, Appended | None, str | None]:
+        """Process one file; (where it went, what the store did, the reason it failed)."""
+        claimed = path if path.parent.name == ".processing" else self.root / ".processing" / f"{source}__{path.name}"
+        if claimed != path:
+            os.replace(path, claimed)
+        name = claimed.name.split("__", 1)[-1]
+        try:
+            result = ingest_file(self.store, source, claimed, self.city)
+        except DataError as exc:
+            target = _free(self.root / "failed" / source / name)
+            target.with_name(target.name + ".reason.txt").write_text(f"{exc}\n", encoding="utf-8")
+            shutil.move(claimed, target)
+            log.warning("inbox: %s failed: %s", name, exc)
+            return target, None, str(exc)
+        target = _free(self.root / "done" / source / name)
+        if result.refused:
+            target.with_name(target.name + ".refused.json").write_text(
+                json.dumps(result.refused, ensure_ascii=False, indent=1), encoding="utf-8")
+        shutil.move(claimed, target)
+        log.info("inbox: %s -> %d accepted, %d duplicate, %d refused", name, result.accepted, result.duplicate,
+                 len(result.refused))
+        return target, result, None
+
+    def run_once(self) -> list[tuple[Path, Appended | None, str | None]]:
+        return [self.take(source, path) for source, path in self.waiting()]
+
+
+def _free(path: Path) -> Path:
+    """``path``, or ``name.2.ext``... when a file of that name was already taken (never overwrite)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n, candidate = 1, path
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}.{n}{path.suffix}")
+    return candidate
+
+
+def report(result: Appended) -> dict:
+    """The answer to a batch (API and CLI)."""
+    return {"source": result.source, "batch": result.batch, "accepted": result.accepted,
+            "duplicate": result.duplicate, "refused": len(result.refused), "refusals": result.refused,
+            "changed": None if result.changed is None else
+            {"from": result.changed[0].isoformat(), "to": result.changed[1].isoformat()}}
