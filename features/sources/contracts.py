@@ -222,10 +222,10 @@ FLOOD_TRACES = Contract(
 TIDE = Contract(
     "tide",
     {
-        "station": ("관측소명", "관측소", "obsPostName"),
-        "time": ("관측시간", "관측일시", "일시", "record_time"),
-        "tide_cm": ("실측조위(cm)", "관측조위(cm)", "조위(cm)", "tide_level"),
-        "tide_pred_cm": ("예측조위(cm)", "pre_tide_level"),
+        "station": ("관측소명", "관측소", "obsPostName", "obsvtrNm"),
+        "time": ("관측시간", "관측일시", "일시", "record_time", "obsrvnDt"),
+        "tide_cm": ("실측조위(cm)", "관측조위(cm)", "조위(cm)", "tide_level", "bscTdlvHgt"),
+        "tide_pred_cm": ("예측조위(cm)", "pre_tide_level", "tdlvHgt"),
     },
     optional=("tide_pred_cm",),
     missing=("", "-"),
