@@ -4,7 +4,8 @@
 the answer, and reads the items through the same loaders and contracts as ``urban-safety data import``
 (``features.sources.load_files``), so a live frame and an imported file cannot differ in shape.
 
-Sources: ``asos``, ``aws``, ``nowcast``, ``airkorea``, ``tide`` (see :mod:`live.fetch.sources` for each
+Sources: ``asos``, ``aws``, ``nowcast``, ``nowcast_obs`` (observed RN1 on the nowcast grid, read as a
+nowcast frame), ``airkorea``, ``tide`` (see :mod:`live.fetch.sources` for each
 API, its parameters and item fields).
 
 Settings (environment):
@@ -16,8 +17,9 @@ Settings (environment):
 - ``URBAN_SAFETY_API_BASE_<SOURCE>`` (e.g. ``URBAN_SAFETY_API_BASE_ASOS``), else ``URBAN_SAFETY_API_BASE``:
   scheme and host replacing the real one (a proxy, or a replay server in tests); the API's path is kept.
 - ``URBAN_SAFETY_FETCH_MIN_INTERVAL`` (s between requests, default 0.5), ``URBAN_SAFETY_FETCH_RETRIES``
-  (default 4), ``URBAN_SAFETY_FETCH_BACKOFF`` (first pause in s, doubling, default 1),
-  ``URBAN_SAFETY_FETCH_TIMEOUT`` (s, default 20).
+  (default 4), ``URBAN_SAFETY_FETCH_BACKOFF`` (s before the first retry, doubling, default 1),
+  ``URBAN_SAFETY_FETCH_BACKOFF_MAX`` (default 30), ``URBAN_SAFETY_FETCH_TIMEOUT`` (s, default 20),
+  ``URBAN_SAFETY_FETCH_PAGE_SIZE`` (numOfRows; default per source): :class:`FetchOptions`.
 
 Keys are sent to the API only: every message shows them as ``***``.
 """
@@ -54,11 +56,13 @@ class _Api:
     base_url: str
     key_param: str
     time_column: str | None  # filtered to the window; None = keep all rows (the nowcast's hours lie ahead)
+    loader: str | None = None  # the canonical source read through; None = the source's own name
 
 
 SOURCES: dict[str, _Api] = {
     "asos": _Api("data.go.kr", DATA_GO_KR, "serviceKey", "time"),
     "nowcast": _Api("data.go.kr", DATA_GO_KR, "serviceKey", None),
+    "nowcast_obs": _Api("data.go.kr", DATA_GO_KR, "serviceKey", "valid", loader="nowcast"),
     "airkorea": _Api("data.go.kr", DATA_GO_KR, "serviceKey", "time"),
     "tide": _Api("data.go.kr", DATA_GO_KR, "serviceKey", "time"),
     "aws": _Api("apihub", KMA_APIHUB, "authKey", "time"),
@@ -98,7 +102,7 @@ def fetch(source: str, city, since: datetime | None = None, until: datetime | No
     since = kst(since) if since else until - DEFAULT_WINDOW
     if since > until:
         raise FetchError(f"since {since:%Y-%m-%d %H:%M} is after until {until:%Y-%m-%d %H:%M}", source=source)
-    options = options or FetchOptions.from_env()
+    options = options or FetchOptions()
     own = client is None
     client = client or httpx.Client(follow_redirects=True)
     try:
@@ -109,7 +113,7 @@ def fetch(source: str, city, since: datetime | None = None, until: datetime | No
     finally:
         if own:
             client.close()
-    frame = _canonical(source, pages)
+    frame = _canonical(api.loader or source, pages)
     if api.time_column and not frame.empty:
         times = frame[api.time_column]
         frame = frame[(times >= since) & (times <= until)].reset_index(drop=True)

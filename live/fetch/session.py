@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
 import httpx
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from features.errors import DataError
@@ -63,34 +64,24 @@ class _Transient(Exception):
         self.code = code
 
 
-@dataclass(frozen=True)
-class FetchOptions:
-    """Pacing and retries. Defaults suit the portals' development quotas (1,000-10,000 calls a day)."""
+class FetchOptions(BaseSettings):
+    """Pacing and retries, from ``URBAN_SAFETY_FETCH_*`` (e.g. ``URBAN_SAFETY_FETCH_MIN_INTERVAL=1``) or
+    arguments. Defaults suit the portals' development quotas (1,000-10,000 calls a day per service)."""
 
-    min_interval_s: float = 0.5  # between two requests of one fetch
-    retries: int = 4  # further attempts after the first
-    backoff_s: float = 1.0  # first pause; doubles each attempt
-    backoff_max_s: float = 30.0
-    timeout_s: float = 20.0
-    page_size: int | None = None  # numOfRows; None = the source's own default
+    model_config = SettingsConfigDict(env_prefix="URBAN_SAFETY_FETCH_", extra="ignore", frozen=True)
 
-    @classmethod
-    def from_env(cls) -> FetchOptions:
-        """``URBAN_SAFETY_FETCH_MIN_INTERVAL``, ``_RETRIES``, ``_BACKOFF``, ``_TIMEOUT`` (seconds, count)."""
-        env = os.environ
-        base = cls()
-        return cls(
-            min_interval_s=float(env.get("URBAN_SAFETY_FETCH_MIN_INTERVAL", base.min_interval_s)),
-            retries=int(env.get("URBAN_SAFETY_FETCH_RETRIES", base.retries)),
-            backoff_s=float(env.get("URBAN_SAFETY_FETCH_BACKOFF", base.backoff_s)),
-            timeout_s=float(env.get("URBAN_SAFETY_FETCH_TIMEOUT", base.timeout_s)),
-        )
+    min_interval: float = Field(0.5, ge=0)  # s between two requests of one fetch
+    retries: int = Field(4, ge=0)  # further attempts after the first
+    backoff: float = Field(1.0, ge=0)  # s before the first retry; doubles each attempt
+    backoff_max: float = Field(30.0, ge=0)  # s, longest pause
+    timeout: float = Field(20.0, gt=0)  # s per request
+    page_size: int | None = Field(None, ge=1)  # numOfRows; None = the source's own default
 
 
 def normal_code(code) -> str:
-    """"0", "00" and 0 are one code: two digits where the code is numeric."""
+    """"0", "00", "0000" and 0 are one code: two digits where the code is numeric."""
     text = str(code).strip()
-    return text.zfill(2) if text.isdigit() else text
+    return f"{int(text):02d}" if text.isdigit() else text
 
 
 @dataclass
@@ -125,7 +116,7 @@ class Session:
         request = self.describe(path, params)
         retrying = Retrying(
             stop=stop_after_attempt(self.options.retries + 1),
-            wait=wait_exponential(multiplier=self.options.backoff_s, max=self.options.backoff_max_s),
+            wait=wait_exponential(multiplier=self.options.backoff, max=self.options.backoff_max),
             retry=retry_if_exception_type(_Transient), reraise=True)
         try:
             for attempt in retrying:
@@ -139,14 +130,14 @@ class Session:
         raise AssertionError("unreachable")  # Retrying either returned or raised
 
     def _once(self, path: str, params: dict, station: str | None, request: str) -> httpx.Response:
-        wait = self._last + self.options.min_interval_s - time.monotonic()
+        wait = self._last + self.options.min_interval - time.monotonic()
         if wait > 0:
             time.sleep(wait)
         self._last = time.monotonic()
         self.requests += 1
         try:
             response = self.client.get(self.base_url.rstrip("/") + path, params={**params, self.key_param: self.key},
-                                       timeout=self.options.timeout_s)
+                                       timeout=self.options.timeout)
         except httpx.TransportError as exc:  # connection refused, reset, timeout
             raise _Transient(f"connection failed ({type(exc).__name__}: {exc})") from None
         if response.status_code == 429 or response.status_code >= 500:

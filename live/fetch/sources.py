@@ -9,6 +9,9 @@ station and page); :mod:`live.fetch` turns them into the canonical frame through
 - ``nowcast``: 기상청 단기예보 조회서비스 (data.go.kr 15084084), ``getUltraSrtFcst``: issued every hour at
   HH30, served from about HH45, six forecast hours; items ``baseDate, baseTime, category, fcstDate,
   fcstTime, fcstValue, nx, ny``, RN1 as text ("강수없음", "1mm 미만", "30.0~50.0mm", "50.0mm 이상").
+- ``nowcast_obs``: the same service's ``getUltraSrtNcst`` (초단기실황): observed values on the grid at HH00,
+  served from about HH10; items ``baseDate, baseTime, category, obsrValue, nx, ny``, RN1 as a number (mm
+  in the hour ending at the base time). Read as the nowcast frame, ``issued`` = ``valid`` = the base time.
 - ``airkorea``: 한국환경공단 에어코리아 대기오염정보 (data.go.kr 15073861),
   ``getMsrstnAcctoRltmMesureDnsty``; items ``dataTime, so2Value, coValue, o3Value, no2Value, pm10Value,
   pm25Value, ...Flag`` ("-" or a flag such as 통신장애 where not measured); hour 24 is midnight.
@@ -31,16 +34,18 @@ from live.fetch.session import Session
 
 ASOS_PATH = "/1360000/AsosHourlyInfoService/getWthrDataList"
 NOWCAST_PATH = "/1360000/VilageFcstInfoService_2.0/getUltraSrtFcst"
+NOWCAST_OBS_PATH = "/1360000/VilageFcstInfoService_2.0/getUltraSrtNcst"
 AIRKOREA_PATH = "/B552584/ArpltnInforInqireSvc/getMsrstnAcctoRltmMesureDnsty"
 TIDE_PATH = "/1192136/surveyTideLevel/GetSurveyTideLevelApiService"
 AWS_PATH = "/api/typ01/url/awsh.php"
 
 # numOfRows per source: ASOS serves up to 999 rows a page; a nowcast issuance is 10 categories x 6 hours;
 # KHOA caps pages at 300 rows.
-PAGE_SIZES = {"asos": 999, "nowcast": 60, "airkorea": 100, "tide": 300}
+PAGE_SIZES = {"asos": 999, "nowcast": 60, "nowcast_obs": 10, "airkorea": 100, "tide": 300}
 
 # The nowcast is issued at HH30 and served from about HH45 (the KMA guide's release schedule).
 NOWCAST_READY = timedelta(minutes=45)
+OBSERVED_READY = timedelta(minutes=10)
 
 # awsh.php var=RN columns when the answer does not print its header line.
 AWSH_RN_COLUMNS = ("YYMMDDHHMI", "STN", "RE_SUM", "RE_QCM", "RN_DAY", "RN_DAY_MI", "RN_HR1", "RN_HR1_MI",
@@ -96,6 +101,25 @@ def collect_nowcast(session: Session, city, since: datetime, until: datetime, si
             params = {"dataType": "JSON", "base_date": f"{base:%Y%m%d}", "base_time": f"{base:%H%M}",
                       "nx": nx, "ny": ny}
             yield from paged(session, NOWCAST_PATH, params, station=f"grid {nx},{ny} at {base:%H%M}", size=size)
+
+
+def collect_nowcast_obs(session: Session, city, since: datetime, until: datetime, size: int) -> Pages:
+    grid = sorted({(s.nx, s.ny) for s in city.weather_stations})
+    latest = (until - OBSERVED_READY).replace(minute=0, second=0, microsecond=0)
+    hours = hours_between(since, until - OBSERVED_READY) or [latest]
+    for base in hours:
+        for nx, ny in grid:
+            params = {"dataType": "JSON", "base_date": f"{base:%Y%m%d}", "base_time": f"{base:%H%M}",
+                      "nx": nx, "ny": ny}
+            station = f"grid {nx},{ny} at {base:%H%M}"
+            for label, items in paged(session, NOWCAST_OBS_PATH, params, station=station, size=size):
+                yield label, [_observed_as_forecast(item) for item in items]
+
+
+def _observed_as_forecast(item: dict) -> dict:
+    """An observation item in the forecast's fields: the hour it covers ends at its base time."""
+    hour = datetime.strptime(f"{item['baseDate']}{str(item['baseTime']).zfill(4)}", "%Y%m%d%H%M") - timedelta(hours=1)
+    return {**item, "fcstDate": f"{hour:%Y%m%d}", "fcstTime": f"{hour:%H%M}", "fcstValue": item.get("obsrValue")}
 
 
 def air_term(since: datetime, until: datetime) -> str:
@@ -182,5 +206,5 @@ def decode(data: bytes) -> str:
         return data.decode("cp949", errors="replace")
 
 
-COLLECTORS = {"asos": collect_asos, "nowcast": collect_nowcast, "airkorea": collect_airkorea,
-              "tide": collect_tide, "aws": collect_aws}
+COLLECTORS = {"asos": collect_asos, "nowcast": collect_nowcast, "nowcast_obs": collect_nowcast_obs,
+              "airkorea": collect_airkorea, "tide": collect_tide, "aws": collect_aws}

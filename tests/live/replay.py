@@ -98,6 +98,8 @@ class Replay:
             return f"asos_{p.get('stnIds')}.json"
         if path.endswith("getUltraSrtFcst"):
             return f"nowcast_{p.get('nx')}_{p.get('ny')}_{p.get('base_date')}_{p.get('base_time')}.json"
+        if path.endswith("getUltraSrtNcst"):
+            return f"ncst_{p.get('nx')}_{p.get('ny')}_{p.get('base_date')}_{p.get('base_time')}.json"
         if path.endswith("getMsrstnAcctoRltmMesureDnsty"):
             return AIR_FILES.get(p.get("stationName", ""))
         if path.endswith("GetSurveyTideLevelApiService"):

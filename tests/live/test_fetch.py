@@ -14,7 +14,7 @@ from live.fetch.sources import ASOS_PATH, AWS_PATH, NOWCAST_PATH, TIDE_PATH, now
 from tests.live.replay import Answer, Replay, error, fixture
 
 KEY = "test-key"
-FAST = FetchOptions(min_interval_s=0.0, retries=3, backoff_s=0.001, backoff_max_s=0.002, timeout_s=5)
+FAST = FetchOptions(min_interval=0.0, retries=3, backoff=0.001, backoff_max=0.002, timeout=5)
 DAY = datetime(2024, 7, 1)
 
 
@@ -41,7 +41,7 @@ def run(source, city, replay, since, until, **kw):
 
 def test_asos_pages_through_and_reads_rain_at_the_kst_hour(city, replay):
     result = run("asos", city, replay, DAY.replace(hour=10), DAY.replace(hour=15),
-                 options=FetchOptions(**{**FAST.__dict__, "page_size": 4}))
+                 options=FAST.model_copy(update={"page_size": 4}))
     frame = result.frame
     assert list(frame["station_id"].unique()) == [112]
     assert frame["time"].dtype == "datetime64[ns]" and frame["time"].dt.tz is None
@@ -116,9 +116,10 @@ def test_encoded_key_is_sent_decoded(city, replay):
 
 def test_requests_are_paced(city, replay):
     run("asos", city, replay, DAY.replace(hour=10), DAY.replace(hour=15),
-        options=FetchOptions(**{**FAST.__dict__, "min_interval_s": 0.05, "page_size": 2}))
+        options=FAST.model_copy(update={"min_interval": 0.2, "page_size": 2}))
     times = [r.at for r in replay.requests]
-    assert len(times) == 4 and min(b - a for a, b in zip(times, times[1:], strict=False)) >= 0.045
+    # Measured on arrival at the server, so allow for scheduling jitter on a busy machine.
+    assert len(times) == 4 and min(b - a for a, b in zip(times, times[1:], strict=False)) >= 0.15
 
 
 def test_connection_failure_is_retried_then_reported(city):
@@ -215,3 +216,11 @@ def test_an_answer_the_contract_cannot_read_names_the_request(city, replay):
     replay.queue(ASOS_PATH, Answer(200, bad))
     with pytest.raises(FetchError, match="112_page_1"):
         run("asos", city, replay, DAY.replace(hour=10), DAY.replace(hour=15))
+
+
+def test_observed_rn1_reads_as_a_nowcast_valid_at_the_base_time(city, replay):
+    result = run("nowcast_obs", city, replay, DAY.replace(hour=13), DAY.replace(hour=13, minute=12))
+    frame = result.frame
+    assert frame[["issued", "valid", "nx", "ny", "rain_mm"]].values.tolist() == [
+        [DAY.replace(hour=13), DAY.replace(hour=13), 55, 124, 12.5]]
+    assert {r.params["base_time"] for r in replay.requests} == {"1300"}
