@@ -103,11 +103,11 @@ def fetch(source: str, city, since: datetime | None = None, until: datetime | No
     if since > until:
         raise FetchError(f"since {since:%Y-%m-%d %H:%M} is after until {until:%Y-%m-%d %H:%M}", source=source)
     options = options or FetchOptions()
+    key, base_url = _key(source, api, key), base_url or _base_url(source, api)
     own = client is None
     client = client or httpx.Client(follow_redirects=True)
     try:
-        session = Session(source, base_url or _base_url(source, api), _key(source, api, key), api.key_param,
-                          client, options)
+        session = Session(source, base_url, key, api.key_param, client, options)
         size = options.page_size or PAGE_SIZES.get(source, 100)
         pages = list(COLLECTORS[source](session, city, since, until, size))
     finally:
@@ -149,8 +149,6 @@ def _canonical(source: str, pages: list[tuple[str, list[dict]]]) -> pd.DataFrame
             files.append(path)
         try:
             frame = load_files(source, files)
-        except FetchError:
-            raise
         except DataError as exc:
             raise FetchError(f"the answer does not fit the {source} contract: {exc}", source=source) from None
     sort = [c for c in ("station_id", "station_name", "station", "nx", "ny", "issued", "valid", "time")

@@ -10,8 +10,9 @@ import pytest
 
 from features.city import load_city
 from live.fetch import FetchError, FetchOptions, fetch
+from live.fetch.session import parse_answer
 from live.fetch.sources import ASOS_PATH, AWS_PATH, NOWCAST_PATH, TIDE_PATH, nowcast_issues, parse_awsh
-from tests.live.replay import Answer, Replay, error, fixture
+from tests.live.replay import FIXTURES, Answer, Replay, error, fixture
 
 KEY = "test-key"
 FAST = FetchOptions(min_interval=0.0, retries=3, backoff=0.001, backoff_max=0.002, timeout=5)
@@ -224,3 +225,14 @@ def test_observed_rn1_reads_as_a_nowcast_valid_at_the_base_time(city, replay):
     assert frame[["issued", "valid", "nx", "ny", "rain_mm"]].values.tolist() == [
         [DAY.replace(hour=13), DAY.replace(hour=13), 55, 124, 12.5]]
     assert {r.params["base_time"] for r in replay.requests} == {"1300"}
+
+
+@pytest.mark.parametrize(("text", "code"), [
+    ('{"header": {"resultCode": "0", "resultMsg": "NORMAL_SERVICE"}, "body": {"items": []}}', "00"),
+    ('{"response": {"header": {"resultCode": "03", "resultMsg": "NO_DATA"}}}', "03"),
+    ("<response><header><resultCode>0000</resultCode><resultMsg>OK</resultMsg></header></response>", "99"),
+    ((FIXTURES / "gateway_30.xml").read_text(), "30"),
+    ("<html>Bad Gateway</html>", "99"),
+])
+def test_answers_in_every_shape_are_classified(text, code):
+    assert parse_answer(text)[0] == code
