@@ -225,10 +225,10 @@ FLOOD_TRACES = Contract(
 TIDE = Contract(
     "tide",
     {
-        "station": ("관측소명", "관측소", "obsPostName", "station"),
-        "time": ("관측시간", "관측일시", "일시", "record_time", "time"),
-        "tide_cm": ("실측조위(cm)", "관측조위(cm)", "조위(cm)", "tide_level", "tide_cm"),
-        "tide_pred_cm": ("예측조위(cm)", "pre_tide_level", "tide_pred_cm"),
+        "station": ("관측소명", "관측소", "obsPostName", "obsvtrNm", "station"),
+        "time": ("관측시간", "관측일시", "일시", "record_time", "obsrvnDt", "time"),
+        "tide_cm": ("실측조위(cm)", "관측조위(cm)", "조위(cm)", "tide_level", "bscTdlvHgt", "tide_cm"),
+        "tide_pred_cm": ("예측조위(cm)", "pre_tide_level", "tdlvHgt", "tide_pred_cm"),
     },
     optional=("tide_pred_cm",),
     missing=("", "-"),
