@@ -437,6 +437,7 @@ def live_cmd(
     fetch_sources: Annotated[list[LiveSource] | None, typer.Option("--fetch", help="Fetch these sources from their "
                                                                               "open APIs every interval.")] = None,
     interval: Annotated[float, typer.Option(help="Seconds between scheduled cycles.")] = 600.0,
+    poll: Annotated[float, typer.Option(help="Seconds between looks for new data (a cycle follows at once).")] = 2.0,
     once: Annotated[bool, typer.Option("--once", help="Run one cycle and stop.")] = False,
 ) -> None:
     """The live cycle: new data in, every cell of every domain re-scored, maps kept, alerts raised and pushed.
@@ -456,7 +457,7 @@ def live_cmd(
     models, problems = load_models()
     engine = Engine(sources, models, problems, store=store, version=version)
     loop = LiveLoop(engine, database(store.url), Inbox(inbox, store, sources.city) if inbox else None,
-                    tuple(s.value for s in fetch_sources or ()), interval)
+                    tuple(s.value for s in fetch_sources or ()), interval, poll)
     if once:
         report = loop.step(fetch=bool(fetch_sources), force=True)
         console.print(f"cycle {report.id}: data time {report.data_time}, {report.seconds:.2f} s from new data to "
