@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up the environment and run the main job: embedded data (generated once), every domain's features,
-# a quick training where no champion exists, then the service with its dashboard on localhost.
+# a quick training where no champion exists, then the service with its dashboard on localhost and the live
+# cycle beside it (files dropped in data/inbox/<source>/ or rows POSTed to /observations re-score the city).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
@@ -25,7 +26,14 @@ Try (in another terminal):
   curl -s -XPOST localhost:$PORT/risk -H 'Content-Type: application/json' \\
     -d '{"domain":"fine_dust","locations":[{"lat":37.45,"lon":126.73}],"conditions":{"target_date":"2023-04-12"}}'
   curl -s -XPOST localhost:$PORT/risk_map -H 'Content-Type: application/json' -d '{"domain":"flood"}' | head -c 400
+  curl -s -XPOST localhost:$PORT/observations -H 'Content-Type: application/json' \
+    -d '{"source":"asos","rows":[{"station_id":112,"time":"2024-01-01 01:00","rain_mm":40.0,"temp_c":2.0}]}'
+  curl -s localhost:$PORT/alerts
 Stop it with Ctrl-C.
 
 TXT
-exec $US serve --port "$PORT"
+$US serve --prepare-only >/dev/null
+$US live --inbox data/inbox &
+LIVE=$!
+trap 'kill $LIVE 2>/dev/null || true' EXIT
+$US serve --port "$PORT"

@@ -8,5 +8,19 @@ if { ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi n
   (apt-get update -qq && apt-get install -y -qq chromium chromium-driver fonts-nanum) >/dev/null 2>&1 \
     || echo "warning: could not install chromium; the dashboard test will be skipped" >&2
 fi
+# The PostgreSQL store's tests run against a real server (127.0.0.1:5432, user postgres, database test, trust
+# auth for local TCP); start Debian's where none answers and it can be installed or started.
+if ! (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  (command -v pg_ctlcluster >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq postgresql)) >/dev/null 2>&1 || true
+  if command -v pg_ctlcluster >/dev/null 2>&1; then
+    ver=$(ls /etc/postgresql | sort -V | tail -1)
+    hba=/etc/postgresql/$ver/main/pg_hba.conf
+    grep -q '^host all all 127.0.0.1/32 trust' "$hba" || sed -i '1i host all all 127.0.0.1/32 trust' "$hba"
+    (pg_ctlcluster "$ver" main start || pg_ctlcluster "$ver" main reload) >/dev/null 2>&1 || true
+    su postgres -c "createdb test" >/dev/null 2>&1 || true
+  else
+    echo "warning: no PostgreSQL server; the PostgreSQL store tests will be skipped" >&2
+  fi
+fi
 .venv/bin/ruff check .
 .venv/bin/python -m pytest "$@"

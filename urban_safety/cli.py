@@ -419,6 +419,7 @@ def fetch_cmd(
 ) -> None:
     """Fetch observations from the source's open API (key from the environment) into the observation store."""
     import pandas as pd
+
     from live.fetch import fetch
 
     settings = get_settings()
