@@ -303,7 +303,9 @@ def physics_features(rows, tide_alert_cm: float) -> dict[str, np.ndarray]:
         "rain_3h_over_drain": _col(rows, "rain_3h") / (3 * drain),
         "rain_fcst_1h_over_drain": _col(rows, "rain_fcst_1h") / drain,
         "rain_fcst_3h_over_drain": _col(rows, "rain_fcst_3h") / (3 * drain),
-        "rain_fcst_lead_over_drain": window["rain_fcst_lead"] / (_lead(rows) * drain),
+        # Hours of drain capacity the lead's forecast fills: a total, not a rate, so that it (like every
+        # feature that moves with the lead) never falls as the lead grows and the risk is monotone in it.
+        "rain_fcst_lead_over_drain": window["rain_fcst_lead"] / drain,
         "low_lying": low,
         "tide_excess_cm": np.clip(tide_top - tide_alert_cm, 0, None) * low,
         "stream_rain_24h": _col(rows, "rain_24h")

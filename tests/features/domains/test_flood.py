@@ -8,6 +8,7 @@ import pytest
 
 from features import timeseries as ts
 from features.domains import flood
+from features.embedded import floods
 from features.errors import DataError
 from features.registry import get_domain
 from features.sources import Sources
@@ -39,6 +40,10 @@ def test_table_has_spec_columns_and_float32_features(table):
     assert all(table[c].dtype == np.float32 for c in spec.features)
     assert not table.duplicated(["cell_id", "time", "lead_hours"]).any()
     assert set(table["flooded"].unique()) <= {0, 1}
+
+
+def test_the_generator_writes_a_truth_for_every_lead():
+    assert floods.LEADS == flood.LEADS
 
 
 def test_table_holds_every_selected_row_once_per_lead(table):
@@ -123,9 +128,10 @@ def test_lead_window_features_follow_the_lead(src):
     assert rows["rain_fcst_lead"].tolist() == [rows[f"rain_fcst_{k}h"].iloc[i] for i, k in enumerate((1, 3, 6))]
     assert rows["rain_fcst_lead"].is_monotonic_increasing
     drain = rows["drain_capacity_mmh"].to_numpy()
-    np.testing.assert_allclose(rows["rain_fcst_lead_over_drain"], rows["rain_fcst_lead"] / ([1, 3, 6] * drain),
-                               rtol=1e-6)
-    assert rows["tide_excess_cm"].is_monotonic_increasing
+    np.testing.assert_allclose(rows["rain_fcst_lead_over_drain"], rows["rain_fcst_lead"] / drain, rtol=1e-6)
+    # Every feature that moves with the lead never falls as it grows: with the +1 constraints, the risk cannot.
+    for c in ("rain_fcst_lead", "rain_fcst_lead_over_drain", "tide_excess_cm"):
+        assert rows[c].is_monotonic_increasing and flood.SPEC.monotone[c] == 1
     same = [c for c in flood.FEATURES if c not in ("lead_hours", "rain_fcst_lead", "rain_fcst_lead_over_drain",
                                                     "tide_excess_cm")]
     assert (rows[same].nunique(dropna=False) == 1).all()

@@ -107,8 +107,9 @@ def test_flood_omitted_conditions_are_the_observations(src, cells):
     at = flood.SERVING.now(src)
     rows = flood.build_rows(src, flood.SERVING.requests(src, cells, at, {}))
     observed = flood.observed_conditions(src, cells["cell_id"], np.full(len(cells), at.floor("h")))
-    for c in flood.CONDITIONS:
+    for c in flood.OBSERVED:
         assert np.allclose(rows[c], observed[c].astype(np.float32), equal_nan=True)
+    assert (rows["lead_hours"] == flood.DEFAULT_LEAD).all()
     extreme = flood.build_rows(src, flood.SERVING.requests(src, cells, at, {"rain_1h": 300.0, "tide_cm": 1200.0}))
     assert (extreme["rain_1h"] == 300).all() and (extreme["tide_cm"] == 1200).all()
     assert not np.allclose(extreme["rain_1h"], rows["rain_1h"])
@@ -119,6 +120,18 @@ def test_flood_omitted_conditions_are_the_observations(src, cells):
     assert set(answers["cause"]) <= {"rain_over_drain", "tide", "stream", "none"}
     assert (answers["cause"] != "none").all()
     assert answers["details"].iloc[0]["rain_1h"] == 300
+    assert answers["details"].iloc[0]["lead_hours"] == flood.DEFAULT_LEAD
+
+
+def test_flood_lead_time_is_a_condition_and_stated_in_the_answer(src, cells):
+    at = flood.SERVING.now(src)
+    six = flood.build_rows(src, flood.SERVING.requests(src, cells, at, {"lead_hours": 6,
+                                                                        "tide_pred_max_3h_cm": 990.0}))
+    assert (six["lead_hours"] == 6).all()
+    np.testing.assert_array_equal(six["rain_fcst_lead"], six["rain_fcst_6h"])
+    assert (six["tide_pred_max_6h_cm"] >= 990).all()  # a given tide window raises the longer one
+    answers = flood.SERVING.combine(six, np.full(len(six), 0.1))
+    assert answers["details"].iloc[0]["lead_hours"] == 6 and isinstance(answers["details"].iloc[0]["lead_hours"], int)
 
 
 def test_traffic_time_from_at_and_weather_from_observations(src, cells):
