@@ -48,7 +48,7 @@ DERIVED = ("rain_fcst_lead", "rain_1h_over_drain", "rain_3h_over_drain", "rain_f
            "stream_rain_24h", "past_floods")
 FEATURES = (*CONDITIONS, *STATIC, *DERIVED)
 _TIDE_UNIT = "cm (Incheon tide datum)"
-UNITS = {"lead_hours": "h", "rain_1h": "mm", "rain_3h": "mm", "rain_6h": "mm", "rain_24h": "mm",
+UNITS = {"rain_1h": "mm", "rain_3h": "mm", "rain_6h": "mm", "rain_24h": "mm",
          **{f"rain_fcst_{k}h": "mm" for k in FCST_WINDOWS}, "tide_cm": _TIDE_UNIT,
          **{f"tide_pred_max_{k}h_cm": _TIDE_UNIT for k in TIDE_WINDOWS}}
 
@@ -551,11 +551,11 @@ SPEC = register(DomainSpec(
     title="Flooding within 1, 3 or 6 hours",
     task="binary",
     target="flooded",
-    keys=("cell_id",),
+    keys=("cell_id", "lead_hours"),  # a row per cell and lead time, as fine dust has one per pollutant
     time="time",
     horizon=HORIZON,
     features=FEATURES,
-    conditions=CONDITIONS,
+    conditions=OBSERVED,
     sources=("asos", "aws", "nowcast", "tide", "flood_traces", "static"),
     feature_set_version="flood-v3",
     build_table=build_table,

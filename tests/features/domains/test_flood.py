@@ -28,7 +28,7 @@ def table(src):
 def test_spec_is_registered_and_declares_its_columns():
     spec = get_domain("flood")
     assert spec is flood.SPEC
-    assert spec.task == "binary" and spec.target == "flooded" and spec.keys == ("cell_id",)
+    assert spec.task == "binary" and spec.target == "flooded" and spec.keys == ("cell_id", "lead_hours")
     assert set(spec.conditions) <= set(spec.features)
     assert set(spec.extra["units"]) == set(spec.conditions)
     assert callable(spec.extra["cause"])
