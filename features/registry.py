@@ -41,6 +41,7 @@ class Condition:
     maximum: float | None = None
     kind: Literal["float", "int", "bool", "date"] = "float"
     required: bool = False  # optional fields are read from the observations the service holds
+    choices: tuple | None = None  # the only values allowed (within minimum..maximum), e.g. lead times
 
 
 @dataclass(frozen=True)
@@ -130,12 +131,17 @@ class DomainSpec:
     # gives them at prediction time; the training table reads them from the period's own observations,
     # degraded by a forecast error, so point-in-time checks leave them out.
     forecast: tuple[str, ...] = ()
+    # Holdout metrics are also reported per value of this column, named by the format, e.g.
+    # ("lead_hours", "lead{:g}h") -> ``holdout_pr_auc_lead6h``; None: overall only.
+    breakdown: tuple[str, str] | None = None
     extra: dict = field(default_factory=dict)  # units, cause, grades: what serving needs to explain a score
 
     def __post_init__(self) -> None:
-        unknown = sorted((set(self.monotone) | set(self.essential) | set(self.forecast)) - set(self.features))
+        named = set(self.monotone) | set(self.essential) | set(self.forecast) | set(self.breakdown[:1] if self.breakdown else ())
+        unknown = sorted(named - set(self.features))
         if unknown:
-            raise ValueError(f"domain {self.name!r}: monotone/essential/forecast name non-features {unknown}")
+            raise ValueError(f"domain {self.name!r}: monotone/essential/forecast/breakdown name non-features "
+                             f"{unknown}")
         if any(d not in (-1, 1) for d in self.monotone.values()):
             raise ValueError(f"domain {self.name!r}: monotone directions must be +1 or -1")
 

@@ -16,7 +16,8 @@ from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationError, create_model
+from pydantic_core import PydanticCustomError
 
 from features.errors import UrbanSafetyError
 from features.registry import LEVELS, Condition, DomainSpec, domains
@@ -65,6 +66,9 @@ def conditions_model(spec: DomainSpec) -> type[BaseModel]:
             {"ge": DATE_RANGE[0], "le": DATE_RANGE[1]} if c.kind == "date" else {}
         if c.kind == "float":
             constraint["allow_inf_nan"] = False
+        if c.choices:  # the choices are the range: a refusal names them, not a bound
+            enum = [*c.choices, *([] if c.required else [None])]
+            kind, constraint = Annotated[kind, _one_of(c.choices)], {"json_schema_extra": {"enum": enum}}
         default = ... if c.required else None
         fields[c.name] = (kind if c.required else kind | None,
                           Field(default, description=f"{c.description} [{c.unit}]", examples=[c.example],
@@ -73,10 +77,23 @@ def conditions_model(spec: DomainSpec) -> type[BaseModel]:
                         __config__=ConfigDict(extra="forbid"), **fields)
 
 
+def _one_of(choices: tuple) -> AfterValidator:
+    """A validator accepting only ``choices`` (after the kind's strict type check)."""
+    allowed = ", ".join(map(str, choices[:-1])) + f" or {choices[-1]}" if len(choices) > 1 else str(choices[0])
+
+    def check(value):
+        if value not in choices:
+            raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": allowed})
+        return value
+
+    return AfterValidator(check)
+
+
 def condition_schema(c: Condition) -> dict:
     low, high = (d.isoformat() for d in DATE_RANGE) if c.kind == "date" else (c.minimum, c.maximum)
     return {"name": c.name, "unit": c.unit, "description": c.description, "type": c.kind,
-            "minimum": low, "maximum": high, "example": c.example, "required": c.required}
+            "minimum": low, "maximum": high, "example": c.example, "required": c.required,
+            **({"choices": list(c.choices)} if c.choices else {})}
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -21,6 +21,8 @@ class Scores:
     model: dict[str, float]
     oracle: dict[str, float]  # empty where no truth exists (real data): the oracle is n/a
     primary: str
+    # The same per value of the domain's breakdown column, by label (e.g. "lead6h"); empty without one.
+    groups: dict[str, Scores] = field(default_factory=dict)
 
     @property
     def gap_closed(self) -> float:
@@ -32,11 +34,14 @@ class Scores:
         return float((m - b) / (o - b)) if o != b and np.isfinite(o) else float("nan")
 
     def flat(self) -> dict[str, float]:
-        """All scores as MLflow metric names: ``holdout_<metric>``, ``baseline_<metric>``, ``oracle_<metric>``."""
+        """All scores as MLflow metric names: ``holdout_<metric>``, ``baseline_<metric>``, ``oracle_<metric>``,
+        ``gap_closed``, and per breakdown group the same with ``_<group>`` appended."""
         out = {f"holdout_{k}": v for k, v in self.model.items()}
         out |= {f"baseline_{k}": v for k, v in self.baseline.items()}
         out |= {f"oracle_{k}": v for k, v in self.oracle.items()}
         out["gap_closed"] = self.gap_closed
+        for label, group in self.groups.items():
+            out |= {f"{k}_{label}": v for k, v in group.flat().items()}
         return {k: float(v) for k, v in out.items() if np.isfinite(v)}
 
 
@@ -51,13 +56,23 @@ def evaluate(spec: DomainSpec, holdout: pd.DataFrame, pred: np.ndarray, truth_di
              history: pd.DataFrame) -> Scores:
     """Score the model against the domain's baseline (fitted on ``history``, the rows before the
     holdout) and the generator's oracle, all on ``holdout``. The oracle is scored only where a truth
-    exists for every holdout row (the embedded data set); real data has none."""
-    return Scores(
-        baseline=score(spec, holdout, spec.baseline(holdout, history)),
-        model=score(spec, holdout, pred),
-        oracle=score(spec, holdout, truth) if (truth := oracle_values(spec, holdout, truth_dir)) is not None else {},
-        primary=spec.primary_metric,
-    )
+    exists for every holdout row (the embedded data set); real data has none. A domain with a
+    ``breakdown`` column is also scored per value of it (e.g. per lead time)."""
+    base, truth = spec.baseline(holdout, history), oracle_values(spec, holdout, truth_dir)
+
+    def scores(rows: pd.DataFrame, keep: np.ndarray, groups: dict) -> Scores:
+        return Scores(baseline=score(spec, rows, base[keep]), model=score(spec, rows, pred[keep]),
+                      oracle=score(spec, rows, truth[keep]) if truth is not None else {},
+                      primary=spec.primary_metric, groups=groups)
+
+    groups = {}
+    if spec.breakdown:
+        column, label = spec.breakdown
+        values = holdout[column].to_numpy()
+        for v in pd.unique(values[pd.notna(values)]):
+            keep = values == v
+            groups[label.format(v)] = scores(holdout.loc[keep].reset_index(drop=True), keep, {})
+    return scores(holdout, np.ones(len(holdout), dtype=bool), dict(sorted(groups.items())))
 
 
 def oracle_values(spec: DomainSpec, holdout: pd.DataFrame, truth_dir: Path) -> np.ndarray | None:

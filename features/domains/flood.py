@@ -1,15 +1,18 @@
-"""Flood domain: will a cell start to flood in the next 3 hours?
+"""Flood domain: will a cell start to flood within the lead time (1, 3 or 6 hours)?
 
-A request is a cell and an issue time ``t`` (on the hour) with the rain and tide conditions; in the
-training table the conditions are the observations at ``t`` (see :func:`observed_conditions` for how
-each one is read). Features add the cell's static layers, physics-aware ratios (rain against
-the drains' capacity, tide above the first alert step on low-lying land, long rain near a stream) and
-the number of earlier floods recorded at the cell.
+A request is a cell, an issue time ``t`` (on the hour), a lead time ``lead_hours`` (1, 3 or 6: the
+KMA ultra-short-range forecast reaches 6 h) and the rain and tide conditions; in the training table the
+conditions are the observations at ``t`` (see :func:`observed_conditions` for how each one is read).
+Features add the forecast rain over the lead's window, the cell's static layers, physics-aware ratios
+(rain against the drains' capacity, tide above the first alert step on low-lying land, long rain near a
+stream) and the number of earlier floods recorded at the cell.
 
-Label: ``flooded`` = 1 when a flood trace's onset at the cell lies in ``(t, t + 3h]``. Training rows are
+Label: ``flooded`` = 1 when a flood trace's onset at the cell lies in ``(t, t + lead]``. Training rows are
 "event hours" (heavy observed or forecast rain at any city station, or a predicted high tide) plus a
-deterministic 0.5% sample of the other hours, times every cell. Selection uses only what is known at
-``t`` (observations, forecasts, tide predictions), so it does not bias ``P(flooded | features)``.
+deterministic 0.5% sample of the other hours, times every cell, times every lead: one model for all
+leads, the lead a feature that never lowers the risk (a flood within 3 h is a flood within 6 h).
+Selection uses only what is known at ``t`` (observations, forecasts, tide predictions), so it does not
+bias ``P(flooded | features)``.
 """
 
 from __future__ import annotations
@@ -30,16 +33,24 @@ from features.registry import Condition, DomainSpec, Levels, Serving, register
 
 log = logging.getLogger(__name__)
 
-HORIZON = timedelta(hours=3)
-CONDITIONS = ("rain_1h", "rain_3h", "rain_6h", "rain_24h", "rain_fcst_1h", "rain_fcst_3h", "tide_cm",
-              "tide_pred_max_3h_cm")
+LEADS = (1, 3, 6)  # lead times (h) a request may ask for; each has its nowcast window below
+DEFAULT_LEAD = 3
+HORIZON = timedelta(hours=max(LEADS))  # the longest label window: what time-ordered splits must embargo
+FCST_WINDOWS = LEADS  # nowcast rain summed over leads 1..k, one condition per lead time
+TIDE_WINDOWS = (3, 6)  # predicted tide maxima; a lead uses the shortest window that covers it
+OBSERVED = ("rain_1h", "rain_3h", "rain_6h", "rain_24h", *(f"rain_fcst_{k}h" for k in FCST_WINDOWS), "tide_cm",
+            *(f"tide_pred_max_{k}h_cm" for k in TIDE_WINDOWS))
+CONDITIONS = ("lead_hours", *OBSERVED)
 STATIC = ("elevation_m", "slope_deg", "dist_coast_m", "dist_stream_m", "impervious_share",
           "drain_capacity_mmh", "manhole_density_km2", "reclaimed")
-DERIVED = ("rain_1h_over_drain", "rain_3h_over_drain", "rain_fcst_1h_over_drain", "rain_fcst_3h_over_drain",
-           "low_lying", "tide_excess_cm", "stream_rain_24h", "past_floods")
+DERIVED = ("rain_fcst_lead", "rain_1h_over_drain", "rain_3h_over_drain", "rain_fcst_1h_over_drain",
+           "rain_fcst_3h_over_drain", "rain_fcst_lead_over_drain", "low_lying", "tide_excess_cm",
+           "stream_rain_24h", "past_floods")
 FEATURES = (*CONDITIONS, *STATIC, *DERIVED)
-UNITS = {"rain_1h": "mm", "rain_3h": "mm", "rain_6h": "mm", "rain_24h": "mm", "rain_fcst_1h": "mm",
-         "rain_fcst_3h": "mm", "tide_cm": "cm (Incheon tide datum)", "tide_pred_max_3h_cm": "cm (Incheon tide datum)"}
+_TIDE_UNIT = "cm (Incheon tide datum)"
+UNITS = {"rain_1h": "mm", "rain_3h": "mm", "rain_6h": "mm", "rain_24h": "mm",
+         **{f"rain_fcst_{k}h": "mm" for k in FCST_WINDOWS}, "tide_cm": _TIDE_UNIT,
+         **{f"tide_pred_max_{k}h_cm": _TIDE_UNIT for k in TIDE_WINDOWS}}
 
 #: A cell is low-lying when its ground is at most this high (m above mean sea level): the first tide
 #: alert step (886 cm on the tide datum) is about 4.2 m above Incheon's mean sea level (~463 cm).
@@ -49,8 +60,9 @@ STREAM_SCALE_M = 500.0
 _NO_TIME_NS = ts.time_ns([pd.Timestamp("1900-01-01")])[0]
 
 # Training-row selection, measured on the default data (3 years, 500 m grid, 2,208 cells): 25 mm / 930 cm
-# give 482 event hours whose windows hold 394 of the 404 flood onsets, and the 0.5% background adds 116
-# calm hours: 1.32M rows. 5 mm / 886 cm would give 2,043 event hours (4.5M rows) for 7 more onsets.
+# give 752 event hours (3-h and 6-h nowcasts included) plus 116 calm background hours, whose windows hold
+# 368 / 394 / 400 of the 404 flood onsets at leads 1 / 3 / 6: 868 hours x 2,208 cells x 3 leads = 5.75M
+# rows (15 s, 3.6 GB peak to build on 2 cores). With 3-h windows only (before the leads) it was 1.32M rows.
 RAIN_EVENT_MM = 25.0  # observed or forecast 3-h rain at any city station
 TIDE_EVENT_CM = 930.0  # predicted high tide, between the 2nd and 3rd alert steps (906 / 953 cm)
 BACKGROUND = 0.005  # share of the other hours kept, by a hash of the hour
@@ -63,11 +75,11 @@ class StationSeries:
     stations: pd.DataFrame  # the city's non-upwind ASOS and AWS stations
     cell_station: pd.Series  # nearest station per cell_id
     rain: dict[int, pd.DataFrame]  # k -> observed rain over (t - k h, t]
-    fcst_1h: pd.DataFrame  # nowcast issued at t for (t, t + 1h], at the station's forecast grid point
-    fcst_3h: pd.DataFrame  # the same summed over leads 1-3, (t, t + 3h]
+    # k -> nowcast issued at t summed over leads 1..k, (t, t + k h], at the station's forecast grid point
+    fcst: dict[int, pd.DataFrame]
     tide: pd.Series  # observed tide at t
     tide_pred: pd.Series  # predicted (astronomical) tide at t
-    tide_pred_max_3h: pd.Series  # max predicted tide over (t, t + 3h]
+    tide_pred_max: dict[int, pd.Series]  # k -> max predicted tide over (t, t + k h]
 
 
 def station_series(src) -> StationSeries:
@@ -82,16 +94,17 @@ def _station_series(src) -> StationSeries:
     rain = {k: ts.trailing_sum(hourly, k) for k in (1, 3, 6, 24)}
     nc = src["nowcast"]
     lead = (nc["valid"] - nc["issued"]) / ts.HOUR
-    nc = nc.loc[lead.between(1, 3)].assign(lead=lead)
+    nc = nc.loc[lead.between(1, max(FCST_WINDOWS))].assign(lead=lead)
     nc = nc.merge(stations[["station_id", "nx", "ny"]], on=["nx", "ny"])
-    fcst_1h = ts.hourly_wide(nc.loc[nc["lead"] == 1], "rain_mm", time="issued", keys=stations["station_id"])
-    summed = nc.groupby(["station_id", "issued"], as_index=False)["rain_mm"].sum(min_count=1)
-    fcst_3h = ts.hourly_wide(summed, "rain_mm", time="issued", keys=stations["station_id"])
+    fcst = {}
+    for k in FCST_WINDOWS:
+        summed = nc.loc[nc["lead"] <= k].groupby(["station_id", "issued"], as_index=False)["rain_mm"].sum(min_count=1)
+        fcst[k] = ts.hourly_wide(summed, "rain_mm", time="issued", keys=stations["station_id"])
     tide = src["tide"]
     obs = ts.hourly_wide(tide.assign(k=0), "tide_cm", key="k")[0]
     pred = ts.hourly_wide(tide.assign(k=0), "tide_pred_cm", key="k")
-    return StationSeries(stations, ts.cell_stations(src, stations), rain, fcst_1h, fcst_3h, obs, pred[0],
-                         ts.leading_agg(pred, 3, "max")[0])
+    return StationSeries(stations, ts.cell_stations(src, stations), rain, fcst, obs, pred[0],
+                         {k: ts.leading_agg(pred, k, "max")[0] for k in TIDE_WINDOWS})
 
 
 @dataclass(frozen=True)
@@ -100,11 +113,10 @@ class _Lookups:
 
     choice: ts.StationChoice  # by cell position: columns of the stations that may stand for it in ``rain`` etc.
     rain: dict[int, ts.HourlyArray]
-    fcst_1h: ts.HourlyArray
-    fcst_3h: ts.HourlyArray
+    fcst: dict[int, ts.HourlyArray]
     tide: ts.HourlyArray  # one column
     tide_pred: ts.HourlyArray
-    tide_pred_max_3h: ts.HourlyArray
+    tide_pred_max: dict[int, ts.HourlyArray]
     known_floods: ts.EventIndex  # located traces by cell position and ``known_at``
 
 
@@ -112,13 +124,14 @@ def _lookups(src) -> _Lookups:
     def build() -> _Lookups:
         s = station_series(src)
         rain = {k: ts.HourlyArray(w) for k, w in s.rain.items()}
-        fcst_1h, fcst_3h = ts.HourlyArray(s.fcst_1h), ts.HourlyArray(s.fcst_3h)
+        fcst = {k: ts.HourlyArray(w) for k, w in s.fcst.items()}
         # Every frame has the city stations as columns, in the same order.
-        assert all(list(a.columns) == list(rain[1].columns) for a in (*rain.values(), fcst_1h, fcst_3h))
+        assert all(list(a.columns) == list(rain[1].columns) for a in (*rain.values(), *fcst.values()))
         choice = ts.station_choice(src, s.stations, rain[1].columns)
         tr = located_traces(src)
-        return _Lookups(choice, rain, fcst_1h, fcst_3h, ts.HourlyArray(s.tide.to_frame()),
-                        ts.HourlyArray(s.tide_pred.to_frame()), ts.HourlyArray(s.tide_pred_max_3h.to_frame()),
+        return _Lookups(choice, rain, fcst, ts.HourlyArray(s.tide.to_frame()),
+                        ts.HourlyArray(s.tide_pred.to_frame()),
+                        {k: ts.HourlyArray(v.to_frame()) for k, v in s.tide_pred_max.items()},
                         ts.EventIndex(tr["cell_pos"], tr["known_at"]))
     return ts.memo(src, "flood.lookups", build)
 
@@ -129,16 +142,20 @@ def _observed(src, pos: np.ndarray, times, notes: list | None = None) -> dict[st
     look = _lookups(src)
     hours = ts.floor_hours_ns(times)
     candidates = look.choice.columns[pos]
-    # One station for every rain window (the first with this hour's rain), one for both nowcast windows.
+    # One station for every rain window (the first with this hour's rain), one for every nowcast window
+    # (the first with a forecast over the longest one).
     rain_1h, used = look.rain[1].first_at(hours, candidates)
     out = {"rain_1h": rain_1h, **{f"rain_{k}h": look.rain[k].at(hours, ts.chosen(candidates, used))
                                   for k in (3, 6, 24)}}
-    out["rain_fcst_3h"], fused = look.fcst_3h.first_at(hours, candidates)
-    out["rain_fcst_1h"] = look.fcst_1h.at(hours, ts.chosen(candidates, fused))
+    longest = max(FCST_WINDOWS)
+    out[f"rain_fcst_{longest}h"], fused = look.fcst[longest].first_at(hours, candidates)
+    for k in FCST_WINDOWS[:-1]:
+        out[f"rain_fcst_{k}h"] = look.fcst[k].at(hours, ts.chosen(candidates, fused))
     tide, predicted = look.tide.at(hours, 0), look.tide_pred.at(hours, 0)
     gauge_down = np.isnan(tide) & ~np.isnan(predicted)
     out["tide_cm"] = np.where(gauge_down, predicted, tide)  # the astronomical prediction stands in
-    out["tide_pred_max_3h_cm"] = look.tide_pred_max_3h.at(hours, 0)
+    for k in TIDE_WINDOWS:
+        out[f"tide_pred_max_{k}h_cm"] = look.tide_pred_max[k].at(hours, 0)
     if notes is not None:
         notes.append(ts.fallback_notes(look.choice, pos, used, "rain"))
         notes.append(ts.fallback_notes(look.choice, pos, fused, "rain nowcast"))
@@ -156,7 +173,8 @@ def observed_conditions(src, cell_ids, times) -> pd.DataFrame:
     no observation. Times are floored to the hour (data of that hour are known by then). Anything still
     missing is NaN: an essential input, so the row is left out of training and answered ``unknown``.
     """
-    return pd.DataFrame(_observed(src, ts.cell_positions(src, cell_ids), times))
+    observed = _observed(src, ts.cell_positions(src, cell_ids), times)
+    return pd.DataFrame({c: observed[c] for c in OBSERVED})
 
 
 def located_traces(src) -> pd.DataFrame:
@@ -202,12 +220,26 @@ def _cell_positions(src, cell_ids) -> np.ndarray:
     return pos
 
 
+def lead_hours(requests: pd.DataFrame) -> np.ndarray:
+    """The requests' lead times (h) as floats: :data:`DEFAULT_LEAD` without a ``lead_hours`` column; a
+    value other than one of :data:`LEADS` is a :class:`DataError` (NaN stays unknown)."""
+    if "lead_hours" not in requests:
+        return np.full(len(requests), float(DEFAULT_LEAD))
+    lead = requests["lead_hours"].to_numpy(dtype=float)
+    bad = ~np.isnan(lead) & ~np.isin(lead, LEADS)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(f"lead_hours {lead[row]:g} is not one of {', '.join(map(str, LEADS))}", row=row,
+                        column="lead_hours")
+    return lead
+
+
 def build_rows(src, requests: pd.DataFrame) -> pd.DataFrame:
     """Feature rows for requests (``cell_id``, ``time`` and any of the condition columns).
 
     Condition columns the request lacks are read from the observations at ``time`` with the same code
-    that builds the training table; given ones are used as they are (NaN stays unknown). Other request
-    columns pass through, before the features.
+    that builds the training table (``lead_hours`` defaults to :data:`DEFAULT_LEAD`); given ones are used
+    as they are (NaN stays unknown). Other request columns pass through, before the features.
     """
     for col in ("cell_id", "time"):
         if col not in requests:
@@ -215,9 +247,9 @@ def build_rows(src, requests: pd.DataFrame) -> pd.DataFrame:
     time = requests["time"] if requests["time"].dtype.kind == "M" else pd.to_datetime(requests["time"])
     pos = _cell_positions(src, requests["cell_id"].to_numpy())
     t_ns = ts.time_ns(time)
-    f: dict[str, np.ndarray] = {}
-    observed = _observed(src, pos, t_ns) if any(c not in requests for c in CONDITIONS) else {}
-    for col in CONDITIONS:
+    f: dict[str, np.ndarray] = {"lead_hours": lead_hours(requests)}
+    observed = _observed(src, pos, t_ns) if any(c not in requests for c in OBSERVED) else {}
+    for col in OBSERVED:
         f[col] = requests[col].to_numpy(dtype=float) if col in requests else observed[col]
     cells = ts.cell_arrays(src)
     for col in STATIC:
@@ -233,18 +265,48 @@ def _col(rows, name: str) -> np.ndarray:
     return np.asarray(rows[name], dtype=float)
 
 
+def _lead(rows) -> np.ndarray:
+    return _col(rows, "lead_hours") if "lead_hours" in rows else np.full(len(_col(rows, "rain_1h")), DEFAULT_LEAD,
+                                                                          dtype=float)
+
+
+def _by_lead(rows, lead: np.ndarray, windows, name: str) -> np.ndarray:
+    """Per row, the column ``name.format(k)`` of the shortest window ``k`` that covers the row's lead
+    (NaN for an unknown lead)."""
+    out, shorter = np.full(len(lead), np.nan), 0
+    for k in sorted(windows):
+        covered = (lead > shorter) & (lead <= k)
+        if covered.any():  # a column no row needs may be absent
+            out = np.where(covered, _col(rows, name.format(k)), out)
+        shorter = k
+    return out
+
+
+def lead_window(rows) -> dict[str, np.ndarray]:
+    """The rain forecast over the lead's window ``(t, t + lead]`` and the predicted tide maximum over the
+    shortest tide window covering it (3 h for leads 1 and 3: the tide at hand is not discounted)."""
+    lead = _lead(rows)
+    return {"rain_fcst_lead": _by_lead(rows, lead, FCST_WINDOWS, "rain_fcst_{}h"),
+            "tide_pred_max_lead_cm": _by_lead(rows, lead, TIDE_WINDOWS, "tide_pred_max_{}h_cm")}
+
+
 def physics_features(rows, tide_alert_cm: float) -> dict[str, np.ndarray]:
-    """Ratios a hydrologist would look at first, from condition and static columns (a DataFrame or a
-    dict of arrays)."""
+    """The lead's forecast rain and ratios a hydrologist would look at first, from condition and static
+    columns (a DataFrame or a dict of arrays; without ``lead_hours``, the default lead)."""
     drain = _col(rows, "drain_capacity_mmh")
     drain = np.where(drain > 0, drain, np.nan)  # a cell without drains: ratio unknown, not infinite
     low = (_col(rows, "elevation_m") <= LOW_LYING_M).astype(float)
-    tide_top = np.fmax(_col(rows, "tide_pred_max_3h_cm"), _col(rows, "tide_cm"))
+    window = lead_window(rows)
+    tide_top = np.fmax(window["tide_pred_max_lead_cm"], _col(rows, "tide_cm"))
     return {
+        "rain_fcst_lead": window["rain_fcst_lead"],
         "rain_1h_over_drain": _col(rows, "rain_1h") / drain,
         "rain_3h_over_drain": _col(rows, "rain_3h") / (3 * drain),
         "rain_fcst_1h_over_drain": _col(rows, "rain_fcst_1h") / drain,
         "rain_fcst_3h_over_drain": _col(rows, "rain_fcst_3h") / (3 * drain),
+        # Hours of drain capacity the lead's forecast fills: a total, not a rate, so that it (like every
+        # feature that moves with the lead) never falls as the lead grows and the risk is monotone in it.
+        "rain_fcst_lead_over_drain": window["rain_fcst_lead"] / drain,
         "low_lying": low,
         "tide_excess_cm": np.clip(tide_top - tide_alert_cm, 0, None) * low,
         "stream_rain_24h": _col(rows, "rain_24h")
@@ -256,21 +318,23 @@ def cause(rows: pd.DataFrame, tide_alert_cm: float = 886.0, floor: float = 0.1) 
     """The dominant flood driver per row: ``rain_over_drain``, ``tide``, ``stream`` or ``none``.
 
     Each driver gets a score that is 1 at its "trouble" level, and the largest wins:
-    - rain over drain: the heavier of observed and forecast 3-h rain (or 3x the last hour) over the
-      drains' 3-h capacity;
-    - tide: on low-lying cells only, ``(max tide - (alert - 50 cm)) / 50 cm``, so 1 at the first alert
-      step (886 cm) and 0 fifty centimetres below it;
+    - rain over drain: the heaviest hourly rate of the last 3 h, the last hour and the forecast over the
+      lead's window, over the drains' capacity;
+    - tide: on low-lying cells only, ``(max tide - (alert - 50 cm)) / 50 cm`` (the highest of now and the
+      prediction over the lead's tide window), so 1 at the first alert step (886 cm) and 0 fifty
+      centimetres below it;
     - stream: 24-h rain over 100 mm, damped by ``exp(-distance to stream / 500 m)``.
     ``none`` when every score is below ``floor`` (a dry, calm hour). ``rows`` holds the condition and
-    static columns (a :func:`build_rows` output will do).
+    static columns (a :func:`build_rows` output will do; without ``lead_hours``, the default lead).
     """
     f = physics_features(rows, tide_alert_cm)
-    rain_top = np.fmax(np.fmax(_col(rows, "rain_3h"), _col(rows, "rain_fcst_3h")),
-                       3 * _col(rows, "rain_1h"))
+    window = lead_window(rows)
+    rate = np.fmax(np.fmax(_col(rows, "rain_3h") / 3, window["rain_fcst_lead"] / _lead(rows)),
+                   _col(rows, "rain_1h"))
     drain = _col(rows, "drain_capacity_mmh")
-    tide_top = np.fmax(_col(rows, "tide_pred_max_3h_cm"), _col(rows, "tide_cm"))
+    tide_top = np.fmax(window["tide_pred_max_lead_cm"], _col(rows, "tide_cm"))
     scores = np.column_stack([
-        rain_top / (3 * np.where(drain > 0, drain, np.nan)),
+        rate / np.where(drain > 0, drain, np.nan),
         np.clip(tide_top - (tide_alert_cm - 50), 0, None) / 50 * f["low_lying"],
         f["stream_rain_24h"] / 100.0,
     ])
@@ -283,15 +347,17 @@ def event_hours(src, rain_mm: float = RAIN_EVENT_MM, fcst_mm: float = RAIN_EVENT
                 tide_cm: float = TIDE_EVENT_CM, background: float = BACKGROUND) -> pd.DatetimeIndex:
     """Issue times for the training table: event hours plus a hash-sampled ``background`` share of the rest.
 
-    Event hour: any city station with observed 3-h rain >= ``rain_mm`` or a 3-h nowcast >= ``fcst_mm``,
-    or a predicted tide in the next 3 h >= ``tide_cm``.
+    Event hour: any city station with observed 3-h rain >= ``rain_mm`` or a nowcast over the 3 h or the
+    longest lead's window >= ``fcst_mm``, or a predicted tide within the longest lead >= ``tide_cm``.
     """
     series = station_series(src)
     hours = series.rain[3].index
     rainy = (series.rain[3] >= rain_mm).any(axis=1).to_numpy()
-    fcst = series.fcst_3h.reindex(hours)
-    forecast = (fcst >= fcst_mm).any(axis=1).to_numpy()
-    tide = (series.tide_pred_max_3h.reindex(hours) >= tide_cm).to_numpy()
+    # 3 h keeps the short leads' events; the longest window adds those whose rain comes later.
+    forecast = np.zeros(len(hours), dtype=bool)
+    for k in sorted({3, max(FCST_WINDOWS)}):
+        forecast |= (series.fcst[k].reindex(hours) >= fcst_mm).any(axis=1).to_numpy()
+    tide = (series.tide_pred_max[max(TIDE_WINDOWS)].reindex(hours) >= tide_cm).to_numpy()
     event = rainy | forecast | tide
     sampled = ts.stable_uniform(hours.to_numpy(), seed=1) < background
     log.info("flood event hours: %d rain, %d forecast, %d tide, %d in all; %d background of %d hours",
@@ -301,7 +367,11 @@ def event_hours(src, rain_mm: float = RAIN_EVENT_MM, fcst_mm: float = RAIN_EVENT
 
 def build_table(src, rain_mm: float = RAIN_EVENT_MM, fcst_mm: float = RAIN_EVENT_MM,
                 tide_cm: float = TIDE_EVENT_CM, background: float = BACKGROUND) -> pd.DataFrame:
-    """The flood training table: (event hours + background hours) x every cell, with the label."""
+    """The flood training table: (event hours + background hours) x every cell x every lead, with the label.
+
+    The observations are read once per (cell, hour); each lead is then a request of its own through
+    :func:`build_rows`, the path the service takes.
+    """
     hours = event_hours(src, rain_mm, fcst_mm, tide_cm, background)
     cells = src.grid.cells["cell_id"].to_numpy()
     requests = pd.DataFrame({
@@ -309,22 +379,28 @@ def build_table(src, rain_mm: float = RAIN_EVENT_MM, fcst_mm: float = RAIN_EVENT
         "time": np.repeat(hours.to_numpy(), len(cells)),
     })
     conditions = observed_conditions(src, requests["cell_id"].to_numpy(), requests["time"])
-    requests = pd.concat([requests, conditions[list(CONDITIONS)]], axis=1)
+    requests = pd.concat([requests, conditions[list(OBSERVED)]], axis=1)
+    n = len(requests)
+    requests = requests.take(np.tile(np.arange(n), len(LEADS))).reset_index(drop=True)
+    requests.insert(2, "lead_hours", np.repeat(np.asarray(LEADS, dtype=np.float32), n))
     table = build_rows(src, requests)
     table["flooded"] = label(src, table)
-    windows = (hours + ts.HOUR).append([hours + 2 * ts.HOUR, hours + 3 * ts.HOUR]).unique()
+    windows = pd.DatetimeIndex(np.concatenate([hours + k * ts.HOUR for k in range(1, max(LEADS) + 1)])).unique()
     covered = located_traces(src)["onset"].isin(windows)
-    log.info("flood table: %d rows, %d positive; %d of %d located traces fall in a selected window",
-             len(table), int(table["flooded"].sum()), int(covered.sum()), len(covered))
+    by_lead = table.groupby("lead_hours")["flooded"].sum().astype(int).to_dict()
+    log.info("flood table: %d rows, positives by lead %s; %d of %d located traces fall in a selected window",
+             len(table), by_lead, int(covered.sum()), len(covered))
     return table
 
 
 def label(src, rows: pd.DataFrame) -> np.ndarray:
-    """1 when a flood trace's onset at the row's cell lies in ``(time, time + 3h]``."""
+    """1 when a flood trace's onset at the row's cell lies in ``(time, time + lead]`` (``lead_hours``;
+    the default lead without that column)."""
     tr = located_traces(src)
     pos = _cell_positions(src, rows["cell_id"])
-    t = pd.to_datetime(rows["time"])
-    hits = ts.count_in_window(tr["cell_pos"], tr["onset"], pos, t, t + HORIZON, closed="right")
+    t = pd.to_datetime(rows["time"]).to_numpy()
+    lead = pd.to_timedelta(lead_hours(rows), unit="h").to_numpy()
+    hits = ts.count_in_window(tr["cell_pos"], tr["onset"], pos, t, t + lead, closed="right")
     return (hits > 0).astype(np.int8)
 
 
@@ -340,52 +416,70 @@ def heavy_rain_rule(rows: pd.DataFrame) -> np.ndarray:
 
 
 def baseline(rows: pd.DataFrame, history: pd.DataFrame) -> np.ndarray:
-    """The rule, turned into probabilities by the flood rate when it fired / did not fire in the history."""
-    fired = heavy_rain_rule(history)
-    y = history["flooded"].to_numpy(float)
-    p_fire = y[fired].mean() if fired.any() else 0.5
-    p_quiet = y[~fired].mean()
-    return np.where(heavy_rain_rule(rows), p_fire, p_quiet)
+    """The rule, turned into probabilities by the flood rate when it fired / did not fire in the history,
+    per lead time (a longer lead holds more floods either way)."""
+    lead, past_lead = lead_hours(rows), lead_hours(history)
+    fired, y = heavy_rain_rule(history), history["flooded"].to_numpy(float)
+    fires = heavy_rain_rule(rows)
+    out = np.full(len(rows), np.nan)
+    for k in np.unique(lead):
+        same = past_lead == k
+        p_fire = y[same & fired].mean() if (same & fired).any() else 0.5
+        p_quiet = y[same & ~fired].mean() if (same & ~fired).any() else 0.0
+        out[lead == k] = np.where(fires[lead == k], p_fire, p_quiet)
+    return out
 
 
 def oracle(rows: pd.DataFrame, truth_dir) -> np.ndarray:
-    """The generator's flood probability for each row (absent from the sparse truth = below 1e-4)."""
+    """The generator's probability of a flood within each row's lead time (absent from the sparse truth =
+    below 1e-4); a KeyError for a truth without that lead's column."""
     truth = pd.read_parquet(Path(truth_dir) / "flood_truth.parquet")
     joined = rows[["cell_id", "time"]].merge(truth, on=["cell_id", "time"], how="left")
-    return joined["p_flood"].fillna(0.0).to_numpy()
+    lead = lead_hours(rows)
+    out = np.full(len(rows), np.nan)
+    for k in np.unique(lead):
+        out[lead == k] = joined.loc[lead == k, f"p_flood_{k:g}h"].fillna(0.0).to_numpy()
+    return out
 
 
 # --- serving: the API's conditions, levels and request adapters ---
 
 _RAIN = "mm at the cell's nearest city weather station"
 SERVING_CONDITIONS = (
+    Condition("lead_hours", "h", f"lead time: flooding within the next 1, 3 or 6 hours (default {DEFAULT_LEAD})",
+              DEFAULT_LEAD, 1, max(LEADS), kind="int", choices=LEADS),
     Condition("rain_1h", "mm", f"rain in the last hour, {_RAIN}", 35.0, 0.0, 300.0),
     Condition("rain_3h", "mm", f"rain in the last 3 hours, {_RAIN}", 70.0, 0.0, 500.0),
     Condition("rain_6h", "mm", f"rain in the last 6 hours, {_RAIN}", 90.0, 0.0, 700.0),
     Condition("rain_24h", "mm", f"rain in the last 24 hours, {_RAIN}", 150.0, 0.0, 1000.0),
     Condition("rain_fcst_1h", "mm", "rain forecast for the next hour (KMA nowcast at the station)", 30.0, 0.0, 300.0),
     Condition("rain_fcst_3h", "mm", "rain forecast for the next 3 hours (KMA nowcast at the station)", 60.0, 0.0, 500.0),
+    Condition("rain_fcst_6h", "mm", "rain forecast for the next 6 hours (KMA nowcast at the station)", 80.0, 0.0, 800.0),
     Condition("tide_cm", "cm", "observed tide now, on the Incheon tide datum (alert steps 886/906/953/1000)",
               850.0, -100.0, 1200.0),
     Condition("tide_pred_max_3h_cm", "cm", "highest predicted tide in the next 3 hours, same datum", 900.0,
               -100.0, 1200.0),
+    Condition("tide_pred_max_6h_cm", "cm", "highest predicted tide in the next 6 hours, same datum", 920.0,
+              -100.0, 1200.0),
 )
-_CHAINS = (("rain_1h", "rain_3h", "rain_6h", "rain_24h"), ("rain_fcst_1h", "rain_fcst_3h"))
+# Windows of one quantity, shortest first: a given window raises the longer ones to at least its value.
+_CHAINS = (("rain_1h", "rain_3h", "rain_6h", "rain_24h"), tuple(f"rain_fcst_{k}h" for k in FCST_WINDOWS),
+           tuple(f"tide_pred_max_{k}h_cm" for k in TIDE_WINDOWS))
 
 
 def serving_requests(src, cells: pd.DataFrame, at, conditions: dict | None = None) -> pd.DataFrame:
-    """One request per cell at ``at`` floored to the hour.
+    """One request per cell at ``at`` floored to the hour, for the lead time ``lead_hours`` (default 3).
 
     Given conditions are constants; the others are the observations at that hour (as in training).
-    When a rain window is given, the longer windows are raised to at least it (60 mm in the last hour
-    means at least 60 mm in the last 3 h), so a partial what-if stays physically consistent. The city's
-    first tide alert step rides along for :func:`serving_combine`'s cause.
+    When a rain or tide window is given, the longer windows are raised to at least it (60 mm in the last
+    hour means at least 60 mm in the last 3 h), so a partial what-if stays physically consistent. The
+    city's first tide alert step rides along for :func:`serving_combine`'s cause.
     """
     conds = sa.given(conditions, CONDITIONS)
     time = pd.Timestamp(at).floor("h")
-    columns: dict[str, object] = {"time": time}
+    columns: dict[str, object] = {"time": time, "lead_hours": float(conds.get("lead_hours", DEFAULT_LEAD))}
     notes: list[np.ndarray] = []
-    if len(conds) < len(CONDITIONS):
+    if any(c not in conds for c in OBSERVED):
         pos = ts.cell_positions(src, cells["cell_id"].to_numpy())
         observed = _observed(src, pos, np.full(len(cells), ts.time_ns([time])[0]), notes)
     for chain in _CHAINS:
@@ -393,17 +487,19 @@ def serving_requests(src, cells: pd.DataFrame, at, conditions: dict | None = Non
         if any(c in conds for c in chain):
             values = list(np.fmax.accumulate(np.vstack(values), axis=0))
         columns.update(zip(chain, values, strict=True))
-    for c in ("tide_cm", "tide_pred_max_3h_cm"):
-        columns[c] = sa.as_float(conds[c]) if c in conds else observed[c]
+    columns["tide_cm"] = sa.as_float(conds["tide_cm"]) if "tide_cm" in conds else observed["tide_cm"]
     columns["tide_alert_cm"] = float(src.city.tide.alert_cm[0])
     columns["notes"] = sa.join_notes(notes, len(cells))
     return sa.cell_requests(cells, columns)
 
 
 def serving_combine(rows: pd.DataFrame, pred) -> pd.DataFrame:
-    """Probability of a flood onset in the next 3 h per cell, its likely cause and the conditions used."""
+    """Probability of a flood onset within the lead time per cell, its likely cause and the conditions used
+    (``lead_hours`` first, as an integer)."""
     alert = float(rows["tide_alert_cm"].iloc[0]) if "tide_alert_cm" in rows and len(rows) else 886.0
     used = sa.records({c: rows[c].to_numpy() for c in CONDITIONS}, digits=1)
+    for record in used:
+        record["lead_hours"] = None if record["lead_hours"] is None else int(record["lead_hours"])
     return sa.per_cell(rows, np.clip(np.asarray(pred, dtype=float), 0, 1), cause(rows, alert), used,
                        rows.get("notes"))
 
@@ -435,29 +531,34 @@ def serving_first(src) -> pd.Timestamp:
 SERVING = Serving(
     conditions=SERVING_CONDITIONS,
     levels=Levels((1e-4, 0.005, 0.03, 0.15, 0.6), log=True),
-    value="probability that the cell starts to flood in the next 3 hours",
+    value="probability that the cell starts to flood within the lead time (conditions.lead_hours: 1, 3 or 6 h; "
+          f"default {DEFAULT_LEAD})",
     unit="probability",
     requests=serving_requests,
     combine=serving_combine,
     now=serving_now,
     first=serving_first,
     scenarios=(("60 mm/h at high tide", {"rain_1h": 60, "rain_3h": 90, "rain_fcst_1h": 60, "rain_fcst_3h": 120,
-                                          "tide_cm": 930, "tide_pred_max_3h_cm": 950}),),
+                                          "rain_fcst_6h": 150, "tide_cm": 930, "tide_pred_max_3h_cm": 950,
+                                          "tide_pred_max_6h_cm": 950}),
+               ("the same, 6 hours ahead", {"lead_hours": 6, "rain_1h": 60, "rain_3h": 90, "rain_fcst_1h": 60,
+                                            "rain_fcst_3h": 120, "rain_fcst_6h": 150, "tide_cm": 930,
+                                            "tide_pred_max_3h_cm": 950, "tide_pred_max_6h_cm": 950})),
 )
 
 
 SPEC = register(DomainSpec(
     name="flood",
-    title="Flooding in the next 3 hours",
+    title="Flooding within 1, 3 or 6 hours",
     task="binary",
     target="flooded",
-    keys=("cell_id",),
+    keys=("cell_id", "lead_hours"),  # a row per cell and lead time, as fine dust has one per pollutant
     time="time",
     horizon=HORIZON,
     features=FEATURES,
-    conditions=CONDITIONS,
+    conditions=OBSERVED,
     sources=("asos", "aws", "nowcast", "tide", "flood_traces", "static"),
-    feature_set_version="flood-v2",
+    feature_set_version="flood-v3",
     build_table=build_table,
     build_rows=build_rows,
     metrics=(PR_AUC, ROC_AUC, BRIER),
@@ -465,8 +566,10 @@ SPEC = register(DomainSpec(
     baseline=baseline,
     oracle=oracle,
     serving=SERVING,
-    # More rain (observed or forecast), a higher tide and their ratios to the drains never lower the risk.
-    monotone={**dict.fromkeys((*CONDITIONS, *DERIVED[:4], "tide_excess_cm", "stream_rain_24h"), 1)},
+    # A longer lead, more rain (observed or forecast), a higher tide and their ratios to the drains never
+    # lower the risk.
+    monotone=dict.fromkeys((*CONDITIONS, *(d for d in DERIVED if "rain" in d), "tide_excess_cm"), 1),
     essential=CONDITIONS,
+    breakdown=("lead_hours", "lead{:g}h"),
     extra={"cause": cause, "units": UNITS},
 ))

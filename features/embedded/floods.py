@@ -1,8 +1,9 @@
 """Flood onsets per cell and hour from rain over drain capacity, high tide and swollen streams.
 
 The hourly onset hazard ``h(c, i)`` (onset within the hour ending at stamp ``i``) is the true process;
-onsets are sampled from it (at most one per cell per 24 h), written as flood trace records, and the
-3-hour-ahead probability ``p(c, t) = 1 - prod_k (1 - h(c, t + k))`` is kept as the truth.
+onsets are sampled from it (at most one per cell per 24 h), written as flood trace records, and for each
+lead time ``L`` in :data:`LEADS` the probability of an onset within ``L`` hours,
+``p_L(c, t) = 1 - prod_{k <= L} (1 - h(c, t + k))``, is kept as the truth.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ K_RAIN = 0.015  # onset intensity when rain equals drain capacity on an average 
 K_SEA = 0.004  # at 950 cm observed tide on a low reclaimed cell at the shore
 K_STREAM = 0.02  # at 180 mm in 24 h beside a stream
 CAUSES = np.array(["집중호우", "해수범람(만조)", "하천범람"], dtype=object)
+LEADS = (1, 3, 6)  # the flood model's lead times (h): one truth column ``p_flood_<L>h`` each
 CHUNK = 256  # hours per block: (256 x 2,208) float32 blocks keep memory small
 
 
 @dataclass(frozen=True)
 class FloodResult:
     traces: pd.DataFrame  # FLUD_TRACE columns + year
-    truth: pd.DataFrame  # cell_id, time, p_flood
+    truth: pd.DataFrame  # cell_id, time, p_flood_1h, p_flood_3h, p_flood_6h
     onsets: int
 
 
@@ -73,7 +75,7 @@ def simulate_floods(grid: Grid, static: pd.DataFrame, station_of_cell: np.ndarra
     r3, r24 = _rolling(r1, 3).astype(np.float32), _rolling(r1, 24).astype(np.float32)
     active = np.flatnonzero((r1 > 0).any(axis=1) | (tide_obs > 900) | (r24 > 120).any(axis=1))
 
-    rows = np.full(n + 4, len(active), dtype=np.int64)  # hour -> row of H; the extra row is all zero
+    rows = np.full(n + max(LEADS) + 1, len(active), dtype=np.int64)  # hour -> row of H; the extra row is all zero
     rows[active] = np.arange(len(active))
     haz = np.zeros((len(active) + 1, ncell), dtype=np.float32)
     found = []
@@ -102,22 +104,28 @@ def _one_per_day(hour: np.ndarray, cell: np.ndarray) -> np.ndarray:
 
 
 def _truth(haz, rows, active, static, period) -> pd.DataFrame:
-    """Sparse ``p_flood`` at issue stamps whose next three hours include an active hour."""
-    n = period.n
-    issue = np.unique(np.concatenate([active - k for k in (1, 2, 3)]))
+    """Sparse ``p_flood_<L>h`` per lead at issue stamps whose next hours include an active hour; a (cell,
+    stamp) is kept when its longest-lead probability (the largest) reaches 1e-4."""
+    n, longest = period.n, max(LEADS)
+    issue = np.unique(np.concatenate([active - k for k in range(1, longest + 1)]))
     issue = issue[(issue >= 0) & (issue < n)]
-    out_t, out_c, out_p = [], [], []
+    out_t, out_c, out_p = [], [], {lead: [] for lead in LEADS}
     for b in range(0, len(issue), CHUNK):
         t = issue[b:b + CHUNK]
         survive = np.ones((len(t), haz.shape[1]), dtype=np.float32)
-        for k in (1, 2, 3):
+        by_lead = {}
+        for k in range(1, longest + 1):
             survive *= 1 - haz[rows[t + k]]
-        ti, ci = np.nonzero(1 - survive >= 1e-4)
+            if k in LEADS:
+                by_lead[k] = 1 - survive
+        ti, ci = np.nonzero(by_lead[longest] >= 1e-4)
         out_t.append(t[ti])
         out_c.append(ci)
-        out_p.append((1 - survive[ti, ci]).astype(np.float32))
-    t, c, p = (np.concatenate(a) for a in (out_t, out_c, out_p))
-    return pd.DataFrame({"cell_id": static["cell_id"].to_numpy()[c], "time": period.stamps[t], "p_flood": p})
+        for lead in LEADS:
+            out_p[lead].append(by_lead[lead][ti, ci].astype(np.float32))
+    t, c = np.concatenate(out_t), np.concatenate(out_c)
+    return pd.DataFrame({"cell_id": static["cell_id"].to_numpy()[c], "time": period.stamps[t],
+                         **{f"p_flood_{lead}h": np.concatenate(out_p[lead]) for lead in LEADS}})
 
 
 def _traces(grid, static, period, hour, cell, cause, excess, rng) -> pd.DataFrame:

@@ -1,7 +1,9 @@
-"""KMA ultra-short-range rain forecasts (RN1): issued hourly for the next 1-3 h at each station's grid point.
+"""KMA ultra-short-range rain forecasts (RN1, 초단기예보): issued hourly for the next 1-6 h at each station's
+grid point.
 
 A forecast is the true rain of that hour with a lognormal error growing with lead time, misses of light
-showers, and false alarms, so it helps a flood model without being the answer.
+showers, and false alarms (both more frequent further ahead), so it helps a flood model without being the
+answer.
 """
 
 from __future__ import annotations
@@ -11,17 +13,20 @@ import pandas as pd
 
 from features.embedded.period import Period
 
-LEADS = (1, 2, 3)
+LEADS = (1, 2, 3, 4, 5, 6)  # hours ahead, as the real service issues them
+MAX_MISS = 0.6  # a forecast six hours out still sees most showers
+MAX_MM = 250.0  # no forecast hour beyond this (Korea's hourly record is about 145 mm; the loader allows 300)
 
 
 def forecast_values(truth: np.ndarray, lead: int, rng: np.random.Generator) -> np.ndarray:
     """Forecast rain (mm) for true hourly rain ``truth`` at a given lead (hours)."""
-    sigma = 0.35 + 0.2 * lead
+    # The error grows fast over the first hours (radar extrapolation), then slower (the model takes over).
+    sigma = 0.35 + 0.2 * min(lead, 3) + 0.1 * max(lead - 3, 0)
     wet = truth >= 0.1
-    miss = rng.random(truth.shape) < np.where(truth < 2, 0.15, 0.05) * lead
+    miss = rng.random(truth.shape) < np.minimum(np.where(truth < 2, 0.15, 0.05) * lead, MAX_MISS)
     fc = np.where(wet & ~miss, truth * rng.lognormal(-sigma * sigma / 2, sigma, truth.shape), 0.0)
     false_alarm = ~wet & (rng.random(truth.shape) < 0.008 * lead)
-    return np.where(false_alarm, rng.lognormal(-0.5, 0.9, truth.shape), fc)
+    return np.minimum(np.where(false_alarm, rng.lognormal(-0.5, 0.9, truth.shape), fc), MAX_MM)
 
 
 def format_values(mm: np.ndarray) -> np.ndarray:
@@ -53,7 +58,7 @@ def nowcast_frame(period: Period, stations, rain: np.ndarray, rng: np.random.Gen
                 "baseDate": date8[issue], "baseTime": hhmm[issue], "fcstDate": date8[issue + k - 1],
                 "fcstTime": hhmm[issue + k - 1], "category": "RN1", "fcstValue": format_values(fc[:, j]),
                 "nx": st.nx, "ny": st.ny, "year": times.year.to_numpy()[issue],
-                "_order": issue * 100 + j * 10 + k,
+                "_order": (issue * len(stations) + j) * len(LEADS) + k - 1,
             }))
     frame = pd.concat(frames, ignore_index=True).sort_values("_order", kind="stable")
     return frame.drop(columns="_order").reset_index(drop=True)

@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.embedded import generate
+from features.embedded import generate, nowcast
 from features.grid import build_grid
+from features.sources import Sources
 from features.sources.formats import FORMATS, USER_SUPPLIED
 from features.spatial import haversine_km
 from tests.conftest import small_settings
@@ -19,7 +20,7 @@ from tests.conftest import small_settings
 GENERATED = sorted(set(FORMATS) - set(USER_SUPPLIED))  # the layers only a user brings are not generated
 
 TRUTH_COLUMNS = {
-    "flood_truth.parquet": ["cell_id", "time", "p_flood"],
+    "flood_truth.parquet": ["cell_id", "time", "p_flood_1h", "p_flood_3h", "p_flood_6h"],
     "traffic_truth_cells.parquet": ["cell_id", "base"],
     "traffic_truth_slots.parquet": ["time", "multiplier"],
     "earthquake_truth.parquet": ["scenario_id", "cell_id", "damage_share"],
@@ -90,7 +91,9 @@ def test_truth_files_have_documented_columns(small_data):
         assert list(frame.columns) == columns, name
         assert len(frame) > 0, name
     flood = pd.read_parquet(small_data.truth_dir / "flood_truth.parquet")
-    assert flood["p_flood"].between(1e-4, 1).all()
+    assert flood["p_flood_6h"].between(1e-4, 1).all()
+    # A flood within 1 h is a flood within 3 h, and within 6 h.
+    assert (flood["p_flood_1h"] <= flood["p_flood_3h"]).all() and (flood["p_flood_3h"] <= flood["p_flood_6h"]).all()
 
 
 def test_weather_and_tide_are_plausible(small_data):
@@ -104,6 +107,18 @@ def test_weather_and_tide_are_plausible(small_data):
     assert set(city.loc[city["강수량(mm)"].isna(), "강수량 QC플래그"].astype(int)) <= {1, 9}
     tide = _read(small_data, "tide")
     assert 850 < tide["예측조위(cm)"].max() < 1000 and tide["예측조위(cm)"].min() < 100
+
+
+def test_nowcasts_reach_six_hours_and_err_more_further_ahead(small_data):
+    nc = Sources.from_settings(small_data)["nowcast"]
+    lead = (nc["valid"] - nc["issued"]) / pd.Timedelta(hours=1)
+    assert sorted(lead.unique()) == [1, 2, 3, 4, 5, 6]
+    assert lead.value_counts().min() > 0.99 * lead.value_counts().max()  # every issue hour has all six
+    rng = np.random.default_rng(0)
+    truth = np.full(20_000, 20.0)
+    spread = [np.std(np.log(f[f > 0] / 20.0)) for f in (nowcast.forecast_values(truth, k, rng) for k in range(1, 7))]
+    missed = [(nowcast.forecast_values(truth, k, rng) == 0).mean() for k in range(1, 7)]
+    assert np.all(np.diff(spread) > 0) and np.all(np.diff(missed) >= 0)
 
 
 def test_floods_follow_rain(small_data):

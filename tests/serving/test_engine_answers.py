@@ -14,6 +14,7 @@ import xgboost as xgb
 from features.registry import domains
 from features.sources import Sources
 from serving.engine import Engine, LoadedModel
+from serving.errors import ApiError
 
 DOMAINS = sorted(name for name, spec in domains().items() if spec.serving is not None)
 
@@ -60,3 +61,47 @@ def test_the_whole_city_is_built_once_a_question_has_cost_as_much(parts):
     other_hour = engine.domains_info()["domains"]["flood"]["default_at"][:11] + "00:00:00"
     engine.risk("flood", [{"cell_id": cells[0]}], other_hour, example(engine, "flood"))
     assert len(engine._city) == 1  # a new question starts with its own cells again
+
+
+@pytest.fixture(scope="module")
+def flood_engine(parts):
+    """The engine with a flood booster that keeps the domain's monotone constraints (as training does)."""
+    sources, models = parts
+    spec = domains()["flood"]
+    rng = np.random.default_rng(1)
+    X = rng.random((2000, len(spec.features)))
+    lead = spec.features.index("lead_hours")
+    X[:, lead] = rng.choice([1, 3, 6], len(X))
+    y = (rng.random(len(X)) < X[:, lead] / 8).astype(float)
+    data = xgb.DMatrix(X, y, feature_names=list(spec.features))
+    constraints = "(" + ",".join(map(str, spec.monotone_vector())) + ")"
+    booster = xgb.train({"max_depth": 3, "objective": "binary:logistic", "monotone_constraints": constraints}, data, 20)
+    flood = LoadedModel("xgboost", booster, {"registered_model": "urban-safety-flood", "registry_version": "1"})
+    return Engine(sources, {**models, "flood": flood})
+
+
+def test_a_flood_lead_time_other_than_1_3_or_6_is_refused_naming_the_field(flood_engine):
+    cell = flood_engine.grid.cells["cell_id"].iloc[0]
+    for lead in (2, 12, 3.0, "3"):
+        with pytest.raises(ApiError) as refused:
+            flood_engine.risk("flood", [{"cell_id": cell}], None, {"lead_hours": lead})
+        assert refused.value.status == 400 and refused.value.loc == ["conditions", "lead_hours"]
+        if isinstance(lead, int):
+            assert "1, 3 or 6" in refused.value.msg
+    schema = {c["name"]: c for c in flood_engine.domains_info()["domains"]["flood"]["conditions"]}
+    assert schema["lead_hours"]["choices"] == [1, 3, 6] and schema["lead_hours"]["type"] == "int"
+    assert flood_engine.domains_info()["domains"]["flood"]["horizon_hours"] == 6
+
+
+def test_flood_risk_never_falls_as_the_lead_grows_and_the_answer_states_it(flood_engine):
+    maps = {lead: json.loads(flood_engine.risk_map("flood", None, {"lead_hours": lead})) for lead in (1, 3, 6)}
+    values = {lead: np.array([f["properties"]["value"] if f["properties"]["value"] is not None else np.nan
+                              for f in geo["features"]]) for lead, geo in maps.items()}
+    known = ~np.isnan(values[1]) & ~np.isnan(values[3]) & ~np.isnan(values[6])
+    assert known.sum() > 10
+    assert (values[3][known] >= values[1][known] - 1e-9).all() and (values[6][known] >= values[3][known] - 1e-9).all()
+    assert (values[6][known] > values[1][known]).any()  # the lead matters
+    cells = [{"cell_id": c} for c in flood_engine.grid.cells["cell_id"].iloc[:5]]
+    for lead in (1, 3, 6, None):
+        results = json.loads(flood_engine.risk("flood", cells, None, {} if lead is None else {"lead_hours": lead}))
+        assert {r["details"]["lead_hours"] for r in results["results"]} == {lead or 3}

@@ -265,7 +265,8 @@ def condition_value(c: dict):
     if c["type"] in ("float", "int"):
         lo = c["minimum"] if c["minimum"] is not None else -1e6
         hi = c["maximum"] if c["maximum"] is not None else 1e6
-        good = st.floats(lo, hi) if c["type"] == "float" else st.integers(int(lo), int(hi))
+        good = st.sampled_from(c["choices"]) if c.get("choices") else \
+            st.floats(lo, hi) if c["type"] == "float" else st.integers(int(lo), int(hi))
         edge = st.sampled_from([lo, hi, lo - 1e-9, hi + 1e-9, math.nextafter(hi, math.inf)])
         return mostly(good, st.one_of(edge, ODD_VALUES), 0.2)
     if c["type"] == "bool":

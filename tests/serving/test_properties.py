@@ -36,6 +36,8 @@ def assert_level_is_band_of_score(result: dict) -> None:
 
 
 def _condition_value(c: dict, draw) -> object:
+    if c.get("choices"):
+        return draw(st.sampled_from(c["choices"]))
     if c["type"] == "bool":
         return draw(st.booleans())
     if c["type"] == "int":
@@ -45,7 +47,9 @@ def _condition_value(c: dict, draw) -> object:
 
 
 def _raised(c: dict, value, direction: int, draw):
-    """``value`` moved in ``direction`` (+1 up), staying within the condition's range."""
+    """``value`` moved in ``direction`` (+1 up), staying within the condition's range (or its choices)."""
+    if c.get("choices"):
+        return draw(st.sampled_from([v for v in c["choices"] if (v - value) * direction >= 0]))
     if c["type"] == "bool":
         return direction > 0
     step = draw(st.floats(0.1, 0.4)) * (float(c["maximum"]) - float(c["minimum"]))
@@ -128,3 +132,21 @@ def test_every_cell_of_a_map_has_the_level_of_its_published_score(http, catalogu
             counts[p["level_en"]] += 1
     assert geo["metadata"]["levels"] == counts
     assert geo["metadata"]["unknown"] == sum(f["properties"]["status"] == "unknown" for f in geo["features"])
+
+
+def test_flood_lead_times_over_http(http, catalogue, cells):
+    """The lead is a condition: 6 h gives a whole-city map stating it, 2 h is a 400 naming the field and the
+    allowed values, and at one cell and time the risk never falls as the lead grows (real tiny model)."""
+    geo = http.post("/risk_map", json={"domain": "flood", "conditions": {"lead_hours": 6}})
+    assert geo.status_code == 200 and len(geo.json()["features"]) == len(cells)
+    refused = http.post("/risk", json={"domain": "flood", "locations": [{"cell_id": cells[0]}],
+                                       "conditions": {"lead_hours": 2}})
+    assert refused.status_code == 400
+    assert refused.json()["error"].startswith("conditions.lead_hours") and "1, 3 or 6" in refused.json()["error"]
+    at = catalogue["domains"]["flood"]["default_at"]
+    for cell in cells[::50]:
+        values = [_risk(http, "flood", cell, at, {"lead_hours": lead, "rain_fcst_6h": 80.0}) for lead in (1, 3, 6)]
+        assert [v["details"]["lead_hours"] for v in values] == [1, 3, 6]
+        v1, v3, v6 = (v["value"] for v in values)
+        if None not in (v1, v3, v6):
+            assert v1 <= v3 + 1e-9 and v3 <= v6 + 1e-9, (cell, v1, v3, v6)

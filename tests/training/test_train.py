@@ -50,6 +50,10 @@ def test_tiny_training_leaves_a_champion_that_predicts_like_the_model_in_memory(
     primary = spec.primary_metric
     for prefix in ("holdout", "baseline", "oracle"):
         assert f"{prefix}_{primary}" in run.data.metrics
+    if spec.breakdown:  # e.g. flood: the holdout scored per lead time as well
+        column, label = spec.breakdown
+        for value in table[column].unique():
+            assert any(k.startswith("holdout_") and k.endswith(f"_{label.format(value)}") for k in run.data.metrics)
     nested = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{result.run_id}'")
     assert len(nested) == result.trials
     artifacts = {a.path for a in client.list_artifacts(result.run_id, "plots")}

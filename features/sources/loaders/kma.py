@@ -1,4 +1,4 @@
-"""KMA sources: ASOS and AWS hourly weather, the earthquake list, and the 1 h rain nowcast (RN1)."""
+"""KMA sources: ASOS and AWS hourly weather, the earthquake list, and the 1 h rain nowcast (RN1, 1-6 h ahead)."""
 
 from __future__ import annotations
 
@@ -106,7 +106,8 @@ def load_nowcast(path: Path) -> pd.DataFrame:
     """KMA ultra-short-range forecast rows (``VSRT_RN1_*``: the API JSON, or its items as CSV); only
     category RN1 is kept.
 
-    ``issued`` is the base time; ``valid`` is the end of the forecast hour (fcstTime + 1 h).
+    ``issued`` is the base time; ``valid`` is the end of the forecast hour (fcstTime + 1 h). Every forecast
+    hour of an issue is kept (the service gives six); consumers pick the leads they use.
     """
     table = read_table(path, NOWCAST)
     rn1 = table.raw("category") == "RN1"

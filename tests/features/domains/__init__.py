@@ -45,9 +45,10 @@ def tiny_sources(tmp_path, days: int = 60, seed: int = 0) -> Sources:
     asos = weather[weather["station_id"].isin(asos_ids)].reset_index(drop=True)
     aws = weather[~weather["station_id"].isin(asos_ids)].reset_index(drop=True).assign(snow_cm=np.nan)
 
-    issued = np.repeat(hours, 3 * len(stations))
-    lead = np.tile(np.repeat([1, 2, 3], len(stations)), n)
-    st = np.tile(stations[["nx", "ny"]].to_numpy(), (3 * n, 1))
+    leads = np.arange(1, 7)  # the ultra-short-range forecast's six hours
+    issued = np.repeat(hours, len(leads) * len(stations))
+    lead = np.tile(np.repeat(leads, len(stations)), n)
+    st = np.tile(stations[["nx", "ny"]].to_numpy(), (len(leads) * n, 1))
     future = np.searchsorted(hours, issued + pd.to_timedelta(lead, unit="h"))
     nowcast = pd.DataFrame({"issued": issued, "valid": issued + pd.to_timedelta(lead, unit="h"),
                             "nx": st[:, 0], "ny": st[:, 1],

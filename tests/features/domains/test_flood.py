@@ -1,4 +1,4 @@
-"""Flood domain: conditions, labels, past floods, the one feature path and the cause rule."""
+"""Flood domain: conditions, labels per lead time, past floods, the one feature path and the cause rule."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 
 from features import timeseries as ts
 from features.domains import flood
+from features.embedded import floods
 from features.errors import DataError
 from features.registry import get_domain
 from features.sources import Sources
@@ -27,7 +28,7 @@ def table(src):
 def test_spec_is_registered_and_declares_its_columns():
     spec = get_domain("flood")
     assert spec is flood.SPEC
-    assert spec.task == "binary" and spec.target == "flooded" and spec.keys == ("cell_id",)
+    assert spec.task == "binary" and spec.target == "flooded" and spec.keys == ("cell_id", "lead_hours")
     assert set(spec.conditions) <= set(spec.features)
     assert set(spec.extra["units"]) == set(spec.conditions)
     assert callable(spec.extra["cause"])
@@ -37,8 +38,26 @@ def test_table_has_spec_columns_and_float32_features(table):
     spec = flood.SPEC
     assert [c for c in table.columns if c in spec.features] == list(spec.features)
     assert all(table[c].dtype == np.float32 for c in spec.features)
-    assert not table.duplicated(["cell_id", "time"]).any()
+    assert not table.duplicated(["cell_id", "time", "lead_hours"]).any()
     assert set(table["flooded"].unique()) <= {0, 1}
+
+
+def test_the_generator_writes_a_truth_for_every_lead():
+    assert floods.LEADS == flood.LEADS
+
+
+def test_table_holds_every_selected_row_once_per_lead(table):
+    per_lead = table.groupby("lead_hours")
+    assert sorted(per_lead.groups) == list(flood.LEADS)
+    keys = [frame[["cell_id", "time"]].reset_index(drop=True) for _, frame in per_lead]
+    for other in keys[1:]:
+        pd.testing.assert_frame_equal(other, keys[0])
+    # Same conditions, the lead's own window and label: a longer lead never has fewer floods.
+    wide = table.pivot_table(index=["cell_id", "time"], columns="lead_hours", values="flooded")
+    assert (wide[3] >= wide[1]).all() and (wide[6] >= wide[3]).all()
+    for k in flood.LEADS:
+        rows = table[table["lead_hours"] == k]
+        np.testing.assert_array_equal(rows["rain_fcst_lead"], rows[f"rain_fcst_{k}h"])
 
 
 def test_build_rows_reproduces_table_rows(src, table):
@@ -59,12 +78,16 @@ def test_conditions_read_the_nearest_station_and_the_tide(src):
     nx, ny = stations.set_index("station_id").loc[sid, ["nx", "ny"]]
     nc = src["nowcast"]
     nc = nc[(nc["issued"] == t) & (nc["nx"] == nx) & (nc["ny"] == ny)]
-    assert got["rain_fcst_3h"] == pytest.approx(nc["rain_mm"].sum())
-    assert got["rain_fcst_1h"] == pytest.approx(nc.loc[nc["valid"] == t + pd.Timedelta(hours=1), "rain_mm"].iloc[0])
+    lead = (nc["valid"] - nc["issued"]) / pd.Timedelta(hours=1)
+    assert sorted(lead) == [1, 2, 3, 4, 5, 6]
+    assert got["rain_fcst_6h"] == pytest.approx(nc["rain_mm"].sum())
+    assert got["rain_fcst_3h"] == pytest.approx(nc.loc[lead <= 3, "rain_mm"].sum())
+    assert got["rain_fcst_1h"] == pytest.approx(nc.loc[lead == 1, "rain_mm"].iloc[0])
     tide = src["tide"].set_index("time")
     assert got["tide_cm"] == tide.loc[t, "tide_cm"]
-    assert got["tide_pred_max_3h_cm"] == tide.loc[t + pd.Timedelta(hours=1):t + pd.Timedelta(hours=3),
-                                                  "tide_pred_cm"].max()
+    for k in (3, 6):
+        assert got[f"tide_pred_max_{k}h_cm"] == tide.loc[t + pd.Timedelta(hours=1):t + pd.Timedelta(hours=k),
+                                                         "tide_pred_cm"].max()
 
 
 def test_label_looks_three_hours_ahead_and_past_floods_strictly_before(src):
@@ -77,6 +100,41 @@ def test_label_looks_three_hours_ahead_and_past_floods_strictly_before(src):
     assert flood.label(src, rows).tolist() == [0, 1, 1, 0, 0]
     before = (tr["cell_pos"] == known["cell_pos"]) & (tr["known_at"] < onset)
     assert rows["past_floods"].tolist() == [before.sum()] * 4 + [before.sum() + 1]
+
+
+def test_label_window_is_the_lead_time(src):
+    """An onset two hours after the issue time: not within 1 h, within 3 h and within 6 h."""
+    tr = flood.located_traces(src)
+    known = tr[tr["onset"].notna() & (tr["known_at"] == tr["onset"])].iloc[0]
+    cell = src.grid.cells["cell_id"].iloc[known["cell_pos"]]
+    issue = known["onset"] - pd.Timedelta(hours=2)
+    requests = pd.DataFrame({"cell_id": cell, "time": issue, "lead_hours": [1, 3, 6]})
+    assert flood.label(src, requests).tolist() == [0, 1, 1]
+    five_before = requests.assign(time=known["onset"] - pd.Timedelta(hours=5))
+    assert flood.label(src, five_before).tolist() == [0, 0, 1]
+
+
+def test_a_lead_time_other_than_1_3_or_6_is_a_data_error(src):
+    cell = src.grid.cells["cell_id"].iloc[0]
+    with pytest.raises(DataError, match="lead_hours 2 is not one of 1, 3, 6"):
+        flood.build_rows(src, pd.DataFrame({"cell_id": [cell], "time": [pd.Timestamp("2021-07-05")],
+                                            "lead_hours": [2]}))
+
+
+def test_lead_window_features_follow_the_lead(src):
+    cell = src.grid.cells["cell_id"].iloc[5]
+    t = pd.Timestamp("2021-07-17 18:00")  # rain on the way
+    rows = flood.build_rows(src, pd.DataFrame({"cell_id": cell, "time": t, "lead_hours": [1, 3, 6]}))
+    assert rows["rain_fcst_lead"].tolist() == [rows[f"rain_fcst_{k}h"].iloc[i] for i, k in enumerate((1, 3, 6))]
+    assert rows["rain_fcst_lead"].is_monotonic_increasing
+    drain = rows["drain_capacity_mmh"].to_numpy()
+    np.testing.assert_allclose(rows["rain_fcst_lead_over_drain"], rows["rain_fcst_lead"] / drain, rtol=1e-6)
+    # Every feature that moves with the lead never falls as it grows: with the +1 constraints, the risk cannot.
+    for c in ("rain_fcst_lead", "rain_fcst_lead_over_drain", "tide_excess_cm"):
+        assert rows[c].is_monotonic_increasing and flood.SPEC.monotone[c] == 1
+    same = [c for c in flood.FEATURES if c not in ("lead_hours", "rain_fcst_lead", "rain_fcst_lead_over_drain",
+                                                    "tide_excess_cm")]
+    assert (rows[same].nunique(dropna=False) == 1).all()
 
 
 def test_trace_without_hour_is_placed_at_the_wettest_hour_and_known_next_day(src):
@@ -102,7 +160,7 @@ def test_given_conditions_are_used_as_given(src):
     drain = observed["drain_capacity_mmh"].iloc[0]
     assert what_if["rain_fcst_3h"].iloc[0] == 150.0
     assert what_if["rain_fcst_3h_over_drain"].iloc[0] == pytest.approx(150 / (3 * drain), rel=1e-6)
-    same = [c for c in flood.FEATURES if not c.startswith("rain_fcst_3h")]
+    same = [c for c in flood.FEATURES if not c.startswith(("rain_fcst_3h", "rain_fcst_lead"))]
     pd.testing.assert_frame_equal(what_if[same], observed[same])
 
 
@@ -133,12 +191,19 @@ def test_cause_names_the_dominant_driver():
         {**base, "rain_24h": 180.0, "rain_3h": 20.0, "dist_stream_m": 50.0},
     ])
     assert flood.cause(rows).tolist() == ["none", "rain_over_drain", "tide", "none", "stream"]
+    # At six hours, the six-hour forecast and tide window decide (not the three-hour ones).
+    later = pd.DataFrame([{**base, "rain_fcst_6h": 0.0, "tide_pred_max_6h_cm": 500.0, "lead_hours": 6.0},
+                          {**base, "rain_fcst_6h": 240.0, "tide_pred_max_6h_cm": 500.0, "lead_hours": 6.0},
+                          {**base, "rain_fcst_6h": 0.0, "tide_pred_max_6h_cm": 930.0, "lead_hours": 6.0},
+                          {**base, "rain_fcst_6h": 0.0, "tide_pred_max_6h_cm": 930.0, "lead_hours": 3.0}])
+    assert flood.cause(later).tolist() == ["none", "rain_over_drain", "tide", "none"]
 
 
 def test_physics_features_on_the_table(table):
     low = table["elevation_m"] <= flood.LOW_LYING_M
     assert (table.loc[~low, "tide_excess_cm"] == 0).all()
-    high = table["tide_pred_max_3h_cm"] > 900
+    window = np.where(table["lead_hours"] <= 3, table["tide_pred_max_3h_cm"], table["tide_pred_max_6h_cm"])
+    high = window > 900
     assert (table.loc[low & high, "tide_excess_cm"] > 0).all()
     ratio = table["rain_3h"] / (3 * table["drain_capacity_mmh"])
     np.testing.assert_allclose(table["rain_3h_over_drain"], ratio, rtol=1e-6)
@@ -147,7 +212,8 @@ def test_physics_features_on_the_table(table):
 def test_small_embedded_data(small_data):
     src = Sources.from_settings(small_data)
     table = flood.build_table(src)
-    assert table["flooded"].sum() > 0
+    positives = table.groupby("lead_hours")["flooded"].sum()
+    assert positives[1] > 0 and positives[1] <= positives[3] <= positives[6]
     assert set(table["cell_id"]) == set(src.grid.cells["cell_id"])
     assert table[list(flood.CONDITIONS)].notna().mean().min() > 0.95
     assert_rebuilds(flood.SPEC, src, table[table["flooded"] == 1])

@@ -51,11 +51,14 @@ def _answer(spec, src, cells, at, conditions):
 def test_conditions_cover_the_spec_with_sensible_ranges(name):
     spec = domains()[name]
     serving = spec.serving
-    assert [c.name for c in serving.conditions] == list(spec.conditions)
+    # A key may be the caller's choice too (the flood lead time): then it is a condition of the API.
+    assert [c.name for c in serving.conditions if c.name not in spec.keys] == list(spec.conditions)
     for c in serving.conditions:
         assert c.kind in ("float", "int", "bool", "date") and c.description and c.unit is not None
         if c.kind in ("float", "int"):
             assert c.minimum < c.maximum and c.minimum <= c.example <= c.maximum
+        if c.choices:
+            assert c.example in c.choices and all(c.minimum <= v <= c.maximum for v in c.choices)
         if c.kind == "date":
             pd.Timestamp(c.example)
     assert serving.value and serving.unit
@@ -107,8 +110,9 @@ def test_flood_omitted_conditions_are_the_observations(src, cells):
     at = flood.SERVING.now(src)
     rows = flood.build_rows(src, flood.SERVING.requests(src, cells, at, {}))
     observed = flood.observed_conditions(src, cells["cell_id"], np.full(len(cells), at.floor("h")))
-    for c in flood.CONDITIONS:
+    for c in flood.OBSERVED:
         assert np.allclose(rows[c], observed[c].astype(np.float32), equal_nan=True)
+    assert (rows["lead_hours"] == flood.DEFAULT_LEAD).all()
     extreme = flood.build_rows(src, flood.SERVING.requests(src, cells, at, {"rain_1h": 300.0, "tide_cm": 1200.0}))
     assert (extreme["rain_1h"] == 300).all() and (extreme["tide_cm"] == 1200).all()
     assert not np.allclose(extreme["rain_1h"], rows["rain_1h"])
@@ -119,6 +123,18 @@ def test_flood_omitted_conditions_are_the_observations(src, cells):
     assert set(answers["cause"]) <= {"rain_over_drain", "tide", "stream", "none"}
     assert (answers["cause"] != "none").all()
     assert answers["details"].iloc[0]["rain_1h"] == 300
+    assert answers["details"].iloc[0]["lead_hours"] == flood.DEFAULT_LEAD
+
+
+def test_flood_lead_time_is_a_condition_and_stated_in_the_answer(src, cells):
+    at = flood.SERVING.now(src)
+    six = flood.build_rows(src, flood.SERVING.requests(src, cells, at, {"lead_hours": 6,
+                                                                        "tide_pred_max_3h_cm": 990.0}))
+    assert (six["lead_hours"] == 6).all()
+    np.testing.assert_array_equal(six["rain_fcst_lead"], six["rain_fcst_6h"])
+    assert (six["tide_pred_max_6h_cm"] >= 990).all()  # a given tide window raises the longer one
+    answers = flood.SERVING.combine(six, np.full(len(six), 0.1))
+    assert answers["details"].iloc[0]["lead_hours"] == 6 and isinstance(answers["details"].iloc[0]["lead_hours"], int)
 
 
 def test_traffic_time_from_at_and_weather_from_observations(src, cells):

@@ -184,6 +184,14 @@ def test_nowcast_strings_and_times():
     assert frame.loc[3, "valid"] == pd.Timestamp("2021-07-24 01:00")
 
 
+def test_nowcast_reads_all_six_forecast_hours():
+    frame = load("nowcast", "good_six_leads.csv")  # one issue, leads 1-6 across midnight
+    lead = (frame["valid"] - frame["issued"]) / pd.Timedelta(hours=1)
+    assert lead.tolist() == [1, 2, 3, 4, 5, 6]
+    assert frame["rain_mm"].tolist() == [0.5, 3.5, 12.0, 40.0, 50.0, 0.0]
+    assert frame["valid"].iloc[-1] == pd.Timestamp("2021-07-24 03:00")
+
+
 def test_rain_text_variants():
     values = pd.Series(["강수없음", "1mm 미만", "1.0mm 미만", "12.5mm", "30.0~50.0mm", "50.0mm 이상", "3", "x", ""])
     out = rain_text(values).tolist()
