@@ -127,7 +127,8 @@ def _post_hour(http, city, t: pd.Timestamp, rain: float, forecast: list[float]) 
     """One hour of the storm as the feeds deliver it: the nowcast issued at t (API items, leads 1-6), every
     station's rain, the tide gauge's observation and its prediction for the next hours."""
     points = {(s.nx, s.ny) for s in city.weather_stations if s.nx is not None}
-    items = [{"baseDate": f"{t:%Y%m%d}", "baseTime": f"{t:%H%M}", "category": "RN1", "nx": nx, "ny": ny,
+    base = t - pd.Timedelta(minutes=30)  # KMA issues at HH30 for the hours from HH+1
+    items = [{"baseDate": f"{base:%Y%m%d}", "baseTime": f"{base:%H%M}", "category": "RN1", "nx": nx, "ny": ny,
               "fcstDate": f"{t + pd.Timedelta(hours=k - 1):%Y%m%d}", "fcstTime": f"{t + pd.Timedelta(hours=k - 1):%H%M}",
               "fcstValue": "강수없음" if not forecast[k - 1] else f"{forecast[k - 1]:.1f}mm"}
              for nx, ny in points for k in range(1, 7)]

@@ -106,7 +106,8 @@ def load_nowcast(path: Path) -> pd.DataFrame:
     """KMA ultra-short-range forecast rows (``VSRT_RN1_*``: the API JSON, or its items as CSV); only
     category RN1 is kept.
 
-    ``issued`` is the base time; ``valid`` is the end of the forecast hour (fcstTime + 1 h). Every forecast
+    ``issued`` is the base time rounded up to the hour (KMA's HH30 issue serves from HH+1); ``valid`` is the
+    end of the forecast hour (fcstTime + 1 h). Every forecast
     hour of an issue is kept (the service gives six); consumers pick the leads they use.
     """
     table = read_table(path, NOWCAST)
@@ -118,7 +119,9 @@ def load_nowcast(path: Path) -> pd.DataFrame:
     table.check("value", rain.isna(),
                 "a rain amount like 강수없음, 1mm 미만, 12.5mm, 30.0~50.0mm or 50.0mm 이상")
     frame = pd.DataFrame({
-        "issued": _stamp(table, "base_date", "base_time"),
+        # KMA issues the ultra-short-range forecast at HH30 for the hours from HH+1: as an input it belongs to
+        # the next whole hour, so leads are whole hours (an HH30 issue with lead 1 is the hour ending HH+2).
+        "issued": _stamp(table, "base_date", "base_time").dt.ceil("h"),
         "valid": _stamp(table, "fcst_date", "fcst_time") + pd.Timedelta(hours=1),
         "nx": parse.integer(table, "nx", expected="a grid x index"),
         "ny": parse.integer(table, "ny", expected="a grid y index"),

@@ -157,8 +157,10 @@ def test_flood_trace_layers_in_any_crs_and_container(tmp_path, crs, driver, suff
 def test_nowcast_api_json_with_rn1_categories():
     frame = load_files("nowcast", [REAL / "nowcast_getUltraSrtFcst_rn1_categories.json"])
     assert frame["rain_mm"].tolist() == [0.0, 0.5, 3.5, 12.0, 40.0, 50.0]  # T1H row dropped
-    assert frame["issued"].eq(pd.Timestamp("2024-07-17 10:30")).all()
+    # Issued at 10:30 for the hours from 11:00: an input from 11:00 on, its first lead the hour ending 12:00.
+    assert frame["issued"].eq(pd.Timestamp("2024-07-17 11:00")).all()
     assert frame["valid"].iloc[0] == pd.Timestamp("2024-07-17 12:00")  # end of the 11:00 forecast hour
+    assert ((frame["valid"] - frame["issued"]) / pd.Timedelta(hours=1)).iloc[0] == 1
 
 
 def test_taas_sigungu_in_three_parts_gives_the_gu():
