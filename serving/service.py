@@ -24,6 +24,7 @@ from pydantic import ConfigDict
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import FileResponse, JSONResponse, Response
 
+from serving.alerts_api import router as alerts_router
 from serving.availability import ReadinessMiddleware
 from serving.engine import Engine
 from serving.errors import ApiError
@@ -43,6 +44,7 @@ shape_protocol_errors()
 STATIC = Path(__file__).parent / "static"
 web = FastAPI(title="Urban safety risk: read-only routes", docs_url=None, redoc_url=None)
 web.mount("/static", StaticFiles(directory=STATIC), name="static")
+web.include_router(alerts_router)  # /alerts, /alerts/stream, /replay (serving/alerts_api.py)
 
 
 @web.get("/dashboard")
