@@ -208,8 +208,8 @@ async def acknowledge(alert_id: str, request: Request) -> Response:
         try:
             body = AckBody.model_validate(data)
         except ValidationError as exc:
-            return error_response(400, [{"loc": list(e["loc"]) or ["body"], "msg": e["msg"].removeprefix("Value error, "), "type": e["type"]}
-                                        for e in exc.errors()])
+            return error_response(400, [{"loc": list(e["loc"]) or ["body"], "type": e["type"],
+                                         "msg": e["msg"].removeprefix("Value error, ")} for e in exc.errors()])
     except ApiError as exc:
         return exc.response()
 
