@@ -274,7 +274,7 @@ function showMap(fc, replayStep) {
   showSummary(fc);
   const spec = state.catalogue.domains[domain];
   $("model-version").textContent = m.model_version || "?";
-  $("map-at").textContent = (m.at || replayStep?.at || "?").replace("T", " ");
+  $("map-at").textContent = (replayStep?.at || m.at || "?").replace("T", " "); // a replay: the cycle's data time
   $("map-title").textContent = `${spec.title}${m.unit ? ` [${m.unit}]` : ""}`;
   $("meaning").textContent = m.value_meaning ? `Value: ${m.value_meaning}` : ""; // can be a paragraph, so not in the title
   $("status").textContent = replayStep

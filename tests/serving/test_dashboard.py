@@ -191,6 +191,8 @@ def test_alerts_panel_follows_the_stream_and_acknowledges(page, served, live_db)
     page.wait_for_selector(f"{item} .handled", timeout=WAIT_MS)
     assert "acknowledged by 김당직" in page.text_content(f"{item} .handled")
     assert get_alert(live_db, opened.alert_id)["acknowledged"]["by"] == "김당직"
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "alerts.png"), full_page=True)
 
     page.once("dialog", lambda dialog: dialog.dismiss())  # a cancelled prompt sends nothing
     page.click(f"{item} button.dismiss")
@@ -198,8 +200,6 @@ def test_alerts_panel_follows_the_stream_and_acknowledges(page, served, live_db)
 
     evaluate(live_db, 103, [city_levels(fc, "flood", 3)], datetime(2024, 8, 1, 11, 2))  # the storm passes
     page.wait_for_selector(item, state="detached", timeout=WAIT_MS)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / "alerts.png"), full_page=True)
 
 
 def test_data_freshness_line(page, served):
@@ -240,6 +240,7 @@ def test_replay_draws_stored_maps_and_returns_to_live(page, served, live_db):
     serious = page.eval_on_selector_all("#summary tbody tr", "rs => rs.reduce((n, r) => n + Number(r.children[4].textContent), 0)")
     assert serious == len(fc["features"]) and cells_drawn(page) == len(fc["features"])
     assert f"cycle {cycles[1]}" in page.text_content("#status")
+    assert page.text_content("#map-at") == "2030-01-01 11:00:00"
     click_cell(page, fc["features"][0]["properties"]["cell_id"])  # the stored answer, not a live one
     assert "stored map of cycle" in page.text_content("#details") and "test storm" in page.text_content("#details")
     SHOTS.mkdir(parents=True, exist_ok=True)
