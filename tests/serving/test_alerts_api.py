@@ -189,3 +189,23 @@ def test_replay_lists_stored_cycles_and_returns_their_maps(served, live_db):
     assert stored.json() == fc
     assert httpx.get(f"{served}/replay/{cycles[-1]}/flood", timeout=30).status_code == 200  # one lead stored
     assert httpx.get(f"{served}/replay/{cycles[-1]}/flood", params={"lead_hours": 6}, timeout=30).status_code == 404
+
+
+def test_alert_routes_need_the_api_key(tmp_path, monkeypatch):
+    """Deny by default: the alert and replay routes are not among the security middleware's open paths."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from serving.alerts_api import router
+    from serving.security import ApiKeyMiddleware
+
+    monkeypatch.setenv("URBAN_SAFETY_DATA_DIR", str(tmp_path))
+    app = FastAPI()
+    app.include_router(router)
+    client = TestClient(ApiKeyMiddleware(app, api_key="k3y"))
+    for method, path in (("GET", "/alerts"), ("GET", "/alerts/1"), ("POST", "/alerts/1/ack"),
+                         ("GET", "/alerts/stream"), ("GET", "/replay?domain=flood"), ("GET", "/replay/1/flood")):
+        answer = client.request(method, path)
+        assert answer.status_code == 401 and answer.json()["detail"][0]["loc"] == ["authorization"], path
+    answer = client.get("/alerts", headers={"Authorization": "Bearer k3y"})
+    assert answer.status_code == 200 and answer.json() == {"alerts": [], "last_event_id": 0}
