@@ -158,8 +158,9 @@ function alertItem(a, kind) {
     a.cause ? el("span", { className: "cause", textContent: a.cause }) : null,
     el("span", { className: "hint", textContent: `data ${a.data_time.replace("T", " ")} · since ${a.opened_at.replace("T", " ")}` }),
     handled,
-    el("button", { type: "button", className: "ack", textContent: "Acknowledge", onclick: () => acknowledge(a.id, "ack") }),
-    el("button", { type: "button", className: "dismiss", textContent: "Dismiss", onclick: () => acknowledge(a.id, "dismiss") }));
+    el("span", { className: "actions" },
+      el("button", { type: "button", className: "ack", textContent: "Acknowledge", onclick: () => acknowledge(a.id, "ack") }),
+      el("button", { type: "button", className: "dismiss", textContent: "Dismiss", onclick: () => acknowledge(a.id, "dismiss") })));
   item.dataset.alertId = String(a.id);
   if (kind) item.dataset.event = kind;
   return item;
