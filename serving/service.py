@@ -27,6 +27,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import FileResponse, JSONResponse, Response
 
 from features.errors import DataError
+from serving.alerts_api import router as alerts_router
 from serving.availability import ReadinessMiddleware
 from serving.engine import Engine
 from serving.errors import ApiError
@@ -47,6 +48,7 @@ shape_protocol_errors()
 STATIC = Path(__file__).parent / "static"
 web = FastAPI(title="Urban safety risk: read-only routes", docs_url=None, redoc_url=None)
 web.mount("/static", StaticFiles(directory=STATIC), name="static")
+web.include_router(alerts_router)  # /alerts, /alerts/stream, /replay (serving/alerts_api.py)
 
 
 @web.get("/dashboard")

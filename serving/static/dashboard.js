@@ -1,6 +1,7 @@
 "use strict";
 // City risk-map dashboard. It uses only the public API (GET /domains, GET /models, POST /risk_map,
-// POST /risk), so whatever it shows is what any client of the service would get.
+// POST /risk, GET /alerts, /alerts/stream, POST /alerts/{id}/ack, GET /replay, GET /readyz), so whatever
+// it shows is what any client of the service would get.
 
 // Same order as features/registry.py LEVELS; the API sends the Korean name, the colour follows it.
 const LEVELS = [
@@ -14,7 +15,8 @@ const NO_DATA = { ko: "자료없음", en: "no data", color: "#9e9e9e" };
 const levelOf = (ko) => LEVELS.find((l) => l.ko === ko) || NO_DATA;
 
 const $ = (id) => document.getElementById(id);
-const state = { starting: false, catalogue: null, models: {}, map: null, view: null, selected: null, timer: null, mapSeq: 0, cellSeq: 0 };
+const state = { starting: false, catalogue: null, models: {}, map: null, view: null, selected: null, timer: null, mapSeq: 0,
+  cellSeq: 0, replay: null };
 
 function el(tag, props = {}, ...children) {
   const node = Object.assign(document.createElement(tag), props);
@@ -236,33 +238,49 @@ function cellAt(x, y) {
   return state.view && state.view.cells.find(({ rect: r }) => r && x >= r[0] && x < r[2] && y >= r[1] && y < r[3]);
 }
 
-async function draw() {
-  const seq = ++state.mapSeq, body = requestBody(), canvas = $("map");
+// The live map: POST /risk_map with the form's conditions. Drawing it ends a replay.
+function draw() {
+  leaveReplay();
+  return fetchMap(() => api("POST", "/risk_map", requestBody()), null);
+}
+
+// Fetch a map (live or stored), draw it when it is still the newest asked for; keep the last good one on error.
+async function fetchMap(get, replayStep) {
+  const seq = ++state.mapSeq, canvas = $("map");
   canvas.dataset.cells = "0"; // tests (and people) can tell a finished draw from one in flight
   $("status").textContent = "loading…";
   try {
-    const fc = await api("POST", "/risk_map", body);
+    const fc = await get();
     if (seq !== state.mapSeq) return; // a newer draw started; its answer wins
     clearError();
-    state.map = fc;
-    state.view = prepare(fc);
-    canvas.dataset.domain = fc.metadata.domain;
-    if (!state.view.cells.some((c) => c.p.cell_id === state.selected)) state.selected = null;
-    render();
-    showSummary(fc);
-    const m = fc.metadata, spec = state.catalogue.domains[m.domain];
-    $("model-version").textContent = m.model_version;
-    $("map-at").textContent = m.at.replace("T", " ");
-    $("map-title").textContent = `${spec.title}${m.unit ? ` [${m.unit}]` : ""}`;
-    $("meaning").textContent = `Value: ${m.value_meaning}`; // can be a paragraph, so not in the title
-    $("status").textContent = `${fc.features.length} cells, drawn ${new Date().toLocaleTimeString()}`;
-    if (state.selected) showDetails(state.selected); // a refresh keeps the side panel in step with the map
+    showMap(fc, replayStep);
   } catch (e) {
     if (seq !== state.mapSeq) return;
     showError(e.message);
     $("status").textContent = "request failed; the map shows the last good answer";
     if (state.view && state.view.cells.length) canvas.dataset.cells = String(state.view.cells.length);
   }
+}
+
+function showMap(fc, replayStep) {
+  const canvas = $("map"), m = fc.metadata || {}, domain = m.domain || $("domain").value;
+  state.map = fc;
+  state.replay = replayStep || null;
+  state.view = prepare(fc);
+  canvas.dataset.domain = domain;
+  if (replayStep) canvas.dataset.replay = String(replayStep.cycle); else delete canvas.dataset.replay;
+  if (!state.view.cells.some((c) => c.p.cell_id === state.selected)) state.selected = null;
+  render();
+  showSummary(fc);
+  const spec = state.catalogue.domains[domain];
+  $("model-version").textContent = m.model_version || "?";
+  $("map-at").textContent = (replayStep?.at || m.at || "?").replace("T", " "); // a replay: the cycle's data time
+  $("map-title").textContent = `${spec.title}${m.unit ? ` [${m.unit}]` : ""}`;
+  $("meaning").textContent = m.value_meaning ? `Value: ${m.value_meaning}` : ""; // can be a paragraph, so not in the title
+  $("status").textContent = replayStep
+    ? `replay: stored map of cycle ${replayStep.cycle} (data time ${replayStep.at.replace("T", " ")})`
+    : `${fc.features.length} cells, drawn ${new Date().toLocaleTimeString()}`;
+  if (state.selected) showDetails(state.selected); // a refresh keeps the side panel in step with the map
 }
 
 // --- side panel and summary ----------------------------------------------------------------------
@@ -274,6 +292,7 @@ async function showDetails(cellId) {
   const seq = ++state.cellSeq, body = { ...requestBody(), locations: [{ cell_id: cellId }] };
   state.selected = cellId;
   render();
+  if (state.replay) return showStoredCell(cellId); // a stored map's cell, not today's answer
   try {
     const answer = await api("POST", "/risk", body);
     if (seq !== state.cellSeq) return;
@@ -302,6 +321,23 @@ async function showDetails(cellId) {
   } catch (e) {
     if (seq === state.cellSeq) showError(e.message);
   }
+}
+
+// In a replay the side panel shows what the stored map holds for the cell.
+function showStoredCell(cellId) {
+  const f = state.map.features.find((x) => x.properties.cell_id === cellId);
+  if (!f) return;
+  const p = f.properties;
+  $("details").replaceChildren(
+    el("h2", { textContent: `${p.district} · ${p.cell_id}` }),
+    p.status === "unknown" || p.score === null || p.score === undefined
+      ? el("p", { className: "score unknown" }, levelChip(NO_DATA.ko, NO_DATA.en))
+      : el("p", { className: "score" }, el("span", { className: "big", textContent: fmt(p.score, 1) }), " / 100 ",
+        levelChip(p.level, p.level_en || levelOf(p.level).en)),
+    p.value !== undefined ? el("p", { className: "value" }, "Value: ", el("b", { textContent: fmt(p.value) })) : null,
+    p.cause ? el("p", { className: "cause" }, "Cause: ", el("b", { textContent: p.cause })) : null,
+    el("p", { className: "hint", textContent: `stored map of cycle ${state.replay.cycle}, data time ${state.replay.at.replace("T", " ")}` }));
+  $("details").dataset.cell = cellId;
 }
 
 function showSummary(fc) {
@@ -342,6 +378,7 @@ function domainChanged(redraw = true) {
   $("details").replaceChildren(el("p", { className: "hint", textContent: "Click a cell on the map to see its risk, cause and top factors." }));
   delete $("details").dataset.cell;
   state.selected = null;
+  loadReplay();
   if (redraw) draw();
 }
 
@@ -369,7 +406,7 @@ async function init() {
   $("refresh").addEventListener("change", (e) => {
     clearInterval(state.timer); // a wall display refreshes on one timer only
     const seconds = Number(e.target.value);
-    state.timer = seconds ? setInterval(draw, seconds * 1000) : null;
+    state.timer = seconds ? setInterval(() => { if (!state.replay) draw(); }, seconds * 1000) : null;
   });
   $("map").addEventListener("click", (e) => {
     const box = e.target.getBoundingClientRect();
@@ -377,7 +414,14 @@ async function init() {
     if (cell) showDetails(cell.p.cell_id);
   });
   window.addEventListener("resize", render);
+  $("replay-step").addEventListener("input", () => showReplayLabel());
+  $("replay-step").addEventListener("change", () => showReplay());
+  $("replay-lead").addEventListener("change", () => fillReplay(null));
+  $("replay-live").addEventListener("click", () => draw());
   domainChanged();
+  startAlerts();
+  loadFreshness();
+  setInterval(loadFreshness, 30_000);
 }
 
 // For tests and the console: where a cell is drawn, in CSS pixels from the canvas's top-left corner.
@@ -386,6 +430,7 @@ window.dashboard = {
     const c = state.view && state.view.cells.find((x) => x.p.cell_id === cellId);
     return c ? { x: (c.rect[0] + c.rect[2]) / 2, y: (c.rect[1] + c.rect[3]) / 2 } : null;
   },
+  showFreshness,
 };
 
 init();

@@ -5,7 +5,9 @@ Screenshots of every domain land in artifacts/dashboard/<domain>.png under the r
 
 from __future__ import annotations
 
+import copy
 import json
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -155,3 +157,97 @@ def test_a_bad_value_shows_the_servers_message(page, api, served):
 def test_wall_display_controls(page):
     assert page.eval_on_selector_all("#refresh option", "os => os.map(o => o.value)") == ["0", "60", "300"]
     assert page.locator("#at").get_attribute("type") == "datetime-local"
+
+
+# --- live operation: alerts, data freshness, replay ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def live_db(served, small_tables):
+    from live.db import database
+
+    return database(f"sqlite:///{small_tables.data / 'live.db'}")
+
+
+def test_alerts_panel_follows_the_stream_and_acknowledges(page, served, live_db):
+    from live.alerts import evaluate, get_alert
+    from tests.serving.test_alerts_api import city_levels, risk_map
+
+    fc = risk_map(served, "flood")
+    page.wait_for_function("() => document.querySelector('#alerts-status').textContent === 'live'", timeout=WAIT_MS)
+    [opened] = evaluate(live_db, 101, [city_levels(fc, "flood", 3, raise_worst=2)], datetime(2024, 8, 1, 9, 2))
+    item = f"#alerts li[data-alert-id='{opened.alert_id}']"
+    page.wait_for_selector(f"{item}[data-event='opened']", timeout=WAIT_MS)
+    text = page.text_content(item)
+    assert all(part in text for part in ("경계", "+3 h", "2 cells", "test storm", opened.alert["data_time"].replace("T", " ")))
+
+    evaluate(live_db, 102, [city_levels(fc, "flood", 3, raise_worst=3, level=3)], datetime(2024, 8, 1, 10, 2))
+    page.wait_for_selector(f"{item}[data-event='escalated']", timeout=WAIT_MS)
+    assert "심각" in page.text_content(item) and "3 cells" in page.text_content(item)
+
+    page.once("dialog", lambda dialog: dialog.accept("김당직"))
+    with page.expect_response(lambda r: r.url.endswith(f"/alerts/{opened.alert_id}/ack"), timeout=WAIT_MS) as answer:
+        page.click(f"{item} button.ack")
+    assert answer.value.status == 200
+    page.wait_for_selector(f"{item} .handled", timeout=WAIT_MS)
+    assert "acknowledged by 김당직" in page.text_content(f"{item} .handled")
+    assert get_alert(live_db, opened.alert_id)["acknowledged"]["by"] == "김당직"
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "alerts.png"), full_page=True)
+
+    page.once("dialog", lambda dialog: dialog.dismiss())  # a cancelled prompt sends nothing
+    page.click(f"{item} button.dismiss")
+    assert get_alert(live_db, opened.alert_id)["acknowledged"]["action"] == "ack"
+
+    evaluate(live_db, 103, [city_levels(fc, "flood", 3)], datetime(2024, 8, 1, 11, 2))  # the storm passes
+    page.wait_for_selector(item, state="detached", timeout=WAIT_MS)
+
+
+def test_data_freshness_line(page, served):
+    readyz = httpx.get(f"{served}/readyz", timeout=30).json()
+    assert page.locator("#freshness").is_hidden() == ("observations" not in readyz)
+    page.evaluate("b => window.dashboard.showFreshness(b)", {"observations": {
+        "asos": {"newest": "2024-08-01T09:00:00", "age_s": 600, "stale": False},
+        "airkorea": {"newest": "2024-08-01T03:00:00", "age_s": 6 * 3600, "stale": True}}})
+    assert page.text_content("#freshness") == "Data: asos 10 min old · airkorea 6 h old (stale)"
+    assert page.locator("#freshness .stale").count() == 1
+    page.evaluate("() => window.dashboard.showFreshness({ready: true})")
+    assert page.locator("#freshness").is_hidden()
+
+
+def test_replay_draws_stored_maps_and_returns_to_live(page, served, live_db):
+    from tests.serving.test_alerts_api import risk_map, store_cycle
+
+    fc = risk_map(served, "flood")
+    stormy = copy.deepcopy(fc)  # a map unlike any live one: every cell 심각
+    for f in stormy["features"]:
+        f["properties"].update(status="scored", score=99.0, level="심각", level_en="serious", cause="test storm")
+    newest = datetime(2030, 1, 1, 12)  # after every other stored cycle: the replay window is its own
+    cycles = [store_cycle(live_db, stormy if h == 1 else fc, "flood", 3, newest - timedelta(hours=h)) for h in (2, 1, 0)]
+
+    page.reload()  # the replay steps are read when the domain is chosen
+    page.wait_for_selector("#domain option", state="attached", timeout=WAIT_MS)
+    wait_drawn(page, page.input_value("#domain"))
+    if page.input_value("#domain") != "flood":
+        page.select_option("#domain", "flood")
+        wait_drawn(page, "flood")
+    page.wait_for_function("() => document.querySelector('#replay-step').max === '2'", timeout=WAIT_MS)
+    assert "2030-01-01 12:00:00 · cycle" in page.text_content("#replay-at")
+
+    with page.expect_request(lambda r: f"/replay/{cycles[1]}/flood" in r.url, timeout=WAIT_MS):
+        page.eval_on_selector("#replay-step", "e => { e.value = '1'; e.dispatchEvent(new Event('input'));"
+                                              " e.dispatchEvent(new Event('change')); }")
+    page.wait_for_selector(f"#map[data-replay='{cycles[1]}']:not([data-cells='0'])", timeout=WAIT_MS)
+    serious = page.eval_on_selector_all("#summary tbody tr", "rs => rs.reduce((n, r) => n + Number(r.children[4].textContent), 0)")
+    assert serious == len(fc["features"]) and cells_drawn(page) == len(fc["features"])
+    assert f"cycle {cycles[1]}" in page.text_content("#status")
+    assert page.text_content("#map-at") == "2030-01-01 11:00:00"
+    click_cell(page, fc["features"][0]["properties"]["cell_id"])  # the stored answer, not a live one
+    assert "stored map of cycle" in page.text_content("#details") and "test storm" in page.text_content("#details")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "replay.png"), full_page=True)
+
+    with page.expect_request(risk_map_request("flood"), timeout=WAIT_MS):
+        page.click("#replay-live")
+    page.wait_for_function("() => { const m = document.querySelector('#map');"
+                           " return !m.dataset.replay && m.dataset.cells !== '0'; }", timeout=WAIT_MS)
+    assert page.locator("#replay-live").is_disabled()
