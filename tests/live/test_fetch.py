@@ -62,7 +62,7 @@ def test_nowcast_rn1_text_becomes_mm_valid_at_the_end_of_the_hour(city, replay):
     until = DAY.replace(hour=13, minute=20)  # the 12:30 issue is served from 13:15
     result = run("nowcast", city, replay, until - timedelta(hours=1), until)
     frame = result.frame.set_index("valid")
-    assert set(result.frame["issued"]) == {DAY.replace(hour=12, minute=30)}
+    assert set(result.frame["issued"]) == {DAY.replace(hour=13)}  # the 12:30 issue, an input from 13:00
     assert (result.frame[["nx", "ny"]].drop_duplicates().values.tolist()) == [[55, 124]]
     rain = frame["rain_mm"]
     assert rain[DAY.replace(hour=14)] == 0.0  # 강수없음, forecast hour 13:00-14:00
