@@ -452,6 +452,7 @@ def live_cmd(
     from serving.model_store import load_context, load_models
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # not a line per look at the inbox
     sources, store, version = load_context()
     if store is None:
         raise UrbanSafetyError("the observation store of the data snapshot cannot be reached")

@@ -145,14 +145,14 @@ def _post_hour(http, city, t: pd.Timestamp, rain: float, forecast: list[float]) 
         assert answer.json()["refused"] == 0, answer.json()
 
 
-def _wait(predicate, seconds: float = 60, what: str = "condition"):
+def _wait(predicate, seconds: float = 60, what: str = "condition", log: Path | None = None):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what}" + (f"; its log ends:\n{log.read_text()[-3000:]}" if log else ""))
 
 
 def test_storm_replay_follows_the_rain_and_alerts_at_the_right_cells(live):
@@ -178,8 +178,8 @@ def test_storm_replay_follows_the_rain_and_alerts_at_the_right_cells(live):
             # The live cycle maps the same hour; its open flood alert holds exactly the cells at the alert level.
             def cycle_done(t=t):
                 cycles = http.get("/replay", params={"domain": "flood", "hours": 48}).json()
-                return any(c["at"] == t.isoformat() for c in cycles.get("cycles", []))
-            _wait(cycle_done, 120, f"a live cycle at {t}")
+                return any(c["at"] == t.isoformat() for c in cycles["steps"])
+            _wait(cycle_done, 120, f"a live cycle at {t}", live["loop_log"])
             alerts = http.get("/alerts", params={"status": "open", "domain": "flood"}).json()["alerts"]
             opened = {c["cell_id"] for a in alerts if a.get("lead_hours") in (0, 3) for c in a["cells"]}
             if alert_cells[-1]:
