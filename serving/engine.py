@@ -321,7 +321,8 @@ class Engine:
             else:
                 answers = self._build_city(spec, model, key, when, conds)
         head = json.dumps({"domain": domain, "at": when.isoformat(), "value_meaning": spec.serving.value,
-                           "model_version": model.version, **self._freshness(spec, when)}, ensure_ascii=False)[:-1]
+                           "model_version": model.version, "conditions": _shown(conds), **self._freshness(spec, when)},
+                          ensure_ascii=False)[:-1]
         results = ",".join(f'{{"query":{json.dumps({k: v for k, v in q.items() if v is not None})},{answers[p]}}}'
                            for q, p in zip(locations, positions.tolist(), strict=True))
         return f'{head},"results":[{results}]}}'.encode()
@@ -401,7 +402,8 @@ class Engine:
         counts = np.bincount(levels + 1, minlength=len(LEVELS) + 1)
         head = json.dumps({"domain": domain, "at": when.isoformat(), "unit": spec.serving.unit,
                            "value_meaning": spec.serving.value, "model_version": model.version,
-                           **self._freshness(spec, when), "cells": len(values), "unknown": int(counts[0]),
+                           "conditions": _shown(conds), **self._freshness(spec, when), "cells": len(values),
+                           "unknown": int(counts[0]),
                            "levels": {en: int(k) for (_, en), k in zip(LEVELS, counts[1:], strict=True)}},
                           ensure_ascii=False)
         return (f'{{"type":"FeatureCollection","metadata":{head},"features":[' + ",".join(parts) + "]}").encode()
@@ -524,6 +526,11 @@ def _missing_by_cell(spec: DomainSpec, rows: pd.DataFrame) -> pd.Series:
 def _unknown_reason(missing: list[str], when: pd.Timestamp) -> str:
     return (f"no data for {', '.join(missing) or 'its essential inputs'} at {when:%Y-%m-%d %H:%M} KST (nothing held "
             "for the cell, and no fallback within reach): the cell is not scored")
+
+
+def _shown(conds: dict) -> dict:
+    """The conditions the answer was built with (defaults included), as JSON values."""
+    return {k: v.isoformat() if isinstance(v, date) else v for k, v in conds.items()}
 
 
 def _frozen(conds: dict) -> tuple:

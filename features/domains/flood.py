@@ -77,6 +77,7 @@ class StationSeries:
     rain: dict[int, pd.DataFrame]  # k -> observed rain over (t - k h, t]
     # k -> nowcast issued at t summed over leads 1..k, (t, t + k h], at the station's forecast grid point
     fcst: dict[int, pd.DataFrame]
+    fcst_late: pd.DataFrame  # 1 where the hour's issue is not held and the previous one stands in
     tide: pd.Series  # observed tide at t
     tide_pred: pd.Series  # predicted (astronomical) tide at t
     tide_pred_max: dict[int, pd.Series]  # k -> max predicted tide over (t, t + k h]
@@ -96,14 +97,25 @@ def _station_series(src) -> StationSeries:
     lead = (nc["valid"] - nc["issued"]) / ts.HOUR
     nc = nc.loc[lead.between(1, max(FCST_WINDOWS))].assign(lead=lead)
     nc = nc.merge(stations[["station_id", "nx", "ny"]], on=["nx", "ny"])
-    fcst = {}
+    # One hourly wide frame per lead (index: issue hour): the windows are sums of them.
+    by_lead = {k: ts.hourly_wide(nc.loc[nc["lead"] == k], "rain_mm", time="issued", keys=stations["station_id"])
+               for k in range(1, max(FCST_WINDOWS) + 1)}
+    index = by_lead[1].index.union(by_lead[1].index + ts.HOUR)  # an hour past the newest issue: the fallback
+    by_lead = {k: w.reindex(index) for k, w in by_lead.items()}
+    fcst, late = {}, None
     for k in FCST_WINDOWS:
-        summed = nc.loc[nc["lead"] <= k].groupby(["station_id", "issued"], as_index=False)["rain_mm"].sum(min_count=1)
-        fcst[k] = ts.hourly_wide(summed, "rain_mm", time="issued", keys=stations["station_id"])
+        own = sum(by_lead[j].fillna(0) for j in range(1, k + 1)).where(
+            pd.concat([by_lead[j].notna() for j in range(1, k + 1)]).groupby(level=0).any())
+        # This hour's issue not held (late, or lost): the previous issue an hour on stands in, its leads
+        # 2..k+1, the hour past its sixth lead taken as its sixth (the forecast's last hour persisted).
+        last = max(FCST_WINDOWS)
+        prev = sum(by_lead[min(j, last)] for j in range(2, k + 2)).shift(1, freq="h").reindex(index)
+        fcst[k] = own.combine_first(prev)
+        late = own.isna() & prev.notna()  # the longest window's, after the loop
     tide = src["tide"]
     obs = ts.hourly_wide(tide.assign(k=0), "tide_cm", key="k")[0]
     pred = ts.hourly_wide(tide.assign(k=0), "tide_pred_cm", key="k")
-    return StationSeries(stations, ts.cell_stations(src, stations), rain, fcst, obs, pred[0],
+    return StationSeries(stations, ts.cell_stations(src, stations), rain, fcst, late.astype(float), obs, pred[0],
                          {k: ts.leading_agg(pred, k, "max")[0] for k in TIDE_WINDOWS})
 
 
@@ -114,6 +126,7 @@ class _Lookups:
     choice: ts.StationChoice  # by cell position: columns of the stations that may stand for it in ``rain`` etc.
     rain: dict[int, ts.HourlyArray]
     fcst: dict[int, ts.HourlyArray]
+    fcst_late: ts.HourlyArray
     tide: ts.HourlyArray  # one column
     tide_pred: ts.HourlyArray
     tide_pred_max: dict[int, ts.HourlyArray]
@@ -129,7 +142,7 @@ def _lookups(src) -> _Lookups:
         assert all(list(a.columns) == list(rain[1].columns) for a in (*rain.values(), *fcst.values()))
         choice = ts.station_choice(src, s.stations, rain[1].columns)
         tr = located_traces(src)
-        return _Lookups(choice, rain, fcst, ts.HourlyArray(s.tide.to_frame()),
+        return _Lookups(choice, rain, fcst, ts.HourlyArray(s.fcst_late), ts.HourlyArray(s.tide.to_frame()),
                         ts.HourlyArray(s.tide_pred.to_frame()),
                         {k: ts.HourlyArray(v.to_frame()) for k, v in s.tide_pred_max.items()},
                         ts.EventIndex(tr["cell_pos"], tr["known_at"]))
@@ -159,6 +172,9 @@ def _observed(src, pos: np.ndarray, times, notes: list | None = None) -> dict[st
     if notes is not None:
         notes.append(ts.fallback_notes(look.choice, pos, used, "rain"))
         notes.append(ts.fallback_notes(look.choice, pos, fused, "rain nowcast"))
+        late = look.fcst_late.at(hours, ts.chosen(candidates, fused)) == 1
+        notes.append(np.where(late, "rain nowcast: this hour's issue is not held; the previous hour's issue is "
+                              "used one hour on (its last hour persisted for the 6 h window)", None))
         notes.append(np.where(gauge_down, "tide: no gauge observation for this hour; the predicted tide is used",
                               None))
     return out
@@ -505,14 +521,16 @@ def serving_combine(rows: pd.DataFrame, pred) -> pd.DataFrame:
 
 
 def serving_now(src) -> pd.Timestamp:
-    """The last hour with observed rain at a city station, a nowcast issued and an observed tide."""
+    """The last hour with observed rain at a city station, a nowcast issued for it (or the hour before: see
+    :func:`station_series`) and a tide (observed, or the prediction the gauge file carries ahead)."""
     def latest() -> pd.Timestamp:
         s = station_series(src)
         rain = s.rain[1].index[s.rain[1].notna().any(axis=1).to_numpy()]
-        tide = s.tide.index[s.tide.notna().to_numpy()]
+        tide = s.tide.index[(s.tide.notna() | s.tide_pred.reindex(s.tide.index).notna()).to_numpy()]
         if not len(rain) or not len(tide):
             raise DataError("flood: no rain or tide observations to serve from")
-        return min(rain.max(), sa.last_time(src["nowcast"], "issued", ["rain_mm"]).floor("h"), tide.max())
+        issued = sa.last_time(src["nowcast"], "issued", ["rain_mm"]).floor("h")
+        return min(rain.max(), issued + ts.HOUR, tide.max())
     return ts.memo(src, "flood.now", latest)
 
 

@@ -86,8 +86,13 @@ def _generate_into(settings, raw: Path, truth: Path, say: Callable[[str], None])
     say("tide")
     predicted = tide.predicted_tide(period)
     observed = predicted + tide.surge(period, wx.events, stream(seed, "tide"))
-    tf = tide.tide_frame(period, city.tide.station, predicted, observed.copy(), stream(seed, "tide-gaps"))
-    out["tide"] = write_by_year(tf, period.year, raw, "tide", f"TIDE_{city.tide.code}_{{year}}.csv")
+    # The file also holds the astronomical prediction for the days after the last observation, as KHOA
+    # publishes it ahead: a live service reads the coming hours' predicted high water from it.
+    ahead = Period(period.start, period.end + tide.PREDICTED_AHEAD)
+    tail = np.full(ahead.n - period.n, np.nan)
+    tf = tide.tide_frame(ahead, city.tide.station, tide.predicted_tide(ahead), np.concatenate([observed, tail]),
+                         stream(seed, "tide-gaps"))
+    out["tide"] = write_by_year(tf, ahead.year, raw, "tide", f"TIDE_{city.tide.code}_{{year}}.csv")
 
     say("nowcasts")
     nc = nowcast_frame(period, stations, wx.rain, stream(seed, "nowcast"))

@@ -14,6 +14,8 @@ from features.embedded.noise import ar1
 from features.embedded.period import Period
 
 MEAN_CM = 470.0
+#: How far past the last observation the file carries the prediction (KHOA publishes a year ahead).
+PREDICTED_AHEAD = pd.Timedelta(days=31)
 # name: (period h, amplitude cm, phase rad at 2000-01-01 00:00). Astronomy does not depend on the seed;
 # the phases are chosen so that high waters pass 886 cm some 40 days a year and 953 cm about once in 6 years.
 CONSTITUENTS = {

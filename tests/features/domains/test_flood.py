@@ -90,6 +90,30 @@ def test_conditions_read_the_nearest_station_and_the_tide(src):
                                                          "tide_pred_cm"].max()
 
 
+def test_a_late_nowcast_issue_is_stood_in_for_by_the_previous_one_an_hour_on(src):
+    t = pd.Timestamp("2021-07-17 20:00")
+    nc = src["nowcast"]
+    late = src.override("nowcast", nc[nc["issued"] != t])  # this hour's issue has not arrived
+    cell = src.grid.cells.iloc[5]["cell_id"]
+    stations = ts.weather_stations(src.city)
+    sid = ts.nearest_key([src.grid.cells.iloc[5]["lat"]], [src.grid.cells.iloc[5]["lon"]], stations)[0]
+    nx, ny = stations.set_index("station_id").loc[sid, ["nx", "ny"]]
+    prev = nc[(nc["issued"] == t - pd.Timedelta(hours=1)) & (nc["nx"] == nx) & (nc["ny"] == ny)]
+    rain = prev.set_index((prev["valid"] - prev["issued"]) / pd.Timedelta(hours=1))["rain_mm"]
+    notes: list = []
+    got = flood._observed(late, ts.cell_positions(late, [cell]), [t], notes)
+    assert got["rain_fcst_1h"][0] == pytest.approx(rain.loc[2])
+    assert got["rain_fcst_3h"][0] == pytest.approx(rain.loc[2:4].sum())
+    assert got["rain_fcst_6h"][0] == pytest.approx(rain.loc[2:6].sum() + rain.loc[6])  # the sixth hour persisted
+    assert any(n is not None and n[0] and "previous hour's issue" in n[0] for n in notes)
+    # With this hour's issue held, it is the one read (and no note).
+    notes = []
+    own = flood._observed(src, ts.cell_positions(src, [cell]), [t], notes)
+    mine = nc[(nc["issued"] == t) & (nc["nx"] == nx) & (nc["ny"] == ny)]
+    assert own["rain_fcst_6h"][0] == pytest.approx(mine["rain_mm"].sum())
+    assert not any(n is not None and n[0] and "previous hour's issue" in n[0] for n in notes)
+
+
 def test_label_looks_three_hours_ahead_and_past_floods_strictly_before(src):
     tr = flood.located_traces(src)
     known = tr[tr["onset"].notna() & (tr["known_at"] == tr["onset"])].iloc[0]
