@@ -236,3 +236,27 @@ def test_observed_rn1_reads_as_a_nowcast_valid_at_the_base_time(city, replay):
 ])
 def test_answers_in_every_shape_are_classified(text, code):
     assert parse_answer(text)[0] == code
+
+
+def test_fetch_command_appends_to_the_store_and_reports(replay, tmp_path):
+    """`urban-safety fetch` against the replay server: rows land in the store, once however often it runs."""
+    import os
+    import subprocess
+    import sys
+
+    from live.store import ObservationStore
+    from tests.serving.conftest import ROOT
+
+    env = {**os.environ, "URBAN_SAFETY_DATA_DIR": str(tmp_path), "URBAN_SAFETY_API_BASE": replay.url,
+           "URBAN_SAFETY_DATA_GO_KR_KEY": KEY, "URBAN_SAFETY_FETCH_MIN_INTERVAL": "0",
+           "URBAN_SAFETY_FETCH_BACKOFF": "0.001"}
+    cmd = [sys.executable, "-m", "urban_safety.cli", "fetch", "--source", "asos", "--since", "2024-07-01T10:00",
+           "--until", "2024-07-01T15:00"]
+    first = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    assert "6 accepted" in first.stdout, first.stdout
+    again = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert "0 accepted, 6 duplicate" in again.stdout, again.stdout
+    held = ObservationStore(f"sqlite:///{tmp_path / 'live.db'}").frame("asos")
+    assert held.set_index("time").loc["2024-07-01 13:00", "rain_mm"] == 12.5
+    assert set(held["station_id"]) == {112}
