@@ -192,7 +192,8 @@ async def get_alert(alert_id: str, request: Request) -> Response:
     return await _answer(read)
 
 
-@router.post("/alerts/{alert_id}/ack")
+@router.post("/alerts/{alert_id}/ack", openapi_extra={"requestBody": {"required": True, "content": {
+    "application/json": {"schema": AckBody.model_json_schema()}}}})
 async def acknowledge(alert_id: str, request: Request) -> Response:
     """Record that a person acknowledged or dismissed an alert; answers the recorded event."""
     raw = await request.body()

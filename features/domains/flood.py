@@ -529,8 +529,11 @@ def serving_now(src) -> pd.Timestamp:
         tide = s.tide.index[(s.tide.notna() | s.tide_pred.reindex(s.tide.index).notna()).to_numpy()]
         if not len(rain) or not len(tide):
             raise DataError("flood: no rain or tide observations to serve from")
-        issued = sa.last_time(src["nowcast"], "issued", ["rain_mm"]).floor("h")
-        return min(rain.max(), issued + ts.HOUR, tide.max())
+        forecast = s.fcst[max(FCST_WINDOWS)]  # every window of an issue (or its stand-in) held
+        forecast = forecast.index[forecast.notna().any(axis=1).to_numpy()]
+        if not len(forecast):
+            raise DataError("flood: no rain nowcast to serve from")
+        return min(rain.max(), forecast.max(), tide.max())
     return ts.memo(src, "flood.now", latest)
 
 

@@ -59,7 +59,7 @@ models, problems = model_store.load_models()
 out = {"loaded": sorted(models), "problems": problems}
 if snapshot:
     from serving.engine import Engine
-    out["info"] = Engine(model_store.load_context(), models, problems).models_info()
+    out["info"] = Engine(model_store.load_context()[0], models, problems).models_info()
 print("RESULT " + json.dumps(out, default=str))
 """
 
