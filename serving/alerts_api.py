@@ -246,13 +246,14 @@ async def replay(request: Request) -> Response:
         with db.connect() as conn:
             newest = conn.execute(sa.select(sa.func.max(m.at)).where(*where)).scalar()
             rows = [] if newest is None else conn.execute(
-                sa.select(m.cycle, m.at, m.lead_hours, m.levels, CYCLES.c.started_at)
+                sa.select(m.cycle, m.at, m.lead_hours, m.levels, CYCLES.c.started_at, CYCLES.c.store_version)
                 .select_from(CYCLE_MAPS.outerjoin(CYCLES, CYCLES.c.id == m.cycle))
                 .where(*where, m.at > newest - timedelta(hours=hours))
                 .order_by(m.at, m.cycle, m.lead_hours)).mappings().all()
         return JSONResponse({"domain": domain, "hours": hours, "lead_hours": lead, "newest": _iso(newest),
                              "steps": [{"cycle": r["cycle"], "at": _iso(r["at"]), "lead_hours": r["lead_hours"],
-                                        "started_at": _iso(r["started_at"]), "levels": json.loads(r["levels"])}
+                                        "started_at": _iso(r["started_at"]), "store_version": r["store_version"],
+                                        "levels": json.loads(r["levels"])}
                                        for r in rows]})
     return await _answer(read)
 

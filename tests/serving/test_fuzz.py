@@ -210,8 +210,8 @@ def test_schemathesis_generation_over_every_documented_operation(served, operati
                 send_case(case, served, session, recorder, builtin_checks=True)
 
             fuzz()
-    for op in operations.values():  # GET routes have no inputs: a few plain calls each
-        if op.method.upper() == "GET":
+    for op in operations.values():  # GET routes without path parameters: a few plain calls each
+        if op.method.upper() == "GET" and "{" not in op.path:
             for _ in range(DIRECT_GETS):
                 send_case(op.Case(), served, session, recorder)
     for path in ("/models", "/domains"):
