@@ -98,6 +98,9 @@ function buildForm(domain) {
     if (c.type === "bool") {
       input = el("select", {}, el("option", { value: "", textContent: c.required ? "—" : "from observations" }),
         el("option", { value: "true", textContent: "yes" }), el("option", { value: "false", textContent: "no" }));
+    } else if (c.choices) {  // e.g. flood's lead time: 1, 3 or 6 hours
+      input = el("select", {}, el("option", { value: "", textContent: `default (${c.example})` }),
+        ...c.choices.map((v) => el("option", { value: String(v), textContent: `${v} ${c.unit}` })));
     } else {
       // No min/max attributes: the range is shown as text and checked by the server, whose message we show.
       input = el("input", { type: c.type === "date" ? "date" : "number", step: c.type === "int" ? "1" : "any",

@@ -154,6 +154,18 @@ def test_a_bad_value_shows_the_servers_message(page, api, served):
     page.wait_for_selector("#error", state="hidden", timeout=WAIT_MS)
 
 
+def test_flood_lead_time_is_chosen_from_its_choices(page):
+    page.select_option("#domain", "flood")
+    wait_drawn(page, "flood")
+    assert page.eval_on_selector_all("#c-lead_hours option", "os => os.map(o => o.value)") == ["", "1", "3", "6"]
+    with page.expect_request(risk_map_request("flood"), timeout=WAIT_MS) as req:
+        page.select_option("#c-lead_hours", "6")
+        page.click("#draw")
+    assert json.loads(req.value.post_data)["conditions"]["lead_hours"] == 6  # a number, as the API wants
+    wait_drawn(page, "flood")
+    assert page.locator("#error").is_hidden()
+
+
 def test_wall_display_controls(page):
     assert page.eval_on_selector_all("#refresh option", "os => os.map(o => o.value)") == ["0", "60", "300"]
     assert page.locator("#at").get_attribute("type") == "datetime-local"
