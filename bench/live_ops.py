@@ -163,11 +163,21 @@ def main() -> None:
         report = loop.step()
         for k, v in report.timings.items():
             per.setdefault(k, []).append(v)
-    print(f"\nlive cycle after a new hour of rain ({args.cycles} cycles, {len(engine.grid.cells)} cells)")
-    for k, v in per.items():
-        print(f"  {k:<12} median {statistics.median(v):6.2f} s   max {max(v):6.2f} s")
-    total = statistics.median(per["total"])
-    print(f"  target: new data -> every map refreshed under 5 s: {'met' if total < 5 else 'MISSED'} ({total:.2f} s)")
+    cold = {}
+    for _ in range(args.cycles):  # every map built afresh: what a new slot or day costs a domain
+        for cache in (engine._maps, engine._spent, engine._city):
+            cache.drop(lambda key: True)
+        report = loop.step(force=True)
+        for k, v in report.timings.items():
+            cold.setdefault(k, []).append(v)
+    print(f"\nlive cycle ({args.cycles} cycles each, {len(engine.grid.cells)} cells, flood at 3 leads), seconds")
+    print(f"  {'step':<12} {'new hour of rain':>18} {'every map rebuilt':>18}")
+    for k in per:
+        print(f"  {k:<12} {statistics.median(per[k]):>11.2f} (max {max(per[k]):.2f}) "
+              f"{statistics.median(cold[k]):>9.2f} (max {max(cold[k]):.2f})")
+    total, worst = statistics.median(per["total"]), statistics.median(cold["total"])
+    print(f"  target: new data -> every map refreshed under 5 s: {'met' if max(total, worst) < 5 else 'MISSED'} "
+          f"({total:.2f} s after new rain, {worst:.2f} s with every map rebuilt)")
     shutil.rmtree(work, ignore_errors=True)
 
 

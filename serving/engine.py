@@ -128,14 +128,15 @@ class Engine:
         self._lock = threading.Lock()
         self._following = threading.Lock()
 
-    def _hold(self, sources: Sources) -> None:
+    def _hold(self, sources: Sources, observed: dict[str, np.ndarray] | None = None) -> None:
         """Take ``sources`` as the held observations: the times each domain answers for, which domains can
         answer at all (a partial city: those it does not run or holds no data for answer 503 with the reason)
-        and when each live source was last observed."""
+        and when each live source was observed (``observed``: already known, else read from the frames)."""
         now, unavailable = domain_times(sources, self.specs)
         first = {name: max(EARLIEST_AT, pd.Timestamp(self.specs[name].serving.first(sources)))
                  if self.specs[name].serving.first else EARLIEST_AT for name in now}
-        observed = {s: observed_times(s, sources.loaded([s])[s]) for s in LIVE_SOURCES if sources.available(s)}
+        if observed is None:
+            observed = {s: observed_times(s, sources.loaded([s])[s]) for s in LIVE_SOURCES if sources.available(s)}
         self.sources, self._now, self._first, self._observed = sources, now, first, observed
         self.unavailable = unavailable
         self.problems = {**self._load_problems, **unavailable}
@@ -150,7 +151,7 @@ class Engine:
             return []
         with self._following:
             version, changes = self.store.changes(self.version)
-            frames = {}
+            frames, observed = {}, dict(self._observed)
             for change in changes:
                 rows = change.rows
                 try:
@@ -159,8 +160,11 @@ class Engine:
                     continue
                 held = self.sources.loaded([change.source]).get(change.source)
                 frames[change.source] = rows if held is None else merge_rows(held, rows, change.source)
+                # The store never empties a held value: observation times only grow.
+                observed[change.source] = np.union1d(observed.get(change.source, np.array([], "datetime64[ns]")),
+                                                     observed_times(change.source, rows))
             if frames:
-                self._hold(self.sources.replaced(frames))
+                self._hold(self.sources.replaced(frames), observed)
                 for change in changes:
                     since = change.first - LOOKAHEAD.get(change.source, pd.Timedelta(0))
                     hit = {name for name, spec in self.specs.items() if change.source in spec.sources}

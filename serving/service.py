@@ -136,11 +136,15 @@ class RiskService:
                 if self.engine.store.version() != self.engine.version:
                     self._compute.submit(self._take_new).result()
             except Exception:  # a store that blips must not stop the following
-                log.exception("following the observation store failed; retrying")
+                log.exception("asking the observation store for its version failed; retrying")
 
     def _take_new(self) -> None:
         start = time.perf_counter()
-        changes = self.engine.follow()
+        try:
+            changes = self.engine.follow()
+        except Exception:  # a store that blips: the follower thread asks again
+            log.exception("taking new observations from the store failed")
+            return
         if changes:
             log.info("took %s from the observation store in %.2f s (version %d)",
                      ", ".join(f"{len(c.rows)} {c.source}" for c in changes), time.perf_counter() - start,
@@ -209,7 +213,7 @@ class RiskService:
 
         answer = await asyncio.get_running_loop().run_in_executor(self._ingest, self._call, ingest)
         if isinstance(answer, dict) and answer.get("accepted"):
-            await self._computed(self._take_new)  # this worker answers from the new rows at once
+            self._compute.submit(self._take_new)  # this worker takes them next, without holding up the answer
         return answer
 
     @api("/predict")
