@@ -39,20 +39,24 @@ def format_values(mm: np.ndarray) -> np.ndarray:
 
 
 def nowcast_frame(period: Period, stations, rain: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
-    """All forecasts: one row per issue hour, station grid point and lead (forecasts past the end dropped).
+    """All forecasts: one row per issue hour (every hour mark, the period's end included), station grid point
+    and lead.
 
     Issues are at ``start + i h``; lead ``k`` forecasts the hour starting ``start + (i + k - 1) h`` (printed as
     fcstDate/fcstTime), i.e. the hour whose true rain is ``rain[i + k - 1]``. Adds a ``year`` column (issue year)
     for splitting into files; drop it before writing.
     """
     n = period.n
-    times = pd.date_range(period.start, period.end, freq="h")  # n + 1 hour marks
+    # Every hour mark issues all its leads, the last one too (as in live operation, where the newest issue
+    # is never short of leads): past the end the forecast is made from the last hour's rain, persisted.
+    times = pd.date_range(period.start, period.end + pd.Timedelta(hours=max(LEADS)), freq="h")
+    truth = np.concatenate([rain, np.repeat(rain[-1:], max(LEADS), axis=0)])
     date8 = np.asarray(times.strftime("%Y%m%d"), dtype=object)
     hhmm = np.asarray(times.strftime("%H00"), dtype=object)
     frames = []
     for k in LEADS:
-        issue = np.arange(0, n - k + 1)
-        fc = forecast_values(rain[issue + k - 1], k, rng)
+        issue = np.arange(0, n + 1)
+        fc = forecast_values(truth[issue + k - 1], k, rng)
         for j, st in enumerate(stations):
             frames.append(pd.DataFrame({
                 "baseDate": date8[issue], "baseTime": hhmm[issue], "fcstDate": date8[issue + k - 1],
