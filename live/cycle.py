@@ -203,8 +203,8 @@ class LiveLoop:
         events = evaluate(self.db, cycle, maps, started)
         self.cycles += 1
         delivered = deliver_pending(self.db)
-        log.info("cycle %d: %s in, maps refreshed %.2f s after the data (%s); %d alert event(s), %d delivered",
-                 cycle, taken or "nothing new", seconds,
+        log.info("cycle %d: %s, maps refreshed %.2f s after the data (%s); %d alert event(s), %d delivered",
+                 cycle, ", ".join(f"{len(c.rows)} new {c.source} row(s)" for c in changes) or "no new data", seconds,
                  ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()), len(events), delivered)
         return CycleReport(cycle, max((m.at for m in maps), default=None), taken, timings, seconds, maps, events,
                            skipped)
