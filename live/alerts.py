@@ -252,6 +252,37 @@ def _most_common_cause(cells: list[dict]) -> str | None:
     return min(counts, key=lambda cause: (-counts[cause], -worst[cause], cause)) if counts else None
 
 
+# --- inputs ----------------------------------------------------------------------------------------------
+
+#: The lead of a domain's input-quality alert (drift or missing inputs, live/monitor.py): it is about the
+#: data the domain answers from, not a map's cells, so it holds none; its cause lists the problems.
+INPUTS_LEAD = -1
+
+
+def data_quality(db: sa.Engine, domain: str, problems: list[str], issued_at: datetime) -> list[AlertEvent]:
+    """Open (at 경계), update or clear ``domain``'s input-quality alert: open while ``problems`` is not empty."""
+    cause = "; ".join(problems) or None
+    with writing(db) as conn:
+        row = conn.execute(sa.select(ALERTS).where(ALERTS.c.domain == domain, ALERTS.c.lead_hours == INPUTS_LEAD,
+                                                   ALERTS.c.status == "open")).mappings().first()
+        if cause is None:
+            if row is None:
+                return []
+            conn.execute(ALERTS.update().where(ALERTS.c.id == row["id"]).values(
+                status="cleared", cleared_at=issued_at, updated_at=issued_at))
+            return [_record(conn, row["id"], "cleared", None, issued_at, issued_at, {"cause": [row["cause"], None]})]
+        if row is None:
+            alert_id = conn.execute(ALERTS.insert().values(
+                domain=domain, lead_hours=INPUTS_LEAD, status="open", level=DEFAULT_LEVEL, cells="[]", cause=cause,
+                data_time=issued_at, opened_at=issued_at, updated_at=issued_at)).inserted_primary_key[0]
+            return [_record(conn, alert_id, "opened", None, issued_at, issued_at, {"cause": [None, cause]})]
+        if cause == row["cause"]:
+            return []
+        conn.execute(ALERTS.update().where(ALERTS.c.id == row["id"]).values(cause=cause, updated_at=issued_at,
+                                                                            data_time=issued_at))
+        return [_record(conn, row["id"], "updated", None, issued_at, issued_at, {"cause": [row["cause"], cause]})]
+
+
 # --- people -------------------------------------------------------------------------------------------
 
 def ack(db: sa.Engine, alert_id: int, by: str, action: str, note: str | None = None,

@@ -48,6 +48,8 @@ CYCLE_MAPS = sa.Table(
 KEEP_HOURS = float(os.environ.get("URBAN_SAFETY_REPLAY_HOURS", "24"))
 #: A quake this recent (before the data time) is scored by the cycle; none: the earthquake domain rests.
 QUAKE_WINDOW = timedelta(hours=24)
+#: How often the cycle checks the answered inputs against training (live/monitor.py).
+MONITOR_EVERY = timedelta(hours=1)
 
 
 @dataclass
@@ -155,7 +157,11 @@ class LiveLoop:
                  interval_s: float = 600.0, poll_s: float = 2.0):
         self.engine, self.db, self.inbox = engine, db, inbox
         self.fetch_sources, self.interval_s, self.poll_s = tuple(fetch_sources), interval_s, poll_s
-        self.cycles = 0
+        self.cycles, self._monitored = 0, None
+        if engine.recorder is None:
+            from live.monitor import Recorder
+
+            engine.recorder = Recorder("cycle")
 
     def take(self, fetch: bool) -> tuple[dict[str, int], float | None]:
         """Ingest what waits (inbox) or is fetched; (rows accepted per source, when the first row landed)."""
@@ -201,6 +207,7 @@ class LiveLoop:
         with writing(self.db) as conn:
             conn.execute(CYCLES.update().where(CYCLES.c.id == cycle).values(seconds=seconds, timings=json.dumps(timings)))
         events = evaluate(self.db, cycle, maps, started)
+        events += self.monitor()
         self.cycles += 1
         delivered = deliver_pending(self.db)
         log.info("cycle %d: %s, maps refreshed %.2f s after the data (%s); %d alert event(s), %d delivered",
@@ -208,6 +215,18 @@ class LiveLoop:
                  ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()), len(events), delivered)
         return CycleReport(cycle, max((m.at for m in maps), default=None), taken, timings, seconds, maps, events,
                            skipped)
+
+    def monitor(self) -> list:
+        """Write the answered rows; every MONITOR_EVERY, check them against training and raise or clear the
+        input-quality alerts (live/monitor.py)."""
+        from live.monitor import check, raise_alerts
+
+        if self.engine.recorder is not None:
+            self.engine.recorder.flush(self.db)
+        if self._monitored is not None and time.monotonic() - self._monitored < MONITOR_EVERY.total_seconds():
+            return []
+        self._monitored = time.monotonic()
+        return raise_alerts(self.db, check(self.db, 24.0))
 
     def due(self) -> bool:
         """Something new waits: inbox files, or observations the engine has not taken."""

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 METADATA = sa.MetaData()
-TABLE_MODULES = ("live.store", "live.cycle", "live.alerts")
+TABLE_MODULES = ("live.store", "live.cycle", "live.alerts", "live.monitor")
 
 
 def store_url(settings) -> str:

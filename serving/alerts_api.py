@@ -283,3 +283,24 @@ async def replay_map(cycle: str, domain: str, request: Request) -> Response:
             raise ApiError(400, ["lead_hours"], f"required: cycle {cycle} stored {domain} at leads {leads}", "missing")
         return Response(zlib.decompress(rows[0].geojson), media_type="application/geo+json")
     return await _answer(read)
+
+
+# --- monitoring ---------------------------------------------------------------------------------------------
+
+@router.get("/monitoring")
+async def monitoring(request: Request) -> Response:
+    """Per domain: the answered inputs and predictions of the last ``hours`` against the training table (PSI
+    per feature, share missing, problems, status ok / drift / insufficient); see live/monitor.py."""
+    try:
+        params = _params(request, ("hours", "domain"))
+        hours = _int(params, "hours", 24, 1, 24 * 30)
+        domain = _domain(params, required=False)
+    except ApiError as exc:
+        return exc.response()
+
+    def read(db):
+        from live.monitor import check
+
+        report = check(db, hours, [domain] if domain else None)
+        return JSONResponse({"hours": hours, "domains": report})
+    return await _answer(read)

@@ -104,6 +104,7 @@ class Engine:
     city_cost_guess_s: float = CITY_COST_GUESS_S  # a whole-city /risk build's cost until one is measured
     store: Any = None  # live.store.ObservationStore the engine follows (None: the snapshot only)
     version: int = 0  # the store's version the held observations include
+    recorder: Any = None  # live.monitor.Recorder: a sample of every answer's rows, for drift monitoring
 
     def __post_init__(self) -> None:
         self.specs = {name: spec for name, spec in domains().items() if spec.serving is not None}
@@ -287,7 +288,10 @@ class Engine:
         sources = self.sources  # one snapshot for the whole answer, whatever follow() swaps in meanwhile
         requests = spec.serving.requests(sources, cells, at, conditions)
         rows = spec.build_rows(sources, requests)
-        pred, _ = self._predict_rows(spec, model, rows[list(spec.features)])
+        X = rows[list(spec.features)]
+        pred, _ = self._predict_rows(spec, model, X)
+        if self.recorder is not None:
+            self.recorder.add(spec.name, at, X, pred)
         answers = spec.serving.combine(rows, pred).set_index("cell_id")
         answers["missing"] = _missing_by_cell(spec, rows).reindex(answers.index)
         return rows, answers
@@ -437,6 +441,8 @@ class Engine:
             raise ApiError(400, ["records", i, spec.features[j]], "must be a finite number (or null when missing)",
                            "finite_number")
         pred, unknown = self._predict_rows(spec, model, X)
+        if self.recorder is not None:
+            self.recorder.add(spec.name, None, X, pred)
         return {"domain": domain, "model_version": model.version, "predictions": [_num(p) for p in pred],
                 "unknown_rows": np.flatnonzero(unknown).tolist(),
                 **({"unknown_reason": f"a record without {' or '.join(spec.essential)} gets no prediction (null)"}

@@ -121,6 +121,33 @@ def snapshot_sources(settings: Settings) -> str:
     return str(model.tag)
 
 
+def ensure_references(settings: Settings) -> dict[str, str]:
+    """Each served domain's monitoring reference (live/monitor.py): a profile of up to 50,000 rows of its
+    feature table scored by the champion, made again when the champion changed. Domain -> what was done."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from live.monitor import REFERENCE_ROWS, profile, references, store_reference
+    from training.models import predict
+
+    db = ObservationStore.for_settings(settings).engine
+    held, out = references(db), {}
+    models, _ = load_models()
+    for name, model in models.items():
+        tag, path = model.info["bento_tag"], settings.features_dir / f"{name}.parquet"
+        if held.get(name, {}).get("model") == tag:
+            out[name] = "unchanged"
+        elif not path.exists():
+            out[name] = f"no feature table at {path}"
+        else:
+            table = pq.read_table(path, columns=list(domains()[name].features))
+            rows = np.random.default_rng(0).choice(table.num_rows, min(REFERENCE_ROWS, table.num_rows), replace=False)
+            X = table.take(np.sort(rows)).to_pandas().astype("float64")
+            store_reference(db, name, tag, profile(X, predict(model.family, model.booster, X)))
+            out[name] = "made"
+    return out
+
+
 def load_context() -> tuple[Sources, ObservationStore | None, int]:
     """The snapshot as in-memory Sources, the observation store it was taken from and the store's version
     then (raises NotFound when there is none). The store is None when it cannot be reached (a Bento served

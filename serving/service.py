@@ -121,6 +121,9 @@ class RiskService:
         # Writes to the observation store wait on its lock, not on the interpreter: a thread of their own.
         self._ingest = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest")
         if self.engine is not None and self.engine.store is not None:
+            from live.monitor import Recorder
+
+            self.engine.recorder = Recorder("service")
             threading.Thread(target=self._follow, name="follow", daemon=True).start()
         # The data and models loaded above live as long as the worker: keep them out of the garbage
         # collector's full passes, which otherwise stall a request for ~130 ms every few thousand.
@@ -129,14 +132,15 @@ class RiskService:
 
     def _follow(self) -> None:
         """Every FOLLOW_S, take what the store received (on the compute thread, so no answer is built from
-        half-swapped data); the cached answers that read it go with it."""
+        half-swapped data; the cached answers that read it go with it) and write the sample of answered rows."""
         while True:
             time.sleep(FOLLOW_S)
             try:
                 if self.engine.store.version() != self.engine.version:
                     self._compute.submit(self._take_new).result()
+                self.engine.recorder.flush(self.engine.store.engine)  # what was answered, for monitoring
             except Exception:  # a store that blips must not stop the following
-                log.exception("asking the observation store for its version failed; retrying")
+                log.exception("following the observation store failed; retrying")
 
     def _take_new(self) -> None:
         start = time.perf_counter()

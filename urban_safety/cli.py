@@ -330,7 +330,7 @@ def serve(
     import os
     import sys
 
-    from serving.model_store import import_champions, snapshot_sources
+    from serving.model_store import ensure_references, import_champions, snapshot_sources
 
     settings = get_settings()
     with _progress() as progress:
@@ -338,6 +338,8 @@ def serve(
         imported = import_champions(settings)
         progress.update(task, description="snapshotting the data the feature builders read")
         context = snapshot_sources(settings)
+        progress.update(task, description="profiling the training tables for monitoring")
+        ensure_references(settings)
         progress.update(task, description="models and data ready")
     for item in imported:
         colour = {"missing": "red", "imported": "green"}.get(item.status, "white")
@@ -468,6 +470,37 @@ def live_cmd(
     console.print(f"live cycle every {interval:g} s (and within seconds of new data); Ctrl-C stops")
     with contextlib.suppress(KeyboardInterrupt):
         loop.run()
+
+
+@app.command("monitor")
+@friendly_errors
+def monitor(
+    hours: Annotated[float, typer.Option(help="Answers of the last HOURS (wall clock).")] = 24.0,
+    out: Annotated[Path | None, typer.Option(help="The HTML report; default data/monitoring/report.html.")] = None,
+    alert: Annotated[bool, typer.Option("--alert/--no-alert", help="Open or clear input-quality alerts.")] = True,
+) -> None:
+    """Compare the inputs and predictions the service answered with the training tables (PSI per feature,
+    share missing): a table here, an HTML report with plots, and an operator alert per domain that drifted."""
+    from live.db import database, store_url
+    from live.monitor import check, html_report, raise_alerts, references, served
+
+    settings = get_settings()
+    db = database(store_url(settings))
+    report = check(db, hours)
+    if not report:
+        raise UrbanSafetyError("no monitoring reference: run `urban-safety serve` (it profiles the training tables)")
+    table = Table("domain", "answered rows", "status", "prediction PSI", "problems")
+    for name, r in report.items():
+        table.add_row(name, str(r["rows"]), r["status"], str(r["prediction_psi"]), "\n".join(r["problems"]) or "-")
+    console.print(table)
+    path = out or settings.data / "monitoring" / "report.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(html_report(report, references(db), {n: served(db, n, hours) for n in report}), encoding="utf-8")
+    console.print(f"report: {path}")
+    if alert:
+        for event in raise_alerts(db, report):
+            console.print(f"alert {event.alert_id} {event.kind}: {escape(event.alert['domain'])} inputs: "
+                          f"{escape(event.alert['cause'] or 'clean again')}", highlight=False)
 
 
 @app.command("ui")

@@ -168,3 +168,20 @@ def test_sync_client_reports_errors_as_exceptions(served):
             client.risk(domain="flood", locations=[{"lat": 37.3, "lon": 126.2}])
     finally:
         client.close()
+
+
+def test_monitoring_compares_what_was_answered_with_training(http):
+    for _ in range(2):  # a city map records a sample of its rows
+        assert http.post("/risk_map", json={"domain": "traffic"}).status_code == 200
+    deadline = pd.Timestamp.now() + pd.Timedelta(seconds=30)
+    while True:  # the workers write their samples about every second
+        body = http.get("/monitoring", params={"domain": "traffic", "hours": 1}).json()
+        if body["domains"]["traffic"]["rows"] > 0 or pd.Timestamp.now() > deadline:
+            break
+    traffic = body["domains"]["traffic"]
+    assert traffic["rows"] > 0 and traffic["status"] in ("ok", "drift", "insufficient")
+    assert {f["feature"] for f in traffic["features"]} == set(domains()["traffic"].features)
+    everyone = http.get("/monitoring").json()["domains"]
+    assert set(everyone) == {name for name, spec in domains().items() if spec.serving is not None}
+    assert_error(http.get("/monitoring", params={"domain": "rain"}), 400, "domain")
+    assert_error(http.get("/monitoring", params={"days": 3}), 400, "days")
