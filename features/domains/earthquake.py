@@ -4,7 +4,8 @@ A request is a scenario (magnitude, epicentre, depth, time) and a cell. Features
 motion at the cell (distances, BSSA14 on rock and with the cell's Vs30, see :mod:`features.seismic`) and
 the cell's building stock *as of the scenario time*: only buildings approved by then (or with no
 approval date) count.
-The HAZUS fragility estimate is a feature too, and the baseline uses the same function.
+The HAZUS fragility estimate is a feature too, and the baseline uses the same function; so is its lower
+bound, below which the served share never falls in strong shaking (:func:`apply_physics_floor`).
 """
 
 from __future__ import annotations
