@@ -57,3 +57,42 @@ def test_magnitude_conversion():
     ml = np.linspace(2.0, 8.5, 14)
     assert np.allclose(seismic.mw_to_ml(seismic.ml_to_mw(ml)), ml)
     assert np.all(np.diff(seismic.ml_to_mw(ml)) > 0)
+
+
+def _one_group(n: int, group: int = 0) -> np.ndarray:
+    shares = np.zeros((n, len(seismic.FRAGILITY_GROUPS)))
+    shares[:, group] = 1.0
+    return shares
+
+
+def test_the_floor_is_the_lower_of_the_median_field_and_the_expected_share():
+    ln_pga = np.log(np.geomspace(0.02, 1.5, 40))
+    for group in range(len(seismic.FRAGILITY_GROUPS)):
+        shares = _one_group(len(ln_pga), group)
+        floor = seismic.fragility_floor(ln_pga, shares, 0.6)
+        median_field = seismic.fragility_share(ln_pga, shares)
+        expected = seismic.fragility_share(ln_pga, shares, 0.6)
+        assert np.allclose(floor, np.minimum(median_field, expected))
+    # A mixed stock: the bound holds group by group, so it is below both stock-wide answers.
+    rng = np.random.default_rng(1)
+    mixed = rng.dirichlet(np.ones(len(seismic.FRAGILITY_GROUPS)), len(ln_pga))
+    floor = seismic.fragility_floor(ln_pga, mixed, 0.6)
+    assert np.all(floor <= seismic.fragility_share(ln_pga, mixed) + 1e-12)
+    assert np.all(floor <= seismic.fragility_share(ln_pga, mixed, 0.6) + 1e-12)
+    assert np.isnan(seismic.fragility_floor([0.0], np.full((1, len(seismic.FRAGILITY_GROUPS)), np.nan), 0.6)[0])
+
+
+def test_more_hazard_never_lowers_the_floor():
+    ml = np.linspace(3.0, 8.0, 51)[:, None]
+    dist = np.linspace(0.0, 300.0, 61)[None, :]
+    for vs30 in (180.0, 400.0, 900.0):
+        for depth in (5.0, 40.0):
+            gm = seismic.ground_motion(ml, 37.5, 126.6, depth, 37.5 + dist / 111.2, 126.6, vs30)
+            for group in (0, 5, len(seismic.FRAGILITY_GROUPS) - 1):
+                floor = seismic.fragility_floor(gm["ln_pga"].ravel(), _one_group(gm["ln_pga"].size, group),
+                                                gm["sigma"].ravel()).reshape(gm["ln_pga"].shape)
+                assert np.all(np.diff(floor, axis=0) >= -1e-12) and np.all(np.diff(floor, axis=1) <= 1e-12)
+    shallow, deep = (seismic.ground_motion(6.5, 37.5, 126.6, d, 37.6, 126.6, 400.0) for d in (10.0, 60.0))
+    low, high = (seismic.fragility_floor(np.atleast_1d(g["ln_pga"]), _one_group(1), np.atleast_1d(g["sigma"]))
+                 for g in (deep, shallow))
+    assert high[0] >= low[0]

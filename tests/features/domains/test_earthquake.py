@@ -217,11 +217,73 @@ def test_requests_for_any_scenario_and_cell(src):
     assert (stronger["fragility_damage_share"].iloc[:4] > rows["fragility_damage_share"].iloc[:4]).all()
 
 
+# --- the served answer: never below the physics in strong shaking --------------------------------
+
+
+def _scenario_rows(src, magnitude: float, km: float, depth: float = 8.0, cells: int = 60) -> pd.DataFrame:
+    """Feature rows (the real builder) of the ``cells`` most built-up cells, epicentre ``km`` north of each."""
+    stock = eq.building_stock(src).as_of(src.grid.cells["cell_id"], [pd.NaT] * len(src.grid.cells))
+    pick = src.grid.cells.iloc[np.argsort(-stock["n"].to_numpy(), kind="stable")[:cells]]
+    return eq.build_rows(src, pd.DataFrame({
+        "scenario_id": "floor", "cell_id": pick["cell_id"].to_numpy(), "time": pd.Timestamp("2024-01-01"),
+        "magnitude": magnitude, "epicentre_lat": pick["lat"].to_numpy() + km / 111.2,
+        "epicentre_lon": pick["lon"].to_numpy(), "depth_km": depth}))
+
+
+def test_strong_shaking_raises_a_low_prediction_to_the_physics_floor(src):
+    rows = _scenario_rows(src, magnitude=7.0, km=0.0)
+    pga = np.exp(rows["ln_pga_site"].to_numpy())
+    assert (pga >= eq.STRONG_SHAKING_G).all() and (rows["n_buildings"] > 0).all()
+    bad = np.full(len(rows), 0.01)  # a model that misses the damage entirely
+    answer = eq.serving_combine(rows, bad)
+    floor = rows["fragility_floor_share"].to_numpy()
+    assert (floor > 0.3).all()  # the physics says heavy damage at M7 under the cell
+    assert np.allclose(answer["value"], floor)
+    assert all(d["physics_floor"] == pytest.approx(f, abs=1e-4) for d, f in zip(answer["details"], floor, strict=True))
+    assert all(n == [eq.FLOOR_NOTE] for n in answer["notes"])
+    # A prediction above the floor is the answer as it is, with the floor shown and no note.
+    good = np.minimum(floor + 0.05, 1.0)
+    kept = eq.serving_combine(rows, good)
+    assert np.allclose(kept["value"], good) and kept["notes"].isna().all()
+    assert kept["details"].iloc[0]["physics_floor"] is not None
+
+
+def test_weak_shaking_is_the_model_alone(src):
+    rows = _scenario_rows(src, magnitude=4.5, km=60.0)
+    assert (np.exp(rows["ln_pga_site"]) < eq.STRONG_SHAKING_G).all()
+    pred = np.linspace(-0.1, 0.2, len(rows))
+    answer = eq.serving_combine(rows, pred)
+    assert np.allclose(answer["value"], np.clip(pred, 0, 1))
+    assert answer["notes"].isna().all() and all(d["physics_floor"] is None for d in answer["details"])
+    value, floor, raised = eq.apply_physics_floor(rows, pred)
+    assert np.isnan(floor).all() and not raised.any()
+
+
+def test_the_served_floor_never_falls_as_the_hazard_grows(src):
+    """A model answering 0 everywhere: what is served is the floor alone, from weak to strong shaking."""
+    def served(magnitude, km, depth=8.0):
+        rows = _scenario_rows(src, magnitude, km, depth, cells=20)
+        return eq.serving_combine(rows, np.zeros(len(rows)))["value"].to_numpy()
+
+    by_magnitude = np.array([served(m, 5.0) for m in np.arange(5.0, 8.01, 0.5)])
+    by_distance = np.array([served(6.5, km) for km in (0.0, 5.0, 10.0, 20.0, 40.0, 80.0)])
+    by_depth = np.array([served(6.5, 5.0, d) for d in (5.0, 15.0, 30.0, 60.0)])
+    assert np.all(np.diff(by_magnitude, axis=0) >= -1e-12) and np.all(np.diff(by_distance, axis=0) <= 1e-12)
+    assert np.all(np.diff(by_depth, axis=0) <= 1e-12)
+    assert by_magnitude[0].max() < by_magnitude[-1].min()  # the floor switches on somewhere in between
+    assert by_distance[-1].max() == 0.0  # weak shaking far away: nothing added
+
+
+def test_a_missing_prediction_stays_missing(src):
+    rows = _scenario_rows(src, magnitude=7.0, km=0.0, cells=3)
+    assert np.isnan(eq.serving_combine(rows, np.full(3, np.nan))["value"]).all()
+
+
 def test_spec_registration():
     from features.registry import get_domain
 
     spec = get_domain("earthquake")
-    assert spec is eq.SPEC and spec.feature_set_version == "earthquake-v3"
+    assert spec is eq.SPEC and spec.feature_set_version == "earthquake-v4"
     assert set(spec.extra["units"]) == set(spec.conditions)
 
 
