@@ -227,3 +227,18 @@ def hotspots(src, family: str, booster, start, end, by: RankBy = "eclo", top_n: 
             ranked[f"{kind}_{axis}_tier"] = tiers(ranked[col], b)
     top_factors = mean_factors(src, family, booster, listed["cell_id"], start, end) if factors else {}
     return Hotspots(ranked, start, end, by, n_slots, time.perf_counter() - started, breaks, top_factors)
+
+
+def geojson(result: Hotspots, grid, n: int) -> dict:
+    """The top ``n`` cells as a GeoJSON FeatureCollection of their squares (WGS84), every column a property."""
+    listed = result.top(n)
+    rings = grid.rings()[pd.Index(grid.cells["cell_id"]).get_indexer(listed["cell_id"].to_numpy())]
+    features = []
+    for ring, row in zip(rings, listed.to_dict("records"), strict=True):
+        props = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
+        props["top_factors"] = result.factors.get(row["cell_id"], [])
+        features.append({"type": "Feature", "properties": props,
+                         "geometry": {"type": "Polygon", "coordinates": [np.round(ring, 6).tolist()]}})
+    return {"type": "FeatureCollection", "features": features,
+            "metadata": {"period": [f"{result.start:%Y-%m-%d}", f"{result.end:%Y-%m-%d}"], "by": result.by,
+                         "slots": result.slots, "tier_breakpoints": result.breakpoints}}
