@@ -135,22 +135,31 @@ def slot_rows(src, cells: pd.DataFrame, slots) -> pd.DataFrame:
 def expected_accidents(src, family: str, booster, start, end) -> tuple[np.ndarray, np.ndarray, int]:
     """Per cell (grid order): the model's expected accidents summed over the period's slots, the slots not
     scored (an essential input missing) and the number of slots."""
+    sums, unknown, n_slots = expected_sums(src, {"model": lambda X: predict(family, booster, X)}, start, end)
+    return sums["model"], unknown, n_slots
+
+
+def expected_sums(src, predictors: dict, start, end) -> tuple[dict[str, np.ndarray], np.ndarray, int]:
+    """:func:`expected_accidents` for several predictors (name -> ``f(X) -> expected accidents``) at once, on
+    one build of the rows; rows missing an essential input are left out for every predictor."""
     spec = get_domain("traffic")
     cells = src.grid.cells[list(CELL_COLUMNS)].reset_index(drop=True)
-    total, unknown, n_slots = np.zeros(len(cells)), np.zeros(len(cells), dtype=np.int64), 0
+    totals = {name: np.zeros(len(cells)) for name in predictors}
+    unknown, n_slots = np.zeros(len(cells), dtype=np.int64), 0
     for slots in slot_chunks(pd.Timestamp(start), pd.Timestamp(end)):
         rows = slot_rows(src, cells, slots)
         X = rows[list(spec.features)]
         missing = X[list(spec.essential)].isna().any(axis=1).to_numpy()
-        pred = np.zeros(len(X))
-        if (~missing).any():
-            pred[~missing] = np.clip(predict(family, booster, X.loc[~missing]), 0, None)
         # Requests are cells x slot in the order of ``cells``: the row's cell is its position modulo the cells.
         pos = np.arange(len(rows)) % len(cells)
-        total += np.bincount(pos, weights=pred, minlength=len(cells))
+        for name, fn in predictors.items():
+            pred = np.zeros(len(X))
+            if (~missing).any():
+                pred[~missing] = np.clip(fn(X.loc[~missing]), 0, None)
+            totals[name] += np.bincount(pos, weights=pred, minlength=len(cells))
         unknown += np.bincount(pos, weights=missing, minlength=len(cells)).astype(np.int64)
         n_slots += len(slots)
-    return total, unknown, n_slots
+    return totals, unknown, n_slots
 
 
 def mean_factors(src, family: str, booster, cell_ids, start, end, every: int = 1) -> dict[str, list]:
