@@ -34,7 +34,6 @@ from features import timeseries as ts
 from features.domains import traffic
 from features.errors import DataError
 from features.registry import get_domain
-from training.models import contributions, predict
 
 RankBy = Literal["eclo", "count"]
 TIERS = ("low", "medium", "high")
@@ -135,6 +134,8 @@ def slot_rows(src, cells: pd.DataFrame, slots) -> pd.DataFrame:
 def expected_accidents(src, family: str, booster, start, end) -> tuple[np.ndarray, np.ndarray, int]:
     """Per cell (grid order): the model's expected accidents summed over the period's slots, the slots not
     scored (an essential input missing) and the number of slots."""
+    from training.models import predict  # here: the registry imports every module of this package
+
     sums, unknown, n_slots = expected_sums(src, {"model": lambda X: predict(family, booster, X)}, start, end)
     return sums["model"], unknown, n_slots
 
@@ -165,6 +166,8 @@ def expected_sums(src, predictors: dict, start, end) -> tuple[dict[str, np.ndarr
 def mean_factors(src, family: str, booster, cell_ids, start, end, every: int = 1) -> dict[str, list]:
     """Each cell's largest mean contributions (model margin scale) over the period's slots (every
     ``every``-th slot), as the engine's top factors but averaged over the period."""
+    from training.models import contributions
+
     spec = get_domain("traffic")
     cells = src.grid.cells.set_index("cell_id").loc[list(cell_ids)].reset_index()[list(CELL_COLUMNS)]
     if cells.empty:
