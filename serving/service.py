@@ -31,6 +31,7 @@ from serving.alerts_api import router as alerts_router
 from serving.availability import ReadinessMiddleware
 from serving.engine import Engine
 from serving.errors import ApiError
+from serving.hotspots_api import router as hotspots_router
 from serving.schemas import DomainName, Location, ObservationSource
 from serving.security import (
     ApiKeyMiddleware,
@@ -49,6 +50,7 @@ STATIC = Path(__file__).parent / "static"
 web = FastAPI(title="Urban safety risk: read-only routes", docs_url=None, redoc_url=None)
 web.mount("/static", StaticFiles(directory=STATIC), name="static")
 web.include_router(alerts_router)  # /alerts, /alerts/stream, /replay (serving/alerts_api.py)
+web.include_router(hotspots_router)  # POST /hotspots (serving/hotspots_api.py)
 
 
 @web.get("/dashboard")

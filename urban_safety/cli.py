@@ -538,5 +538,55 @@ def ui(
         uis.stop(procs)
 
 
+class HotspotRank(StrEnum):
+    eclo = "eclo"
+    count = "count"
+
+
+@app.command("hotspots")
+@friendly_errors
+def hotspots(
+    start: Annotated[str, typer.Option("--from", help="First day of the period (YYYY-MM-DD, KST).")],
+    end: Annotated[str, typer.Option("--to", help="Day after the period's last day (YYYY-MM-DD).")],
+    top_n: Annotated[int, typer.Option("--top-n", min=1, max=1000, help="Cells to list.")] = 100,
+    by: Annotated[HotspotRank, typer.Option(help="Rank by expected ECLO or expected accidents.")] = HotspotRank.eclo,
+    out: Annotated[Path, typer.Option(help="Folder for hotspots.csv and hotspots.geojson.")] = Path("hotspots"),
+) -> None:
+    """Traffic hotspots of a period: cells ranked by the MLflow traffic champion's expected ECLO (or accidents),
+    tiered low/medium/high on frequency, severity and scale; writes CSV and GeoJSON."""
+    import json
+
+    import pandas as pd
+
+    from features.domains import traffic_hotspots as th
+    from features.sources import Sources
+    from training.champion import ALIAS, load_native
+    from training.tracking import configure, registered_name
+
+    settings = get_settings()
+    configure(settings)
+    family, booster = load_native(f"models:/{registered_name('traffic')}@{ALIAS}")
+    sources = Sources.from_settings(settings)
+    result = th.hotspots(sources, family, booster, pd.Timestamp(start), pd.Timestamp(end), by.value, top_n)
+    listed = result.top(top_n)
+    table = Table(title=f"traffic hotspots {start} .. {end} by {by.value} ({result.slots:,} slots, "
+                        f"{result.seconds:.1f} s)")
+    for col in ("rank", "cell_id", "district", "exp. accidents", "exp. ECLO", "obs. accidents", "obs. ECLO",
+                "frequency", "severity", "scale", "top factor"):
+        table.add_column(col)
+    for row in listed.to_dict("records"):
+        factors = result.factors.get(row["cell_id"]) or [{"feature": "-"}]
+        table.add_row(str(row["rank"]), row["cell_id"], row["district"], f"{row['expected_accidents']:.2f}",
+                      f"{row['expected_eclo']:.1f}", f"{row['observed_accidents']:.0f}", f"{row['observed_eclo']:.0f}",
+                      row["expected_frequency_tier"], row["expected_severity_tier"], row["expected_scale_tier"],
+                      factors[0]["feature"])
+    console.print(table)
+    out.mkdir(parents=True, exist_ok=True)
+    listed.assign(top_factors=[json.dumps(result.factors.get(c, [])) for c in listed["cell_id"]]).to_csv(
+        out / "hotspots.csv", index=False)
+    (out / "hotspots.geojson").write_text(json.dumps(th.geojson(result, sources.grid, top_n), ensure_ascii=False))
+    console.print(f"wrote {out / 'hotspots.csv'} and {out / 'hotspots.geojson'}", highlight=False)
+
+
 if __name__ == "__main__":
     app()
