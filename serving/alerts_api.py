@@ -32,7 +32,7 @@ from typing import Literal
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
@@ -40,7 +40,7 @@ from starlette.responses import JSONResponse, Response
 from live import alerts as live_alerts
 from live.cycle import CYCLE_MAPS, CYCLES
 from live.db import database, store_url
-from serving.errors import ApiError, error_response
+from serving.errors import ApiError, read_body
 
 router = APIRouter()
 STREAM_SECONDS_ENV = "URBAN_SAFETY_ALERT_STREAM_S"
@@ -200,19 +200,11 @@ async def acknowledge(alert_id: str, request: Request) -> Response:
     try:
         number = _alert_id(alert_id)
         _params(request, ())
-        try:
-            data = json.loads(raw or b"null")
-        except ValueError as exc:
-            raise ApiError(400, ["body"], f"not valid JSON: {exc}", "json_invalid") from None
-        if not isinstance(data, dict):
-            raise ApiError(400, ["body"], "must be a JSON object with by, action and note", "model_type")
-        try:
-            body = AckBody.model_validate(data)
-        except ValidationError as exc:
-            return error_response(400, [{"loc": list(e["loc"]) or ["body"], "type": e["type"],
-                                         "msg": e["msg"].removeprefix("Value error, ")} for e in exc.errors()])
     except ApiError as exc:
         return exc.response()
+    body, problem = read_body(raw, AckBody, "by, action and note")
+    if problem is not None:
+        return problem
 
     def record(db):
         try:

@@ -58,3 +58,24 @@ def _field_loc(loc: list) -> list:
     while loc and loc[0] in ("body", "Input"):
         loc.pop(0)
     return loc or ["body"]
+
+
+def read_body(raw: bytes, model, fields: str):
+    """A JSON request body validated as the pydantic ``model``: ``(body, None)``, or ``(None, the 400 response)``
+    naming every problem (``fields`` says what the object should hold, for a body that is not one)."""
+    import json
+
+    from pydantic import ValidationError
+
+    try:
+        data = json.loads(raw or b"null")
+    except ValueError as exc:
+        return None, ApiError(400, ["body"], f"not valid JSON: {exc}", "json_invalid").response()
+    if not isinstance(data, dict):
+        return None, ApiError(400, ["body"], f"must be a JSON object with {fields}", "model_type").response()
+    try:
+        return model.model_validate(data), None
+    except ValidationError as exc:
+        return None, error_response(400, [{"loc": list(e["loc"]) or ["body"], "type": e["type"],
+                                           "msg": e["msg"].removeprefix("Value error, ")}
+                                          for e in exc.errors(include_url=False, include_input=False)])

@@ -11,19 +11,18 @@ top factors); see features/domains/traffic_hotspots.py for the estimators. Error
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
 from features.domains import traffic_hotspots as th
-from serving.errors import ApiError, error_response
+from serving.errors import ApiError, read_body
 
 router = APIRouter()
 DOMAIN = "traffic"
@@ -110,19 +109,10 @@ def answer(engine, body: HotspotsBody) -> dict:
     "application/json": {"schema": HotspotsBody.model_json_schema(by_alias=True)}}}})
 async def post_hotspots(request: Request) -> Response:
     """The traffic hotspots of a period: cells ranked by expected ECLO (or accidents), tiered, explained."""
-    raw = await request.body()
+    body, problem = read_body(await request.body(), HotspotsBody, "period, top_n and by")
+    if problem is not None:
+        return problem
     try:
-        try:
-            data = json.loads(raw or b"null")
-        except ValueError as exc:
-            raise ApiError(400, ["body"], f"not valid JSON: {exc}", "json_invalid") from None
-        if not isinstance(data, dict):
-            raise ApiError(400, ["body"], "must be a JSON object with period, top_n and by", "model_type")
-        try:
-            body = HotspotsBody.model_validate(data)
-        except ValidationError as exc:
-            return error_response(400, [{"loc": list(e["loc"]) or ["body"], "type": e["type"], "msg": e["msg"]}
-                                        for e in exc.errors(include_url=False, include_input=False)])
         engine = _engine()
         return JSONResponse(await run_in_threadpool(answer, engine, body))
     except ApiError as exc:
