@@ -170,7 +170,10 @@ def test_earthquake_depth_defaults_and_scenario(src, cells):
     assert (deep["ln_pga_site"] < rows["ln_pga_site"]).all()
     answers = earthquake.SERVING.combine(rows, np.full(len(rows), 0.2))
     empty = rows["n_buildings"].to_numpy() == 0
-    assert (answers["value"].to_numpy()[empty] == 0).all() and (answers["value"].to_numpy()[~empty] == 0.2).all()
+    expected, _, raised = earthquake.apply_physics_floor(rows, np.full(len(rows), 0.2))  # strong shaking: the floor
+    assert (answers["value"].to_numpy()[empty] == 0).all()
+    assert np.allclose(answers["value"].to_numpy()[~empty], expected[~empty])
+    assert (answers["value"].to_numpy()[~empty & ~raised] == 0.2).all()
     with pytest.raises(Exception, match="magnitude"):
         earthquake.SERVING.requests(src, cells, at, {"epicentre_lat": 37.0, "epicentre_lon": 126.0})
 
