@@ -40,7 +40,7 @@ from starlette.responses import JSONResponse, Response
 from live import alerts as live_alerts
 from live.cycle import CYCLE_MAPS, CYCLES
 from live.db import database, store_url
-from serving.errors import ApiError, read_body
+from serving.errors import ApiError, documented_body, read_body
 
 router = APIRouter()
 STREAM_SECONDS_ENV = "URBAN_SAFETY_ALERT_STREAM_S"
@@ -192,8 +192,7 @@ async def get_alert(alert_id: str, request: Request) -> Response:
     return await _answer(read)
 
 
-@router.post("/alerts/{alert_id}/ack", openapi_extra={"requestBody": {"required": True, "content": {
-    "application/json": {"schema": AckBody.model_json_schema()}}}})
+@router.post("/alerts/{alert_id}/ack", openapi_extra=documented_body(AckBody))
 async def acknowledge(alert_id: str, request: Request) -> Response:
     """Record that a person acknowledged or dismissed an alert; answers the recorded event."""
     raw = await request.body()

@@ -79,3 +79,19 @@ def read_body(raw: bytes, model, fields: str):
         return None, error_response(400, [{"loc": list(e["loc"]) or ["body"], "type": e["type"],
                                            "msg": e["msg"].removeprefix("Value error, ")}
                                           for e in exc.errors(include_url=False, include_input=False)])
+
+
+def documented_body(model) -> dict:
+    """FastAPI ``openapi_extra`` documenting a route's JSON body as ``model`` (the routes read the body
+    themselves, to answer every problem in the API's error shape); nested models are inlined, since a
+    ``$defs`` reference would point outside the OpenAPI document."""
+    schema = model.model_json_schema(by_alias=True)
+    defs = schema.pop("$defs", {})
+
+    def inline(node):
+        if isinstance(node, dict):
+            return inline(defs[node["$ref"].rsplit("/", 1)[-1]]) if "$ref" in node else \
+                {k: inline(v) for k, v in node.items()}
+        return [inline(v) for v in node] if isinstance(node, list) else node
+
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": inline(schema)}}}}

@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
 from features.domains import traffic_hotspots as th
-from serving.errors import ApiError, read_body
+from serving.errors import ApiError, documented_body, read_body
 
 router = APIRouter()
 DOMAIN = "traffic"
@@ -105,8 +105,7 @@ def answer(engine, body: HotspotsBody) -> dict:
             "cells": cells}
 
 
-@router.post("/hotspots", openapi_extra={"requestBody": {"required": True, "content": {
-    "application/json": {"schema": HotspotsBody.model_json_schema(by_alias=True)}}}})
+@router.post("/hotspots", openapi_extra=documented_body(HotspotsBody))
 async def post_hotspots(request: Request) -> Response:
     """The traffic hotspots of a period: cells ranked by expected ECLO (or accidents), tiered, explained."""
     body, problem = read_body(await request.body(), HotspotsBody, "period, top_n and by")
