@@ -222,6 +222,12 @@ function render() {
   for (const e of v.borders) { ctx.moveTo(...v.project(e.a)); ctx.lineTo(...v.project(e.b)); }
   Object.assign(ctx, { strokeStyle: "#263238", lineWidth: 1.6, lineCap: "round" });
   ctx.stroke();
+  if (state.hotspots && $("domain").value === "traffic") {  // the ranked cells, outlined
+    Object.assign(ctx, { strokeStyle: "#6a1b9a", lineWidth: 2 });
+    for (const c of v.cells) if (state.hotspots.has(c.p.cell_id)) {
+      ctx.strokeRect(c.rect[0] + 1, c.rect[1] + 1, c.rect[2] - c.rect[0] - 2, c.rect[3] - c.rect[1] - 2);
+    }
+  }
   const sel = v.cells.find((c) => c.p.cell_id === state.selected);
   if (sel) {
     Object.assign(ctx, { strokeStyle: "#000", lineWidth: 3 });
@@ -364,6 +370,45 @@ function showSummary(fc) {
   $("summary").replaceChildren(el("thead", {}, head), el("tbody", {}, ...body));
 }
 
+// --- traffic hotspots: POST /hotspots, listed and outlined on the traffic map ------------------------
+function hotspotDefaults() {
+  const spec = state.catalogue.domains.traffic;
+  if (!spec || !spec.available) return;
+  $("hotspots-view").hidden = false;
+  const to = new Date(`${spec.default_at.slice(0, 10)}T00:00:00Z`);
+  const from = new Date(to.getTime() - 365 * 86400000);
+  $("hs-to").value = to.toISOString().slice(0, 10);
+  $("hs-from").value = from.toISOString().slice(0, 10);
+}
+
+async function rankHotspots() {
+  const body = { period: { from: $("hs-from").value, to: $("hs-to").value }, top_n: Number($("hs-top").value),
+    by: $("hs-by").value };
+  $("hs-status").textContent = "ranking…";
+  try {
+    const answer = await api("POST", "/hotspots", body);
+    clearError();
+    state.hotspots = new Set(answer.cells.map((c) => c.cell_id));
+    const tier = (t) => `${t.frequency[0]}/${t.severity[0]}/${t.scale[0]}`.toUpperCase();
+    const head = el("tr", {}, ...["#", "Cell", "District", "Expected accidents", "Expected ECLO",
+      "Tiers F/S/S", "Observed accidents", "Observed ECLO"].map((t) => el("th", { textContent: t })));
+    const rows = answer.cells.map((c) => el("tr", {}, el("td", { className: "num", textContent: String(c.rank) }),
+      el("td", {}, el("button", { type: "button", className: "cell-link", textContent: c.cell_id, title: "show on the map",
+        onclick: () => { if ($("domain").value !== "traffic") { $("domain").value = "traffic"; domainChanged(); }
+          showDetails(c.cell_id); } })),
+      el("td", { textContent: c.district }), el("td", { className: "num", textContent: fmt(c.expected.accidents, 2) }),
+      el("td", { className: "num", textContent: fmt(c.expected.eclo, 1) }), el("td", { textContent: tier(c.tiers.expected) }),
+      el("td", { className: "num", textContent: String(c.observed.accidents) }),
+      el("td", { className: "num", textContent: fmt(c.observed.eclo, 1) })));
+    $("hotspots").replaceChildren(el("thead", {}, head), el("tbody", {}, ...rows));
+    $("hs-status").textContent = `${answer.cells.length} cells, ${answer.slots} three-hour slots, ${answer.model_version}`;
+    render();
+  } catch (e) {
+    $("hs-status").textContent = "";
+    showError(e.message);
+  }
+}
+
 // --- wiring ------------------------------------------------------------------------------------------
 function domainChanged(redraw = true) {
   const domain = $("domain").value, spec = state.catalogue.domains[domain];
@@ -404,6 +449,8 @@ async function init() {
     textContent: n[0].toUpperCase() + n.slice(1).replace(/_/g, " "), title: state.catalogue.domains[n].title })));
   $("scenario").append(...scenarios().map((s, i) => el("option", { value: String(i), textContent: s.label })));
   $("domain").addEventListener("change", () => { $("scenario").value = ""; domainChanged(); });
+  $("hotspots-form").addEventListener("submit", (e) => { e.preventDefault(); rankHotspots(); });
+  hotspotDefaults();
   $("scenario").addEventListener("change", (e) => applyScenario(Number(e.target.value === "" ? -1 : e.target.value)));
   $("conditions").addEventListener("submit", (e) => { e.preventDefault(); draw(); });
   $("refresh").addEventListener("change", (e) => {

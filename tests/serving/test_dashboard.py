@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pandas as pd
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -164,6 +165,22 @@ def test_flood_lead_time_is_chosen_from_its_choices(page):
     assert json.loads(req.value.post_data)["conditions"]["lead_hours"] == 6  # a number, as the API wants
     wait_drawn(page, "flood")
     assert page.locator("#error").is_hidden()
+
+
+def test_traffic_hotspots_are_ranked_listed_and_shown_on_the_map(page, api):
+    end = pd.Timestamp(api["catalogue"]["domains"]["traffic"]["default_at"]).normalize()
+    page.fill("#hs-from", f"{end - pd.Timedelta(days=60):%Y-%m-%d}")
+    page.fill("#hs-to", f"{end:%Y-%m-%d}")
+    page.fill("#hs-top", "5")
+    page.click("#hs-run")
+    page.wait_for_selector("#hotspots tbody tr", timeout=WAIT_MS)
+    assert page.locator("#hotspots tbody tr").count() == 5
+    assert page.locator("#hotspots tbody tr").first.locator("td").first.text_content() == "1"
+    first = page.locator("#hotspots tbody tr .cell-link").first
+    cell = first.text_content()
+    first.click()
+    page.wait_for_function(f"document.querySelector('#details').dataset.cell === {json.dumps(cell)}", timeout=WAIT_MS)
+    assert page.input_value("#domain") == "traffic" and page.locator("#error").is_hidden()
 
 
 def test_wall_display_controls(page):
