@@ -166,11 +166,12 @@ def test_storm_replay_follows_the_rain_and_alerts_at_the_right_cells(live):
             t = start + pd.Timedelta(hours=i + 1)
             ahead = (storm[i + 1:] + [0.0] * 6)[:6]
             version = _post_hour(http, city, t, rain, ahead)  # the store's version with the whole hour in
-            # Every worker takes the hour within seconds: ask until the default time is t (several asks,
-            # so both workers are seen).
-            for _ in range(4):
-                _wait(lambda t=t: http.get("/domains").json()["domains"]["flood"]["default_at"] == t.isoformat(),
-                      what=f"default_at {t}")
+            # Every worker takes the whole hour within seconds: ask until the store version includes the
+            # hour's last batch (several asks in a row, so both workers are seen), then the default time is t.
+            for _ in range(6):
+                _wait(lambda v=version: http.get("/readyz").json()["store_version"] >= v, what=f"the hour {t} taken")
+            time.sleep(1.5)  # three of the workers' 0.5 s looks at the store: the other worker has it too
+            assert http.get("/domains").json()["domains"]["flood"]["default_at"] == t.isoformat()
             fmap = http.post("/risk_map", json={"domain": "flood"}).json()
             assert fmap["metadata"]["at"] == t.isoformat() and fmap["metadata"]["stale"] == []
             props = pd.DataFrame([f["properties"] for f in fmap["features"]])
