@@ -28,21 +28,19 @@ import os
 from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 import sqlalchemy as sa
 
 from features.registry import LEVELS
 from live import webhooks
-from live.db import METADATA, writing
+from live.db import METADATA, now_kst, writing
 
 LEVELS_ENV = "URBAN_SAFETY_ALERT_LEVELS"
 DEFAULT_LEVEL = 2  # 경계 alert
 #: What a person can do to an alert, and the event it records.
 ACTIONS = {"ack": "acknowledged", "dismiss": "dismissed"}
 EVENT_KINDS = ("opened", "escalated", "updated", "cleared", *ACTIONS.values())
-KST = ZoneInfo("Asia/Seoul")
 
 _ID = sa.BigInteger().with_variant(sa.Integer, "sqlite")
 ALERTS = sa.Table(
@@ -153,11 +151,6 @@ def alert_levels(raw: str | None = None) -> dict[str, int]:
 
 def threshold(domain: str, levels: dict[str, int]) -> int:
     return levels.get(domain, levels["*"])
-
-
-def now_kst() -> datetime:
-    """The wall clock in KST, naive, as the live tables record times."""
-    return datetime.now(KST).replace(tzinfo=None)
 
 
 # --- the rules ------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from features.errors import UrbanSafetyError
 from features.registry import LEVELS
-from live.db import METADATA, writing
+from live.db import METADATA, now_kst, writing
 
 log = logging.getLogger("urban_safety.live")
 
@@ -191,9 +191,8 @@ class LiveLoop:
         """One cycle; None when nothing new came in and ``force`` is false."""
         from live.alerts import evaluate
         from live.webhooks import deliver_pending
-        from serving.engine import KST
 
-        started, t0 = datetime.now(KST).replace(tzinfo=None), time.perf_counter()
+        started, t0 = now_kst(), time.perf_counter()
         taken, landed = self.take(fetch)
         t_in = time.perf_counter()
         changes = self.engine.follow()

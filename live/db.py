@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
 
@@ -17,7 +18,15 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 METADATA = sa.MetaData()
+#: Korea Standard Time, a fixed UTC+9 (no summer time since 1988; the tz database's Asia/Seoul would replay
+#: historical offsets). Every time the live tables record is naive KST from :func:`now_kst`.
+KST = timezone(timedelta(hours=9), "KST")
 TABLE_MODULES = ("live.store", "live.cycle", "live.alerts", "live.monitor")
+
+
+def now_kst() -> datetime:
+    """The wall clock in KST, naive, as the live tables record times."""
+    return datetime.now(KST).replace(tzinfo=None)
 
 
 def store_url(settings) -> str:

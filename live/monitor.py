@@ -25,13 +25,13 @@ import io
 import json
 import os
 import threading
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from live.db import METADATA, writing
+from live.db import METADATA, now_kst, writing
 
 BINS = 10
 PSI_MODERATE, PSI_MAJOR = 0.10, 0.25
@@ -128,7 +128,7 @@ class Recorder:
 
     def add(self, domain: str, at, X: pd.DataFrame, prediction: np.ndarray) -> None:
         take = self._rng.choice(len(X), min(self.sample, len(X)), replace=False) if len(X) else []
-        now = datetime.now()
+        now = now_kst()
         when = pd.Timestamp(at).to_pydatetime() if at is not None else None
         rows = [{"domain": domain, "origin": self.origin, "at": when, "recorded_at": now,
                  "features": json.dumps({k: (None if not np.isfinite(v) else float(v))
@@ -143,7 +143,7 @@ class Recorder:
         if rows:
             with writing(db) as conn:
                 conn.execute(SERVED.insert(), rows)
-                conn.execute(SERVED.delete().where(SERVED.c.recorded_at < datetime.now() - timedelta(days=KEEP_DAYS)))
+                conn.execute(SERVED.delete().where(SERVED.c.recorded_at < now_kst() - timedelta(days=KEEP_DAYS)))
         return len(rows)
 
 
@@ -156,13 +156,13 @@ def references(db: sa.Engine) -> dict[str, dict]:
 def store_reference(db: sa.Engine, domain: str, model: str, prof: dict) -> None:
     with writing(db) as conn:
         conn.execute(REFERENCES.delete().where(REFERENCES.c.domain == domain))
-        conn.execute(REFERENCES.insert().values(domain=domain, model=model, created_at=datetime.now(),
+        conn.execute(REFERENCES.insert().values(domain=domain, model=model, created_at=now_kst(),
                                                 profile=json.dumps(prof)))
 
 
 def served(db: sa.Engine, domain: str, hours: float) -> pd.DataFrame:
     """The rows recorded for ``domain`` in the last ``hours`` (wall clock): features and prediction."""
-    since = datetime.now() - timedelta(hours=hours)
+    since = now_kst() - timedelta(hours=hours)
     with db.connect() as conn:
         rows = conn.execute(sa.select(SERVED.c.features, SERVED.c.prediction).where(
             SERVED.c.domain == domain, SERVED.c.recorded_at >= since)).fetchall()
@@ -183,7 +183,7 @@ def raise_alerts(db: sa.Engine, report: dict[str, dict]) -> list:
     from live.alerts import data_quality
 
     return [e for name, r in report.items() if r["status"] != "insufficient"
-            for e in data_quality(db, name, r["problems"], datetime.now())]
+            for e in data_quality(db, name, r["problems"], now_kst())]
 
 
 def html_report(report: dict[str, dict], refs: dict[str, dict], samples: dict[str, pd.DataFrame]) -> str:
@@ -196,7 +196,7 @@ def html_report(report: dict[str, dict], refs: dict[str, dict], samples: dict[st
     parts = ["<!doctype html><meta charset='utf-8'><title>Input monitoring</title>",
              "<style>body{font:14px sans-serif;margin:2em}td,th{padding:2px 8px;text-align:right}"
              ".shift,.missing{background:#fdd}.moderate{background:#ffe}</style>",
-             f"<h1>Inputs and predictions against training</h1><p>{datetime.now():%Y-%m-%d %H:%M}</p>"]
+             f"<h1>Inputs and predictions against training</h1><p>{now_kst():%Y-%m-%d %H:%M}</p>"]
     for name, r in report.items():
         parts.append(f"<h2>{html.escape(name)}: {r['status']} ({r['rows']} answered rows, model {r['model']})</h2>")
         parts += [f"<p class='shift'>{html.escape(p)}</p>" for p in r["problems"]]

@@ -27,7 +27,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from features.sources.canonical import SCHEMAS
-from live.db import METADATA, database, store_url, writing
+from live.db import METADATA, database, now_kst, store_url, writing
 
 #: The key of an observation, per live source (the other sources are static layers and event lists that
 #: reach the service through ``data import``).
@@ -136,7 +136,7 @@ class ObservationStore:
             if conn.dialect.name == "postgresql":  # one writer at a time: versions commit in order
                 conn.exec_driver_sql("LOCK TABLE batches IN SHARE ROW EXCLUSIVE MODE")
             batch = conn.execute(BATCHES.insert().values(
-                source=source, origin=origin, label=label, received_at=datetime.now(), accepted=0,
+                source=source, origin=origin, label=label, received_at=now_kst(), accepted=0,
                 duplicate=0, refused=len(out.refused))).inserted_primary_key[0]
             held = self._held(conn, source, frame)
             merged, new, changed = _merge(frame, held, keys)

@@ -45,12 +45,11 @@ import os
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import httpx
 import sqlalchemy as sa
 
-from live.db import METADATA, writing
+from live.db import METADATA, now_kst, writing
 
 log = logging.getLogger("urban_safety.live")
 
@@ -115,10 +114,6 @@ def _positive(name: str, default, kind):
     return value
 
 
-def _now() -> datetime:
-    return datetime.now(ZoneInfo("Asia/Seoul")).replace(tzinfo=None)
-
-
 def body_of(event: dict) -> str:
     """The JSON body pushed for an event dict (``live.alerts.AlertEvent.as_dict()``)."""
     head = {k: v for k, v in event.items() if k != "alert"}
@@ -145,7 +140,7 @@ def enqueue(conn: sa.Connection, event: dict, config: WebhookConfig | None = Non
     config = config or WebhookConfig.from_env()
     if not config.urls:
         return 0
-    body, now = body_of(event), _now()
+    body, now = body_of(event), now_kst()
     conn.execute(DELIVERIES.insert(), [{"event_id": event["id"], "url": url, "body": body, "attempts": 0,
                                         "next_attempt_at": now} for url in config.urls])
     return len(config.urls)
@@ -155,7 +150,7 @@ def deliver_pending(db: sa.Engine, now: datetime | None = None, client: httpx.Cl
                     limit: int = 100) -> int:
     """Send every delivery due at ``now`` (at most ``limit``), record each attempt; the number delivered."""
     config = WebhookConfig.from_env()
-    now = now or _now()
+    now = now or now_kst()
     due = _claim(db, now, config, limit)
     if due and not config.secret:
         log.warning("%s is not set: webhook deliveries go out unsigned", SECRET_ENV)
@@ -205,9 +200,9 @@ def _post(client: httpx.Client, row, config: WebhookConfig) -> tuple[bool, str |
 def _finish(db: sa.Engine, row, ok: bool, error: str | None, now: datetime, config: WebhookConfig) -> None:
     attempts = row["attempts"] + 1
     if ok:
-        values = {"delivered_at": _now()}
+        values = {"delivered_at": now_kst()}
     elif attempts >= config.max_attempts:
-        values = {"gave_up_at": _now()}
+        values = {"gave_up_at": now_kst()}
         log.error("webhook delivery %s of event %s to %s given up after %d attempts: %s", row["id"],
                   row["event_id"], row["url"], attempts, error)
     else:

@@ -11,7 +11,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 from typing import Annotated, Any
 
 import numpy as np
@@ -22,6 +22,7 @@ from pydantic_core import PydanticCustomError
 from features.errors import UrbanSafetyError
 from features.registry import LEVELS, Condition, DomainSpec, domains
 from features.sources import Sources
+from live.db import KST, now_kst
 from live.store import LIVE_SOURCES, LOOKAHEAD, STALE_AFTER, merge_rows, observed_times
 from serving.availability import domain_times
 from serving.errors import ApiError
@@ -41,9 +42,6 @@ CELL_COLUMNS = ("cell_id", "lat", "lon", "district")  # what an answer says of i
 # JSON types are strict: a boolean is no number of millimetres, "yes" no boolean (a date stays an ISO string).
 KINDS = {"float": Annotated[float, Strict()], "int": Annotated[int, Strict()], "bool": Annotated[bool, Strict()],
          "date": date}
-#: Korea Standard Time, a fixed UTC+9 (no summer time since 1988): an explicit +09:00 and a naive time
-#: mean the same instant. The tz database's Asia/Seoul would replay 1987-88 summer time and older offsets.
-KST = timezone(timedelta(hours=9), "KST")
 
 
 @dataclass
@@ -194,7 +192,7 @@ class Engine:
 
     def freshness(self, now: datetime | None = None) -> dict:
         """Per live source: its newest observation, its age now (wall clock, KST) and whether it is stale."""
-        now = pd.Timestamp(now or datetime.now(KST).replace(tzinfo=None))
+        now = pd.Timestamp(now or now_kst())
         out = {}
         for source, times in self._observed.items():
             newest = pd.Timestamp(times[-1]) if len(times) else None

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from live import webhooks
 from live.alerts import ack
+from live.db import now_kst
 from live.webhooks import DELIVERIES, WebhookConfig, deliver_pending, pending
 from tests.live.test_alerts import city, run, sqlite_store
 
@@ -121,7 +122,7 @@ def test_each_event_is_acted_on_once_after_two_failures(tmp_path, configured):
     # and the receiver, seeing its key again, does not act twice (the claim's lease is over).
     with db.begin() as conn:
         conn.execute(DELIVERIES.update().where(DELIVERIES.c.id == rows[0]["id"])
-                     .values(delivered_at=None, next_attempt_at=webhooks._now()))
+                     .values(delivered_at=None, next_attempt_at=now_kst()))
     assert deliver_until_done(db) == 1
     assert len(receiver.acted) == 3 and receiver.attempts[receiver.acted[0]["key"]] == 4
 
@@ -136,7 +137,7 @@ def test_deliveries_left_by_a_crashed_process_go_out_next_time(tmp_path, configu
     fresh = sa.create_engine(str(db.url))
     assert pending(fresh) == 2
     # One deliverer claims the rows, then dies mid-send: they wait out the lease, then go out.
-    now = webhooks._now()
+    now = now_kst()
     claimed = webhooks._claim(fresh, now, WebhookConfig.from_env(), 100)
     assert len(claimed) == 2
     assert deliver_pending(fresh, now=now) == 0 and receiver.attempts == {}
