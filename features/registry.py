@@ -96,6 +96,9 @@ class Serving:
     # The earliest time the held observations support (``at`` before it is refused like ``at`` after ``now``);
     # None: no lower bound beyond the engine's own.
     first: Callable[..., pd.Timestamp] | None = None
+    # ``live(sources, now) -> dict | None``: the conditions an unattended live cycle scores the city with at
+    # ``now`` ({} when the observations suffice, the default; None: nothing to score, e.g. no recent event).
+    live: Callable[..., dict | None] | None = None
 
 
 @dataclass(frozen=True)

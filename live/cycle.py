@@ -46,8 +46,6 @@ CYCLE_MAPS = sa.Table(
 
 #: How long cycles' maps are kept (hours): what a dashboard can replay.
 KEEP_HOURS = float(os.environ.get("URBAN_SAFETY_REPLAY_HOURS", "24"))
-#: A quake this recent (before the data time) is scored by the cycle; none: the earthquake domain rests.
-QUAKE_WINDOW = timedelta(hours=24)
 #: How often the cycle checks the answered inputs against training (live/monitor.py).
 MONITOR_EVERY = timedelta(hours=1)
 
@@ -74,24 +72,12 @@ def leads(spec) -> list[int]:
     return [0]
 
 
-def _scenario(engine, name: str, spec) -> dict | None:
-    """Conditions for a domain whose required conditions describe an event (the earthquake): the newest
-    event held within QUAKE_WINDOW of the data time, or None (nothing to score)."""
-    required = [c.name for c in spec.serving.conditions if c.required]
-    if not required:
-        return {}
-    if name != "earthquake" or not engine.sources.available("quakes"):
-        return None
-    quakes = engine.sources["quakes"]
-    now = engine._now.get(name)
-    recent = quakes[(quakes["time"] <= now) & (quakes["time"] > now - QUAKE_WINDOW)] if now is not None else quakes[:0]
-    if recent.empty:
-        return None
-    q = recent.sort_values("time").iloc[-1]
-    out = {"magnitude": float(q["magnitude"]), "epicentre_lat": float(q["lat"]), "epicentre_lon": float(q["lon"])}
-    if pd.notna(q["depth_km"]):
-        out["depth_km"] = float(q["depth_km"])
-    return out
+def _conditions(engine, name: str, spec) -> dict | None:
+    """What the cycle scores ``name`` with at its newest time: the domain's ``Serving.live`` answer (None:
+    nothing to score), else no conditions (the observations suffice)."""
+    if spec.serving.live:
+        return spec.serving.live(engine.sources, engine._now[name])
+    return None if any(c.required for c in spec.serving.conditions) else {}
 
 
 def score_city(engine) -> tuple[list, dict[str, bytes], dict[str, float], dict[str, str]]:
@@ -104,9 +90,9 @@ def score_city(engine) -> tuple[list, dict[str, bytes], dict[str, float], dict[s
         if name not in engine.models:
             skipped[name] = engine.availability()[name]
             continue
-        conditions = _scenario(engine, name, spec)
+        conditions = _conditions(engine, name, spec)
         if conditions is None:
-            skipped[name] = f"no earthquake in the {QUAKE_WINDOW.total_seconds() / 3600:g} h before the data time"
+            skipped[name] = "nothing to score at the data time (no recent event)"
             continue
         start = time.perf_counter()
         for lead in leads(spec):

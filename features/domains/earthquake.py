@@ -280,6 +280,23 @@ def serving_now(src) -> pd.Timestamp:
     return ts.memo(src, "earthquake.now", latest)
 
 
+#: A quake this recent (before the data time) is what a live cycle scores the city for.
+LIVE_WINDOW = pd.Timedelta(hours=24)
+
+
+def live_scenario(src, now: pd.Timestamp) -> dict | None:
+    """The newest quake of KMA's list within ``LIVE_WINDOW`` before ``now`` as conditions, else None."""
+    if not src.available("quakes"):
+        return None
+    quakes = src["quakes"]
+    recent = quakes[(quakes["time"] <= now) & (quakes["time"] > now - LIVE_WINDOW)]
+    if recent.empty:
+        return None
+    q = recent.sort_values("time").iloc[-1]
+    out = {"magnitude": float(q["magnitude"]), "epicentre_lat": float(q["lat"]), "epicentre_lon": float(q["lon"])}
+    return out if pd.isna(q["depth_km"]) else {**out, "depth_km": float(q["depth_km"])}
+
+
 SERVING = Serving(
     conditions=SERVING_CONDITIONS,
     levels=Levels((1e-4, 0.01, 0.05, 0.15, 0.5), log=True),
@@ -288,6 +305,7 @@ SERVING = Serving(
     requests=serving_requests,
     combine=serving_combine,
     now=serving_now,
+    live=live_scenario,
     scenarios=(("M5.5 under the west coast", {"magnitude": 5.5, "epicentre_lat": 37.45, "epicentre_lon": 126.45,
                                                "depth_km": 10}),),
 )
