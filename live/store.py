@@ -15,7 +15,6 @@ that many days before the newest one, and their revisions.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -251,15 +250,14 @@ class ObservationStore:
 def backfill(store: ObservationStore, raw_dir, names=LIVE_SOURCES) -> dict[str, Appended]:
     """Load the raw files of each live source into the store (rows already held count as duplicates);
     files already back-filled unchanged (same names, sizes, times) are not read again."""
-    from features.sources import load_files, source_files
+    from features.sources import files_stamp, load_files, source_files
 
     out = {}
     for name in names:
         files = source_files(Path(raw_dir), name)
         if not files:
             continue
-        digest = hashlib.sha256("".join(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files).encode())
-        label = f"{len(files)} file(s) in {Path(raw_dir) / name} [{digest.hexdigest()[:12]}]"
+        label = f"{len(files)} file(s) in {Path(raw_dir) / name} [{files_stamp(files)[:12]}]"
         if not store.seen(name, "backfill", label):  # those very files are in already
             out[name] = store.append(name, load_files(name, files), "backfill", label)
     return out

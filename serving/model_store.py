@@ -24,7 +24,7 @@ from bentoml.exceptions import NotFound
 
 from features.city import City
 from features.registry import domains
-from features.sources import Sources, source_files
+from features.sources import Sources, files_stamp, source_files
 from live.store import LIVE_SOURCES, ObservationStore, backfill
 from serving.engine import LoadedModel
 from training.champion import current_champion, load_native
@@ -91,9 +91,7 @@ def import_champions(settings: Settings) -> list[Imported]:
 def _fingerprint(settings: Settings, names: list[str], store: str) -> str:
     digest = hashlib.sha256(settings.city_config.model_dump_json().encode() + store.encode())
     for name in names:
-        for f in source_files(settings.raw_dir, name):
-            stat = f.stat()
-            digest.update(f"{f.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+        digest.update(files_stamp(source_files(settings.raw_dir, name)).encode())
     return digest.hexdigest()[:16]
 
 

@@ -42,6 +42,14 @@ def source_files(raw_dir: Path, source: str) -> list[Path]:
                   if f.is_file() and f.suffix.lower() not in SIDECARS)
 
 
+def files_stamp(files: Iterable[Path]) -> str:
+    """What identifies these files' contents cheaply: names, sizes and modification times (a hex digest)."""
+    import hashlib
+
+    return hashlib.sha256("".join(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns};" for f in files)
+                          .encode()).hexdigest()
+
+
 def missing_sources(raw_dir: Path, names: Iterable[str]) -> list[str]:
     """The sources among ``names`` with no file in the raw folder, each with the file pattern it needs."""
     return [f"{name} ({FORMATS[name].pattern} in {Path(raw_dir) / name})" for name in names
