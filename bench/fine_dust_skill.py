@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 
 from features.domains import fine_dust as fd
-from features.dust import POLLUTANTS, hourly
+from features.domains.fine_dust import hourly
+from features.domains.fine_dust.grades import POLLUTANTS
 from features.sources import Sources
 from training.models import fit, predict
 from training.splits import holdout_split

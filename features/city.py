@@ -89,7 +89,7 @@ class City(BaseModel):
 
 
 def domain_names() -> list[str]:
-    """The domains there are: one module each in ``features/domains`` (named as the domain), read without
+    """The domains there are: one package each in ``features/domains`` (named as the domain), read without
     importing them (a city loads while the registry may still be filling)."""
     import features.domains as pkg
 

@@ -1,7 +1,8 @@
 """The domain registry: each domain is one declarative :class:`DomainSpec` in ``features/domains/``.
 
 Shared code (the CLI, training, serving) loops over :func:`domains` and never tests a domain's name.
-A fifth domain is one new module in ``features/domains/`` that calls :func:`register`.
+A fifth domain is one new package in ``features/domains/`` whose ``__init__`` calls :func:`register`
+(features, evaluation and serving in modules of their own).
 
 The one feature code path: ``build_rows(sources, requests)`` turns *requests* (entity keys, the
 prediction time and the domain's condition columns) into feature rows. The training table is

@@ -558,7 +558,7 @@ def hotspots(
 
     import pandas as pd
 
-    from features.domains import traffic_hotspots as th
+    from features.domains.traffic import hotspots as th
     from features.sources import Sources
     from training.champion import ALIAS, load_native
     from training.tracking import configure, registered_name

@@ -5,7 +5,7 @@ zones. Damaging scenarios follow the catalogue's rates (its own b-value, truncat
 them within 30 km of the city), but are *drawn* from a proposal that over-represents large and near
 events, so that shaking above 0.3 g is not a handful of rows; each scenario carries the importance
 weight rate / proposal, so a weighted loss is the loss under the catalogue's rates. Ground motion is
-:func:`features.seismic.ground_motion` (BSSA14), the physics the features and the baseline use.
+:func:`features.domains.earthquake.seismic.ground_motion` (BSSA14), the physics the features and the baseline use.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features import seismic
+from features.domains.earthquake import seismic
 from features.spatial import haversine_km
 
 ZONES = [  # lat, lon, weight, spread km
@@ -140,7 +140,7 @@ def pga(scen: pd.DataFrame, cell_lat, cell_lon, vs30, rng) -> np.ndarray:
 
     One between-event residual per scenario (BSSA14's tau) and one within-event residual per cell
     (sqrt(sigma² - tau²)), drawn independently: the features' expected share integrates the same
-    scatter (:func:`features.seismic.fragility_share`).
+    scatter (:func:`features.domains.earthquake.seismic.fragility_share`).
     """
     gm = seismic.ground_motion(scen["magnitude"].to_numpy()[:, None], scen["lat"].to_numpy()[:, None],
                                scen["lon"].to_numpy()[:, None], scen["depth_km"].to_numpy()[:, None],

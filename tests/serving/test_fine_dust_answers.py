@@ -10,8 +10,8 @@ import pytest
 import xgboost as xgb
 
 from features.domains import fine_dust as fd
-from features.dust import forecast as fc
-from features.dust import hourly
+from features.domains.fine_dust import forecast as fc
+from features.domains.fine_dust import hourly
 from features.sources import Sources
 from serving.engine import Engine, LoadedModel
 

@@ -41,7 +41,7 @@ def models():
 
 
 def _hour(src) -> pd.Timestamp:
-    return flood.serving_now(src) - pd.Timedelta(days=30)
+    return flood.serving.serving_now(src) - pd.Timedelta(days=30)
 
 
 def _without_rain(src: Sources, hour: pd.Timestamp, stations=None) -> Sources:
@@ -80,7 +80,7 @@ def test_no_rain_anywhere_is_unknown_not_an_alert(src, models):
 
 def test_a_station_down_is_replaced_by_the_next_nearest_and_the_answer_says_so(src, models):
     hour = _hour(src)
-    s = flood.station_series(src)
+    s = flood.features.station_series(src)
     choice = ts.station_choice(src, s.stations, s.rain[1].columns)
     pos = int(np.flatnonzero(choice.columns[:-1, 1] >= 0)[0])  # a cell with a second station in reach
     nearest, second = int(choice.ids[pos, 0]), int(choice.ids[pos, 1])

@@ -1,35 +1,16 @@
-"""Flood domain: will a cell start to flood within the lead time (1, 3 or 6 hours)?
-
-A request is a cell, an issue time ``t`` (on the hour), a lead time ``lead_hours`` (1, 3 or 6: the
-KMA ultra-short-range forecast reaches 6 h) and the rain and tide conditions; in the training table the
-conditions are the observations at ``t`` (see :func:`observed_conditions` for how each one is read).
-Features add the forecast rain over the lead's window, the cell's static layers, physics-aware ratios
-(rain against the drains' capacity, tide above the first alert step on low-lying land, long rain near a
-stream) and the number of earlier floods recorded at the cell.
-
-Label: ``flooded`` = 1 when a flood trace's onset at the cell lies in ``(t, t + lead]``. Training rows are
-"event hours" (heavy observed or forecast rain at any city station, or a predicted high tide) plus a
-deterministic 0.5% sample of the other hours, times every cell, times every lead: one model for all
-leads, the lead a feature that never lowers the risk (a flood within 3 h is a flood within 6 h).
-Selection uses only what is known at ``t`` (observations, forecasts, tide predictions), so it does not
-bias ``P(flooded | features)``.
-"""
+"""Flood: the feature rows, one code path for the training table and for a request."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from features import serving_adapters as sa
 from features import timeseries as ts
 from features.errors import DataError
-from features.metrics import BRIER, PR_AUC, ROC_AUC
-from features.registry import Condition, DomainSpec, Levels, Serving, register
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +130,7 @@ def _lookups(src) -> _Lookups:
     return ts.memo(src, "flood.lookups", build)
 
 
-def _observed(src, pos: np.ndarray, times, notes: list | None = None) -> dict[str, np.ndarray]:
+def read_observed(src, pos: np.ndarray, times, notes: list | None = None) -> dict[str, np.ndarray]:
     """:func:`observed_conditions` by cell position (-1: unknown cell, NaN rain); with ``notes`` (a list),
     appends one array per fallback used: a sentence per row that used it, else None."""
     look = _lookups(src)
@@ -189,7 +170,7 @@ def observed_conditions(src, cell_ids, times) -> pd.DataFrame:
     no observation. Times are floored to the hour (data of that hour are known by then). Anything still
     missing is NaN: an essential input, so the row is left out of training and answered ``unknown``.
     """
-    observed = _observed(src, ts.cell_positions(src, cell_ids), times)
+    observed = read_observed(src, ts.cell_positions(src, cell_ids), times)
     return pd.DataFrame({c: observed[c] for c in OBSERVED})
 
 
@@ -264,7 +245,7 @@ def build_rows(src, requests: pd.DataFrame) -> pd.DataFrame:
     pos = _cell_positions(src, requests["cell_id"].to_numpy())
     t_ns = ts.time_ns(time)
     f: dict[str, np.ndarray] = {"lead_hours": lead_hours(requests)}
-    observed = _observed(src, pos, t_ns) if any(c not in requests for c in OBSERVED) else {}
+    observed = read_observed(src, pos, t_ns) if any(c not in requests for c in OBSERVED) else {}
     for col in OBSERVED:
         f[col] = requests[col].to_numpy(dtype=float) if col in requests else observed[col]
     cells = ts.cell_arrays(src)
@@ -418,179 +399,3 @@ def label(src, rows: pd.DataFrame) -> np.ndarray:
     lead = pd.to_timedelta(lead_hours(rows), unit="h").to_numpy()
     hits = ts.count_in_window(tr["cell_pos"], tr["onset"], pos, t, t + lead, closed="right")
     return (hits > 0).astype(np.int8)
-
-
-# --- evaluation (holdout only; the truth is never a feature) ---
-
-def heavy_rain_rule(rows: pd.DataFrame) -> np.ndarray:
-    """KMA heavy-rain rule on observed or forecast rain (1 h >= 50 and 3 h >= 90, or 1 h >= 72), low-lying cells."""
-    fires = np.zeros(len(rows), dtype=bool)
-    for one, three in (("rain_1h", "rain_3h"), ("rain_fcst_1h", "rain_fcst_3h")):
-        r1, r3 = rows[one].to_numpy(float), rows[three].to_numpy(float)
-        fires |= ((r1 >= 50) & (r3 >= 90)) | (r1 >= 72)
-    return fires & (rows["low_lying"].to_numpy() > 0)
-
-
-def baseline(rows: pd.DataFrame, history: pd.DataFrame) -> np.ndarray:
-    """The rule, turned into probabilities by the flood rate when it fired / did not fire in the history,
-    per lead time (a longer lead holds more floods either way)."""
-    lead, past_lead = lead_hours(rows), lead_hours(history)
-    fired, y = heavy_rain_rule(history), history["flooded"].to_numpy(float)
-    fires = heavy_rain_rule(rows)
-    out = np.full(len(rows), np.nan)
-    for k in np.unique(lead):
-        same = past_lead == k
-        p_fire = y[same & fired].mean() if (same & fired).any() else 0.5
-        p_quiet = y[same & ~fired].mean() if (same & ~fired).any() else 0.0
-        out[lead == k] = np.where(fires[lead == k], p_fire, p_quiet)
-    return out
-
-
-def oracle(rows: pd.DataFrame, truth_dir) -> np.ndarray:
-    """The generator's probability of a flood within each row's lead time (absent from the sparse truth =
-    below 1e-4); a KeyError for a truth without that lead's column."""
-    truth = pd.read_parquet(Path(truth_dir) / "flood_truth.parquet")
-    joined = rows[["cell_id", "time"]].merge(truth, on=["cell_id", "time"], how="left")
-    lead = lead_hours(rows)
-    out = np.full(len(rows), np.nan)
-    for k in np.unique(lead):
-        out[lead == k] = joined.loc[lead == k, f"p_flood_{k:g}h"].fillna(0.0).to_numpy()
-    return out
-
-
-# --- serving: the API's conditions, levels and request adapters ---
-
-_RAIN = "mm at the cell's nearest city weather station"
-SERVING_CONDITIONS = (
-    Condition("lead_hours", "h", f"lead time: flooding within the next 1, 3 or 6 hours (default {DEFAULT_LEAD})",
-              DEFAULT_LEAD, 1, max(LEADS), kind="int", choices=LEADS),
-    Condition("rain_1h", "mm", f"rain in the last hour, {_RAIN}", 35.0, 0.0, 300.0),
-    Condition("rain_3h", "mm", f"rain in the last 3 hours, {_RAIN}", 70.0, 0.0, 500.0),
-    Condition("rain_6h", "mm", f"rain in the last 6 hours, {_RAIN}", 90.0, 0.0, 700.0),
-    Condition("rain_24h", "mm", f"rain in the last 24 hours, {_RAIN}", 150.0, 0.0, 1000.0),
-    Condition("rain_fcst_1h", "mm", "rain forecast for the next hour (KMA nowcast at the station)", 30.0, 0.0, 300.0),
-    Condition("rain_fcst_3h", "mm", "rain forecast for the next 3 hours (KMA nowcast at the station)", 60.0, 0.0, 500.0),
-    Condition("rain_fcst_6h", "mm", "rain forecast for the next 6 hours (KMA nowcast at the station)", 80.0, 0.0, 800.0),
-    Condition("tide_cm", "cm", "observed tide now, on the Incheon tide datum (alert steps 886/906/953/1000)",
-              850.0, -100.0, 1200.0),
-    Condition("tide_pred_max_3h_cm", "cm", "highest predicted tide in the next 3 hours, same datum", 900.0,
-              -100.0, 1200.0),
-    Condition("tide_pred_max_6h_cm", "cm", "highest predicted tide in the next 6 hours, same datum", 920.0,
-              -100.0, 1200.0),
-)
-# Windows of one quantity, shortest first: a given window raises the longer ones to at least its value.
-_CHAINS = (("rain_1h", "rain_3h", "rain_6h", "rain_24h"), tuple(f"rain_fcst_{k}h" for k in FCST_WINDOWS),
-           tuple(f"tide_pred_max_{k}h_cm" for k in TIDE_WINDOWS))
-
-
-def serving_requests(src, cells: pd.DataFrame, at, conditions: dict | None = None) -> pd.DataFrame:
-    """One request per cell at ``at`` floored to the hour, for the lead time ``lead_hours`` (default 3).
-
-    Given conditions are constants; the others are the observations at that hour (as in training).
-    When a rain or tide window is given, the longer windows are raised to at least it (60 mm in the last
-    hour means at least 60 mm in the last 3 h), so a partial what-if stays physically consistent. The
-    city's first tide alert step rides along for :func:`serving_combine`'s cause.
-    """
-    conds = sa.given(conditions, CONDITIONS)
-    time = pd.Timestamp(at).floor("h")
-    columns: dict[str, object] = {"time": time, "lead_hours": float(conds.get("lead_hours", DEFAULT_LEAD))}
-    notes: list[np.ndarray] = []
-    if any(c not in conds for c in OBSERVED):
-        pos = ts.cell_positions(src, cells["cell_id"].to_numpy())
-        observed = _observed(src, pos, np.full(len(cells), ts.time_ns([time])[0]), notes)
-    for chain in _CHAINS:
-        values = [np.full(len(cells), sa.as_float(conds[c])) if c in conds else observed[c] for c in chain]
-        if any(c in conds for c in chain):
-            values = list(np.fmax.accumulate(np.vstack(values), axis=0))
-        columns.update(zip(chain, values, strict=True))
-    columns["tide_cm"] = sa.as_float(conds["tide_cm"]) if "tide_cm" in conds else observed["tide_cm"]
-    columns["tide_alert_cm"] = float(src.city.tide.alert_cm[0])
-    columns["notes"] = sa.join_notes(notes, len(cells))
-    return sa.cell_requests(cells, columns)
-
-
-def serving_combine(rows: pd.DataFrame, pred) -> pd.DataFrame:
-    """Probability of a flood onset within the lead time per cell, its likely cause and the conditions used
-    (``lead_hours`` first, as an integer)."""
-    alert = float(rows["tide_alert_cm"].iloc[0]) if "tide_alert_cm" in rows and len(rows) else 886.0
-    used = sa.records({c: rows[c].to_numpy() for c in CONDITIONS}, digits=1)
-    for record in used:
-        record["lead_hours"] = None if record["lead_hours"] is None else int(record["lead_hours"])
-    return sa.per_cell(rows, np.clip(np.asarray(pred, dtype=float), 0, 1), cause(rows, alert), used,
-                       rows.get("notes"))
-
-
-def serving_now(src) -> pd.Timestamp:
-    """The last hour with observed rain at a city station, a nowcast issued for it (or the hour before: see
-    :func:`station_series`) and a tide (observed, or the prediction the gauge file carries ahead)."""
-    def latest() -> pd.Timestamp:
-        s = station_series(src)
-        rain = s.rain[1].index[s.rain[1].notna().any(axis=1).to_numpy()]
-        tide = s.tide.index[(s.tide.notna() | s.tide_pred.reindex(s.tide.index).notna()).to_numpy()]
-        if not len(rain) or not len(tide):
-            raise DataError("flood: no rain or tide observations to serve from")
-        forecast = s.fcst[max(FCST_WINDOWS)]  # every window of an issue (or its stand-in) held
-        forecast = forecast.index[forecast.notna().any(axis=1).to_numpy()]
-        if not len(forecast):
-            raise DataError("flood: no rain nowcast to serve from")
-        return min(rain.max(), forecast.max(), tide.max())
-    return ts.memo(src, "flood.now", latest)
-
-
-def serving_first(src) -> pd.Timestamp:
-    """The first hour with observed rain at a city station and a tide (observed or predicted)."""
-    def earliest() -> pd.Timestamp:
-        s = station_series(src)
-        rain = s.rain[1].index[s.rain[1].notna().any(axis=1).to_numpy()]
-        tide = s.tide.index[(s.tide.notna() | s.tide_pred.reindex(s.tide.index).notna()).to_numpy()]
-        if not len(rain) or not len(tide):
-            raise DataError("flood: no rain or tide observations to serve from")
-        return max(rain.min(), tide.min())
-    return ts.memo(src, "flood.first", earliest)
-
-
-SERVING = Serving(
-    conditions=SERVING_CONDITIONS,
-    levels=Levels((1e-4, 0.005, 0.03, 0.15, 0.6), log=True),
-    value="probability that the cell starts to flood within the lead time (conditions.lead_hours: 1, 3 or 6 h; "
-          f"default {DEFAULT_LEAD})",
-    unit="probability",
-    requests=serving_requests,
-    combine=serving_combine,
-    now=serving_now,
-    first=serving_first,
-    scenarios=(("60 mm/h at high tide", {"rain_1h": 60, "rain_3h": 90, "rain_fcst_1h": 60, "rain_fcst_3h": 120,
-                                          "rain_fcst_6h": 150, "tide_cm": 930, "tide_pred_max_3h_cm": 950,
-                                          "tide_pred_max_6h_cm": 950}),
-               ("the same, 6 hours ahead", {"lead_hours": 6, "rain_1h": 60, "rain_3h": 90, "rain_fcst_1h": 60,
-                                            "rain_fcst_3h": 120, "rain_fcst_6h": 150, "tide_cm": 930,
-                                            "tide_pred_max_3h_cm": 950, "tide_pred_max_6h_cm": 950})),
-)
-
-
-SPEC = register(DomainSpec(
-    name="flood",
-    title="Flooding within 1, 3 or 6 hours",
-    task="binary",
-    target="flooded",
-    keys=("cell_id", "lead_hours"),  # a row per cell and lead time, as fine dust has one per pollutant
-    time="time",
-    horizon=HORIZON,
-    features=FEATURES,
-    conditions=OBSERVED,
-    sources=("asos", "aws", "nowcast", "tide", "flood_traces", "static"),
-    feature_set_version="flood-v3",
-    build_table=build_table,
-    build_rows=build_rows,
-    metrics=(PR_AUC, ROC_AUC, BRIER),
-    primary_metric="pr_auc",
-    baseline=baseline,
-    oracle=oracle,
-    serving=SERVING,
-    # A longer lead, more rain (observed or forecast), a higher tide and their ratios to the drains never
-    # lower the risk.
-    monotone=dict.fromkeys((*CONDITIONS, *(d for d in DERIVED if "rain" in d), "tide_excess_cm"), 1),
-    essential=CONDITIONS,
-    breakdown=("lead_hours", "lead{:g}h"),
-    extra={"cause": cause, "units": UNITS},
-))

@@ -3,7 +3,7 @@
 An answer per cell: the grade index of the target day (value), the pollutant deciding it (cause) and in
 ``details`` both daily means, the grade, the station, the forecast weather used, and ``hourly``: every hour
 from the issue time to the end of the target day with PM10, PM2.5, the grade of the hour's levels and the
-probability of each advisory (:mod:`features.dust.hourly`). Without a weather forecast in the request the
+probability of each advisory (:mod:`features.domains.fine_dust.hourly`). Without a weather forecast in the request the
 answer's ``notes`` and ``details.basis`` say it is persistence-grade.
 """
 
@@ -15,9 +15,9 @@ import pandas as pd
 from features import serving_adapters as sa
 from features import spatial
 from features import timeseries as ts
-from features.dust import ISSUE_HOUR, POLLUTANTS, hourly
-from features.dust import forecast as fc
-from features.dust.grades import grade, grade_index, grade_name
+from features.domains.fine_dust import forecast as fc
+from features.domains.fine_dust import hourly
+from features.domains.fine_dust.grades import ISSUE_HOUR, POLLUTANTS, grade, grade_index, grade_name
 from features.errors import DataError
 from features.registry import Condition, Levels, Serving
 
