@@ -43,6 +43,9 @@ class Condition:
     kind: Literal["float", "int", "bool", "date"] = "float"
     required: bool = False  # optional fields are read from the observations the service holds
     choices: tuple | None = None  # the only values allowed (within minimum..maximum), e.g. lead times
+    # A float field that also takes its source's text categories (KMA's PCP "1mm 미만"): str -> float, raising
+    # DataError for text it does not know. The number it gives is then checked against minimum..maximum.
+    text: Callable[[str], float] | None = None
 
 
 @dataclass(frozen=True)

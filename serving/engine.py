@@ -16,7 +16,17 @@ from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationError, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    WithJsonSchema,
+    create_model,
+)
 from pydantic_core import PydanticCustomError
 
 from features.errors import UrbanSafetyError
@@ -64,6 +74,12 @@ def conditions_model(spec: DomainSpec) -> type[BaseModel]:
             {"ge": DATE_RANGE[0], "le": DATE_RANGE[1]} if c.kind == "date" else {}
         if c.kind == "float":
             constraint["allow_inf_nan"] = False
+        if c.text:  # numbers or the source's text categories, checked against the range once converted
+            number = {"type": "number", **{k: v for k, v in (("minimum", c.minimum), ("maximum", c.maximum))
+                                           if v is not None}}
+            kind = Annotated[kind, BeforeValidator(_from_text(c.text)), Field(**constraint),
+                             WithJsonSchema({"anyOf": [number, {"type": "string"}]})]
+            constraint = {}
         if c.choices:  # the choices are the range: a refusal names them, not a bound
             enum = [*c.choices, *([] if c.required else [None])]
             kind, constraint = Annotated[kind, _one_of(c.choices)], {"json_schema_extra": {"enum": enum}}
@@ -73,6 +89,20 @@ def conditions_model(spec: DomainSpec) -> type[BaseModel]:
                                 **{k: v for k, v in constraint.items() if v is not None}))
     return create_model(f"{spec.name.title().replace('_', '')}Conditions",
                         __config__=ConfigDict(extra="forbid"), **fields)
+
+
+def _from_text(parse):
+    """A converter of text values through ``parse`` (numbers pass untouched to the strict check); text it
+    does not know is refused with its message."""
+    def convert(value):
+        if not isinstance(value, str):
+            return value
+        try:
+            return parse(value)
+        except UrbanSafetyError as exc:
+            raise PydanticCustomError("value_error", "{reason}", {"reason": str(exc)}) from None
+
+    return convert
 
 
 def _one_of(choices: tuple) -> AfterValidator:
@@ -91,7 +121,8 @@ def condition_schema(c: Condition) -> dict:
     low, high = (d.isoformat() for d in DATE_RANGE) if c.kind == "date" else (c.minimum, c.maximum)
     return {"name": c.name, "unit": c.unit, "description": c.description, "type": c.kind,
             "minimum": low, "maximum": high, "example": c.example, "required": c.required,
-            **({"choices": list(c.choices)} if c.choices else {})}
+            **({"choices": list(c.choices)} if c.choices else {}),
+            **({"accepts_text": True} if c.text else {})}
 
 
 @dataclass

@@ -29,7 +29,7 @@ SERVING_CONDITIONS = (
               "further ahead)", "2024-01-01", kind="date"),
     *(Condition(name, unit, f"{text}, at the station's forecast grid point (details.forecast.grid). "
                 "Omitted: persistence of the last 24 h of observed weather (a persistence-grade answer)",
-                example, low, high)
+                example, low, high, text=fc.pcp_mm if name == "fcst_pcp" else None)
       for (name, (_, unit, text, low, high)), example in zip(fc.FIELDS.items(), (3.5, 270.0, 0.0, 60.0, 12.0),
                                                                strict=True)),
 )
