@@ -7,17 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.domains.fine_dust.grades import (  # noqa: F401  (the domain's public names)
-    GRADE_NAMES_KO,
-    GRADES,
-    INDEX_BREAKS,
-    POLLUTANTS,
-    UPPER_BOUNDS,
-    grade,
-    grade_index,
-    grade_name,
-    pollutant_grade,
-)
+from features.domains.fine_dust.grades import POLLUTANTS, grade
 from features.metrics import Metric
 
 
