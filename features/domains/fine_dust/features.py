@@ -9,18 +9,7 @@ import pandas as pd
 
 from features import timeseries as ts
 from features.domains.fine_dust import forecast as fc
-from features.domains.fine_dust.grades import (  # noqa: F401  (the domain's public names)
-    GRADE_NAMES_KO,
-    GRADES,
-    INDEX_BREAKS,
-    ISSUE_HOUR,
-    POLLUTANTS,
-    UPPER_BOUNDS,
-    grade,
-    grade_index,
-    grade_name,
-    pollutant_grade,
-)
+from features.domains.fine_dust.grades import ISSUE_HOUR, POLLUTANTS
 from features.domains.fine_dust.windows import Windows as _Windows
 from features.timeseries import HOUR, hourly_wide
 
