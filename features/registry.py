@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal
@@ -121,6 +121,9 @@ class DomainSpec:
     build_table: Callable[..., pd.DataFrame]  # (sources) -> keys, time, conditions, features, target[, weight]
     build_rows: Callable[..., pd.DataFrame]  # (sources, requests) -> requests + features
     weight: str | None = None  # sample-weight column (e.g. for down-sampled zero rows)
+    # (sources, rows_per_part) -> the training table in parts of about that many rows (time spans or sets of
+    # scenarios), so a large city's table is never whole in memory; None: ``build_table`` is the one part.
+    build_parts: Callable[..., Iterator[pd.DataFrame]] | None = None
     # Evaluation: metrics on the holdout, the one promotion compares on, the domain's baseline
     # (table rows -> predictions) and the oracle (table rows, truth folder -> true expected values).
     metrics: tuple[Metric, ...] = ()

@@ -122,9 +122,8 @@ def snapshot_sources(settings: Settings) -> str:
 def ensure_references(settings: Settings) -> dict[str, str]:
     """Each served domain's monitoring reference (live/monitor.py): a profile of up to 50,000 rows of its
     feature table scored by the champion, made again when the champion changed. Domain -> what was done."""
-    import numpy as np
-    import pyarrow.parquet as pq
-
+    from features import store as table_store
+    from features.build import table_path
     from live.monitor import REFERENCE_ROWS, profile, references, store_reference
     from training.models import predict
 
@@ -132,15 +131,13 @@ def ensure_references(settings: Settings) -> dict[str, str]:
     held, out = references(db), {}
     models, _ = load_models()
     for name, model in models.items():
-        tag, path = model.info["bento_tag"], settings.features_dir / f"{name}.parquet"
+        tag, path = model.info["bento_tag"], table_path(settings.features_dir, name)
         if held.get(name, {}).get("model") == tag:
             out[name] = "unchanged"
-        elif not path.exists():
+        elif not table_store.exists(path):
             out[name] = f"no feature table at {path}"
         else:
-            table = pq.read_table(path, columns=list(domains()[name].features))
-            rows = np.random.default_rng(0).choice(table.num_rows, min(REFERENCE_ROWS, table.num_rows), replace=False)
-            X = table.take(np.sort(rows)).to_pandas().astype("float64")
+            X = table_store.sample(path, REFERENCE_ROWS, list(domains()[name].features)).astype("float64")
             store_reference(db, name, tag, profile(X, predict(model.family, model.booster, X)))
             out[name] = "made"
     return out

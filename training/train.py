@@ -14,20 +14,18 @@ import pandas as pd
 from mlflow.models import infer_signature
 from optuna.trial import TrialState
 
-from features.build import table_path
 from features.errors import DataError
 from features.registry import DomainSpec
-from features.store import read_meta
 from training.champion import Decision, register_and_decide
 from training.evaluate import Scores, diagnostic_plot, evaluate, importance_plot
-from training.models import Fitted, contributions, fit
+from training.models import Fitted, contributions, fit_parts
 from training.splits import holdout_split, time_folds
+from training.table import TrainingTable
 from training.tracking import (
     LOCK_TIMEOUT_S,
     configure,
     ensure_experiment,
     fail_orphaned_runs,
-    file_sha256,
     git_commit,
     owner_tags,
     training_lock,
@@ -36,6 +34,9 @@ from training.tune import PROFILES, Profile, cv_objective, open_study, remaining
 from urban_safety.settings import Settings
 
 HOLDOUT_SHARE = 0.2
+#: Training rows the domain's baseline learns its rates from (a uniform sample beyond this: a rate's
+#: estimate needs no more, and the rows are whole rows in memory).
+HISTORY_ROWS = 5_000_000
 
 
 @dataclass(frozen=True)
@@ -53,16 +54,9 @@ class TrainResult:
 
 
 def load_table(spec: DomainSpec, settings: Settings) -> tuple[pd.DataFrame, str]:
-    """The domain's feature table, sorted by time, and the SHA-256 of its file."""
-    path = table_path(settings.features_dir, spec.name)
-    if not path.exists():
-        raise DataError(f"no feature table {path}: run `urban-safety features build --domain {spec.name}`")
-    version = read_meta(path).get("feature_set_version")
-    if version != spec.feature_set_version:
-        raise DataError(f"{path} has feature set {version}, the code expects {spec.feature_set_version}: "
-                        f"rebuild it with `urban-safety features build --domain {spec.name}`")
-    table = pd.read_parquet(path).sort_values(spec.time, kind="stable").reset_index(drop=True)
-    return table, file_sha256(path)
+    """The whole feature table in memory, in time order, and its digest (benchmarks on small tables)."""
+    table = TrainingTable.open(spec, settings)
+    return table.rows(np.arange(len(table))), table.sha256
 
 
 def tuning_rows(rows: np.ndarray, y: np.ndarray, w: np.ndarray, limit: int, task: str,
@@ -94,15 +88,16 @@ def train_domain(spec: DomainSpec, settings: Settings, profile: Profile | str = 
     trials = trials or profile.trials
     timeout = timeout if timeout is not None else profile.timeout_s
     started = time.perf_counter()
-    table, data_hash = load_table(spec, settings)
+    table = TrainingTable.open(spec, settings)
+    data_hash = table.sha256
     gap = max(spec.horizon, pd.Timedelta(0))
-    split = holdout_split(table[spec.time], HOLDOUT_SHARE, gap)
+    split = holdout_split(table.times, HOLDOUT_SHARE, gap)
     rng = np.random.default_rng(settings.seed)
-    y_all = table[spec.target].to_numpy(dtype=float)
-    w_all = table[spec.weight].to_numpy(dtype=float) if spec.weight else np.ones(len(table))
+    y_all, w_all = table.y, table.w
     keep, w = tuning_rows(split.train, y_all, w_all, profile.max_rows, spec.task, rng)
-    train, holdout = table.iloc[keep].reset_index(drop=True), table.iloc[split.valid].reset_index(drop=True)
+    train, holdout = table.rows(keep), table.rows(split.valid)
     X, y = train[list(spec.features)], y_all[keep]
+    fit_keep, fit_w = tuning_rows(split.train, y_all, w_all, profile.fit_rows or len(table), spec.task, rng)
     folds = time_folds(train[spec.time], profile.folds, gap)
     if not folds or holdout.empty:
         raise DataError(f"{spec.name}: too little data for {profile.folds} time-ordered folds and a holdout")
@@ -122,7 +117,7 @@ def train_domain(spec: DomainSpec, settings: Settings, profile: Profile | str = 
                              "data_sha256": data_hash, "git_commit": git_commit(settings.root),
                              "profile": profile.name, "optuna_study": study_name})
             mlflow.log_params({"rows_train": len(split.train), "rows_tuning": len(train),
-                               "rows_holdout": len(holdout), "folds": len(folds), "gap": str(gap),
+                               "rows_fit": len(fit_keep), "rows_holdout": len(holdout), "folds": len(folds), "gap": str(gap),
                                "holdout_from": str(holdout[spec.time].min())})
             study = open_study(settings.optuna_url, study_name, settings.seed)
             seed_study(study, spec.task)
@@ -136,9 +131,15 @@ def train_domain(spec: DomainSpec, settings: Settings, profile: Profile | str = 
             params = dict(best.user_attrs["params"])
             family = best.params["family"]
             params["num_boost_round"] = max(int(best.user_attrs["best_rounds"] * 1.1), 10)
-            fitted = fit(family, spec.task, params, X, y, w, seed=settings.seed, monotone=spec.monotone_vector())
+            # The final model learns from the training period's rows as stored, part by part (thinned like the
+            # tuning sample only beyond the profile's fit_rows), with the best trial's settings.
+            parts, fit_y, fit_w = table.feature_parts(fit_keep, fit_w)
+            fitted = fit_parts(family, spec.task, params, parts, fit_y, fit_w, seed=settings.seed,
+                               monotone=spec.monotone_vector())
             pred = fitted.predict(holdout[list(spec.features)])
-            scores = evaluate(spec, holdout, pred, settings.truth_dir, history=table.iloc[split.train])
+            history = split.train if len(split.train) <= HISTORY_ROWS else \
+                np.sort(rng.choice(split.train, HISTORY_ROWS, replace=False))
+            scores = evaluate(spec, holdout, pred, settings.truth_dir, history=table.rows(history))
 
             mlflow.log_params({"family": family, **{f"best_{k}": v for k, v in params.items()}})
             mlflow.log_metrics({**scores.flat(), "cv_best_loss": best.value, "trials_complete": complete,

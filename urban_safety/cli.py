@@ -209,6 +209,7 @@ def _runnable(chosen, settings, domain: str, need_table: bool):
     single named domain, that line is the error)."""
     from features.build import table_path
     from features.sources import missing_sources
+    from features.store import exists as table_exists
 
     city = settings.city_config
     out = []
@@ -216,7 +217,7 @@ def _runnable(chosen, settings, domain: str, need_table: bool):
         reason = None
         if not city.runs(spec.name):
             reason = f"{city.name} does not run it (its city config lists domains = {city.domains})"
-        elif need_table and not table_path(settings.features_dir, spec.name).exists():
+        elif need_table and not table_exists(table_path(settings.features_dir, spec.name)):
             missing = missing_sources(settings.raw_dir, spec.sources)
             reason = (f"no data: it needs {', '.join(missing)}{IMPORT_HINT}" if missing else
                       f"no feature table: run `urban-safety features build --domain {spec.name}`")

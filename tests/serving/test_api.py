@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 from bentoml.exceptions import BentoMLException
 
+from features.build import table_path
 from features.registry import LEVELS, domains
+from features.store import read_table
 
 DOMAINS = sorted(domains())
 INCHEON_ASOS = {"lat": 37.4777, "lon": 126.6249}
@@ -120,7 +122,7 @@ def test_risk_map_is_geojson_of_every_cell(http, catalogue, domain):
 @pytest.mark.parametrize("domain", DOMAINS)
 def test_predict_returns_one_output_per_record(http, small_tables, catalogue, domain):
     features = catalogue["domains"][domain]["features"]
-    table = pd.read_parquet(small_tables.features_dir / f"{domain}.parquet").head(50)
+    table = read_table(table_path(small_tables.features_dir, domain)).head(50)
     records = json.loads(table[features].astype(float).to_json(orient="records"))  # NaN -> null
     resp = http.post("/predict", json={"domain": domain, "records": records})
     assert resp.status_code == 200, resp.text

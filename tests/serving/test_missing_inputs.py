@@ -15,9 +15,11 @@ import pytest
 import xgboost as xgb
 
 from features import timeseries as ts
+from features.build import table_path
 from features.domains import flood
 from features.registry import domains
 from features.sources import Sources
+from features.store import read_columns
 from serving.engine import Engine, LoadedModel
 from serving.errors import ApiError
 
@@ -124,5 +126,5 @@ def test_predict_gives_no_value_for_a_record_without_an_essential_input(src, mod
 @pytest.mark.parametrize("domain", sorted(domains()))
 def test_training_tables_hold_no_row_without_its_essential_inputs(small_tables, domain):
     spec = domains()[domain]
-    table = pd.read_parquet(small_tables.features_dir / f"{domain}.parquet", columns=list(spec.essential))
+    table = read_columns(table_path(small_tables.features_dir, domain), list(spec.essential))
     assert len(table) and not table.isna().any().any()

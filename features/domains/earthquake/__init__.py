@@ -13,7 +13,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 from features.domains.earthquake.evaluation import baseline, oracle
-from features.domains.earthquake.features import CONDITIONS, FEATURES, UNITS, build_rows, build_table
+from features.domains.earthquake.features import (
+    CONDITIONS,
+    FEATURES,
+    UNITS,
+    build_rows,
+    build_table,
+    table_parts,
+)
 from features.domains.earthquake.serving import SERVING
 from features.metrics import MAE, R2, RMSE
 from features.registry import DomainSpec, register
@@ -31,6 +38,7 @@ SPEC = register(DomainSpec(
     sources=("damage_surveys", "buildings", "static"),
     feature_set_version="earthquake-v4",
     build_table=build_table,
+    build_parts=table_parts,
     build_rows=build_rows,
     weight="weight",
     serving=SERVING,

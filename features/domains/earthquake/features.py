@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
 
@@ -160,7 +162,8 @@ def survey_requests(surveys: pd.DataFrame) -> pd.DataFrame:
 
 
 def build_table(src) -> pd.DataFrame:
-    """Training table: surveyed scenario x cell rows, label = damaged / surveyed buildings.
+    """Training table: surveyed scenario x cell rows, label = damaged / surveyed buildings
+    (:func:`table_parts` in one frame).
 
     weight = surveyed buildings. The scenario's sampling weight (``scenario_weight``, the catalogue's
     rate over the generator's proposal) is left out on purpose: the model answers "what if this
@@ -169,8 +172,19 @@ def build_table(src) -> pd.DataFrame:
     and the model fell up to 0.24-0.29 short of the physics there (``bench/openquake_peer.py``). Rates
     are for sums over the catalogue (an expected annual loss), not for this fit.
     """
-    surveys = src["damage_surveys"].reset_index(drop=True)
-    table = build_rows(src, survey_requests(surveys))
-    table["damage_share"] = surveys["damaged"].to_numpy(dtype=float) / surveys["buildings"].to_numpy(float)
-    table["weight"] = surveys["buildings"].to_numpy(dtype=float)
-    return table.sort_values(["time", "scenario_id", "cell_id"], ignore_index=True)
+    return pd.concat(list(table_parts(src)), ignore_index=True)
+
+
+def table_parts(src, rows_per_part: int | None = None) -> Iterator[pd.DataFrame]:
+    """The training table in parts of about ``rows_per_part`` survey rows in time order (None: one part)."""
+    surveys = src["damage_surveys"]
+    order = np.lexsort((surveys["cell_id"].astype(str).to_numpy(), surveys["scenario_id"].astype(str).to_numpy(),
+                        pd.to_datetime(surveys["time"]).to_numpy()))
+    surveys = surveys.iloc[order].reset_index(drop=True)
+    step = len(surveys) if rows_per_part is None else rows_per_part
+    for lo in range(0, max(len(surveys), 1), max(step, 1)):
+        part = surveys.iloc[lo:lo + step].reset_index(drop=True)
+        table = build_rows(src, survey_requests(part))
+        table["damage_share"] = part["damaged"].to_numpy(dtype=float) / part["buildings"].to_numpy(float)
+        table["weight"] = part["buildings"].to_numpy(dtype=float)
+        yield table

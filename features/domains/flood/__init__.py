@@ -28,6 +28,7 @@ from features.domains.flood.features import (
     build_rows,
     build_table,
     cause,
+    table_parts,
 )
 from features.domains.flood.serving import SERVING
 from features.metrics import BRIER, PR_AUC, ROC_AUC
@@ -46,6 +47,7 @@ SPEC = register(DomainSpec(
     sources=("asos", "aws", "nowcast", "tide", "flood_traces", "static"),
     feature_set_version="flood-v3",
     build_table=build_table,
+    build_parts=table_parts,
     build_rows=build_rows,
     metrics=(PR_AUC, ROC_AUC, BRIER),
     primary_metric="pr_auc",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -364,30 +365,45 @@ def event_hours(src, rain_mm: float = RAIN_EVENT_MM, fcst_mm: float = RAIN_EVENT
 
 def build_table(src, rain_mm: float = RAIN_EVENT_MM, fcst_mm: float = RAIN_EVENT_MM,
                 tide_cm: float = TIDE_EVENT_CM, background: float = BACKGROUND) -> pd.DataFrame:
-    """The flood training table: (event hours + background hours) x every cell x every lead, with the label.
+    """The flood training table: (event hours + background hours) x every cell x every lead, with the label
+    (:func:`table_parts` in one frame)."""
+    return pd.concat(list(table_parts(src, None, rain_mm, fcst_mm, tide_cm, background)), ignore_index=True)
+
+
+def table_parts(src, rows_per_part: int | None = None, rain_mm: float = RAIN_EVENT_MM,
+                fcst_mm: float = RAIN_EVENT_MM, tide_cm: float = TIDE_EVENT_CM,
+                background: float = BACKGROUND) -> Iterator[pd.DataFrame]:
+    """The training table in parts of whole hours (about ``rows_per_part`` rows each; None: one part).
 
     The observations are read once per (cell, hour); each lead is then a request of its own through
     :func:`build_rows`, the path the service takes.
     """
     hours = event_hours(src, rain_mm, fcst_mm, tide_cm, background)
     cells = src.grid.cells["cell_id"].to_numpy()
-    requests = pd.DataFrame({
-        "cell_id": np.tile(cells, len(hours)),
-        "time": np.repeat(hours.to_numpy(), len(cells)),
-    })
-    conditions = observed_conditions(src, requests["cell_id"].to_numpy(), requests["time"])
-    requests = pd.concat([requests, conditions[list(OBSERVED)]], axis=1)
-    n = len(requests)
-    requests = requests.take(np.tile(np.arange(n), len(LEADS))).reset_index(drop=True)
-    requests.insert(2, "lead_hours", np.repeat(np.asarray(LEADS, dtype=np.float32), n))
-    table = build_rows(src, requests)
-    table["flooded"] = label(src, table)
+    step = len(hours) if rows_per_part is None else max(1, rows_per_part // (len(cells) * len(LEADS)))
+    by_lead: dict[float, int] = {}
+    rows = 0
+    for lo in range(0, len(hours), step):
+        chunk = hours[lo:lo + step]
+        requests = pd.DataFrame({
+            "cell_id": np.tile(cells, len(chunk)),
+            "time": np.repeat(chunk.to_numpy(), len(cells)),
+        })
+        conditions = observed_conditions(src, requests["cell_id"].to_numpy(), requests["time"])
+        requests = pd.concat([requests, conditions[list(OBSERVED)]], axis=1)
+        n = len(requests)
+        requests = requests.take(np.tile(np.arange(n), len(LEADS))).reset_index(drop=True)
+        requests.insert(2, "lead_hours", np.repeat(np.asarray(LEADS, dtype=np.float32), n))
+        table = build_rows(src, requests)
+        table["flooded"] = label(src, table)
+        for lead, hits in table.groupby("lead_hours")["flooded"].sum().items():
+            by_lead[lead] = by_lead.get(lead, 0) + int(hits)
+        rows += len(table)
+        yield table
     windows = pd.DatetimeIndex(np.concatenate([hours + k * ts.HOUR for k in range(1, max(LEADS) + 1)])).unique()
     covered = located_traces(src)["onset"].isin(windows)
-    by_lead = table.groupby("lead_hours")["flooded"].sum().astype(int).to_dict()
     log.info("flood table: %d rows, positives by lead %s; %d of %d located traces fall in a selected window",
-             len(table), by_lead, int(covered.sum()), len(covered))
-    return table
+             rows, by_lead, int(covered.sum()), len(covered))
 
 
 def label(src, rows: pd.DataFrame) -> np.ndarray:

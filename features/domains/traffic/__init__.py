@@ -14,7 +14,15 @@ severity (not a feature). Training rows: every cell-slot with an accident plus a
 from __future__ import annotations
 
 from features.domains.traffic.evaluation import baseline, oracle
-from features.domains.traffic.features import CONDITIONS, FEATURES, SLOT, UNITS, build_rows, build_table
+from features.domains.traffic.features import (
+    CONDITIONS,
+    FEATURES,
+    SLOT,
+    UNITS,
+    build_rows,
+    build_table,
+    table_parts,
+)
 from features.domains.traffic.serving import SERVING
 from features.metrics import POISSON_DEVIANCE, TOP5_SHARE
 from features.registry import DomainSpec, register
@@ -32,6 +40,7 @@ SPEC = register(DomainSpec(
     sources=("asos", "aws", "taas", "static"),
     feature_set_version="traffic-v2",
     build_table=build_table,
+    build_parts=table_parts,
     build_rows=build_rows,
     weight="weight",
     serving=SERVING,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -258,10 +259,20 @@ def label(src, rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def build_table(src, rate: float = 0.05) -> pd.DataFrame:
-    """The traffic training table: sampled cell-slots with conditions, features, labels and weights."""
+    """The traffic training table: sampled cell-slots with conditions, features, labels and weights
+    (:func:`table_parts` in one frame)."""
+    return pd.concat(list(table_parts(src, None, rate)), ignore_index=True)
+
+
+def table_parts(src, rows_per_part: int | None = None, rate: float = 0.05) -> Iterator[pd.DataFrame]:
+    """The training table in parts of about ``rows_per_part`` time-ordered rows (None: one part)."""
     rows = sample_rows(src, rate)
-    table = build_rows(src, rows)
-    table[["accidents", "eclo"]] = label(src, table)
-    log.info("traffic table: %d rows (%d with accidents), %d accidents", len(table),
-             int((table["accidents"] > 0).sum()), int(table["accidents"].sum()))
-    return table
+    step = len(rows) if rows_per_part is None else rows_per_part
+    n = accidents = with_accidents = 0
+    for lo in range(0, max(len(rows), 1), max(step, 1)):
+        table = build_rows(src, rows.iloc[lo:lo + step])
+        table[["accidents", "eclo"]] = label(src, table)
+        n, accidents = n + len(table), accidents + int(table["accidents"].sum())
+        with_accidents += int((table["accidents"] > 0).sum())
+        yield table
+    log.info("traffic table: %d rows (%d with accidents), %d accidents", n, with_accidents, accidents)
