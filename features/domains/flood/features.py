@@ -48,6 +48,9 @@ _NO_TIME_NS = ts.time_ns([pd.Timestamp("1900-01-01")])[0]
 RAIN_EVENT_MM = 25.0  # observed or forecast 3-h rain at any city station
 TIDE_EVENT_CM = 930.0  # predicted high tide, between the 2nd and 3rd alert steps (906 / 953 cm)
 BACKGROUND = 0.005  # share of the other hours kept, by a hash of the hour
+# Beyond this many rows (hours x cells x leads) calm cell-hours are sampled, weighted (a fine grid: at 100 m
+# the 868 hours x 55,200 cells x 3 leads would be 144M rows; 8M keeps the table the size of the 500 m one).
+MAX_ROWS = 8_000_000
 
 
 @dataclass(frozen=True)
@@ -372,23 +375,35 @@ def build_table(src, rain_mm: float = RAIN_EVENT_MM, fcst_mm: float = RAIN_EVENT
 
 def table_parts(src, rows_per_part: int | None = None, rain_mm: float = RAIN_EVENT_MM,
                 fcst_mm: float = RAIN_EVENT_MM, tide_cm: float = TIDE_EVENT_CM,
-                background: float = BACKGROUND) -> Iterator[pd.DataFrame]:
+                background: float = BACKGROUND, max_rows: int = MAX_ROWS) -> Iterator[pd.DataFrame]:
     """The training table in parts of whole hours (about ``rows_per_part`` rows each; None: one part).
 
     The observations are read once per (cell, hour); each lead is then a request of its own through
-    :func:`build_rows`, the path the service takes.
+    :func:`build_rows`, the path the service takes. When the selected hours x cells x leads exceed
+    ``max_rows`` (a fine grid: 55,200 cells at 100 m), every (cell, hour) with a flood onset within the
+    longest lead is kept and the others are kept with probability ``max_rows / candidates`` (a hash of cell
+    and hour), weighted by its inverse (``weight``), so sums and rates stay unbiased.
     """
     hours = event_hours(src, rain_mm, fcst_mm, tide_cm, background)
     cells = src.grid.cells["cell_id"].to_numpy()
-    step = len(hours) if rows_per_part is None else max(1, rows_per_part // (len(cells) * len(LEADS)))
+    rate = min(1.0, max_rows / max(len(hours) * len(cells) * len(LEADS), 1))
+    chunk_rows = len(cells) * len(LEADS) * rate
+    step = len(hours) if rows_per_part is None else max(1, int(rows_per_part // max(chunk_rows, 1)))
+    traces = located_traces(src)
+    cell_code = pd.util.hash_array(cells.astype(object))  # what stable_uniform hashes a cell_id to
     by_lead: dict[float, int] = {}
     rows = 0
     for lo in range(0, len(hours), step):
         chunk = hours[lo:lo + step]
-        requests = pd.DataFrame({
-            "cell_id": np.tile(cells, len(chunk)),
-            "time": np.repeat(chunk.to_numpy(), len(cells)),
-        })
+        pos = np.tile(np.arange(len(cells)), len(chunk))
+        time = np.repeat(chunk.to_numpy(), len(cells))
+        weight = np.ones(len(pos), dtype=np.float32)
+        if rate < 1:
+            onset = ts.count_in_window(traces["cell_pos"], traces["onset"], pos, time, time + HORIZON,
+                                       closed="right") > 0
+            kept = onset | (ts.stable_uniform(cell_code[pos], time, seed=3) < rate)
+            pos, time, weight = pos[kept], time[kept], np.where(onset[kept], 1.0, 1.0 / rate).astype(np.float32)
+        requests = pd.DataFrame({"cell_id": cells[pos], "time": time})
         conditions = observed_conditions(src, requests["cell_id"].to_numpy(), requests["time"])
         requests = pd.concat([requests, conditions[list(OBSERVED)]], axis=1)
         n = len(requests)
@@ -396,14 +411,15 @@ def table_parts(src, rows_per_part: int | None = None, rain_mm: float = RAIN_EVE
         requests.insert(2, "lead_hours", np.repeat(np.asarray(LEADS, dtype=np.float32), n))
         table = build_rows(src, requests)
         table["flooded"] = label(src, table)
+        table["weight"] = np.tile(weight, len(LEADS))
         for lead, hits in table.groupby("lead_hours")["flooded"].sum().items():
             by_lead[lead] = by_lead.get(lead, 0) + int(hits)
         rows += len(table)
         yield table
     windows = pd.DatetimeIndex(np.concatenate([hours + k * ts.HOUR for k in range(1, max(LEADS) + 1)])).unique()
-    covered = located_traces(src)["onset"].isin(windows)
-    log.info("flood table: %d rows, positives by lead %s; %d of %d located traces fall in a selected window",
-             rows, by_lead, int(covered.sum()), len(covered))
+    covered = traces["onset"].isin(windows)
+    log.info("flood table: %d rows (calm cell-hours kept at rate %.3f), positives by lead %s; %d of %d located "
+             "traces fall in a selected window", rows, rate, by_lead, int(covered.sum()), len(covered))
 
 
 def label(src, rows: pd.DataFrame) -> np.ndarray:
