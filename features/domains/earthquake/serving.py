@@ -42,7 +42,8 @@ def serving_requests(src, cells: pd.DataFrame, at, conditions: dict | None = Non
     population = (conditions or {}).get("population") or cq.DEFAULT_POPULATION
     scenario = {c: float(requests[c].iloc[0]) for c in CONDITIONS} if len(requests) else {}
     if scenario:
-        per_cell = cq.cell_consequences(src, scenario, at, population).set_index("cell_id")
+        positions = ts.cell_positions(src, requests["cell_id"].to_numpy())
+        per_cell = cq.cell_consequences(src, scenario, at, population, positions).set_index("cell_id")
         per_cell = per_cell.reindex(requests["cell_id"].to_numpy())
         for column in _CONSEQUENCE_COLUMNS:
             requests[column] = np.nan_to_num(per_cell[column.removeprefix("consequence_")].to_numpy(dtype=float))

@@ -215,3 +215,11 @@ def test_retrofit_command_writes_the_ranked_csv_and_a_summary(small_data, tmp_pa
     assert "programme cost" in result.output and "expected annual loss" in result.output
     bad = CliRunner().invoke(app, ["retrofit", "--scenarios", "2"], env=env)
     assert bad.exit_code == 2 and "--scenarios" in bad.output
+
+
+def test_a_few_cells_answer_as_the_whole_city_does(src):
+    everywhere = cq.cell_consequences(src, WEST_COAST)
+    some = [int(p) for p in np.flatnonzero(everywhere["buildings"].to_numpy() > 0)[:3]]
+    few = cq.cell_consequences(src, WEST_COAST, positions=[*some, some[0], -1])
+    pd.testing.assert_frame_equal(few.loc[some, list(COUNTS)], everywhere.loc[some, list(COUNTS)])
+    assert (few.drop(index=some)[list(COUNTS)] == 0).all().all()
