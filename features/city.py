@@ -6,7 +6,7 @@ import pkgutil
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from features.errors import DataError
 
@@ -85,6 +85,20 @@ class EarthquakeCosts(BaseModel):
     replacement_krw_per_m2: dict[str, dict[str, float]] = Field(default_factory=dict)
     # Seismic retrofit cost per m² of floor area; None: the retrofit ranking prints no programme cost.
     retrofit_krw_per_m2: float | None = Field(None, gt=0)
+
+    @field_validator("replacement_krw_per_m2")
+    @classmethod
+    def _known_keys(cls, table: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        families = tuple(DEFAULT_REPLACEMENT_KRW_PER_M2["RES1"])
+        for occ, costs in table.items():
+            if occ not in DEFAULT_REPLACEMENT_KRW_PER_M2:
+                raise ValueError(f"unknown occupancy {occ!r}; known: {', '.join(DEFAULT_REPLACEMENT_KRW_PER_M2)}")
+            for family, krw in costs.items():
+                if family not in families:
+                    raise ValueError(f"{occ}: unknown structure family {family!r}; known: {', '.join(families)}")
+                if not krw > 0:
+                    raise ValueError(f"{occ}.{family}: {krw} KRW/m²; must be positive")
+        return table
 
     def replacement(self) -> dict[str, dict[str, float]]:
         """The default table overlaid with this city's entries."""

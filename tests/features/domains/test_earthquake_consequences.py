@@ -223,3 +223,15 @@ def test_a_few_cells_answer_as_the_whole_city_does(src):
     few = cq.cell_consequences(src, WEST_COAST, positions=[*some, some[0], -1])
     pd.testing.assert_frame_equal(few.loc[some, list(COUNTS)], everywhere.loc[some, list(COUNTS)])
     assert (few.drop(index=some)[list(COUNTS)] == 0).all().all()
+
+
+def test_city_costs_refuse_unknown_keys_naming_them(tmp_path):
+    from features.city import CITIES_DIR, load_city
+    from features.errors import DataError
+
+    text = (CITIES_DIR / "incheon.toml").read_text(encoding="utf-8")
+    assert load_city("incheon").earthquake_costs.retrofit_krw_per_m2 == 250_000
+    bad = tmp_path / "city.toml"
+    bad.write_text(text.replace("RES1 = { concrete", "RES1 = { concret"), encoding="utf-8")
+    with pytest.raises(DataError, match=r"(?s)earthquake_costs.*unknown structure family .concret."):
+        load_city(str(bad))
