@@ -40,12 +40,15 @@ class Condition:
     example: float | int | bool | str
     minimum: float | None = None
     maximum: float | None = None
-    kind: Literal["float", "int", "bool", "date"] = "float"
+    kind: Literal["float", "int", "bool", "date", "str"] = "float"
     required: bool = False  # optional fields are read from the observations the service holds
     choices: tuple | None = None  # the only values allowed (within minimum..maximum), e.g. lead times
     # A float field that also takes its source's text categories (KMA's PCP "1mm 미만"): str -> float, raising
     # DataError for text it does not know. The number it gives is then checked against minimum..maximum.
     text: Callable[[str], float] | None = None
+    # A choice about what the answer reports (e.g. whose population casualties count), not a request
+    # column of ``build_rows``: it is not one of the spec's ``conditions`` and never a model input.
+    answer_only: bool = False
 
 
 @dataclass(frozen=True)

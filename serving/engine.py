@@ -51,7 +51,7 @@ TOP_FACTORS = 5
 CELL_COLUMNS = ("cell_id", "lat", "lon", "district")  # what an answer says of its cell
 # JSON types are strict: a boolean is no number of millimetres, "yes" no boolean (a date stays an ISO string).
 KINDS = {"float": Annotated[float, Strict()], "int": Annotated[int, Strict()], "bool": Annotated[bool, Strict()],
-         "date": date}
+         "date": date, "str": Annotated[str, Strict()]}
 
 
 @dataclass

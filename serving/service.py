@@ -32,6 +32,7 @@ from serving.availability import ReadinessMiddleware
 from serving.engine import Engine
 from serving.errors import ApiError
 from serving.hotspots_api import router as hotspots_router
+from serving.scenario_api import router as scenario_router
 from serving.schemas import DomainName, Location, ObservationSource
 from serving.security import (
     ApiKeyMiddleware,
@@ -51,6 +52,7 @@ web = FastAPI(title="Urban safety risk: read-only routes", docs_url=None, redoc_
 web.mount("/static", StaticFiles(directory=STATIC), name="static")
 web.include_router(alerts_router)  # /alerts, /alerts/stream, /replay (serving/alerts_api.py)
 web.include_router(hotspots_router)  # POST /hotspots (serving/hotspots_api.py)
+web.include_router(scenario_router)  # POST /scenario (serving/scenario_api.py)
 
 
 @web.get("/dashboard")

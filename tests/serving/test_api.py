@@ -54,8 +54,9 @@ def test_domains_describe_conditions_units_ranges_and_levels(catalogue):
     for info in catalogue["domains"].values():
         assert [lv["level"] for lv in info["levels"]] == [ko for ko, _ in LEVELS]
         for cond in info["conditions"]:
-            assert cond["type"] in ("float", "int", "bool", "date") and "example" in cond
-            assert isinstance(cond["unit"], str) and (cond["unit"] or cond["type"] in ("bool", "date"))
+            assert cond["type"] in ("float", "int", "bool", "date", "str") and "example" in cond
+            assert isinstance(cond["unit"], str) and (cond["unit"] or cond["type"] in ("bool", "date", "str"))
+            assert cond["type"] != "str" or cond["choices"]  # a text condition is one of its choices
 
 
 @pytest.mark.parametrize("domain", DOMAINS)

@@ -7,6 +7,7 @@ import pandas as pd
 
 from features import serving_adapters as sa
 from features import timeseries as ts
+from features.domains.earthquake import consequences as cq
 from features.domains.earthquake import seismic
 from features.domains.earthquake.features import CONDITIONS
 from features.errors import DataError
@@ -18,7 +19,14 @@ SERVING_CONDITIONS = (
     Condition("epicentre_lon", "degrees E", "epicentre longitude (WGS84)", 126.3, 120.0, 132.0, required=True),
     Condition("depth_km", "km", f"hypocentre depth. Omitted: {seismic.DEFAULT_DEPTH_KM:g} km, a typical Korean "
               "crustal event", 10.0, 0.0, 100.0),
+    Condition("population", "", "whose people the casualties in details count: night (02:00, the resident "
+              "pop_night) or day (14:00, pop_day). Omitted: night", cq.DEFAULT_POPULATION, kind="str",
+              choices=tuple(cq.POPULATIONS), answer_only=True),
 )
+# The consequences travel from the request adapter to combine as request columns (build_rows passes
+# request columns through): combine sees feature rows only, and the consequences need the register.
+_CONSEQUENCE_COLUMNS = tuple(f"consequence_{c}" for c in ("buildings", *cq.STATES, "loss_krw", *cq.SEVERITIES,
+                                                           "population"))
 SCENARIO_ID = "request"
 
 
@@ -30,7 +38,17 @@ def serving_requests(src, cells: pd.DataFrame, at, conditions: dict | None = Non
         raise DataError(f"earthquake scenarios need {', '.join(missing)}", column=missing[0])
     columns: dict[str, object] = {"scenario_id": SCENARIO_ID, "time": pd.Timestamp(at)}
     columns.update({c: sa.as_float(conds.get(c, seismic.DEFAULT_DEPTH_KM)) for c in CONDITIONS})
-    return sa.cell_requests(cells, columns, before=["scenario_id"])
+    requests = sa.cell_requests(cells, columns, before=["scenario_id"])
+    population = (conditions or {}).get("population") or cq.DEFAULT_POPULATION
+    scenario = {c: float(requests[c].iloc[0]) for c in CONDITIONS} if len(requests) else {}
+    if scenario:
+        positions = ts.cell_positions(src, requests["cell_id"].to_numpy())
+        per_cell = cq.cell_consequences(src, scenario, at, population, positions).set_index("cell_id")
+        per_cell = per_cell.reindex(requests["cell_id"].to_numpy())
+        for column in _CONSEQUENCE_COLUMNS:
+            requests[column] = np.nan_to_num(per_cell[column.removeprefix("consequence_")].to_numpy(dtype=float))
+        requests["population"] = population
+    return requests
 
 
 # Strong shaking: median PGA at the site of 0.3 g or more, between MMI VII and VIII (0.21 and 0.40 g in
@@ -62,15 +80,42 @@ def apply_physics_floor(rows: pd.DataFrame, pred) -> tuple[np.ndarray, np.ndarra
 def serving_combine(rows: pd.DataFrame, pred) -> pd.DataFrame:
     """Damage share per cell (0 where the cell has no buildings), with the shaking, the stock size and,
     in strong shaking, the physics floor (``details.physics_floor``, and a note when the value was raised
-    to it, :func:`apply_physics_floor`)."""
+    to it, :func:`apply_physics_floor`).
+
+    With the request adapter's consequence columns (:func:`serving_requests`), ``details`` also carry the
+    physics' consequences of the scenario for the cell (:mod:`features.domains.earthquake.consequences`):
+    ``fragility_share`` (the physics' moderate-or-worse share, beside the model's ``value``),
+    ``damage_states`` (expected buildings in each state), ``loss_krw`` (KRW), ``casualties`` (expected
+    people per HAZUS severity 1-4), ``population`` (night or day) and ``occupants`` (people counted).
+    They are not rescaled to the model's value (see the consequences module for why)."""
     n = rows["n_buildings"].to_numpy(dtype=float)
     value, floor, raised = apply_physics_floor(rows, pred)
     value = np.where(n > 0, value, 0.0)
-    details = sa.records({"pga_g": np.exp(rows["ln_pga_site"].to_numpy(dtype=float)),
-                          "hypo_dist_km": rows["hypo_dist_km"].to_numpy(dtype=float), "buildings": n,
-                          "physics_floor": floor}, digits=4)
+    columns = {"pga_g": np.exp(rows["ln_pga_site"].to_numpy(dtype=float)),
+               "hypo_dist_km": rows["hypo_dist_km"].to_numpy(dtype=float), "buildings": n, "physics_floor": floor}
+    details = sa.records(columns, digits=4)
+    if _CONSEQUENCE_COLUMNS[0] in rows:
+        for record, extra in zip(details, _consequence_details(rows), strict=True):
+            record.update(extra)
     notes = sa.join_notes([np.where(raised & (n > 0), FLOOR_NOTE, None)], len(rows))
     return sa.per_cell(rows, value, details=details, notes=notes)
+
+
+def _consequence_details(rows: pd.DataFrame) -> list[dict]:
+    """Per row, the consequence part of ``details`` from the request adapter's columns."""
+    col = {c.removeprefix("consequence_"): rows[c].to_numpy(dtype=float) for c in _CONSEQUENCE_COLUMNS}
+    share = rows["fragility_damage_share"].to_numpy(dtype=float)
+    population = rows["population"].tolist()
+    out = []
+    for i in range(len(rows)):
+        out.append({
+            "fragility_share": round(float(share[i]), 4) if np.isfinite(share[i]) else 0.0,
+            "damage_states": {s: round(float(col[s][i]), 3) for s in cq.STATES},
+            "loss_krw": round(float(col["loss_krw"][i])),
+            "casualties": {s: round(float(col[s][i]), 3) for s in cq.SEVERITIES},
+            "population": population[i], "occupants": round(float(col["population"][i])),
+        })
+    return out
 
 
 def serving_now(src) -> pd.Timestamp:

@@ -51,14 +51,20 @@ def _answer(spec, src, cells, at, conditions):
 def test_conditions_cover_the_spec_with_sensible_ranges(name):
     spec = domains()[name]
     serving = spec.serving
-    # A key may be the caller's choice too (the flood lead time): then it is a condition of the API.
-    assert [c.name for c in serving.conditions if c.name not in spec.keys] == list(spec.conditions)
+    # A key may be the caller's choice too (the flood lead time): then it is a condition of the API; an
+    # answer-only condition (the earthquake's population) is a condition of the API and no request column.
+    assert [c.name for c in serving.conditions if c.name not in spec.keys and not c.answer_only] == \
+        list(spec.conditions)
+    assert not {c.name for c in serving.conditions if c.answer_only} & set(spec.features)
     for c in serving.conditions:
-        assert c.kind in ("float", "int", "bool", "date") and c.description and c.unit is not None
+        assert c.kind in ("float", "int", "bool", "date", "str") and c.description and c.unit is not None
         if c.kind in ("float", "int"):
             assert c.minimum < c.maximum and c.minimum <= c.example <= c.maximum
+        if c.kind == "str":
+            assert c.choices and not c.required
         if c.choices:
-            assert c.example in c.choices and all(c.minimum <= v <= c.maximum for v in c.choices)
+            assert c.example in c.choices
+            assert c.kind == "str" or all(c.minimum <= v <= c.maximum for v in c.choices)
         if c.kind == "date":
             pd.Timestamp(c.example)
     assert serving.value and serving.unit
