@@ -35,14 +35,10 @@ class Profile:
     max_rows: int  # training rows used for tuning (a time-spread sample when the table is larger)
     max_rounds: int
     timeout_s: float | None
-    # Training rows the final model is fitted on, streamed from the table's parts (events and counts kept
-    # whole, zero rows thinned and up-weighted beyond it, as for tuning); None: every training row.
-    fit_rows: int | None = None
 
 
 PROFILES = {
-    "quick": Profile("quick", trials=10, folds=3, max_rows=120_000, max_rounds=300, timeout_s=45,
-                     fit_rows=1_000_000),
+    "quick": Profile("quick", trials=10, folds=3, max_rows=120_000, max_rounds=300, timeout_s=45),
     "full": Profile("full", trials=60, folds=4, max_rows=2_000_000, max_rounds=2000, timeout_s=None),
 }
 
