@@ -1,4 +1,7 @@
-"""Generate the embedded Incheon data set: raw files in the real source formats, plus the truth.
+"""Generate the embedded data set of the configured city: raw files in the real source formats, plus the truth.
+
+The city's geography, tide, seismic sources and stations come from its config; a source the city has no
+station for (a tide gauge inland) is not written at all.
 
 Everything is written into a temporary folder beside the data and swapped in by renames at the end,
 so a failed run leaves the previous raw and truth folders untouched.
@@ -83,16 +86,18 @@ def _generate_into(settings, raw: Path, truth: Path, say: Callable[[str], None])
     aws = aws_frame(period, wx, [s for s in stations if s.kind == "aws"], stream(seed, "aws"))
     out["aws"] = write_by_year(aws.drop(columns="year"), aws["year"], raw, "aws", "OBS_AWS_TIM_{year}.csv")
 
-    say("tide")
-    predicted = tide.predicted_tide(period)
-    observed = predicted + tide.surge(period, wx.events, stream(seed, "tide"))
-    # The file also holds the astronomical prediction for the days after the last observation, as KHOA
-    # publishes it ahead: a live service reads the coming hours' predicted high water from it.
-    ahead = Period(period.start, period.end + tide.PREDICTED_AHEAD)
-    tail = np.full(ahead.n - period.n, np.nan)
-    tf = tide.tide_frame(ahead, city.tide.station, tide.predicted_tide(ahead), np.concatenate([observed, tail]),
-                         stream(seed, "tide-gaps"))
-    out["tide"] = write_by_year(tf, ahead.year, raw, "tide", f"TIDE_{city.tide.code}_{{year}}.csv")
+    observed = None  # no gauge: no sea flooding, no tide file
+    if city.tide is not None:
+        say("tide")
+        predicted = tide.predicted_tide(period, city.tide)
+        observed = predicted + tide.surge(period, wx.events, stream(seed, "tide"))
+        # The file also holds the astronomical prediction for the days after the last observation, as KHOA
+        # publishes it ahead: a live service reads the coming hours' predicted high water from it.
+        ahead = Period(period.start, period.end + tide.PREDICTED_AHEAD)
+        tail = np.full(ahead.n - period.n, np.nan)
+        tf = tide.tide_frame(ahead, city.tide.station, tide.predicted_tide(ahead, city.tide),
+                             np.concatenate([observed, tail]), stream(seed, "tide-gaps"))
+        out["tide"] = write_by_year(tf, ahead.year, raw, "tide", f"TIDE_{city.tide.code}_{{year}}.csv")
 
     say("nowcasts")
     nc = nowcast_frame(period, stations, wx.rain, stream(seed, "nowcast"))
@@ -104,7 +109,8 @@ def _generate_into(settings, raw: Path, truth: Path, say: Callable[[str], None])
     cells = grid.cells
     station_of_cell = local[nearest(cells["lat"], cells["lon"], [stations[k].lat for k in local],
                                     [stations[k].lon for k in local])]
-    fl = floods.simulate_floods(grid, static, station_of_cell, wx.rain, observed, period, stream(seed, "floods"))
+    sea = None if city.tide is None else city.tide.flood_levels_cm
+    fl = floods.simulate_floods(grid, static, station_of_cell, wx.rain, observed, sea, period, stream(seed, "floods"))
     out["flood_traces"] = write_by_year(fl.traces.drop(columns="year"), fl.traces["year"], raw, "flood_traces",
                                         "FLUD_TRACE_{year}.csv", all_years=years)
     out["truth"]["flood_truth.parquet"] = write_truth(fl.truth, truth, "flood_truth.parquet", meta)
@@ -135,7 +141,7 @@ def _earthquakes(settings, grid, static, period, raw, truth, meta) -> dict:
     """Catalogue, building register, scenario damage surveys and their truth."""
     seed, city, cells = settings.seed, grid.city, grid.cells
     clat, clon = float(cells["lat"].mean()), float(cells["lon"].mean())
-    cat = quakes.catalogue(city.seismic_region, period.end, clat, clon, stream(seed, "quakes"))
+    cat = quakes.catalogue(city, period.end, clat, clon, stream(seed, "quakes"))
     out = {"quakes": {"files": 1, "rows": write_csv(cat.drop(columns=["_lat", "_lon"]), raw, "quakes",
                                                      "KMA_EQK_list.csv")}}
     scen = quakes.scenarios(cat, settings.quake_scenarios, period.start, period.end, clat, clon,
