@@ -245,6 +245,34 @@ def domain_names() -> list[str]:
     return sorted(info.name for info in pkgutil.iter_modules(pkg.__path__) if not info.name.startswith("_"))
 
 
+#: Written beside the raw data by ``data generate`` and ``data import``: whose data these are.
+CITY_MARK = "city.json"
+
+
+def mark_data_city(data_dir: Path, city: City) -> None:
+    """Record in ``data_dir`` that its data are ``city``'s (kept when it already says so)."""
+    import json
+
+    path = Path(data_dir) / CITY_MARK
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"name": city.name, "code": city.code}, ensure_ascii=False), encoding="utf-8")
+
+
+def check_data_city(data_dir: Path, city: City) -> None:
+    """Raise :class:`DataError` when ``data_dir`` holds another city's data (by its :data:`CITY_MARK`); data
+    without a mark (imported before marks existed, or a bare folder) are taken as they are."""
+    import json
+
+    path = Path(data_dir) / CITY_MARK
+    if not path.exists():
+        return
+    held = json.loads(path.read_text(encoding="utf-8"))
+    if held.get("code") != city.code:
+        raise DataError(f"{data_dir} holds the data of {held.get('name')} ({held.get('code')}), but the configured "
+                        f"city is {city.name} ({city.code}): set URBAN_SAFETY_DATA_DIR to {city.name}'s data folder, "
+                        "or generate or import its data there")
+
+
 def load_city(name_or_path: str, grid_m: int | None = None) -> City:
     """Load a built-in city by name (``incheon``) or any city TOML file by path."""
     path = Path(name_or_path)

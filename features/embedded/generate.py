@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.city import check_data_city, mark_data_city
 from features.embedded import accidents, air, buildings, damage, floods, quakes, tide
 from features.embedded.nowcast import nowcast_frame
 from features.embedded.period import Period
@@ -36,11 +37,13 @@ def generate(settings, progress: Callable[[str], None] | None = None) -> dict:
     Deterministic for ``settings.seed``. Returns ``{source: {"files": n, "rows": n}, "truth": {file: rows}}``.
     """
     say = progress or (lambda _msg: None)
+    check_data_city(settings.data, settings.city_config)  # its features and live store would stay behind
     settings.data.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".generate-tmp-", dir=settings.data))
     try:
         summary = _generate_into(settings, tmp / "raw", tmp / "truth", say)
         _swap_in(tmp, [("raw", settings.raw_dir), ("truth", settings.truth_dir)])
+        mark_data_city(settings.data, settings.city_config)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     say("done")
