@@ -35,7 +35,8 @@ def table_path(features_dir: Path, domain: str) -> Path:
 def build_features(spec: DomainSpec, sources: Sources, features_dir: Path) -> BuildResult:
     """Build ``spec``'s training table from ``sources`` and write ``<features_dir>/<domain>.parquet``."""
     started = time.perf_counter()
-    spec = spec.for_city(sources.city)  # inputs the city has no station for are not applicable, not missing
+    if getattr(sources, "city", None) is not None:  # inputs the city has no station for: not applicable
+        spec = spec.for_city(sources.city)
     table = spec.build_table(sources)
     missing = [c for c in (*spec.keys, spec.time, *spec.features, spec.target) if c not in table.columns]
     if missing:

@@ -123,10 +123,11 @@ class SeismicRegion(BaseModel):
     lat: tuple[float, float]
     zones: list[SeismicZone] = []  # empty: one zone at the region's centre
     places: list[Place] = []  # empty: the district seats
-    # An epicentre is "해역" (offshore) west of ``offshore_west_of`` or east of ``offshore_east_of`` (lon),
-    # else "지역"; neither: always "지역" (an inland region).
+    # An epicentre is "해역" (offshore) west of ``offshore_west_of`` or east of ``offshore_east_of`` (lon) or
+    # south of ``offshore_south_of`` (lat), else "지역"; none of them: always "지역" (an inland region).
     offshore_west_of: float | None = None
     offshore_east_of: float | None = None
+    offshore_south_of: float | None = None  # lat: south of it is 해역 too (a south coast)
     felt_label: str = ""  # the city's name in 최대진도's "(인천)" when felt there; empty: no label
     historical: list[HistoricalQuake] = []
 
@@ -175,6 +176,9 @@ class Geography(BaseModel):
     # Bearings (deg, clockwise from north) of the outward normals of the largest land mass's edges that face
     # the sea; other land masses are islands, all coast. None: an inland city with no coast at all.
     sea_bearing: tuple[float, float] | None = None
+    # Or the coast as polylines of (lon, lat) vertices (the sea-facing part of the boundary), used instead
+    # of ``sea_bearing`` where a bay or a peninsula makes bearings ambiguous. Neither: no coast.
+    coast: list[list[tuple[float, float]]] = []
     hills: list[Hill] = []
     reclaimed: list[Zone] = []  # low, flat, soft reclaimed land
     streams: list[Stream] = []

@@ -135,9 +135,15 @@ def air_frame(period: Period, stations, pm10: np.ndarray, pm25: np.ndarray, wx_h
             "지역": st.region, "측정소코드": st.code, "측정소명": st.name, "측정일시": when,
             "SO2": _blank(so2, gone, 3), "CO": _blank(co, gone, 1), "O3": _blank(o3, gone, 3),
             "NO2": _blank(no2, gone, 3), "PM10": _blank(p10, pm_gone, 0), "PM25": _blank(p25, pm_gone, 0),
-            "주소": f"{province} {st.region.split(' ', 1)[-1]} {st.name} 측정소".strip(), "year": period.year,
+            "주소": _address(province, st), "year": period.year,
         }))
     return pd.concat(frames, ignore_index=True)
+
+
+def _address(province: str, station) -> str:
+    """'<province> <district> <name> 측정소': the region's words after its 시도, less those in ``province``."""
+    words = [w for w in station.region.split()[1:] if w not in province.split()]
+    return " ".join([*province.split(), *words, station.name, "측정소"])
 
 
 def _blank(values: np.ndarray, missing: np.ndarray, decimals: int):

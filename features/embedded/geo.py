@@ -43,15 +43,16 @@ def random_points(grid: Grid, pos: np.ndarray, rng: np.random.Generator) -> tupl
 def coast_lines(grid: Grid) -> list[list[tuple[float, float]]]:
     """Land-polygon edges facing the sea, as (lon, lat) polylines; none for an inland city.
 
-    Every edge of an island, and the mainland's (largest mass's) edges whose outward normal's bearing lies
-    in the city's ``geography.sea_bearing`` range (e.g. Incheon's 150-340°: the Yellow Sea lies south and
+    Every edge of an island, and either the city's explicit ``geography.coast`` lines or the mainland's
+    (largest mass's) edges whose outward normal's bearing lies in the ``geography.sea_bearing`` range (e.g. Incheon's 150-340°: the Yellow Sea lies south and
     west, while its northern and eastern edges are land borders). A range may wrap through north (300-60).
     """
-    facing = grid.city.geography.sea_bearing
-    if facing is None:
-        return []
-    low, high = facing
+    geo = grid.city.geography
     masses = sorted(grid.city.land, key=lambda m: -abs(signed_area(m.polygon)))
+    if geo.coast or geo.sea_bearing is None:  # explicit lines (with every island's edges), or inland
+        return [list(line) for line in geo.coast] + \
+            [list(m.polygon) + [m.polygon[0]] for m in masses[1:]] if geo.coast else []
+    low, high = geo.sea_bearing
     lines = []
     cos = np.cos(np.radians(grid.lat0))
     for i, mass in enumerate(masses):

@@ -54,8 +54,10 @@ def _places(city) -> list[tuple[str, float, float]]:
     return [(f"{city.geography.province} {d.name}".strip(), d.seat[1], d.seat[0]) for d in city.districts]
 
 
-def _offshore(region, lon) -> np.ndarray:
+def _offshore(region, lat, lon) -> np.ndarray:
     out = np.zeros(np.shape(lon), dtype=bool)
+    if region.offshore_south_of is not None:
+        out |= lat < region.offshore_south_of
     if region.offshore_west_of is not None:
         out |= lon < region.offshore_west_of
     if region.offshore_east_of is not None:
@@ -73,7 +75,7 @@ def _location(city, lat, lon) -> np.ndarray:
     km = d[np.arange(len(lat)), k]
     bearing = np.degrees(np.arctan2((lon - plon[k]) * np.cos(np.radians(lat)), lat - plat[k])) % 360
     sector = DIRECTIONS[np.round(bearing / 45).astype(int) % 8]
-    where = np.where(_offshore(city.seismic_region, lon), "해역", "지역")
+    where = np.where(_offshore(city.seismic_region, lat, lon), "해역", "지역")
     names = np.array([p[0] for p in places], dtype=object)[k]
     return np.array([f"{n} {s}쪽 {int(round(x))}km {w}" for n, s, x, w in zip(names, sector, km, where, strict=True)],
                     dtype=object)
