@@ -45,6 +45,7 @@ class AirStation(BaseModel):
     lon: float
     lat: float
     background: bool = False
+    address: str | None = None  # 주소 as AirKorea prints it; None: the city's province, district and name
 
 
 class Constituent(BaseModel):

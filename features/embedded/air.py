@@ -141,7 +141,10 @@ def air_frame(period: Period, stations, pm10: np.ndarray, pm25: np.ndarray, wx_h
 
 
 def _address(province: str, station) -> str:
-    """'<province> <district> <name> 측정소': the region's words after its 시도, less those in ``province``."""
+    """The station's own ``address``, else '<province> <district> <name> 측정소': the region's words after its
+    시도, less those in ``province``."""
+    if station.address:
+        return station.address
     words = [w for w in station.region.split()[1:] if w not in province.split()]
     return " ".join([*province.split(), *words, station.name, "측정소"])
 
