@@ -36,7 +36,7 @@ from urban_safety.settings import Settings
 
 # Grid per city: coarse enough for CI (Suwon, 121 km², needs a finer one to have a few dozen cells).
 GRID_M = {"incheon": 3000, "daejeon": 3000, "busan": 3000, "pohang": 3000, "suwon": 2000}
-TINY = Profile("tiny", trials=1, folds=2, max_rows=4000, max_rounds=20, timeout_s=None)
+TINY = Profile("tiny", trials=1, folds=2, max_rows=3000, max_rounds=10, timeout_s=None)
 # Incheon's raw files for these settings (seed 7, 3 km, one year from 2020-09-01, 12 quake scenarios), as
 # written by the generator before its geography moved into incheon.toml (at commit a1b0da2). Truth Parquet
 # files are left out: their metadata carries the pyarrow version.
