@@ -254,18 +254,20 @@ def domain_names() -> list[str]:
 CITY_MARK = "city.json"
 
 
-def mark_data_city(data_dir: Path, city: City) -> None:
-    """Record in ``data_dir`` that its data are ``city``'s (kept when it already says so)."""
+def mark_data_city(data_dir: Path, city: City, grid_m: int | None = None) -> None:
+    """Record in ``data_dir`` that its data are ``city``'s, and the grid (m) its generated layers are on."""
     import json
 
     path = Path(data_dir) / CITY_MARK
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"name": city.name, "code": city.code}, ensure_ascii=False), encoding="utf-8")
+    mark = {"name": city.name, "code": city.code, **({"grid_m": grid_m} if grid_m else {})}
+    path.write_text(json.dumps(mark, ensure_ascii=False), encoding="utf-8")
 
 
-def check_data_city(data_dir: Path, city: City) -> None:
-    """Raise :class:`DataError` when ``data_dir`` holds another city's data (by its :data:`CITY_MARK`); data
-    without a mark (imported before marks existed, or a bare folder) are taken as they are."""
+def check_data_city(data_dir: Path, city: City, grid: bool = True) -> None:
+    """Raise :class:`DataError` when ``data_dir`` holds another city's data (by its :data:`CITY_MARK`), or with
+    ``grid``, generated layers on another grid than ``city.grid_m``; data without a mark (imported before marks
+    existed, or a bare folder) are taken as they are."""
     import json
 
     path = Path(data_dir) / CITY_MARK
@@ -276,6 +278,9 @@ def check_data_city(data_dir: Path, city: City) -> None:
         raise DataError(f"{data_dir} holds the data of {held.get('name')} ({held.get('code')}), but the configured "
                         f"city is {city.name} ({city.code}): set URBAN_SAFETY_DATA_DIR to {city.name}'s data folder, "
                         "or generate or import its data there")
+    if grid and held.get("grid_m") not in (None, city.grid_m):  # cell ids would match no cell: every table empty
+        raise DataError(f"{data_dir} was generated on a {held['grid_m']} m grid, but the configured grid is "
+                        f"{city.grid_m} m: set URBAN_SAFETY_GRID_M={held['grid_m']} or generate again")
 
 
 def load_city(name_or_path: str, grid_m: int | None = None) -> City:

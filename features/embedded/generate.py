@@ -37,13 +37,14 @@ def generate(settings, progress: Callable[[str], None] | None = None) -> dict:
     Deterministic for ``settings.seed``. Returns ``{source: {"files": n, "rows": n}, "truth": {file: rows}}``.
     """
     say = progress or (lambda _msg: None)
-    check_data_city(settings.data, settings.city_config)  # its features and live store would stay behind
+    # Another city's features and live store would stay behind (a new grid is fine: everything is rewritten).
+    check_data_city(settings.data, settings.city_config, grid=False)
     settings.data.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".generate-tmp-", dir=settings.data))
     try:
         summary = _generate_into(settings, tmp / "raw", tmp / "truth", say)
         _swap_in(tmp, [("raw", settings.raw_dir), ("truth", settings.truth_dir)])
-        mark_data_city(settings.data, settings.city_config)
+        mark_data_city(settings.data, settings.city_config, settings.city_config.grid_m)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     say("done")
