@@ -239,6 +239,8 @@ class City(BaseModel):
         """
         if source == "tide" and self.tide is None:
             return f"{self.name} has no tide gauge (its city config has no [tide])"
+        if source == "aws" and not any(s.kind == "aws" for s in self.weather_stations):
+            return f"{self.name} has no AWS station (its city config lists ASOS stations only)"
         return None
 
 

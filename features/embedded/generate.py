@@ -87,8 +87,9 @@ def _generate_into(settings, raw: Path, truth: Path, say: Callable[[str], None])
     stations = city.weather_stations
     asos = asos_frame(period, wx, [s for s in stations if s.kind == "asos"], stream(seed, "asos"))
     out["asos"] = write_by_year(asos.drop(columns="year"), asos["year"], raw, "asos", "OBS_ASOS_TIM_{year}.csv")
-    aws = aws_frame(period, wx, [s for s in stations if s.kind == "aws"], stream(seed, "aws"))
-    out["aws"] = write_by_year(aws.drop(columns="year"), aws["year"], raw, "aws", "OBS_AWS_TIM_{year}.csv")
+    if any(s.kind == "aws" for s in stations):  # a city may have ASOS stations only
+        aws = aws_frame(period, wx, [s for s in stations if s.kind == "aws"], stream(seed, "aws"))
+        out["aws"] = write_by_year(aws.drop(columns="year"), aws["year"], raw, "aws", "OBS_AWS_TIM_{year}.csv")
 
     observed = None  # no gauge: no sea flooding, no tide file
     if city.tide is not None:
