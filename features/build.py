@@ -51,6 +51,8 @@ def build_features(spec: DomainSpec, sources: Sources, features_dir: Path,
                    rows_per_part: int = ROWS_PER_PART) -> BuildResult:
     """Build ``spec``'s training table from ``sources`` into ``<features_dir>/<domain>/``, one part at a time."""
     started = time.perf_counter()
+    if getattr(sources, "city", None) is not None:  # inputs the city has no station for: not applicable
+        spec = spec.for_city(sources.city)
     tally = {"rows": 0, "unknown": 0, "target": 0.0, "start": None, "end": None, "columns": 0}
 
     def checked() -> Iterator[pd.DataFrame]:

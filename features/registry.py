@@ -12,6 +12,7 @@ prediction time and the domain's condition columns) into feature rows. The train
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import pkgutil
 from collections.abc import Callable, Iterator
@@ -148,15 +149,44 @@ class DomainSpec:
     # ("lead_hours", "lead{:g}h") -> ``holdout_pr_auc_lead6h``; None: overall only.
     breakdown: tuple[str, str] | None = None
     extra: dict = field(default_factory=dict)  # units, cause, grades: what serving needs to explain a score
+    # Features read from a source a city may have no station for (flood: the tide gauge), by source. In a
+    # city without it they are not applicable: see :meth:`for_city`.
+    source_features: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Set by :meth:`for_city`: each not-applicable feature and why (the source the city lacks).
+    not_applicable: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         named = set(self.monotone) | set(self.essential) | set(self.forecast) | set(self.breakdown[:1] if self.breakdown else ())
+        named |= {f for fs in self.source_features.values() for f in fs}
         unknown = sorted(named - set(self.features))
         if unknown:
             raise ValueError(f"domain {self.name!r}: monotone/essential/forecast/breakdown name non-features "
                              f"{unknown}")
         if any(d not in (-1, 1) for d in self.monotone.values()):
             raise ValueError(f"domain {self.name!r}: monotone directions must be +1 or -1")
+
+    def for_city(self, city) -> DomainSpec:
+        """This domain as ``city`` runs it (a copy; the registered spec is unchanged).
+
+        A source the city has no station for (``city.lacks(source)``, e.g. no tide gauge inland) is *not
+        applicable*, not missing: it leaves :attr:`sources` (no data is expected, none is invented), the
+        features read from it (:attr:`source_features`) leave :attr:`essential` (they are NaN in every row,
+        so the model trains and answers without them) and are listed in :attr:`not_applicable` with the
+        reason (the service refuses a request that gives one, with a 400 naming the field and the city).
+        Ready scenarios are the city's own for this domain (``[[scenarios.<domain>]]``) when it lists any,
+        else the domain's, without not-applicable conditions.
+        """
+        absent = {src: why for src in self.sources if (why := city.lacks(src))}
+        na = {f: absent[src] for src, fs in self.source_features.items() if src in absent for f in fs}
+        serving = self.serving
+        if serving is not None:
+            own = city.scenarios.get(self.name)
+            ready = tuple((s.label, dict(s.conditions)) for s in own) if own is not None else serving.scenarios
+            ready = tuple((label, {k: v for k, v in values.items() if k not in na}) for label, values in ready)
+            serving = dataclasses.replace(serving, scenarios=ready)
+        return dataclasses.replace(self, sources=tuple(s for s in self.sources if s not in absent),
+                                   essential=tuple(f for f in self.essential if f not in na),
+                                   not_applicable={**self.not_applicable, **na}, serving=serving)
 
     def monotone_vector(self) -> list[int]:
         """The declared directions aligned with :attr:`features` (0: unconstrained)."""

@@ -136,7 +136,9 @@ class Engine:
     recorder: Any = None  # live.monitor.Recorder: a sample of every answer's rows, for drift monitoring
 
     def __post_init__(self) -> None:
-        self.specs = {name: spec for name, spec in domains().items() if spec.serving is not None}
+        # Each domain as this city runs it: inputs from a source it has no station for are not applicable.
+        city = self.sources.city
+        self.specs = {name: spec.for_city(city) for name, spec in domains().items() if spec.serving is not None}
         self._loaded, self._load_problems = dict(self.models), dict(self.problems)
         self.grid = self.sources.grid
         self._position = {cid: i for i, cid in enumerate(self.grid.cells["cell_id"])}
@@ -291,7 +293,11 @@ class Engine:
             errs = exc.errors(include_context=False, include_input=False, include_url=False)
             first = errs[0]
             raise ApiError(400, ["conditions", *first["loc"]], first["msg"], first["type"]) from None
-        return parsed.model_dump(exclude_none=True)
+        values = parsed.model_dump(exclude_none=True)
+        for name in values.keys() & spec.not_applicable.keys():
+            raise ApiError(400, ["conditions", name], f"not applicable in {self.grid.city.name}: "
+                           f"{spec.not_applicable[name]}; leave it out", "not_applicable")
+        return values
 
     def at(self, spec: DomainSpec, at: datetime | None) -> pd.Timestamp:
         """``at`` as naive KST, within the times the held observations support for the domain."""
@@ -508,7 +514,9 @@ class Engine:
                 "earliest_at": self._first[name].isoformat() if name in self._first else None,
                 "available": name not in self.unavailable,
                 "monotone": dict(spec.monotone), "essential": list(spec.essential),
-                "conditions": [condition_schema(c) for c in s.conditions],
+                "conditions": [{**condition_schema(c), "applicable": c.name not in spec.not_applicable}
+                               for c in s.conditions],
+                "not_applicable": dict(spec.not_applicable),
                 "levels": [{"level": ko, "level_en": en, "score_from": 25 * i, "score_to": 25 * (i + 1),
                             "value_from": s.levels.breaks[i], "value_to": s.levels.breaks[i + 1]}
                            for i, (ko, en) in enumerate(LEVELS)],

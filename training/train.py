@@ -151,7 +151,7 @@ def train_domain(spec: DomainSpec, settings: Settings, profile: Profile | str = 
                        signature=infer_signature(example, fitted.predict(example)))
             _log_plots(spec, holdout, pred, fitted, family)
             decision = register_and_decide(client, spec, info.model_uri, run.info.run_id, holdout,
-                                           scores.model[spec.primary_metric])
+                                           scores.model[spec.primary_metric], settings.city_key)
             mlflow.set_tags({"registered_version": decision.version, "promoted": str(decision.promoted),
                              "decision_reason": decision.reason})
         return TrainResult(domain=spec.name, run_id=run.info.run_id, family=family, trials=complete + pruned,

@@ -140,12 +140,15 @@ def data_import(
     files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, help="Files to import.")],
 ) -> None:
     """Validate files and make them the data the feature builders read for that source (all or nothing)."""
+    from features.city import check_data_city, mark_data_city
     from features.sources.check import import_files
 
     settings = get_settings()
+    check_data_city(settings.data, settings.city_config)  # never mix two cities' files in one folder
     if not _print_reports(import_files(source.value, files, settings.raw_dir)):
         err_console.print("[bold red]nothing imported[/]: fix the files above and run again")
         raise typer.Exit(1)
+    mark_data_city(settings.data, settings.city_config)
     console.print(f"imported into {settings.raw_dir / source.value}; rebuild features to use them")
     from features.registry import domains
 
@@ -214,6 +217,7 @@ def _runnable(chosen, settings, domain: str, need_table: bool):
     city = settings.city_config
     out = []
     for spec in chosen:
+        spec = spec.for_city(city)  # a source the city has no station for is not needed
         reason = None
         if not city.runs(spec.name):
             reason = f"{city.name} does not run it (its city config lists domains = {city.domains})"
@@ -265,7 +269,7 @@ def train(
     if missing_only:
         client = configure(settings)
         # A champion of an older feature set cannot serve this code's features: it counts as missing.
-        champions = {spec.name: current_champion(client, spec.name) for spec in chosen}
+        champions = {spec.name: current_champion(client, spec.name, settings.city_key) for spec in chosen}
         have = [spec.name for spec in chosen if champions[spec.name] is not None
                 and champions[spec.name].tags.get("feature_set_version") == spec.feature_set_version]
         if have:
@@ -307,16 +311,17 @@ def promote_cmd(
     from mlflow.exceptions import MlflowException
 
     from training.champion import promote
-    from training.tracking import configure
+    from training.tracking import configure, registered_name
 
     spec = _chosen_domains(domain)[0]
     client = configure(get_settings())
+    name = registered_name(spec.name)
     try:
         note = promote(client, spec.name, version, reason)
     except MlflowException as exc:
-        err_console.print(f"[bold red]error:[/] urban-safety-{spec.name} version {version}: {exc.message}")
+        err_console.print(f"[bold red]error:[/] {name} version {version}: {exc.message}")
         raise typer.Exit(1) from None
-    console.print(f"[green]urban-safety-{spec.name} v{version} is champion[/]: {note}", highlight=False)
+    console.print(f"[green]{name} v{version} is champion[/]: {note}", highlight=False)
 
 
 @app.command("serve")

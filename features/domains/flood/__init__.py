@@ -24,6 +24,7 @@ from features.domains.flood.features import (
     FEATURES,
     HORIZON,
     OBSERVED,
+    TIDE_FEATURES,
     UNITS,
     build_rows,
     build_table,
@@ -60,5 +61,7 @@ SPEC = register(DomainSpec(
     monotone=dict.fromkeys((*CONDITIONS, *(d for d in DERIVED if "rain" in d), "tide_excess_cm"), 1),
     essential=CONDITIONS,
     breakdown=("lead_hours", "lead{:g}h"),
+    # A city without a tide gauge (inland) floods from rain and streams only: these are not applicable there.
+    source_features={"tide": TIDE_FEATURES},
     extra={"cause": cause, "units": UNITS},
 ))

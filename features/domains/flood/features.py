@@ -29,7 +29,9 @@ DERIVED = ("rain_fcst_lead", "rain_1h_over_drain", "rain_3h_over_drain", "rain_f
            "rain_fcst_3h_over_drain", "rain_fcst_lead_over_drain", "low_lying", "tide_excess_cm",
            "stream_rain_24h", "past_floods")
 FEATURES = (*CONDITIONS, *STATIC, *DERIVED)
-_TIDE_UNIT = "cm (Incheon tide datum)"
+#: Read from the tide gauge: not applicable in a city without one (NaN, never essential).
+TIDE_FEATURES = ("tide_cm", *(f"tide_pred_max_{k}h_cm" for k in TIDE_WINDOWS), "tide_excess_cm")
+_TIDE_UNIT = "cm (the city's tide gauge datum)"
 UNITS = {"rain_1h": "mm", "rain_3h": "mm", "rain_6h": "mm", "rain_24h": "mm",
          **{f"rain_fcst_{k}h": "mm" for k in FCST_WINDOWS}, "tide_cm": _TIDE_UNIT,
          **{f"tide_pred_max_{k}h_cm": _TIDE_UNIT for k in TIDE_WINDOWS}}
@@ -46,7 +48,8 @@ _NO_TIME_NS = ts.time_ns([pd.Timestamp("1900-01-01")])[0]
 # 368 / 394 / 400 of the 404 flood onsets at leads 1 / 3 / 6: 868 hours x 2,208 cells x 3 leads = 5.75M
 # rows (15 s, 3.6 GB peak to build on 2 cores). With 3-h windows only (before the leads) it was 1.32M rows.
 RAIN_EVENT_MM = 25.0  # observed or forecast 3-h rain at any city station
-TIDE_EVENT_CM = 930.0  # predicted high tide, between the 2nd and 3rd alert steps (906 / 953 cm)
+# Predicted high tide of an event hour: the city's ``tide.event_level_cm`` (Incheon: 930 cm, between the 2nd
+# and 3rd alert steps, 906 / 953 cm).
 BACKGROUND = 0.005  # share of the other hours kept, by a hash of the hour
 # Beyond this many rows (hours x cells x leads) calm cell-hours are sampled, weighted (a fine grid: at 100 m
 # the 868 hours x 55,200 cells x 3 leads would be 144M rows; 8M keeps the table the size of the 500 m one).
@@ -97,11 +100,20 @@ def _station_series(src) -> StationSeries:
         prev = sum(by_lead[min(j, last)] for j in range(2, k + 2)).shift(1, freq="h").reindex(index)
         fcst[k] = own.combine_first(prev)
         late = own.isna() & prev.notna()  # the longest window's, after the loop
-    tide = src["tide"]
-    obs = ts.hourly_wide(tide.assign(k=0), "tide_cm", key="k")[0]
-    pred = ts.hourly_wide(tide.assign(k=0), "tide_pred_cm", key="k")
+    if src.city.lacks("tide"):  # not applicable: NaN at every hour, never a made-up tide
+        pred = pd.DataFrame({0: np.nan}, index=rain[1].index)
+        obs = pred[0].copy()
+    else:
+        tide = src["tide"]
+        obs = ts.hourly_wide(tide.assign(k=0), "tide_cm", key="k")[0]
+        pred = ts.hourly_wide(tide.assign(k=0), "tide_pred_cm", key="k")
     return StationSeries(stations, ts.cell_stations(src, stations), rain, fcst, late.astype(float), obs, pred[0],
                          {k: ts.leading_agg(pred, k, "max")[0] for k in TIDE_WINDOWS})
+
+
+def tide_alert_cm(city) -> float:
+    """The city's first tide alert step (cm), NaN without a tide gauge (tide features are then NaN)."""
+    return float(city.tide.alert_cm[0]) if city.tide is not None else np.nan
 
 
 @dataclass(frozen=True)
@@ -255,7 +267,7 @@ def build_rows(src, requests: pd.DataFrame) -> pd.DataFrame:
     cells = ts.cell_arrays(src)
     for col in STATIC:
         f[col] = cells[col][pos]
-    f.update(physics_features(f, float(src.city.tide.alert_cm[0])))
+    f.update(physics_features(f, tide_alert_cm(src.city)))
     f["past_floods"] = _lookups(src).known_floods.count(pos, np.full(len(pos), _NO_TIME_NS), t_ns, closed="left")
     out = {c: (time.array if c == "time" else requests[c].array) for c in requests.columns if c not in FEATURES}
     out.update({c: f[c].astype(np.float32) for c in FEATURES})
@@ -345,12 +357,15 @@ def cause(rows: pd.DataFrame, tide_alert_cm: float = 886.0, floor: float = 0.1) 
 
 
 def event_hours(src, rain_mm: float = RAIN_EVENT_MM, fcst_mm: float = RAIN_EVENT_MM,
-                tide_cm: float = TIDE_EVENT_CM, background: float = BACKGROUND) -> pd.DatetimeIndex:
+                tide_cm: float | None = None, background: float = BACKGROUND) -> pd.DatetimeIndex:
     """Issue times for the training table: event hours plus a hash-sampled ``background`` share of the rest.
 
     Event hour: any city station with observed 3-h rain >= ``rain_mm`` or a nowcast over the 3 h or the
-    longest lead's window >= ``fcst_mm``, or a predicted tide within the longest lead >= ``tide_cm``.
+    longest lead's window >= ``fcst_mm``, or a predicted tide within the longest lead >= ``tide_cm`` (default
+    the city's ``tide.event_level_cm``; no tide gauge, no tide events).
     """
+    if tide_cm is None:
+        tide_cm = src.city.tide.event_level_cm if src.city.tide is not None else np.inf
     series = station_series(src)
     hours = series.rain[3].index
     rainy = (series.rain[3] >= rain_mm).any(axis=1).to_numpy()
@@ -367,14 +382,14 @@ def event_hours(src, rain_mm: float = RAIN_EVENT_MM, fcst_mm: float = RAIN_EVENT
 
 
 def build_table(src, rain_mm: float = RAIN_EVENT_MM, fcst_mm: float = RAIN_EVENT_MM,
-                tide_cm: float = TIDE_EVENT_CM, background: float = BACKGROUND) -> pd.DataFrame:
+                tide_cm: float | None = None, background: float = BACKGROUND) -> pd.DataFrame:
     """The flood training table: (event hours + background hours) x every cell x every lead, with the label
     (:func:`table_parts` in one frame)."""
     return pd.concat(list(table_parts(src, None, rain_mm, fcst_mm, tide_cm, background)), ignore_index=True)
 
 
 def table_parts(src, rows_per_part: int | None = None, rain_mm: float = RAIN_EVENT_MM,
-                fcst_mm: float = RAIN_EVENT_MM, tide_cm: float = TIDE_EVENT_CM,
+                fcst_mm: float = RAIN_EVENT_MM, tide_cm: float | None = None,
                 background: float = BACKGROUND, max_rows: int = MAX_ROWS) -> Iterator[pd.DataFrame]:
     """The training table in parts of whole hours (about ``rows_per_part`` rows each; None: one part).
 

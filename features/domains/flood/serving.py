@@ -17,6 +17,7 @@ from features.domains.flood.features import (
     cause,
     read_observed,
     station_series,
+    tide_alert_cm,
 )
 from features.errors import DataError
 from features.registry import Condition, Levels, Serving
@@ -32,8 +33,8 @@ SERVING_CONDITIONS = (
     Condition("rain_fcst_1h", "mm", "rain forecast for the next hour (KMA nowcast at the station)", 30.0, 0.0, 300.0),
     Condition("rain_fcst_3h", "mm", "rain forecast for the next 3 hours (KMA nowcast at the station)", 60.0, 0.0, 500.0),
     Condition("rain_fcst_6h", "mm", "rain forecast for the next 6 hours (KMA nowcast at the station)", 80.0, 0.0, 800.0),
-    Condition("tide_cm", "cm", "observed tide now, on the Incheon tide datum (alert steps 886/906/953/1000)",
-              850.0, -100.0, 1200.0),
+    Condition("tide_cm", "cm", "observed tide now, on the datum of the city's tide gauge (Incheon's alert steps: "
+              "886/906/953/1000); not applicable in a city without a gauge", 850.0, -100.0, 1200.0),
     Condition("tide_pred_max_3h_cm", "cm", "highest predicted tide in the next 3 hours, same datum", 900.0,
               -100.0, 1200.0),
     Condition("tide_pred_max_6h_cm", "cm", "highest predicted tide in the next 6 hours, same datum", 920.0,
@@ -65,7 +66,7 @@ def serving_requests(src, cells: pd.DataFrame, at, conditions: dict | None = Non
             values = list(np.fmax.accumulate(np.vstack(values), axis=0))
         columns.update(zip(chain, values, strict=True))
     columns["tide_cm"] = sa.as_float(conds["tide_cm"]) if "tide_cm" in conds else observed["tide_cm"]
-    columns["tide_alert_cm"] = float(src.city.tide.alert_cm[0])
+    columns["tide_alert_cm"] = tide_alert_cm(src.city)
     columns["notes"] = sa.join_notes(notes, len(cells))
     return sa.cell_requests(cells, columns)
 
@@ -81,13 +82,20 @@ def serving_combine(rows: pd.DataFrame, pred) -> pd.DataFrame:
                        rows.get("notes"))
 
 
+def _tide_hours(src, s, rain: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    """Hours with a tide (observed or predicted); every rain hour in a city without a tide gauge."""
+    if src.city.lacks("tide"):
+        return rain
+    return s.tide.index[(s.tide.notna() | s.tide_pred.reindex(s.tide.index).notna()).to_numpy()]
+
+
 def serving_now(src) -> pd.Timestamp:
     """The last hour with observed rain at a city station, a nowcast issued for it (or the hour before: see
     :func:`station_series`) and a tide (observed, or the prediction the gauge file carries ahead)."""
     def latest() -> pd.Timestamp:
         s = station_series(src)
         rain = s.rain[1].index[s.rain[1].notna().any(axis=1).to_numpy()]
-        tide = s.tide.index[(s.tide.notna() | s.tide_pred.reindex(s.tide.index).notna()).to_numpy()]
+        tide = _tide_hours(src, s, rain)
         if not len(rain) or not len(tide):
             raise DataError("flood: no rain or tide observations to serve from")
         forecast = s.fcst[max(FCST_WINDOWS)]  # every window of an issue (or its stand-in) held
@@ -103,7 +111,7 @@ def serving_first(src) -> pd.Timestamp:
     def earliest() -> pd.Timestamp:
         s = station_series(src)
         rain = s.rain[1].index[s.rain[1].notna().any(axis=1).to_numpy()]
-        tide = s.tide.index[(s.tide.notna() | s.tide_pred.reindex(s.tide.index).notna()).to_numpy()]
+        tide = _tide_hours(src, s, rain)
         if not len(rain) or not len(tide):
             raise DataError("flood: no rain or tide observations to serve from")
         return max(rain.min(), tide.min())
