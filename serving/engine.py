@@ -50,6 +50,9 @@ DATE_RANGE = (date(1900, 1, 1), date(2199, 12, 31))
 CACHE_ENTRIES = 2048
 CITY_ENTRIES = 32  # whole-city /risk answers held (about 1.5 MB each at 2,208 cells)
 CITY_COST_GUESS_S = 0.2  # until measured
+# Held /risk_map bytes per worker: a 100 m GeoJSON map is ~19 MB (a compact one ~1.3 MB), so a count of
+# entries alone would let a day of live cycles hold gigabytes.
+MAP_CACHE_BYTES = 256 * 1024 * 1024
 MAP_FORMATS = ("geojson", "compact")  # /risk_map answers: a GeoJSON FeatureCollection, or arrays in /grid order
 TOP_FACTORS = 5
 CELL_COLUMNS = ("cell_id", "lat", "lon", "district")  # what an answer says of its cell
@@ -154,7 +157,7 @@ class Engine:
         # then every cell is built and kept (rent or buy: never more than twice the better choice in
         # hindsight), so the cells a department asks about one by one during a storm are looked up.
         # Costs are this thread's CPU time: wall time would count the waits of a busy server.
-        self._maps = LruCache(CACHE_ENTRIES)  # (domain, time, conditions, format) -> /risk_map bytes
+        self._maps = LruCache(CACHE_ENTRIES, MAP_CACHE_BYTES)  # (domain, time, conditions, format) -> /risk_map bytes
         self._tables = LruCache(CITY_ENTRIES)  # (domain, time, conditions) -> every cell's map entry, as arrays
         self._spent = LruCache(CACHE_ENTRIES)  # question -> seconds spent building its cells so far
         self._city = LruCache(CITY_ENTRIES)  # question -> every cell's answer, by grid position
@@ -610,10 +613,12 @@ class Engine:
 
 
 class LruCache:
-    """A small thread-safe least-recently-used map."""
+    """A small thread-safe least-recently-used map of at most ``size`` entries and, when ``max_bytes`` is
+    given, at most that many bytes of ``bytes`` values."""
 
-    def __init__(self, size: int):
-        self.size, self._data, self._lock = size, OrderedDict(), threading.Lock()
+    def __init__(self, size: int, max_bytes: int | None = None):
+        self.size, self.max_bytes, self._data, self._lock = size, max_bytes, OrderedDict(), threading.Lock()
+        self.nbytes = 0
 
     def __len__(self) -> int:
         return len(self._data)
@@ -630,16 +635,24 @@ class LruCache:
         with self._lock:
             keys = [k for k in self._data if doomed(k)]
             for k in keys:
-                del self._data[k]
+                self.nbytes -= _size(self._data.pop(k))
         return len(keys)
 
     def put(self, key, value):
         with self._lock:
+            if key in self._data:
+                self.nbytes -= _size(self._data[key])
             self._data[key] = value
+            self.nbytes += _size(value)
             self._data.move_to_end(key)
-            while len(self._data) > self.size:
-                self._data.popitem(last=False)
+            while len(self._data) > self.size or (self.max_bytes is not None and self.nbytes > self.max_bytes
+                                                  and len(self._data) > 1):
+                self.nbytes -= _size(self._data.popitem(last=False)[1])
         return value
+
+
+def _size(value) -> int:
+    return len(value) if isinstance(value, bytes) else 0
 
 
 def _missing_by_cell(spec: DomainSpec, rows: pd.DataFrame) -> pd.Series:

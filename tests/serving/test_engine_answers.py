@@ -169,3 +169,17 @@ def test_the_grid_version_follows_the_geometry(parts, small_tables):
     grid = json.loads(Engine(*parts).grid_info())
     assert grid["id"].endswith(f"-{small_tables.grid_m}") and len(grid["version"]) == 16
     assert json.loads(Engine(*parts).grid_info())["version"] == grid["version"]  # stable across engines
+
+
+def test_held_maps_are_bounded_in_bytes():
+    from serving.engine import LruCache
+
+    cache = LruCache(100, max_bytes=10)
+    for k in range(5):
+        cache.put(k, b"xxxx")
+    assert len(cache) == 2 and cache.nbytes == 8 and cache.get(4) == b"xxxx" and cache.get(2) is None
+    cache.put(4, b"x")  # replacing an entry counts its new size only
+    assert cache.nbytes == 5
+    assert cache.drop(lambda key: key == 4) == 1 and cache.nbytes == 4
+    cache.put("big", b"y" * 50)  # one answer larger than the budget is still held, alone
+    assert len(cache) == 1 and cache.get("big")
