@@ -98,9 +98,9 @@ def fit_dask(client, family: str, task: str, params: dict, X: pd.DataFrame, y: n
     if family == "lightgbm":
         import lightgbm as lgb
 
-        # The estimator only carries the native parameters to lightgbm.train on each worker; the
-        # sklearn-style names it has of its own are set to the same values so none overrides them.
-        params.update(metric=lgb_metric, verbosity=-1, seed=seed, num_threads=1, feature_pre_filter=False)
+        # The estimator carries the native parameters to lightgbm.train on each worker, where the native
+        # names win over its own sklearn-style aliases; it sets each worker's threads itself.
+        params.update(metric=lgb_metric, verbosity=-1, seed=seed, feature_pre_filter=False)
         model_cls = lgb.DaskLGBMClassifier if task == "binary" else lgb.DaskLGBMRegressor
         model = model_cls(client=client, n_estimators=rounds, **params)
         model.fit(dX, dy, sample_weight=dw)

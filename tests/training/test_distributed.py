@@ -18,10 +18,11 @@ from training.tune import Profile
 
 DOMAIN = "fine_dust"
 TINY = Profile("tiny", trials=2, folds=2, max_rows=15_000, max_rounds=40, timeout_s=None)
-# Data-parallel trees are built from merged per-worker histograms (LightGBM: bin edges found on each
-# worker's rows; XGBoost: merged quantile sketches), so they are close to, not equal to, one process's.
-# Measured on the small data set: within 0.5 %; a real difference (e.g. a worker's rows dropped) is larger.
-REL_TOLERANCE = 0.02
+# Data-parallel trees are built from merged per-worker histograms, and LightGBM's bagging draws rows on
+# each worker, so they are close to, not equal to, one process's. Measured on the small data set (holdout
+# RMSE ~6.9 against persistence's 8.8 and the oracle's 2.3): 0.3 % apart at the usual settings, up to
+# 1.3 % for a study's best trial (bagging on). A broken split (a worker's rows left out) costs more.
+REL_TOLERANCE = 0.03
 
 
 @pytest.fixture(scope="module")
