@@ -99,13 +99,12 @@ def open_study(storage_url: str, name: str, seed: int, task: str | None = None) 
                 storage = RDBStorage(storage_url, heartbeat_interval=10, grace_period=30,
                                      heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
             break
-        except (IntegrityError, ProgrammingError):
+        except (ArgumentError, SQLAlchemyError, ImportError, ValueError) as exc:
             # Workers starting together on an empty database race to create Optuna's tables; the loser's
             # CREATE fails on what the winner made, and its next attempt finds the tables there.
-            if attempt == 2:
-                raise
-            time.sleep(0.5 * (attempt + 1))
-        except (ArgumentError, SQLAlchemyError, ImportError, ValueError) as exc:
+            if isinstance(exc, IntegrityError | ProgrammingError) and attempt < 2:
+                time.sleep(0.5 * (attempt + 1))
+                continue
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise StorageError(f"cannot open the Optuna storage {safe_url(storage_url)} "
                                f"(URBAN_SAFETY_OPTUNA_STORAGE): {first}") from None
