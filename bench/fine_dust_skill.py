@@ -11,7 +11,8 @@ the inputs' worth, not the search). On the holdout it prints:
   years), and of the generator's truth where it exists; grade accuracy and the POD and FAR of 나쁨-or-worse
   days (the worse of PM10 and PM2.5, per station-day);
 - hourly forecasts from the 17:00 issue: MAE by lead hour (1-24 h) against persistence of the last hour,
-  and the advisory hours expected (sum of probabilities) against those observed.
+  and the advisory hours expected (sum of probabilities) against those observed, and the reliability of the
+  hourly distributions: hours at or above the grade and advisory levels, expected against observed.
 
 Targets (issue 15): grade accuracy >= 0.80 and model MAE <= 0.8 x persistence MAE.
 
@@ -26,14 +27,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 
 from features.domains import fine_dust as fd
-from features.dust import POLLUTANTS, hourly
+from features.domains.fine_dust import hourly
+from features.domains.fine_dust.grades import POLLUTANTS
 from features.sources import Sources
 from training.models import fit, predict
 from training.splits import holdout_split
 from urban_safety.settings import Settings
 
+#: Hourly levels whose exceedance the reliability table counts: the grade bounds and the advisory levels.
+RELIABILITY = {"pm10": (50, 80, 150), "pm25": (25, 35, 75)}
 PARAMS = {"objective": "regression", "learning_rate": 0.05, "num_leaves": 31, "min_data_in_leaf": 40,
           "feature_fraction": 0.8, "bagging_fraction": 0.8, "bagging_freq": 1, "lambda_l2": 1.0,
           "num_boost_round": 2000}
@@ -68,6 +73,7 @@ def hourly_skill(src, hold: pd.DataFrame, pred: np.ndarray, stats, days: int) ->
     rows = hold.assign(pred=pred)
     rows = rows[rows["time"].isin(issues)]
     errors, advisories = [], {name: [0.0, 0] for name, _, _ in hourly.ADVISORIES}
+    exceed = {(p, t): [0.0, 0] for p, levels in RELIABILITY.items() for t in levels}
     for r in rows.itertuples():
         p = POLLUTANTS[r.pollutant]
         series = obs[p].get(r.station_code)
@@ -80,6 +86,12 @@ def hourly_skill(src, hold: pd.DataFrame, pred: np.ndarray, stats, days: int) ->
         last = series.get(pd.Timestamp(r.time), np.nan)
         errors.append(pd.DataFrame({"lead_h": frame["lead_h"], "model": np.abs(frame["value"] - seen),
                                     "persistence": np.abs(last - seen)}))
+        ok = ~np.isnan(seen)
+        for t in RELIABILITY[p]:  # the hour's forecast distribution (lognormal, value = its mean) above t
+            sd = frame["log_sd"].to_numpy()
+            above = norm.sf((np.log(t) - np.log(frame["value"].to_numpy()) + sd ** 2 / 2) / sd)
+            exceed[(p, t)][0] += float(above[ok].sum())
+            exceed[(p, t)][1] += int((seen[ok] >= t).sum())
         before = np.concatenate([[last], seen[:-1]])
         for name, pollutant, threshold in hourly.ADVISORIES:
             if pollutant == p:
@@ -87,7 +99,7 @@ def hourly_skill(src, hold: pd.DataFrame, pred: np.ndarray, stats, days: int) ->
                 advisories[name][0] += float(frame[f"p_{threshold:g}"].to_numpy()[ok].sum())
                 advisories[name][1] += int(((seen >= threshold) & (before >= threshold))[ok].sum())
     by_lead = pd.concat(errors).groupby("lead_h")[["model", "persistence"]].mean()
-    return by_lead, advisories
+    return by_lead, advisories, exceed
 
 
 def main() -> None:
@@ -142,7 +154,7 @@ def main() -> None:
           f"{'met' if best['MAE'] <= 0.8 * persistence_mae else 'MISSED'})")
     # Hourly statistics from the training period only.
     stats = hourly.station_stats(src["airkorea"], until=train[spec.time].max())
-    by_lead, adv = hourly_skill(src, hold, candidates["model, forecast weather"], stats, args.hourly_days)
+    by_lead, adv, exceed = hourly_skill(src, hold, candidates["model, forecast weather"], stats, args.hourly_days)
     first24 = by_lead.loc[by_lead.index <= 24]
     print(f"\nhourly from the 17:00 issue, last {args.hourly_days} holdout issue days: MAE (ug/m3, PM10 and PM2.5 "
           "rows pooled) by lead hour\n")
@@ -156,6 +168,12 @@ def main() -> None:
     print("\nadvisory hours (2-hour rule), expected from the probabilities vs observed:")
     for name, (expected, seen) in adv.items():
         print(f"  {name}: expected {expected:.1f}, observed {seen}")
+    print("\nreliability of the hourly distributions: hours at or above a level, expected (sum of probabilities) "
+          "vs observed\n")
+    print("| pollutant | level ug/m3 | expected | observed | ratio |")
+    print("|---|---|---|---|---|")
+    for (p, level), (expected, seen) in exceed.items():
+        print(f"| {p} | {level:g} | {expected:.0f} | {seen} | {expected / max(seen, 1):.2f} |")
     print(f"\n{time.perf_counter() - start:.0f} s")
 
 

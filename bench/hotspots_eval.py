@@ -5,7 +5,7 @@ from the day after its cut to the end of the data). Three rankings of the cells,
 
 (a) the MLflow traffic champion (train_domain fits it on the pre-holdout rows only; the script checks the
     run's ``holdout_from``), its expected accidents summed over every 3-hour slot of the period as
-    features/domains/traffic_hotspots.py computes them, and the expected ECLO from them;
+    features/domains/traffic/hotspots.py computes them, and the expected ECLO from them;
 (b) history: each cell's accidents (or ECLO) over all years before the period;
 (c) a Poisson GLM (sklearn PoissonRegressor on median-imputed, standardised features, fitted on the same
     pre-holdout weighted table rows), summed over the same slots and turned into ECLO the same way.
@@ -30,7 +30,7 @@ from sklearn.linear_model import PoissonRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from features.domains import traffic_hotspots as th
+from features.domains.traffic import hotspots as th
 from features.registry import get_domain
 from features.sources import Sources
 from training.champion import ALIAS, load_native

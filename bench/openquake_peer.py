@@ -8,7 +8,7 @@ shares are compared with the physics' median-field share (``fragility_share`` wi
 and the baseline use the expected share over BSSA14's scatter, also printed. Scenario magnitudes are
 moment magnitudes (what OpenQuake takes); the served model is asked with the equivalent KMA ML
 (``seismic.mw_to_ml``) and answered through the domain's serving ``combine`` (so with the physics floor
-in strong shaking, ``eq.apply_physics_floor``); ``--no-floor`` shows the raw clipped prediction instead,
+in strong shaking, ``eq.serving.apply_physics_floor``); ``--no-floor`` shows the raw clipped prediction instead,
 and the summary always gives both. Each scenario also runs once with OpenQuake's finite planar rupture (Wells &
 Coppersmith 1994 size, vertical strike-slip, strike 0) to show what the point-source assumption costs.
 
@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features import seismic
 from features.domains import earthquake as eq
+from features.domains.earthquake import seismic
 from features.sources import Sources
 from features.spatial import haversine_km
 from urban_safety.settings import Settings
@@ -193,7 +193,7 @@ def main() -> None:
     src = Sources.from_settings(settings)
     now = eq.SERVING.now(src)
     all_ids = src.grid.cells["cell_id"].to_numpy()
-    stock_all = eq.building_stock(src).as_of(all_ids, [now] * len(all_ids))
+    stock_all = eq.features.building_stock(src).as_of(all_ids, [now] * len(all_ids))
     pos = pick_cells(src, stock_all, args.cells)
     cells = src.grid.cells.iloc[pos].reset_index(drop=True)
     cells["vs30_mps"] = src.static.reindex(cells["cell_id"])["vs30_mps"].to_numpy()

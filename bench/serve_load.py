@@ -31,7 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.harness import free_port, start, stop, wrk  # noqa: E402
+from features.build import table_path  # noqa: E402
 from features.registry import get_domain  # noqa: E402
+from features.store import iter_parts  # noqa: E402
 from training.champion import load_native  # noqa: E402
 from training.models import predict  # noqa: E402
 from training.tracking import configure, registered_name  # noqa: E402
@@ -52,7 +54,7 @@ def main() -> None:
     client = configure(settings)
     model_uri = f"models:/{registered_name(spec.name)}@champion"
     family, booster = load_native(model_uri)
-    table = pd.read_parquet(settings.features_dir / f"{spec.name}.parquet").tail(1000)
+    table = list(iter_parts(table_path(settings.features_dir, spec.name)))[-1].tail(1000)
     X = table[list(spec.features)].astype("float64")
     records = json.loads(X.to_json(orient="records"))  # NaN -> null
 

@@ -6,7 +6,7 @@ import pkgutil
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from features.errors import DataError
 
@@ -35,6 +35,7 @@ class WeatherStation(BaseModel):
     nx: int
     ny: int
     upwind: bool = False
+    elevation_m: float = 15.0  # the barometer's height, for station-level pressure
 
 
 class AirStation(BaseModel):
@@ -44,19 +45,207 @@ class AirStation(BaseModel):
     lon: float
     lat: float
     background: bool = False
+    address: str | None = None  # 주소 as AirKorea prints it; None: the city's province, district and name
+
+
+class Constituent(BaseModel):
+    """One harmonic constituent of the astronomical tide: ``amplitude_cm * cos(2 pi h / period_h + phase_rad)``
+    with ``h`` the hours since 2000-01-01 00:00 KST."""
+
+    name: str
+    period_h: float = Field(gt=0)
+    amplitude_cm: float = Field(ge=0)
+    phase_rad: float
 
 
 class Tide(BaseModel):
+    """The city's tide gauge (KHOA), its alert steps and, for the embedded generator, its tide."""
+
     station: str
     code: str
     lon: float
     lat: float
-    alert_cm: list[float]
+    alert_cm: list[float]  # 관심 / 주의 / 경계 / 심각 on the gauge's datum, cm
+    datum: str = "the gauge's tide datum"  # how the API names the unit's reference
+    # Predicted high tides at or above this level make a flood training hour an event (None: midway
+    # between the 2nd and 3rd alert steps).
+    event_cm: float | None = None
+    # The generator's astronomical tide: mean level and harmonic constituents.
+    mean_cm: float = 0.0
+    constituents: list[Constituent] = []
+    # The generator's sea flooding starts above ``flood_from_cm`` observed and reaches its reference rate at
+    # ``flood_ref_cm`` (None: the first and third alert steps).
+    flood_from_cm: float | None = None
+    flood_ref_cm: float | None = None
+
+    @property
+    def event_level_cm(self) -> float:
+        return self.event_cm if self.event_cm is not None else (self.alert_cm[1] + self.alert_cm[2]) / 2
+
+    @property
+    def flood_levels_cm(self) -> tuple[float, float]:
+        return (self.flood_from_cm if self.flood_from_cm is not None else self.alert_cm[0],
+                self.flood_ref_cm if self.flood_ref_cm is not None else self.alert_cm[2])
+
+
+class SeismicZone(BaseModel):
+    """A source zone of the generated catalogue: epicentres scatter around it (normal, ``spread_km``)."""
+
+    lat: float
+    lon: float
+    weight: float = Field(gt=0)
+    spread_km: float = Field(gt=0)
+
+
+class Place(BaseModel):
+    """A reference place KMA-style epicentre descriptions are measured from ("<place> <direction>쪽 <km>km")."""
+
+    name: str
+    lat: float
+    lon: float
+
+
+class HistoricalQuake(BaseModel):
+    """A real event of KMA's earthquake list, written into the generated catalogue as KMA lists it."""
+
+    time: str  # KST, "YYYY-MM-DD HH:MM:SS"
+    magnitude: float  # ML
+    depth_km: float | None = None
+    intensity: str = "-"  # 최대진도 as printed, e.g. "Ⅵ"
+    lat: float
+    lon: float
+    location: str
 
 
 class SeismicRegion(BaseModel):
+    """Where the generated catalogue and scenarios place epicentres, and how KMA would describe them."""
+
     lon: tuple[float, float]
     lat: tuple[float, float]
+    zones: list[SeismicZone] = []  # empty: one zone at the region's centre
+    places: list[Place] = []  # empty: the district seats
+    # An epicentre is "해역" (offshore) west of ``offshore_west_of`` or east of ``offshore_east_of`` (lon) or
+    # south of ``offshore_south_of`` (lat), else "지역"; none of them: always "지역" (an inland region).
+    offshore_west_of: float | None = None
+    offshore_east_of: float | None = None
+    offshore_south_of: float | None = None  # lat: south of it is 해역 too (a south coast)
+    felt_label: str = ""  # the city's name in 최대진도's "(인천)" when felt there; empty: no label
+    historical: list[HistoricalQuake] = []
+
+
+class Hill(BaseModel):
+    name: str
+    lat: float
+    lon: float
+    height_m: float
+    sigma_km: float = Field(gt=0)
+
+
+class Zone(BaseModel):
+    """A lat/lon box (reclaimed land, an airport-like special zone)."""
+
+    name: str
+    lat: tuple[float, float]
+    lon: tuple[float, float]
+
+
+class Stream(BaseModel):
+    name: str
+    line: list[tuple[float, float]]  # (lon, lat) vertices
+
+
+class Centre(BaseModel):
+    """A town centre of the urbanisation field: a Gaussian of ``strength`` (0-1) and ``sigma_km``."""
+
+    lat: float
+    lon: float
+    strength: float = Field(gt=0, le=1)
+    sigma_km: float = Field(gt=0)
+
+
+class OldTown(BaseModel):
+    """A district (optionally only its part on one land mass) of old, dense, low-code building stock."""
+
+    district: str
+    land: str | None = None
+
+
+class Geography(BaseModel):
+    """The embedded generator's picture of the city: coast, terrain, streams, built-up areas. A real import
+    brings its own ``grid_layers.csv`` and never reads this."""
+
+    # Bearings (deg, clockwise from north) of the outward normals of the largest land mass's edges that face
+    # the sea; other land masses are islands, all coast. None: an inland city with no coast at all.
+    sea_bearing: tuple[float, float] | None = None
+    # Or the coast as polylines of (lon, lat) vertices (the sea-facing part of the boundary), used instead
+    # of ``sea_bearing`` where a bay or a peninsula makes bearings ambiguous. Neither: no coast.
+    coast: list[list[tuple[float, float]]] = []
+    hills: list[Hill] = []
+    reclaimed: list[Zone] = []  # low, flat, soft reclaimed land
+    streams: list[Stream] = []
+    centres: list[Centre] = []
+    special_zones: list[Zone] = []  # airport-like: paved, few residents, many daytime visitors
+    old_downtown: list[OldTown] = []
+    # Box of random low relief bumps (lat, lon); None: the land's bounding box.
+    relief_lat: tuple[float, float] | None = None
+    relief_lon: tuple[float, float] | None = None
+    province: str = ""  # 시도 (and 시) name printed before the district in addresses, e.g. "인천광역시"
+
+
+class Scenario(BaseModel):
+    """A ready what-if for dashboards: a label and the domain's conditions."""
+
+    label: str
+    conditions: dict[str, float | int | bool | str]
+
+
+# Replacement (new-construction) cost, KRW per m² of floor area, by HAZUS occupancy (the register's 주용도,
+# mapped in features/domains/earthquake/consequences.py) and structure family (주구조). Defaults in the
+# spirit of 한국부동산원 (Korea Real Estate Board, formerly Korea Appraisal Board) 건물신축단가표, the
+# new-construction unit-cost table appraisers use; they are round figures of its order of magnitude, not
+# the published table: a city replaces them with the current edition's figures in its TOML file.
+DEFAULT_REPLACEMENT_KRW_PER_M2: dict[str, dict[str, float]] = {
+    "RES1": {"concrete": 2_100_000, "masonry": 1_650_000, "steel": 1_700_000, "wood": 1_900_000, "other": 1_700_000},
+    "RES3": {"concrete": 2_000_000, "masonry": 1_600_000, "steel": 1_800_000, "wood": 1_800_000, "other": 1_800_000},
+    "RES4": {"concrete": 2_300_000, "masonry": 1_800_000, "steel": 2_000_000, "wood": 1_900_000, "other": 2_000_000},
+    "COM1": {"concrete": 1_900_000, "masonry": 1_500_000, "steel": 1_500_000, "wood": 1_600_000, "other": 1_600_000},
+    "COM2": {"concrete": 1_300_000, "masonry": 1_100_000, "steel": 900_000, "wood": 1_000_000, "other": 1_000_000},
+    "COM4": {"concrete": 2_400_000, "masonry": 1_800_000, "steel": 2_200_000, "wood": 1_900_000, "other": 2_100_000},
+    "COM6": {"concrete": 2_800_000, "masonry": 2_100_000, "steel": 2_600_000, "wood": 2_200_000, "other": 2_500_000},
+    "IND2": {"concrete": 1_500_000, "masonry": 1_200_000, "steel": 1_100_000, "wood": 1_100_000, "other": 1_200_000},
+    "EDU1": {"concrete": 2_300_000, "masonry": 1_800_000, "steel": 2_000_000, "wood": 1_900_000, "other": 2_000_000},
+    "REL1": {"concrete": 2_200_000, "masonry": 1_700_000, "steel": 1_800_000, "wood": 1_900_000, "other": 1_900_000},
+}
+
+
+class EarthquakeCosts(BaseModel):
+    """Costs the earthquake consequences and retrofit ranking use (KRW); every field is optional."""
+
+    # {occupancy: {structure family: KRW/m²}}; an entry left out keeps its default above.
+    replacement_krw_per_m2: dict[str, dict[str, float]] = Field(default_factory=dict)
+    # Seismic retrofit cost per m² of floor area; None: the retrofit ranking prints no programme cost.
+    retrofit_krw_per_m2: float | None = Field(None, gt=0)
+
+    @field_validator("replacement_krw_per_m2")
+    @classmethod
+    def _known_keys(cls, table: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        families = tuple(DEFAULT_REPLACEMENT_KRW_PER_M2["RES1"])
+        for occ, costs in table.items():
+            if occ not in DEFAULT_REPLACEMENT_KRW_PER_M2:
+                raise ValueError(f"unknown occupancy {occ!r}; known: {', '.join(DEFAULT_REPLACEMENT_KRW_PER_M2)}")
+            for family, krw in costs.items():
+                if family not in families:
+                    raise ValueError(f"{occ}: unknown structure family {family!r}; known: {', '.join(families)}")
+                if not krw > 0:
+                    raise ValueError(f"{occ}.{family}: {krw} KRW/m²; must be positive")
+        return table
+
+    def replacement(self) -> dict[str, dict[str, float]]:
+        """The default table overlaid with this city's entries."""
+        out = {occ: dict(costs) for occ, costs in DEFAULT_REPLACEMENT_KRW_PER_M2.items()}
+        for occ, costs in self.replacement_krw_per_m2.items():
+            out.setdefault(occ, {}).update(costs)
+        return out
 
 
 class City(BaseModel):
@@ -70,8 +259,12 @@ class City(BaseModel):
     districts: list[District]
     weather_stations: list[WeatherStation]
     air_stations: list[AirStation]
-    tide: Tide
+    tide: Tide | None = None  # None: no tide gauge (an inland city); tide inputs are not applicable
     seismic_region: SeismicRegion
+    geography: Geography = Geography()
+    # Ready scenarios per domain (``[[scenarios.earthquake]]``); a domain listed here shows these instead of
+    # the domain's own defaults.
+    scenarios: dict[str, list[Scenario]] = {}
     # A cell whose nearest weather station has no observation for an hour reads the next nearest station
     # of the same kind within this distance (km), and the answer says so; beyond it the input is unknown.
     # 10 km is a configured choice (about the spacing of the city's AWS network), not a published constant.
@@ -79,6 +272,8 @@ class City(BaseModel):
     # The domains this city runs (trains, serves); None = every registered domain. A city with weather
     # and air quality only names ["fine_dust"]; the others then answer 503 saying they are not run.
     domains: list[str] | None = None
+    # Replacement and retrofit costs for earthquake consequences (defaults: EarthquakeCosts's).
+    earthquake_costs: EarthquakeCosts = Field(default_factory=EarthquakeCosts)
 
     def district_by_code(self) -> dict[int, District]:
         return {d.code: d for d in self.districts}
@@ -87,13 +282,58 @@ class City(BaseModel):
         """Whether this city runs ``domain``."""
         return self.domains is None or domain in self.domains
 
+    def lacks(self, source: str) -> str | None:
+        """Why ``source`` cannot exist for this city (it has no station of that kind), or None when it can.
+
+        A source the city lacks is *not applicable*: the inputs read from it are never essential, are NaN
+        in features, and a request that gives them is refused (see ``DomainSpec.for_city``).
+        """
+        if source == "tide" and self.tide is None:
+            return f"{self.name} has no tide gauge (its city config has no [tide])"
+        if source == "aws" and not any(s.kind == "aws" for s in self.weather_stations):
+            return f"{self.name} has no AWS station (its city config lists ASOS stations only)"
+        return None
+
 
 def domain_names() -> list[str]:
-    """The domains there are: one module each in ``features/domains`` (named as the domain), read without
+    """The domains there are: one package each in ``features/domains`` (named as the domain), read without
     importing them (a city loads while the registry may still be filling)."""
     import features.domains as pkg
 
     return sorted(info.name for info in pkgutil.iter_modules(pkg.__path__) if not info.name.startswith("_"))
+
+
+#: Written beside the raw data by ``data generate`` and ``data import``: whose data these are.
+CITY_MARK = "city.json"
+
+
+def mark_data_city(data_dir: Path, city: City, grid_m: int | None = None) -> None:
+    """Record in ``data_dir`` that its data are ``city``'s, and the grid (m) its generated layers are on."""
+    import json
+
+    path = Path(data_dir) / CITY_MARK
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mark = {"name": city.name, "code": city.code, **({"grid_m": grid_m} if grid_m else {})}
+    path.write_text(json.dumps(mark, ensure_ascii=False), encoding="utf-8")
+
+
+def check_data_city(data_dir: Path, city: City, grid: bool = True) -> None:
+    """Raise :class:`DataError` when ``data_dir`` holds another city's data (by its :data:`CITY_MARK`), or with
+    ``grid``, generated layers on another grid than ``city.grid_m``; data without a mark (imported before marks
+    existed, or a bare folder) are taken as they are."""
+    import json
+
+    path = Path(data_dir) / CITY_MARK
+    if not path.exists():
+        return
+    held = json.loads(path.read_text(encoding="utf-8"))
+    if held.get("code") != city.code:
+        raise DataError(f"{data_dir} holds the data of {held.get('name')} ({held.get('code')}), but the configured "
+                        f"city is {city.name} ({city.code}): set URBAN_SAFETY_DATA_DIR to {city.name}'s data folder, "
+                        "or generate or import its data there")
+    if grid and held.get("grid_m") not in (None, city.grid_m):  # cell ids would match no cell: every table empty
+        raise DataError(f"{data_dir} was generated on a {held['grid_m']} m grid, but the configured grid is "
+                        f"{city.grid_m} m: set URBAN_SAFETY_GRID_M={held['grid_m']} or generate again")
 
 
 def load_city(name_or_path: str, grid_m: int | None = None) -> City:
@@ -110,7 +350,7 @@ def load_city(name_or_path: str, grid_m: int | None = None) -> City:
     except (tomllib.TOMLDecodeError, ValueError) as exc:
         raise DataError(f"{path}: invalid city config: {exc}") from exc
     known = domain_names()
-    unknown = sorted(set(city.domains or ()) - set(known))
+    unknown = sorted((set(city.domains or ()) | set(city.scenarios)) - set(known))
     if unknown:
         raise DataError(f"{path}: invalid city config: unknown domains {unknown}; known: {', '.join(known)}")
     if grid_m is not None:

@@ -1,7 +1,8 @@
 """The domain registry: each domain is one declarative :class:`DomainSpec` in ``features/domains/``.
 
 Shared code (the CLI, training, serving) loops over :func:`domains` and never tests a domain's name.
-A fifth domain is one new module in ``features/domains/`` that calls :func:`register`.
+A fifth domain is one new package in ``features/domains/`` whose ``__init__`` calls :func:`register`
+(features, evaluation and serving in modules of their own).
 
 The one feature code path: ``build_rows(sources, requests)`` turns *requests* (entity keys, the
 prediction time and the domain's condition columns) into feature rows. The training table is
@@ -11,9 +12,10 @@ prediction time and the domain's condition columns) into feature rows. The train
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import pkgutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal
@@ -39,9 +41,15 @@ class Condition:
     example: float | int | bool | str
     minimum: float | None = None
     maximum: float | None = None
-    kind: Literal["float", "int", "bool", "date"] = "float"
+    kind: Literal["float", "int", "bool", "date", "str"] = "float"
     required: bool = False  # optional fields are read from the observations the service holds
     choices: tuple | None = None  # the only values allowed (within minimum..maximum), e.g. lead times
+    # A float field that also takes its source's text categories (KMA's PCP "1mm 미만"): str -> float, raising
+    # DataError for text it does not know. The number it gives is then checked against minimum..maximum.
+    text: Callable[[str], float] | None = None
+    # A choice about what the answer reports (e.g. whose population casualties count), not a request
+    # column of ``build_rows``: it is not one of the spec's ``conditions`` and never a model input.
+    answer_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -117,6 +125,9 @@ class DomainSpec:
     build_table: Callable[..., pd.DataFrame]  # (sources) -> keys, time, conditions, features, target[, weight]
     build_rows: Callable[..., pd.DataFrame]  # (sources, requests) -> requests + features
     weight: str | None = None  # sample-weight column (e.g. for down-sampled zero rows)
+    # (sources, rows_per_part) -> the training table in parts of about that many rows (time spans or sets of
+    # scenarios), so a large city's table is never whole in memory; None: ``build_table`` is the one part.
+    build_parts: Callable[..., Iterator[pd.DataFrame]] | None = None
     # Evaluation: metrics on the holdout, the one promotion compares on, the domain's baseline
     # (table rows -> predictions) and the oracle (table rows, truth folder -> true expected values).
     metrics: tuple[Metric, ...] = ()
@@ -138,15 +149,44 @@ class DomainSpec:
     # ("lead_hours", "lead{:g}h") -> ``holdout_pr_auc_lead6h``; None: overall only.
     breakdown: tuple[str, str] | None = None
     extra: dict = field(default_factory=dict)  # units, cause, grades: what serving needs to explain a score
+    # Features read from a source a city may have no station for (flood: the tide gauge), by source. In a
+    # city without it they are not applicable: see :meth:`for_city`.
+    source_features: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Set by :meth:`for_city`: each not-applicable feature and why (the source the city lacks).
+    not_applicable: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         named = set(self.monotone) | set(self.essential) | set(self.forecast) | set(self.breakdown[:1] if self.breakdown else ())
+        named |= {f for fs in self.source_features.values() for f in fs}
         unknown = sorted(named - set(self.features))
         if unknown:
             raise ValueError(f"domain {self.name!r}: monotone/essential/forecast/breakdown name non-features "
                              f"{unknown}")
         if any(d not in (-1, 1) for d in self.monotone.values()):
             raise ValueError(f"domain {self.name!r}: monotone directions must be +1 or -1")
+
+    def for_city(self, city) -> DomainSpec:
+        """This domain as ``city`` runs it (a copy; the registered spec is unchanged).
+
+        A source the city has no station for (``city.lacks(source)``, e.g. no tide gauge inland) is *not
+        applicable*, not missing: it leaves :attr:`sources` (no data is expected, none is invented), the
+        features read from it (:attr:`source_features`) leave :attr:`essential` (they are NaN in every row,
+        so the model trains and answers without them) and are listed in :attr:`not_applicable` with the
+        reason (the service refuses a request that gives one, with a 400 naming the field and the city).
+        Ready scenarios are the city's own for this domain (``[[scenarios.<domain>]]``) when it lists any,
+        else the domain's, without not-applicable conditions.
+        """
+        absent = {src: why for src in self.sources if (why := city.lacks(src))}
+        na = {f: absent[src] for src, fs in self.source_features.items() if src in absent for f in fs}
+        serving = self.serving
+        if serving is not None:
+            own = city.scenarios.get(self.name)
+            ready = tuple((s.label, dict(s.conditions)) for s in own) if own is not None else serving.scenarios
+            ready = tuple((label, {k: v for k, v in values.items() if k not in na}) for label, values in ready)
+            serving = dataclasses.replace(serving, scenarios=ready)
+        return dataclasses.replace(self, sources=tuple(s for s in self.sources if s not in absent),
+                                   essential=tuple(f for f in self.essential if f not in na),
+                                   not_applicable={**self.not_applicable, **na}, serving=serving)
 
     def monotone_vector(self) -> list[int]:
         """The declared directions aligned with :attr:`features` (0: unconstrained)."""

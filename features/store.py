@@ -1,22 +1,33 @@
-"""Feature tables on disk: Parquet with the domain and feature-set version in the file's metadata.
+"""Feature tables on disk: a domain's table is a set of Parquet parts under ``features/<domain>/``.
 
-Writes are atomic: a table is written to a temporary file in the same folder and renamed over the old
-one, so a failed or interrupted build leaves the previous table intact.
+A table is built and written part by part (a time span or a set of scenarios each), so building it never
+holds more than one part in memory, and it is read back the same way (:func:`iter_parts`), or only the
+columns asked for (:func:`read_columns`). Floating-point columns are stored as float32: measurements and
+features carry far fewer than float32's seven significant digits, and it halves memory and disk.
+
+Writes are atomic: the parts go to a new build folder beside the current one, and ``manifest.json`` (the
+domain, its feature-set version, the parts and their row counts) is replaced onto the new build only when
+every part is written; then the old build folder is removed. A failed or interrupted build leaves the
+previous table intact and removes its own folder.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+MANIFEST = "manifest.json"
 META_KEY = b"urban_safety"
 
 
@@ -36,19 +47,91 @@ def atomic_path(path: Path) -> Iterator[Path]:
 
 
 def write_table(frame: pd.DataFrame, path: Path, meta: dict) -> Path:
-    """Write ``frame`` to ``path`` atomically with ``meta`` (JSON) in the Parquet schema metadata."""
+    """Write one small table (the generator's truth) to a single Parquet file, atomically, with ``meta``
+    (JSON) in the schema metadata; the values as they are."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}),
-                                           META_KEY: json.dumps(meta).encode()})
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(meta).encode()})
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
     return path
 
 
-def read_meta(path: Path) -> dict:
-    """The metadata written with a table, without reading its rows."""
-    return json.loads(pq.read_schema(path).metadata.get(META_KEY, b"{}"))
+def compact(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its float64 columns as float32 (other columns untouched)."""
+    wide = [c for c, t in frame.dtypes.items() if t == np.float64]
+    return frame.astype(dict.fromkeys(wide, np.float32)) if wide else frame
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    return pd.read_parquet(path)
+def write_parts(parts: Iterable[pd.DataFrame], folder: Path, meta: dict) -> list[dict]:
+    """Write every frame of ``parts`` as one Parquet part of the table in ``folder``, then commit the table.
+
+    Returns the manifest's part entries (``file``, ``rows``). Empty frames are skipped. Whatever goes
+    wrong (the iterator raising, a full disk, an interrupt), the previous table stays as it was.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    build = folder / f"build-{uuid.uuid4().hex[:12]}"
+    build.mkdir()
+    try:
+        entries = []
+        for frame in parts:
+            if frame.empty:
+                continue
+            name = f"part-{len(entries):05d}.parquet"
+            table = pa.Table.from_pandas(compact(frame), preserve_index=False)
+            pq.write_table(table, build / name, compression="zstd")
+            entries.append({"file": name, "rows": len(frame)})
+        manifest = {**meta, "build": build.name, "parts": entries}
+        with atomic_path(folder / MANIFEST) as tmp:
+            tmp.write_text(json.dumps(manifest, indent=1))
+    except BaseException:
+        shutil.rmtree(build, ignore_errors=True)
+        raise
+    for old in folder.glob("build-*"):  # the previous build, and any an interrupted one left behind
+        if old != build:
+            shutil.rmtree(old, ignore_errors=True)
+    return entries
+
+
+def exists(folder: Path) -> bool:
+    """Whether a table has been committed in ``folder``."""
+    return (Path(folder) / MANIFEST).exists()
+
+
+def read_meta(folder: Path) -> dict:
+    """The table's manifest (its metadata and parts) without reading any rows."""
+    return json.loads((Path(folder) / MANIFEST).read_text())
+
+
+def part_files(folder: Path) -> list[Path]:
+    meta = read_meta(folder)
+    return [Path(folder) / meta["build"] / p["file"] for p in meta["parts"]]
+
+
+def iter_parts(folder: Path, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+    """The table's parts in order (the order they were built: time order for every domain)."""
+    for path in part_files(folder):
+        yield pd.read_parquet(path, columns=columns)
+
+
+def read_columns(folder: Path, columns: list[str]) -> pd.DataFrame:
+    """Only ``columns`` of every part, concatenated (a few columns of a large table fit in memory)."""
+    return pd.concat(list(iter_parts(folder, columns)), ignore_index=True)
+
+
+def read_table(folder: Path) -> pd.DataFrame:
+    """The whole table in memory (small tables, tests and benchmarks)."""
+    return pd.concat(list(iter_parts(folder)), ignore_index=True)
+
+
+def sample(folder: Path, n: int, columns: list[str], seed: int = 0) -> pd.DataFrame:
+    """``n`` rows drawn uniformly without replacement (all rows if fewer), reading only the parts holding them."""
+    meta = read_meta(folder)
+    edges = np.cumsum([0, *(p["rows"] for p in meta["parts"])])
+    picked = np.sort(np.random.default_rng(seed).choice(edges[-1], min(n, edges[-1]), replace=False))
+    frames = []
+    for path, lo, hi in zip(part_files(folder), edges[:-1], edges[1:], strict=True):
+        a, b = np.searchsorted(picked, [lo, hi])
+        if a < b:
+            frames.append(pd.read_parquet(path, columns=columns).iloc[picked[a:b] - lo])
+    return pd.concat(frames, ignore_index=True)

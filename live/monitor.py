@@ -14,7 +14,7 @@
 Why not Evidently: the numbers needed are a few lines on numpy and the report a page of matplotlib figures
 (already a dependency); Evidently would add some hundred megabytes of dependencies whose report API has
 changed in every minor release. Known limit: flood's training table is a selection of event hours (see
-``features/domains/flood.py``), so its rain and nowcast features read as shifted in calm weather.
+``features/domains/flood/features.py``), so its rain and nowcast features read as shifted in calm weather.
 """
 
 from __future__ import annotations

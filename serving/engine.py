@@ -6,20 +6,33 @@ domain, and answers the API's questions through the same feature builders that m
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cached_property
 from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationError, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    WithJsonSchema,
+    create_model,
+)
 from pydantic_core import PydanticCustomError
 
 from features.errors import UrbanSafetyError
+from features.grid import EARTH_M_PER_DEG
 from features.registry import LEVELS, Condition, DomainSpec, domains
 from features.sources import Sources
 from live.db import KST, now_kst
@@ -37,11 +50,15 @@ DATE_RANGE = (date(1900, 1, 1), date(2199, 12, 31))
 CACHE_ENTRIES = 2048
 CITY_ENTRIES = 32  # whole-city /risk answers held (about 1.5 MB each at 2,208 cells)
 CITY_COST_GUESS_S = 0.2  # until measured
+# Held /risk_map bytes per worker: a 100 m GeoJSON map is ~19 MB (a compact one ~1.3 MB), so a count of
+# entries alone would let a day of live cycles hold gigabytes.
+MAP_CACHE_BYTES = 256 * 1024 * 1024
+MAP_FORMATS = ("geojson", "compact")  # /risk_map answers: a GeoJSON FeatureCollection, or arrays in /grid order
 TOP_FACTORS = 5
 CELL_COLUMNS = ("cell_id", "lat", "lon", "district")  # what an answer says of its cell
 # JSON types are strict: a boolean is no number of millimetres, "yes" no boolean (a date stays an ISO string).
 KINDS = {"float": Annotated[float, Strict()], "int": Annotated[int, Strict()], "bool": Annotated[bool, Strict()],
-         "date": date}
+         "date": date, "str": Annotated[str, Strict()]}
 
 
 @dataclass
@@ -64,6 +81,12 @@ def conditions_model(spec: DomainSpec) -> type[BaseModel]:
             {"ge": DATE_RANGE[0], "le": DATE_RANGE[1]} if c.kind == "date" else {}
         if c.kind == "float":
             constraint["allow_inf_nan"] = False
+        if c.text:  # numbers or the source's text categories, checked against the range once converted
+            number = {"type": "number", **{k: v for k, v in (("minimum", c.minimum), ("maximum", c.maximum))
+                                           if v is not None}}
+            kind = Annotated[kind, BeforeValidator(_from_text(c.text)), Field(**constraint),
+                             WithJsonSchema({"anyOf": [number, {"type": "string"}]})]
+            constraint = {}
         if c.choices:  # the choices are the range: a refusal names them, not a bound
             enum = [*c.choices, *([] if c.required else [None])]
             kind, constraint = Annotated[kind, _one_of(c.choices)], {"json_schema_extra": {"enum": enum}}
@@ -73,6 +96,20 @@ def conditions_model(spec: DomainSpec) -> type[BaseModel]:
                                 **{k: v for k, v in constraint.items() if v is not None}))
     return create_model(f"{spec.name.title().replace('_', '')}Conditions",
                         __config__=ConfigDict(extra="forbid"), **fields)
+
+
+def _from_text(parse):
+    """A converter of text values through ``parse`` (numbers pass untouched to the strict check); text it
+    does not know is refused with its message."""
+    def convert(value):
+        if not isinstance(value, str):
+            return value
+        try:
+            return parse(value)
+        except UrbanSafetyError as exc:
+            raise PydanticCustomError("value_error", "{reason}", {"reason": str(exc)}) from None
+
+    return convert
 
 
 def _one_of(choices: tuple) -> AfterValidator:
@@ -91,7 +128,8 @@ def condition_schema(c: Condition) -> dict:
     low, high = (d.isoformat() for d in DATE_RANGE) if c.kind == "date" else (c.minimum, c.maximum)
     return {"name": c.name, "unit": c.unit, "description": c.description, "type": c.kind,
             "minimum": low, "maximum": high, "example": c.example, "required": c.required,
-            **({"choices": list(c.choices)} if c.choices else {})}
+            **({"choices": list(c.choices)} if c.choices else {}),
+            **({"accepts_text": True} if c.text else {})}
 
 
 @dataclass
@@ -105,7 +143,9 @@ class Engine:
     recorder: Any = None  # live.monitor.Recorder: a sample of every answer's rows, for drift monitoring
 
     def __post_init__(self) -> None:
-        self.specs = {name: spec for name, spec in domains().items() if spec.serving is not None}
+        # Each domain as this city runs it: inputs from a source it has no station for are not applicable.
+        city = self.sources.city
+        self.specs = {name: spec.for_city(city) for name, spec in domains().items() if spec.serving is not None}
         self._loaded, self._load_problems = dict(self.models), dict(self.problems)
         self.grid = self.sources.grid
         self._position = {cid: i for i, cid in enumerate(self.grid.cells["cell_id"])}
@@ -119,7 +159,8 @@ class Engine:
         # then every cell is built and kept (rent or buy: never more than twice the better choice in
         # hindsight), so the cells a department asks about one by one during a storm are looked up.
         # Costs are this thread's CPU time: wall time would count the waits of a busy server.
-        self._maps = LruCache(CACHE_ENTRIES)  # (domain, time, conditions) -> /risk_map bytes
+        self._maps = LruCache(CACHE_ENTRIES, MAP_CACHE_BYTES)  # (domain, time, conditions, format) -> /risk_map bytes
+        self._tables = LruCache(CITY_ENTRIES)  # (domain, time, conditions) -> every cell's map entry, as arrays
         self._spent = LruCache(CACHE_ENTRIES)  # question -> seconds spent building its cells so far
         self._city = LruCache(CITY_ENTRIES)  # question -> every cell's answer, by grid position
         self._city_cost = dict.fromkeys(self.specs, self.city_cost_guess_s)  # domain -> last whole-city build, s
@@ -167,7 +208,7 @@ class Engine:
                 for change in changes:
                     since = change.first - LOOKAHEAD.get(change.source, pd.Timedelta(0))
                     hit = {name for name, spec in self.specs.items() if change.source in spec.sources}
-                    for cache in (self._maps, self._spent, self._city):
+                    for cache in (self._maps, self._tables, self._spent, self._city):
                         cache.drop(lambda key, hit=hit, since=since: key[0] in hit and key[1] >= since)
             self.version = version
             return changes
@@ -260,7 +301,11 @@ class Engine:
             errs = exc.errors(include_context=False, include_input=False, include_url=False)
             first = errs[0]
             raise ApiError(400, ["conditions", *first["loc"]], first["msg"], first["type"]) from None
-        return parsed.model_dump(exclude_none=True)
+        values = parsed.model_dump(exclude_none=True)
+        for name in values.keys() & spec.not_applicable.keys():
+            raise ApiError(400, ["conditions", name], f"not applicable in {self.grid.city.name}: "
+                           f"{spec.not_applicable[name]}; leave it out", "not_applicable")
+        return values
 
     def at(self, spec: DomainSpec, at: datetime | None) -> pd.Timestamp:
         """``at`` as naive KST, within the times the held observations support for the domain."""
@@ -381,38 +426,122 @@ class Engine:
             }, ensure_ascii=False)[1:-1])
         return results
 
-    def risk_map(self, domain: str, at: datetime | None, conditions: dict | None) -> bytes:
-        """GeoJSON FeatureCollection of every cell, serialised here (the geometry strings are cached)."""
+    def risk_map(self, domain: str, at: datetime | None, conditions: dict | None, fmt: str = "geojson") -> bytes:
+        """Every cell's score, level and value as JSON bytes, in ``fmt``:
+
+        - ``geojson``: a FeatureCollection, one polygon Feature per cell with ``status, score, level,
+          level_en, value, cause`` (``reason`` for unknown cells) and the ``metadata`` head;
+        - ``compact``: the same head and per-cell arrays in the order of :meth:`grid_info` (see
+          :meth:`_compact_map`), about a tenth of the bytes.
+        """
+        if fmt not in MAP_FORMATS:
+            raise ApiError(400, ["format"], f"unknown map format {fmt!r}; give one of {', '.join(MAP_FORMATS)}")
         spec = self._spec(domain)
         conds, when = self.conditions(spec, conditions), self.at(spec, at)
         model = self._model(domain)
-        key = (domain, when, _frozen(conds))
-        cached = self._maps.get(key)
-        return cached if cached is not None else self._maps.put(key, self._risk_map(spec, model, when, conds))
+        question = (domain, when, _frozen(conds))
+        cached = self._maps.get((*question, fmt))
+        if cached is not None:
+            return cached
+        table = self._tables.get(question)
+        if table is None:  # both formats are written from one prediction of the city
+            table = self._tables.put(question, self._map_table(spec, model, when, conds))
+        body = self._risk_map(table) if fmt == "geojson" else self._compact_map(table)
+        return self._maps.put((*question, fmt), body)
 
-    def _risk_map(self, spec: DomainSpec, model: LoadedModel, when: pd.Timestamp, conds: dict) -> bytes:
-        domain = spec.name
+    def _map_table(self, spec: DomainSpec, model: LoadedModel, when: pd.Timestamp, conds: dict) -> dict:
+        """Every cell's map entry in grid order (values, published scores, level codes -1..3, causes,
+        unknown reasons) and the answer's metadata head."""
         _, answers = self._predict(spec, model, self._cell_frame, when, conds)
         answers = answers.reindex(self._cell_frame["cell_id"])
         values = answers["value"].to_numpy(float)
         scores, levels = spec.serving.levels.publish(values)
         causes = answers["cause"].tolist() if "cause" in answers else [None] * len(values)
+        causes = [c if lv >= 0 and isinstance(c, str) else None for c, lv in zip(causes, levels, strict=True)]
+        reasons = [None if lv >= 0 else _unknown_reason(m, when)
+                   for lv, m in zip(levels, answers["missing"].tolist(), strict=True)]
+        counts = np.bincount(levels + 1, minlength=len(LEVELS) + 1)
+        metadata = {"domain": spec.name, "at": when.isoformat(), "unit": spec.serving.unit,
+                    "value_meaning": spec.serving.value, "model_version": model.version,
+                    "conditions": _shown(conds), **self._freshness(spec, when), "cells": len(values),
+                    "unknown": int(counts[0]),
+                    "levels": {en: int(k) for (_, en), k in zip(LEVELS, counts[1:], strict=True)},
+                    "grid": {"id": self.grid_id, "version": self.grid_version}}
+        return {"values": values, "scores": scores, "levels": levels, "causes": causes, "reasons": reasons,
+                "metadata": metadata}
+
+    def _risk_map(self, table: dict) -> bytes:
         parts = [
             f'{head}"status":"scored","score":{s:.1f},{_LEVEL_JSON[lv]},"value":{json.dumps(_num(v))},'
-            f'"cause":{json.dumps(c if isinstance(c, str) else None)}}}}}' if lv >= 0 else
+            f'"cause":{json.dumps(c)}}}}}' if lv >= 0 else
             f'{head}"status":"unknown","score":null,"level":null,"level_en":null,"value":null,"cause":null,'
-            f'"reason":{json.dumps(_unknown_reason(m, when))}}}}}'
-            for head, v, s, lv, c, m in zip(self._feature_heads, values, scores, levels, causes,
-                                            answers["missing"].tolist(), strict=True)
+            f'"reason":{json.dumps(r)}}}}}'
+            for head, v, s, lv, c, r in zip(self._feature_heads, table["values"], table["scores"], table["levels"],
+                                            table["causes"], table["reasons"], strict=True)
         ]
-        counts = np.bincount(levels + 1, minlength=len(LEVELS) + 1)
-        head = json.dumps({"domain": domain, "at": when.isoformat(), "unit": spec.serving.unit,
-                           "value_meaning": spec.serving.value, "model_version": model.version,
-                           "conditions": _shown(conds), **self._freshness(spec, when), "cells": len(values),
-                           "unknown": int(counts[0]),
-                           "levels": {en: int(k) for (_, en), k in zip(LEVELS, counts[1:], strict=True)}},
-                          ensure_ascii=False)
+        head = json.dumps(table["metadata"], ensure_ascii=False)
         return (f'{{"type":"FeatureCollection","metadata":{head},"features":[' + ",".join(parts) + "]}").encode()
+
+    @staticmethod
+    def _compact_map(table: dict) -> bytes:
+        """The compact map: ``{"format": "compact", "metadata": {as GeoJSON's, with grid id and version},
+        "levels": [[ko, en] x 4], "causes": [text], "reasons": [text], "score": [0-100 | null],
+        "level": [0-3 | -1], "value": [number | null], "unknown": [0 | 1], "cause": [index into causes | -1],
+        "reason": [index into reasons | -1]}``; arrays hold one entry per cell in ``GET /grid``'s order."""
+        levels = table["levels"]
+        known = levels >= 0
+        causes, cause_codes = _codes(table["causes"])
+        reasons, reason_codes = _codes(table["reasons"])
+        body = {
+            "format": "compact", "metadata": table["metadata"], "levels": [list(level) for level in LEVELS],
+            "causes": causes, "reasons": reasons,
+            # Python's round, as the GeoJSON's text: the same numbers to the last digit
+            "score": [round(s, 1) if k else None for s, k in zip(table["scores"].tolist(), known.tolist(), strict=True)],
+            "level": levels.tolist(),
+            "value": [_num(v) if k else None for v, k in zip(table["values"].tolist(), known.tolist(), strict=True)],
+            "unknown": (~known).astype(int).tolist(), "cause": cause_codes, "reason": reason_codes,
+        }
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+    # --- the grid, for clients that keep it and fetch compact maps ----------------------------------
+    @property
+    def grid_id(self) -> str:
+        """``<city code>-<cell size in m>``, e.g. ``ICN-500``."""
+        return f"{self.grid.city.code}-{self.grid.size_m}"
+
+    @property
+    def grid_version(self) -> str:
+        """16 hex digits of the SHA-256 of the grid's geometry and cell order (what a client caches by)."""
+        return self._grid_parts[0]
+
+    def grid_info(self) -> bytes:
+        """``GET /grid`` as JSON bytes (see :meth:`_grid_body`)."""
+        return self._grid_parts[1]
+
+    @cached_property
+    def _grid_parts(self) -> tuple[str, bytes]:
+        body = self._grid_body()
+        version = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+        text = json.dumps({"id": self.grid_id, "version": version, **body}, ensure_ascii=False, separators=(",", ":"))
+        return version, text.encode()
+
+    def _grid_body(self) -> dict:
+        """The grid's cells in the order compact maps use: ``cell_id``, ``row``, ``col``, centre ``lat``/``lon``
+        (WGS84 degrees), ``district`` (index into ``districts``), and the projection that places them.
+
+        Cell (row, col) is the square whose south-west corner is ``lon = lon_min + col * size_m /
+        m_per_deg_lon``, ``lat = lat_min + row * size_m / m_per_deg_lat`` and whose north-east corner is
+        at (row + 1, col + 1): a local equirectangular projection scaled at ``lat0``, the same rings the
+        GeoJSON map draws (to 6 decimals)."""
+        g, cells = self.grid, self.grid.cells
+        districts, district_codes = _codes(cells["district"].tolist())
+        return {"city": g.city.name, "crs": "EPSG:4326", "size_m": g.size_m, "cells": len(cells),
+                "projection": {"kind": "local equirectangular", "lon_min": g.lon_min, "lat_min": g.lat_min,
+                               "lat0": g.lat0, "m_per_deg_lat": EARTH_M_PER_DEG,
+                               "m_per_deg_lon": EARTH_M_PER_DEG * float(np.cos(np.radians(g.lat0)))},
+                "n_rows": g.n_rows, "n_cols": g.n_cols, "districts": districts,
+                "cell_id": cells["cell_id"].tolist(), "row": cells["row"].tolist(), "col": cells["col"].tolist(),
+                "lat": cells["lat"].tolist(), "lon": cells["lon"].tolist(), "district": district_codes}
 
     def predict_records(self, domain: str, records: list[dict]) -> dict:
         """Raw model outputs for feature rows given as {feature: value} objects."""
@@ -477,7 +606,9 @@ class Engine:
                 "earliest_at": self._first[name].isoformat() if name in self._first else None,
                 "available": name not in self.unavailable,
                 "monotone": dict(spec.monotone), "essential": list(spec.essential),
-                "conditions": [condition_schema(c) for c in s.conditions],
+                "conditions": [{**condition_schema(c), "applicable": c.name not in spec.not_applicable}
+                               for c in s.conditions],
+                "not_applicable": dict(spec.not_applicable),
                 "levels": [{"level": ko, "level_en": en, "score_from": 25 * i, "score_to": 25 * (i + 1),
                             "value_from": s.levels.breaks[i], "value_to": s.levels.breaks[i + 1]}
                            for i, (ko, en) in enumerate(LEVELS)],
@@ -490,10 +621,12 @@ class Engine:
 
 
 class LruCache:
-    """A small thread-safe least-recently-used map."""
+    """A small thread-safe least-recently-used map of at most ``size`` entries and, when ``max_bytes`` is
+    given, at most that many bytes of ``bytes`` values."""
 
-    def __init__(self, size: int):
-        self.size, self._data, self._lock = size, OrderedDict(), threading.Lock()
+    def __init__(self, size: int, max_bytes: int | None = None):
+        self.size, self.max_bytes, self._data, self._lock = size, max_bytes, OrderedDict(), threading.Lock()
+        self.nbytes = 0
 
     def __len__(self) -> int:
         return len(self._data)
@@ -510,16 +643,24 @@ class LruCache:
         with self._lock:
             keys = [k for k in self._data if doomed(k)]
             for k in keys:
-                del self._data[k]
+                self.nbytes -= _size(self._data.pop(k))
         return len(keys)
 
     def put(self, key, value):
         with self._lock:
+            if key in self._data:
+                self.nbytes -= _size(self._data[key])
             self._data[key] = value
+            self.nbytes += _size(value)
             self._data.move_to_end(key)
-            while len(self._data) > self.size:
-                self._data.popitem(last=False)
+            while len(self._data) > self.size or (self.max_bytes is not None and self.nbytes > self.max_bytes
+                                                  and len(self._data) > 1):
+                self.nbytes -= _size(self._data.popitem(last=False)[1])
         return value
+
+
+def _size(value) -> int:
+    return len(value) if isinstance(value, bytes) else 0
 
 
 def _missing_by_cell(spec: DomainSpec, rows: pd.DataFrame) -> pd.Series:
@@ -539,6 +680,13 @@ def _unknown_reason(missing: list[str], when: pd.Timestamp) -> str:
 def _shown(conds: dict) -> dict:
     """The conditions the answer was built with (defaults included), as JSON values."""
     return {k: v.isoformat() if isinstance(v, date) else v for k, v in conds.items()}
+
+
+def _codes(items: list) -> tuple[list, list[int]]:
+    """The distinct non-null ``items`` in first-seen order, and each item's index among them (-1 for None)."""
+    index: dict = {}
+    codes = [-1 if x is None else index.setdefault(x, len(index)) for x in items]
+    return list(index), codes
 
 
 def _frozen(conds: dict) -> tuple:

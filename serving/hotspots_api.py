@@ -4,7 +4,7 @@ Body ``{"period": {"from": "2023-01-01", "to": "2024-01-01"}, "top_n": 100, "by"
 (``top_n`` 1-1000, default 100; ``by`` default ``eclo``). The period is ``[from, to)`` in KST dates, at most
 366 days, within the traffic observations the service holds. Answer: the period, the slots counted, the
 tier breakpoints and one object per listed cell (rank, cell, expected and observed axes with their tiers,
-top factors); see features/domains/traffic_hotspots.py for the estimators. Errors are the API's shape
+top factors); see features/domains/traffic/hotspots.py for the estimators. Errors are the API's shape
 (serving/errors.py): 400 for an unknown field, a bad date (naming the field), a period out of range;
 503 when the traffic model is not loaded.
 """
@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
-from features.domains import traffic_hotspots as th
+from features.domains.traffic import hotspots as th
 from serving.errors import ApiError, documented_body, read_body
 
 router = APIRouter()

@@ -28,16 +28,23 @@ from features.sources import Sources, files_stamp, source_files
 from live.store import LIVE_SOURCES, ObservationStore, backfill
 from serving.engine import LoadedModel
 from training.champion import current_champion, load_native
-from training.tracking import configure, file_sha256, registered_name
+from training.tracking import city_suffix, configure, file_sha256, registered_name
 from urban_safety.settings import Settings
 
 log = logging.getLogger("urban_safety.serving")
-CONTEXT = "urban-safety-context"
 BOOSTER_FILE = {"lightgbm": "booster.txt", "xgboost": "booster.ubj"}
 
 
-def bento_name(domain: str) -> str:
-    return registered_name(domain)
+def bento_name(domain: str, city_key: str | None = None) -> str:
+    """The BentoML model of a domain's booster: its registered model's name (city-qualified but for the
+    default city)."""
+    return registered_name(domain, city_key)
+
+
+def context_name(city_key: str | None = None) -> str:
+    """The BentoML model holding the data snapshot: ``urban-safety-context`` (``-<city key>`` but for the
+    default city)."""
+    return f"urban-safety-context{city_suffix(city_key)}"
 
 
 @dataclass(frozen=True)
@@ -58,20 +65,21 @@ def _latest(name: str):
 def import_champions(settings: Settings) -> list[Imported]:
     """Copy each domain's ``champion`` into BentoML's store (skipped when the latest copy is that champion)."""
     client = configure(settings)
+    key = settings.city_key
     out = []
     for name, spec in domains().items():
-        champion = current_champion(client, name)
+        champion = current_champion(client, name, key)
         if champion is None:
             out.append(Imported(name, None, None, "missing"))
             continue
-        latest = _latest(bento_name(name))
+        latest = _latest(bento_name(name, key))
         if latest is not None and latest.info.labels.get("run_id") == champion.run_id:
             out.append(Imported(name, str(latest.tag), str(champion.version), "unchanged"))
             continue
-        family, booster = load_native(f"models:/{registered_name(name)}/{champion.version}")
+        family, booster = load_native(f"models:/{registered_name(name, key)}/{champion.version}")
         run = client.get_run(champion.run_id)
         metrics = {k: v for k, v in run.data.metrics.items() if k.startswith(("holdout_", "baseline_", "oracle_"))}
-        metadata = {"family": family, "features": list(spec.features), "registered_model": registered_name(name),
+        metadata = {"family": family, "features": list(spec.features), "registered_model": registered_name(name, key),
                     "registry_version": str(champion.version), "run_id": champion.run_id,
                     "feature_set_version": run.data.tags.get("feature_set_version"),
                     "trained_at": pd.Timestamp(run.info.start_time, unit="ms", tz="UTC").isoformat(),
@@ -80,7 +88,7 @@ def import_champions(settings: Settings) -> list[Imported]:
             staged = Path(tmp) / BOOSTER_FILE[family]
             booster.save_model(str(staged))
             metadata["booster_sha256"] = file_sha256(staged)
-            with bentoml.models.create(bento_name(name), labels={"domain": name, "run_id": champion.run_id,
+            with bentoml.models.create(bento_name(name, key), labels={"domain": name, "run_id": champion.run_id,
                                                                 "registry_version": str(champion.version)},
                                        metadata=metadata) as model:
                 shutil.copyfile(staged, Path(model.path) / BOOSTER_FILE[family])
@@ -104,13 +112,13 @@ def snapshot_sources(settings: Settings) -> str:
     backfill(store, settings.raw_dir)
     version = store.version()
     fingerprint = _fingerprint(settings, names, f"{store.url}#{version}")
-    latest = _latest(CONTEXT)
+    latest = _latest(context_name(settings.city_key))
     if latest is not None and latest.info.labels.get("fingerprint") == fingerprint:
         return str(latest.tag)
     sources = Sources.from_settings(settings)
     live = {name: sources.resolve(name, store.frame(name)) for name in LIVE_SOURCES if name in names}
     frames = {**sources.loaded([n for n in names if n not in live]), **{n: f for n, f in live.items() if len(f)}}
-    with bentoml.models.create(CONTEXT, labels={"fingerprint": fingerprint},
+    with bentoml.models.create(context_name(settings.city_key), labels={"fingerprint": fingerprint},
                                metadata={"city": json.loads(settings.city_config.model_dump_json(exclude_none=True)),
                                          "sources": sorted(frames), "store_url": store.url,
                                          "store_version": version}) as model:
@@ -122,9 +130,8 @@ def snapshot_sources(settings: Settings) -> str:
 def ensure_references(settings: Settings) -> dict[str, str]:
     """Each served domain's monitoring reference (live/monitor.py): a profile of up to 50,000 rows of its
     feature table scored by the champion, made again when the champion changed. Domain -> what was done."""
-    import numpy as np
-    import pyarrow.parquet as pq
-
+    from features import store as table_store
+    from features.build import table_path
     from live.monitor import REFERENCE_ROWS, profile, references, store_reference
     from training.models import predict
 
@@ -132,15 +139,13 @@ def ensure_references(settings: Settings) -> dict[str, str]:
     held, out = references(db), {}
     models, _ = load_models()
     for name, model in models.items():
-        tag, path = model.info["bento_tag"], settings.features_dir / f"{name}.parquet"
+        tag, path = model.info["bento_tag"], table_path(settings.features_dir, name)
         if held.get(name, {}).get("model") == tag:
             out[name] = "unchanged"
-        elif not path.exists():
+        elif not table_store.exists(path):
             out[name] = f"no feature table at {path}"
         else:
-            table = pq.read_table(path, columns=list(domains()[name].features))
-            rows = np.random.default_rng(0).choice(table.num_rows, min(REFERENCE_ROWS, table.num_rows), replace=False)
-            X = table.take(np.sort(rows)).to_pandas().astype("float64")
+            X = table_store.sample(path, REFERENCE_ROWS, list(domains()[name].features)).astype("float64")
             store_reference(db, name, tag, profile(X, predict(model.family, model.booster, X)))
             out[name] = "made"
     return out
@@ -150,7 +155,7 @@ def load_context() -> tuple[Sources, ObservationStore | None, int]:
     """The snapshot as in-memory Sources, the observation store it was taken from and the store's version
     then (raises NotFound when there is none). The store is None when it cannot be reached (a Bento served
     away from it): the service then answers from the snapshot alone, and says so in its log."""
-    model = bentoml.models.get(f"{CONTEXT}:latest")
+    model = bentoml.models.get(f"{context_name()}:latest")
     meta = model.info.metadata
     city = City.model_validate(meta["city"])
     frames = {name: pd.read_parquet(Path(model.path) / f"{name}.parquet") for name in meta["sources"]}

@@ -299,7 +299,8 @@ class SafeErrorsMiddleware:
 #: Paths served (exactly) and path prefixes served; anything else is a 404 whose metrics share one label.
 SERVED_PATHS = frozenset({"/", "/risk", "/risk_map", "/predict", "/models", "/domains", "/dashboard", "/healthz",
                           "/livez", "/readyz", "/metrics", "/docs.json", "/schema.json", "/observations",
-                          "/alerts", "/alerts/stream", "/replay", "/monitoring", "/hotspots"})
+                          "/alerts", "/alerts/stream", "/replay", "/monitoring", "/hotspots",
+                          "/scenario", "/grid"})
 SERVED_PREFIXES = {"/static/": "/static/*", "/static_content/": "/static_content/*", "/alerts/": "/alerts/*",
                    "/replay/": "/replay/*"}
 UNMATCHED = "unmatched"

@@ -17,13 +17,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import bentoml
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from pydantic import ConfigDict
 from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.responses import FileResponse, JSONResponse, Response
 
 from features.errors import DataError
@@ -31,7 +32,9 @@ from serving.alerts_api import router as alerts_router
 from serving.availability import ReadinessMiddleware
 from serving.engine import Engine
 from serving.errors import ApiError
+from serving.grid_api import router as grid_router
 from serving.hotspots_api import router as hotspots_router
+from serving.scenario_api import router as scenario_router
 from serving.schemas import DomainName, Location, ObservationSource
 from serving.security import (
     ApiKeyMiddleware,
@@ -43,6 +46,7 @@ from serving.security import (
 )
 
 log = logging.getLogger("urban_safety.serving")
+GZIP_LEVEL = 6  # zlib's default: a 100 m GeoJSON map comes out 3% larger than at 9, in 40% of the time
 FOLLOW_S = float(os.environ.get("URBAN_SAFETY_FOLLOW_S", "1"))  # how often a worker asks the store for news
 label_unmatched_paths()
 shape_protocol_errors()
@@ -51,6 +55,8 @@ web = FastAPI(title="Urban safety risk: read-only routes", docs_url=None, redoc_
 web.mount("/static", StaticFiles(directory=STATIC), name="static")
 web.include_router(alerts_router)  # /alerts, /alerts/stream, /replay (serving/alerts_api.py)
 web.include_router(hotspots_router)  # POST /hotspots (serving/hotspots_api.py)
+web.include_router(scenario_router)  # POST /scenario (serving/scenario_api.py)
+web.include_router(grid_router)  # GET /grid, what compact maps index (serving/grid_api.py)
 
 
 @web.get("/dashboard")
@@ -185,10 +191,12 @@ class RiskService:
 
     @api("/risk_map")
     async def risk_map(self, domain: DomainName, conditions: dict[str, Any] | None = None,
-                       at: datetime | None = None) -> dict:
-        """GeoJSON FeatureCollection of every cell with score, level and value."""
-        return await self._computed(lambda: Response(self.engine.risk_map(domain.value, at, conditions),
-                                                     media_type="application/geo+json"))
+                       at: datetime | None = None, format: Literal["geojson", "compact"] = "geojson") -> dict:
+        """Every cell's score, level and value: a GeoJSON FeatureCollection, or with ``format: "compact"``
+        per-cell arrays in GET /grid's order (serving/engine.py ``Engine.risk_map``)."""
+        media = "application/geo+json" if format == "geojson" else "application/json"
+        return await self._computed(lambda: Response(self.engine.risk_map(domain.value, at, conditions, format),
+                                                     media_type=media))
 
     @api("/observations")
     async def observations(self, source: ObservationSource, rows: list[dict[str, Any]] | None = None,
@@ -240,6 +248,9 @@ def _batch_problem(exc: DataError) -> str:
 # the first added outermost: error bodies are shaped and made safe last; CORS answers preflights and tags every answer
 # (401 and 413 included, so a browser can read them); then the key, then the size limit, both before
 # anything reads the body.
+# Outermost: answers leave gzip'd when the client accepts it (Starlette compresses large bodies on a worker
+# thread; server-sent events are left alone), after the error bodies were shaped from plain text.
+RiskService.add_asgi_middleware(GZipMiddleware, minimum_size=1024, compresslevel=GZIP_LEVEL)
 RiskService.add_asgi_middleware(SafeErrorsMiddleware)
 RiskService.add_asgi_middleware(ReadinessMiddleware)  # /readyz says which domains serve, and why not
 if origins := cors_origins():

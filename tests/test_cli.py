@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from features.store import read_meta
+from features.store import read_meta, read_table
 from urban_safety.cli import app
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sources"
@@ -59,10 +58,10 @@ def test_generate_then_build_every_domain(tmp_path):
     result = runner.invoke(app, ["features", "build", "--domain", "all"], env=env)
     assert result.exit_code == 0, result.output
     for domain in ("flood", "traffic", "earthquake", "fine_dust"):
-        path = tmp_path / "data" / "features" / f"{domain}.parquet"
+        path = tmp_path / "data" / "features" / domain
         meta = read_meta(path)
         assert meta["domain"] == domain and meta["feature_set_version"].startswith(domain)
-        table = pd.read_parquet(path)
+        table = read_table(path)
         assert len(table) > 0 and set(meta["features"]) <= set(table.columns)
         assert domain in result.output
 

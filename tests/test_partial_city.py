@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from features.store import read_table
 from tests.serving.conftest import ROOT, free_port, wait_ready
 from urban_safety.cli import app
 
@@ -152,7 +153,7 @@ def test_partial_city_imports_trains_and_serves_fine_dust_only(city_env):
     assert "API JSON response" in out and "in the city config (1): 외곽 측정소 (525102)" in out
     out = run("features", "build", "--domain", "all")
     assert "skipping flood: no data" in out and "skipping earthquake: no data" in out
-    table = pd.read_parquet(Path(env["URBAN_SAFETY_DATA_DIR"]) / "features" / "fine_dust.parquet")
+    table = read_table(Path(env["URBAN_SAFETY_DATA_DIR"]) / "features" / "fine_dust")
     counts = table.groupby(["station_code", "pollutant"]).size()
     assert set(counts.index) == {(525101, 0), (525101, 1), (525102, 0)}  # no PM2.5 rows at 외곽
     out = run("train", "--domain", "all", "--trials", "2", "--timeout", "60")

@@ -40,20 +40,21 @@ def load_native(model_uri: str):
     raise MlflowException(f"{model_uri} is neither a LightGBM nor an XGBoost model")
 
 
-def current_champion(client: MlflowClient, domain: str):
+def current_champion(client: MlflowClient, domain: str, city_key: str | None = None):
+    """The domain's champion model version in the city's registry (None when it has none)."""
     try:
-        return client.get_model_version_by_alias(registered_name(domain), ALIAS)
+        return client.get_model_version_by_alias(registered_name(domain, city_key), ALIAS)
     except MlflowException:
         return None
 
 
 def register_and_decide(client: MlflowClient, spec: DomainSpec, model_uri: str, run_id: str,
-                        holdout: pd.DataFrame, new_score: float) -> Decision:
+                        holdout: pd.DataFrame, new_score: float, city_key: str | None = None) -> Decision:
     """Register the run's model; make it champion only if it beats the current one on ``holdout``."""
-    name = registered_name(spec.name)
+    name = registered_name(spec.name, city_key)
     metric = spec.metric()
     version = mlflow.register_model(model_uri, name, tags={"run_id": run_id}).version
-    champion = current_champion(client, spec.name)
+    champion = current_champion(client, spec.name, city_key)
     champ_score = None
     if champion is None:
         promoted, reason = True, "first model of this domain"

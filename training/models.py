@@ -79,18 +79,12 @@ def fit(family: str, task: str, params: dict, X: pd.DataFrame, y: np.ndarray, w:
     ``monotone``: one direction per column of ``X`` (+1 never lower, -1 never higher, 0 free), passed to
     LightGBM's ``monotone_constraints`` (a list in feature order) or XGBoost's (a tuple string).
     """
-    params = dict(params)
-    if monotone and any(monotone):
-        if len(monotone) != X.shape[1]:
-            raise ValueError(f"{len(monotone)} monotone directions for {X.shape[1]} features")
-        params["monotone_constraints"] = list(monotone) if family == "lightgbm" else \
-            "(" + ",".join(str(int(d)) for d in monotone) + ")"
-    rounds = params.pop("num_boost_round")
+    if monotone and len(monotone) != X.shape[1]:
+        raise ValueError(f"{len(monotone)} monotone directions for {X.shape[1]} features")
+    rounds, params = _prepared(family, task, params, seed, threads, monotone)
     _, _, lgb_metric, xgb_metric = OBJECTIVES[task]
     has_valid = X_valid is not None
     if family == "lightgbm":
-        params.update(metric=lgb_metric, verbosity=-1, seed=seed, num_threads=threads,
-                      feature_pre_filter=False)
         train = lgb.Dataset(X, y, weight=w, free_raw_data=False)
         callbacks, valid_sets = [], []
         if has_valid:
@@ -102,8 +96,6 @@ def fit(family: str, task: str, params: dict, X: pd.DataFrame, y: np.ndarray, w:
                             callbacks=callbacks)
         best = booster.best_iteration or rounds
     else:
-        params.update(eval_metric=xgb_metric, seed=seed, nthread=threads, tree_method="hist",
-                      verbosity=0)
         train = xgb.DMatrix(X, y, weight=w)
         evals, callbacks = [], []
         if has_valid:
@@ -115,6 +107,91 @@ def fit(family: str, task: str, params: dict, X: pd.DataFrame, y: np.ndarray, w:
                             verbose_eval=False)
         best = (booster.best_iteration + 1) if has_valid else rounds
     return Fitted(family=family, booster=booster, best_iteration=int(best), params=params)
+
+
+class _Batches(xgb.DataIter):
+    """XGBoost's external-memory iterator over ``(X, y, w)`` batches (one per feature-table part)."""
+
+    def __init__(self, batches):
+        super().__init__()
+        self._batches, self._it = batches, None
+
+    def next(self, input_data) -> bool:
+        if self._it is None:
+            self._it = iter(self._batches())
+        batch = next(self._it, None)
+        if batch is None:
+            return False
+        X, y, w = batch
+        input_data(data=X, label=y, weight=w)
+        return True
+
+    def reset(self) -> None:
+        self._it = None
+
+
+class _PartSequence(lgb.Sequence):
+    """One part's rows for LightGBM's Dataset. LightGBM reads the parts in order twice (a row sample for
+    the bins, then every row), so the parts share one slot: a part is loaded when first asked for and
+    replaces the one held before; one part's matrix is in memory at a time."""
+
+    batch_size = 65_536
+
+    def __init__(self, load, rows: int, slot: dict):
+        self._load, self._rows, self._slot = load, rows, slot
+
+    def __len__(self) -> int:
+        return self._rows
+
+    def __getitem__(self, idx):
+        if self._slot.get("part") is not self:
+            self._slot.clear()  # let go of the previous part before loading this one
+            self._slot.update(part=self, data=self._load())
+        rows = self._slot["data"][idx]
+        # The bin sample is taken row by row and must be float64; the batches may stay float32.
+        return rows if isinstance(idx, slice) else rows.astype(np.float64)
+
+
+def fit_parts(family: str, task: str, params: dict, parts: list, y: np.ndarray, w: np.ndarray | None,
+              seed: int = 0, threads: int = 2, monotone: list[int] | None = None) -> Fitted:
+    """Fit one booster (no early stopping: ``params["num_boost_round"]`` rounds) on rows that arrive in
+    parts, never all in memory as a DataFrame: XGBoost's iterator into a ``QuantileDMatrix``, LightGBM's
+    Dataset built from one ``Sequence`` per part.
+
+    ``parts``: ``(rows, load)`` per part, ``load()`` giving that part's float32 feature matrix (rows,
+    features) in training order; ``y`` and ``w``: the labels and weights of every part's rows, in order.
+    """
+    rounds, params = _prepared(family, task, params, seed, threads, monotone)
+    if family == "lightgbm":
+        slot: dict = {}
+        data = lgb.Dataset([_PartSequence(load, rows, slot) for rows, load in parts], label=y, weight=w)
+        booster = lgb.train(params, data, num_boost_round=rounds)
+    else:
+        offsets = np.cumsum([0, *(rows for rows, _ in parts)])
+
+        def batches():
+            for (_, load), lo, hi in zip(parts, offsets[:-1], offsets[1:], strict=True):
+                yield load(), y[lo:hi], None if w is None else w[lo:hi]
+
+        data = xgb.QuantileDMatrix(_Batches(batches), max_bin=256)
+        booster = xgb.train(params, data, num_boost_round=rounds, verbose_eval=False)
+    return Fitted(family=family, booster=booster, best_iteration=rounds, params=params)
+
+
+def _prepared(family: str, task: str, params: dict, seed: int, threads: int,
+              monotone: list[int] | None) -> tuple[int, dict]:
+    """(rounds, the library's parameters): the task's eval metric, seed, threads, monotone constraints."""
+    params = dict(params)
+    if monotone and any(monotone):
+        params["monotone_constraints"] = list(monotone) if family == "lightgbm" else \
+            "(" + ",".join(str(int(d)) for d in monotone) + ")"
+    rounds = params.pop("num_boost_round")
+    _, _, lgb_metric, xgb_metric = OBJECTIVES[task]
+    if family == "lightgbm":
+        params.update(metric=lgb_metric, verbosity=-1, seed=seed, num_threads=threads, feature_pre_filter=False)
+    else:
+        params.update(eval_metric=xgb_metric, seed=seed, nthread=threads, tree_method="hist", verbosity=0)
+    return rounds, params
 
 
 def _matrix(X) -> np.ndarray:

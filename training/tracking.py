@@ -57,12 +57,23 @@ def check_server(uri: str, timeout: float = 10.0) -> None:
                                   f"HTTP {response.status_code} on /health")
 
 
-def experiment_name(domain: str) -> str:
-    return f"urban-safety-{domain}"
+def city_suffix(city_key: str | None = None) -> str:
+    """"" for the default city, else ``-<city key>``; None: the configured city's (``URBAN_SAFETY_CITY``)."""
+    from urban_safety.settings import get_settings
+
+    key = get_settings().city_key if city_key is None else city_key
+    return f"-{key}" if key else ""
 
 
-def registered_name(domain: str) -> str:
-    return f"urban-safety-{domain}"
+def experiment_name(domain: str, city_key: str | None = None) -> str:
+    """``urban-safety-<domain>``, qualified by the city for any but the default: ``urban-safety-flood-daejeon``
+    (one store may hold every city's runs without mixing them)."""
+    return f"urban-safety-{domain}{city_suffix(city_key)}"
+
+
+def registered_name(domain: str, city_key: str | None = None) -> str:
+    """The registered model of a domain's champion, named as its experiment (:func:`experiment_name`)."""
+    return f"urban-safety-{domain}{city_suffix(city_key)}"
 
 
 def configure(settings: Settings) -> MlflowClient:
@@ -79,7 +90,7 @@ def configure(settings: Settings) -> MlflowClient:
 
 def ensure_experiment(client: MlflowClient, settings: Settings, domain: str) -> str:
     """The domain's experiment id; a new one keeps its artifacts in ``mlruns/artifacts`` for a local store."""
-    name = experiment_name(domain)
+    name = experiment_name(domain, settings.city_key)
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id

@@ -140,12 +140,15 @@ def data_import(
     files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, help="Files to import.")],
 ) -> None:
     """Validate files and make them the data the feature builders read for that source (all or nothing)."""
+    from features.city import check_data_city, mark_data_city
     from features.sources.check import import_files
 
     settings = get_settings()
+    check_data_city(settings.data, settings.city_config)  # never mix two cities' files in one folder
     if not _print_reports(import_files(source.value, files, settings.raw_dir)):
         err_console.print("[bold red]nothing imported[/]: fix the files above and run again")
         raise typer.Exit(1)
+    mark_data_city(settings.data, settings.city_config)
     console.print(f"imported into {settings.raw_dir / source.value}; rebuild features to use them")
     from features.registry import domains
 
@@ -209,14 +212,16 @@ def _runnable(chosen, settings, domain: str, need_table: bool):
     single named domain, that line is the error)."""
     from features.build import table_path
     from features.sources import missing_sources
+    from features.store import exists as table_exists
 
     city = settings.city_config
     out = []
     for spec in chosen:
+        spec = spec.for_city(city)  # a source the city has no station for is not needed
         reason = None
         if not city.runs(spec.name):
             reason = f"{city.name} does not run it (its city config lists domains = {city.domains})"
-        elif need_table and not table_path(settings.features_dir, spec.name).exists():
+        elif need_table and not table_exists(table_path(settings.features_dir, spec.name)):
             missing = missing_sources(settings.raw_dir, spec.sources)
             reason = (f"no data: it needs {', '.join(missing)}{IMPORT_HINT}" if missing else
                       f"no feature table: run `urban-safety features build --domain {spec.name}`")
@@ -274,7 +279,7 @@ def train(
     if missing_only:
         client = configure(settings)
         # A champion of an older feature set cannot serve this code's features: it counts as missing.
-        champions = {spec.name: current_champion(client, spec.name) for spec in chosen}
+        champions = {spec.name: current_champion(client, spec.name, settings.city_key) for spec in chosen}
         have = [spec.name for spec in chosen if champions[spec.name] is not None
                 and champions[spec.name].tags.get("feature_set_version") == spec.feature_set_version]
         if have:
@@ -317,16 +322,17 @@ def promote_cmd(
     from mlflow.exceptions import MlflowException
 
     from training.champion import promote
-    from training.tracking import configure
+    from training.tracking import configure, registered_name
 
     spec = _chosen_domains(domain)[0]
     client = configure(get_settings())
+    name = registered_name(spec.name)
     try:
         note = promote(client, spec.name, version, reason)
     except MlflowException as exc:
-        err_console.print(f"[bold red]error:[/] urban-safety-{spec.name} version {version}: {exc.message}")
+        err_console.print(f"[bold red]error:[/] {name} version {version}: {exc.message}")
         raise typer.Exit(1) from None
-    console.print(f"[green]urban-safety-{spec.name} v{version} is champion[/]: {note}", highlight=False)
+    console.print(f"[green]{name} v{version} is champion[/]: {note}", highlight=False)
 
 
 @app.command("serve")
@@ -569,7 +575,7 @@ def hotspots(
 
     import pandas as pd
 
-    from features.domains import traffic_hotspots as th
+    from features.domains.traffic import hotspots as th
     from features.sources import Sources
     from training.champion import ALIAS, load_native
     from training.tracking import configure, registered_name
@@ -597,6 +603,76 @@ def hotspots(
         out / "hotspots.csv", index=False)
     (out / "hotspots.geojson").write_text(json.dumps(th.geojson(result, sources.grid, top_n), ensure_ascii=False))
     console.print(f"wrote {out / 'hotspots.csv'} and {out / 'hotspots.geojson'}", highlight=False)
+
+
+class RetrofitPopulation(StrEnum):
+    mean = "mean"
+    night = "night"
+    day = "day"
+
+
+class RetrofitRank(StrEnum):
+    loss = "loss"
+    casualties = "casualties"
+
+
+def _krw(value: float) -> str:
+    """KRW in 억원 (10^8) above 1억, else in 만원 (10^4): the units Korean budgets are read in."""
+    return f"{value / 1e8:,.1f}억원" if abs(value) >= 1e8 else f"{value / 1e4:,.0f}만원"
+
+
+@app.command("retrofit")
+@friendly_errors
+def retrofit(
+    scenarios: Annotated[int, typer.Option(min=4, max=20_000, help="Scenarios in the rate-weighted set.")] = 400,
+    out: Annotated[Path, typer.Option(help="CSV of every building, ranked.")] = Path("retrofit_priorities.csv"),
+    top: Annotated[int, typer.Option(min=1, max=100_000, help="Buildings in the printed list and the programme.")] = 20,
+    by: Annotated[RetrofitRank, typer.Option(help="Rank by avoided annual loss or casualties.")] = RetrofitRank.loss,
+    population: Annotated[RetrofitPopulation, typer.Option(
+        help="Occupants: mean of day and night, or one of them.")] = RetrofitPopulation.mean,
+    seed: Annotated[int, typer.Option(help="Seed picking the catalogue epicentres.")] = 0,
+) -> None:
+    """Seismic retrofit priorities: the register's buildings ranked by the expected annual loss (KRW) and
+    casualties that bringing each to the high-code level avoids, over Gutenberg-Richter-weighted scenarios."""
+    from features.domains.earthquake import retrofit as rf
+    from features.sources import Sources
+
+    start = time.perf_counter()
+    sources = Sources.from_settings(get_settings())
+    scenario_set = rf.scenario_set(sources, scenarios, seed)
+    ranked = rf.priorities(sources, scenario_set, population.value, by.value)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ranked.to_csv(out, index=False)
+    listed = ranked.head(top)
+    table = Table(title=f"retrofit priorities by avoided {by.value} ({len(scenario_set):,} scenarios, "
+                        f"{scenario_set['rate_per_year'].sum():.4f} quakes of ML {rf.quakes.SCENARIO_ML[0]}-"
+                        f"{rf.quakes.SCENARIO_ML[1]} per year, {population.value} population)")
+    for col in ("rank", "id", "address", "structure", "floors", "m²", "approved", "code", "class", "district",
+                "avoided loss/yr", "avoided casualties/yr"):
+        table.add_column(col)
+    for r in listed.to_dict("records"):
+        table.add_row(str(r["rank"]), str(r["building_id"]), str(r["address"] or ""), str(r["structure"]),
+                      str(r["floors_above"]), f"{r['floor_area_m2']:,.0f}", str(r["approval_date"]), r["code_level"],
+                      r["hazus_class"], r["district"], _krw(r["avoided_annual_loss_krw"]),
+                      f"{r['avoided_annual_casualties']:.4f}")
+    console.print(table)
+    console.print(f"{len(ranked):,} buildings: expected annual loss {_krw(ranked['expected_annual_loss_krw'].sum())}, "
+                  f"{ranked['expected_annual_casualties'].sum():.2f} casualties/yr; all retrofitted to high code "
+                  f"avoids {_krw(ranked['avoided_annual_loss_krw'].sum())} and "
+                  f"{ranked['avoided_annual_casualties'].sum():.2f} casualties/yr", highlight=False)
+    avoided_loss, avoided_people = listed["avoided_annual_loss_krw"].sum(), listed["avoided_annual_casualties"].sum()
+    line = f"top {len(listed):,}: avoids {_krw(avoided_loss)} and {avoided_people:.3f} casualties " \
+           f"({listed['avoided_annual_deaths'].sum():.4f} deaths) per year"
+    if "retrofit_cost_krw" in listed:
+        cost = listed["retrofit_cost_krw"].sum()
+        line += f"; programme cost {_krw(cost)} ({listed['floor_area_m2'].sum():,.0f} m² at " \
+                f"{sources.city.earthquake_costs.retrofit_krw_per_m2:,.0f} KRW/m²)"
+        if avoided_loss > 0:
+            line += f", {cost / avoided_loss:,.0f} years of avoided loss"
+    else:
+        line += "; no retrofit cost configured (earthquake_costs.retrofit_krw_per_m2 in the city config)"
+    console.print(line, highlight=False)
+    console.print(f"wrote {out} in {time.perf_counter() - start:.1f} s", highlight=False)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from datetime import date
 from functools import cached_property
 from pathlib import Path
@@ -10,6 +11,15 @@ from pathlib import Path
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+#: The default city keeps the unqualified paths and names (``data/``, ``urban-safety-<domain>``).
+DEFAULT_CITY = "incheon"
+
+
+def city_key_of(city: str) -> str:
+    """The short name qualifying a city's state: "" for :data:`DEFAULT_CITY`, else the built-in name or the
+    TOML file's stem, lower-case, other characters as "-" (``daejeon``, ``/x/My City.toml`` -> ``my-city``)."""
+    key = re.sub(r"[^a-z0-9_]+", "-", Path(city).stem.lower()).strip("-")
+    return "" if key == DEFAULT_CITY else key
 
 
 class Settings(BaseSettings):
@@ -19,7 +29,7 @@ class Settings(BaseSettings):
 
     root: Path = PROJECT_ROOT
     data_dir: Path | None = None
-    city: str = "incheon"
+    city: str = DEFAULT_CITY
     grid_m: int | None = None
     seed: int = 42
     start: date = date(2021, 1, 1)
@@ -28,9 +38,17 @@ class Settings(BaseSettings):
     optuna_storage: str | None = None  # any SQLAlchemy URL; default SQLite inside mlruns/
 
     @property
+    def city_key(self) -> str:
+        """"" for the default city, else the city's short name: see :func:`city_key_of`."""
+        return city_key_of(self.city)
+
+    @property
     def data(self) -> Path:
-        """Root of generated and imported data (``<root>/data`` unless ``URBAN_SAFETY_DATA_DIR``)."""
-        return self.data_dir if self.data_dir is not None else self.root / "data"
+        """Root of generated and imported data: ``URBAN_SAFETY_DATA_DIR`` if set, else ``<root>/data`` for the
+        default city and ``<root>/data/<city key>`` for another one (its own observations, tables, store)."""
+        if self.data_dir is not None:
+            return self.data_dir
+        return self.root / "data" / self.city_key if self.city_key else self.root / "data"
 
     @property
     def raw_dir(self) -> Path:

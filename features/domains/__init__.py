@@ -1,1 +1,1 @@
-"""One module per domain; each registers its DomainSpec on import (see ``features.registry``)."""
+"""One package per domain; each registers its DomainSpec on import (see ``features.registry``)."""

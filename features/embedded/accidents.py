@@ -151,7 +151,7 @@ def _records(grid, static, period, slots, slot, cell, weather, rng) -> pd.DataFr
         "사고일시": [f"{y}년 {mo}월 {d}일 {h:02d}시" for y, mo, d, h in
                  zip(when.year, when.month, when.day, when.hour, strict=True)],
         "요일": DAY_NAMES[when.day_of_week.to_numpy()], "기상상태": sky,
-        "시군구": np.char.add("인천광역시 ", district.astype(str)).astype(object),
+        "시군구": np.char.add(f"{grid.city.geography.province} ".lstrip(), district.astype(str)).astype(object),
         "도로형태": road, "노면상태": surface, "사고유형": acc_type,
         "가해운전자 차종": _pick(rng, *VEHICLES, m),
         "사망자수": cas[:, 0], "중상자수": cas[:, 1], "경상자수": cas[:, 2], "부상신고자수": cas[:, 3],

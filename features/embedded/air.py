@@ -1,11 +1,12 @@
 """Hourly air quality at AirKorea stations, built from daily means that carry the physics.
 
-PM10 at Incheon on day d = a local part + a transboundary part, both driven by day d's own weather:
+PM10 in the city on day d = a local part + a transboundary part, both driven by day d's own weather:
 
 - local: a daily box model. The air keeps a share of yesterday's load that falls with day d's wind
   (ventilation) and relaxes towards an equilibrium set by the season and day d's stagnation, times a
   partly persistent synoptic factor the weather does not explain;
-- transboundary: the upwind island's (Baengnyeong-do) PM10 of day d-1 arrives in proportion to day d's
+- transboundary (when the city config has an upwind background station: Incheon's and the other built-in
+  cities' is the island of Baengnyeong-do): the background station's PM10 of day d-1 arrives in proportion to day d's
   westerly flow there (about 170 km at 5 m/s is 9-10 h), and yellow dust that reached the island on
   day d-1 arrives mostly with westerly to north-westerly flow;
 - rain on day d washes both out (and the washed load is not carried to day d+1); humidity raises the
@@ -79,10 +80,15 @@ def daily_pm(period, stations, wx: dict, offsets: np.ndarray, rng) -> tuple[np.n
     ratio = np.clip(0.55 + 0.006 * (wx["rh"] - 70), 0.4, 0.68)
     upwind = np.exp(mu + ar1(rng, nd, 0.6, 0.35))
     synoptic = np.exp(mu + ar1(rng, nd, 0.45, 0.16))  # what the weather does not explain
-    b = int(np.flatnonzero(bg)[0])
-    island = upwind * wash[:, b] * stag[:, b] ** 0.5 + dust
+    if not bg.any():  # no upwind background station: no transboundary part
+        west_upwind, dust = np.zeros(nd), np.zeros(nd)
+        island = np.zeros(nd)
+    else:
+        west_upwind = wx["west_upwind"]
+        b = int(np.flatnonzero(bg)[0])
+        island = upwind * wash[:, b] * stag[:, b] ** 0.5 + dust
     prev = np.concatenate([[island[0]], island[:-1]])  # yesterday at the island
-    west = np.clip(wx["west_upwind"] / WEST_FULL_MS, 0, 1)  # today's westerly there
+    west = np.clip(west_upwind / WEST_FULL_MS, 0, 1)  # today's westerly there
     dust_prev = np.concatenate([[0.0], dust[:-1]])
     local = _box(0.62 * synoptic[:, None] * stag, retain, wash)
     pm10 = np.empty((nd, len(stations)))
@@ -99,8 +105,9 @@ def daily_pm(period, stations, wx: dict, offsets: np.ndarray, rng) -> tuple[np.n
 
 
 def air_frame(period: Period, stations, pm10: np.ndarray, pm25: np.ndarray, wx_hourly: dict,
-              offsets: np.ndarray, rng) -> pd.DataFrame:
-    """AirKorea rows (station-major, hourly) with gases, noise and missing hours."""
+              offsets: np.ndarray, rng, province: str = "") -> pd.DataFrame:
+    """AirKorea rows (station-major, hourly) with gases, noise and missing hours; ``주소`` starts with
+    ``province`` (the city config's ``geography.province``)."""
     n, hour = period.n, period.hour
     winter = np.cos(2 * np.pi * (period.season - 20 / 365.25))
     begins = period.begins
@@ -128,9 +135,18 @@ def air_frame(period: Period, stations, pm10: np.ndarray, pm25: np.ndarray, wx_h
             "지역": st.region, "측정소코드": st.code, "측정소명": st.name, "측정일시": when,
             "SO2": _blank(so2, gone, 3), "CO": _blank(co, gone, 1), "O3": _blank(o3, gone, 3),
             "NO2": _blank(no2, gone, 3), "PM10": _blank(p10, pm_gone, 0), "PM25": _blank(p25, pm_gone, 0),
-            "주소": f"인천광역시 {st.region.split(' ', 1)[-1]} {st.name} 측정소", "year": period.year,
+            "주소": _address(province, st), "year": period.year,
         }))
     return pd.concat(frames, ignore_index=True)
+
+
+def _address(province: str, station) -> str:
+    """The station's own ``address``, else '<province> <district> <name> 측정소': the region's words after its
+    시도, less those in ``province``."""
+    if station.address:
+        return station.address
+    words = [w for w in station.region.split()[1:] if w not in province.split()]
+    return " ".join([*province.split(), *words, station.name, "측정소"])
 
 
 def _blank(values: np.ndarray, missing: np.ndarray, decimals: int):
@@ -144,8 +160,10 @@ def simulate_air(grid, static: pd.DataFrame, weather, period: Period, rng) -> tu
     city = grid.city
     stations = city.air_stations
     wst = city.weather_stations
-    up = int(np.flatnonzero([s.upwind for s in wst])[0])
+    upwind = np.flatnonzero([s.upwind for s in wst])
     local = np.flatnonzero([not s.upwind for s in wst])
+    # The background air station reads the upwind weather station's weather (none: the nearest city one's).
+    up = int(upwind[0]) if len(upwind) else int(local[0])
     lat, lon = np.array([s.lat for s in stations]), np.array([s.lon for s in stations])
     near = local[nearest(lat, lon, [wst[k].lat for k in local], [wst[k].lon for k in local])]
     col = np.where([s.background for s in stations], up, near)
@@ -159,7 +177,8 @@ def simulate_air(grid, static: pd.DataFrame, weather, period: Period, rng) -> tu
           "rh": daily_weather(period, weather.humidity[:, col], "mean"),
           "west_upwind": eastward(period, weather.wind[:, up], weather.wind_dir[:, up])}
     pm10, pm25 = daily_pm(period, stations, wx, offsets, rng)
-    frame = air_frame(period, stations, pm10, pm25, {"wind": weather.wind[:, col]}, offsets, rng)
+    frame = air_frame(period, stations, pm10, pm25, {"wind": weather.wind[:, col]}, offsets, rng,
+                      city.geography.province)
     nd = len(period.days)
     truth = pd.DataFrame({
         "station_code": np.repeat([s.code for s in stations], nd),

@@ -121,8 +121,9 @@ def register_frame(grid: Grid, stock: pd.DataFrame, rng: np.random.Generator) ->
     ability = np.where(stock["designed"] & (rng.random(n) < 0.5),
                        np.where(stock["floors"] >= 15, "VIII-0.3g", "VII-0.204g"), "")
     lot = rng.integers(1, 1500, n)
+    province = grid.city.geography.province
     return pd.DataFrame({
-        "대지위치": [f"인천광역시 {d} {x}번지" for d, x in zip(district, lot, strict=True)], "시군구코드": sgg,
+        "대지위치": [f"{province} {d} {x}번지".strip() for d, x in zip(district, lot, strict=True)], "시군구코드": sgg,
         "주용도": stock["purpose"].to_numpy(), "주구조": stock["structure"].to_numpy(), "기타구조": other,
         "연면적(㎡)": stock["area"].to_numpy(), "지상층수": stock["floors"].to_numpy(),
         "지하층수": stock["below"].to_numpy(), "높이(m)": stock["height"].to_numpy(), "사용승인일": date_txt,

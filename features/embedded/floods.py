@@ -18,7 +18,7 @@ from features.embedded.period import Period
 from features.grid import Grid
 
 K_RAIN = 0.015  # onset intensity when rain equals drain capacity on an average cell
-K_SEA = 0.004  # at 950 cm observed tide on a low reclaimed cell at the shore
+K_SEA = 0.004  # at the city's sea-flood reference tide (Incheon: 950 cm) on a low reclaimed cell at the shore
 K_STREAM = 0.02  # at 180 mm in 24 h beside a stream
 CAUSES = np.array(["집중호우", "해수범람(만조)", "하천범람"], dtype=object)
 LEADS = (1, 3, 6)  # the flood model's lead times (h): one truth column ``p_flood_<L>h`` each
@@ -44,36 +44,44 @@ def _cell_weights(static: pd.DataFrame, area_factor: float) -> dict[str, np.ndar
     coast, stream = static["dist_coast_m"].to_numpy(), static["dist_stream_m"].to_numpy()
     rain_w = np.exp(1.8 * (imp - 0.6) + 0.9 * np.exp(-elev / 8) - 0.35 * np.log1p(slope)
                     - 0.4 * (manholes / 60 - 1))
-    sea_w = (elev < 4) * np.exp(-coast / 700) * (1 + static["reclaimed"].to_numpy())
+    # Inland (no coast: blank distance) means no sea flooding.
+    sea_w = (elev < 4) * np.exp(-np.nan_to_num(coast, nan=np.inf) / 700) * (1 + static["reclaimed"].to_numpy())
     stream_w = (stream < 300) * np.exp(-stream / 150) * (1 + (elev < 15))
     return {"rain": (rain_w * area_factor).astype(np.float32), "sea": (sea_w * area_factor).astype(np.float32),
             "stream": (stream_w * area_factor).astype(np.float32),
             "cap": static["drain_capacity_mmh"].to_numpy().astype(np.float32)}
 
 
-def _hazard(w, r1, r3, r24, tide) -> tuple[np.ndarray, np.ndarray]:
-    """Onset probability and dominant cause for a block of hours (rows) by cells (columns)."""
+def _hazard(w, r1, r3, r24, tide, sea_cm) -> tuple[np.ndarray, np.ndarray]:
+    """Onset probability and dominant cause for a block of hours (rows) by cells (columns); the sea floods
+    above ``sea_cm[0]`` and reaches ``K_SEA`` at ``sea_cm[1]``."""
     x = np.maximum(r1, r3 / 1.8) / w["cap"]
     lam_r = K_RAIN * w["rain"] * x ** 4
-    lam_s = K_SEA * w["sea"] * np.where(tide > 900, np.exp((tide - 950) / 8), 0)[:, None].astype(np.float32)
+    sea = np.where(tide > sea_cm[0], np.exp((tide - sea_cm[1]) / 8), 0)
+    lam_s = K_SEA * w["sea"] * sea[:, None].astype(np.float32)
     lam_st = K_STREAM * w["stream"] * (np.clip(r24 - 120, 0, None) / 60) ** 2
     parts = np.stack([lam_r, lam_s, lam_st])
     return (1 - np.exp(-parts.sum(axis=0))).astype(np.float32), parts.argmax(axis=0)
 
 
 def simulate_floods(grid: Grid, static: pd.DataFrame, station_of_cell: np.ndarray, rain: np.ndarray,
-                    tide_obs: np.ndarray, period: Period, rng: np.random.Generator) -> FloodResult:
+                    tide_obs: np.ndarray | None, sea_cm: tuple[float, float] | None, period: Period,
+                    rng: np.random.Generator) -> FloodResult:
     """Sample flood onsets and compute the truth.
 
     ``station_of_cell`` indexes columns of ``rain`` (hours, stations): each cell's nearest station.
+    ``tide_obs`` (cm, per hour) floods low coastal cells above ``sea_cm`` (from, reference level); a city
+    without a tide gauge passes None for both and floods from rain and streams only.
     """
     n, ncell = period.n, len(static)
+    if tide_obs is None or sea_cm is None:
+        tide_obs, sea_cm = np.full(n, -np.inf), (np.inf, np.inf)
     w = _cell_weights(static, (grid.size_m / 500) ** 2)
     used = np.unique(station_of_cell)
     col = np.searchsorted(used, station_of_cell)
     r1 = rain[:, used].astype(np.float32)
     r3, r24 = _rolling(r1, 3).astype(np.float32), _rolling(r1, 24).astype(np.float32)
-    active = np.flatnonzero((r1 > 0).any(axis=1) | (tide_obs > 900) | (r24 > 120).any(axis=1))
+    active = np.flatnonzero((r1 > 0).any(axis=1) | (tide_obs > sea_cm[0]) | (r24 > 120).any(axis=1))
 
     rows = np.full(n + max(LEADS) + 1, len(active), dtype=np.int64)  # hour -> row of H; the extra row is all zero
     rows[active] = np.arange(len(active))
@@ -81,7 +89,7 @@ def simulate_floods(grid: Grid, static: pd.DataFrame, station_of_cell: np.ndarra
     found = []
     for b in range(0, len(active), CHUNK):
         hrs = active[b:b + CHUNK]
-        h, cause = _hazard(w, r1[hrs][:, col], r3[hrs][:, col], r24[hrs][:, col], tide_obs[hrs])
+        h, cause = _hazard(w, r1[hrs][:, col], r3[hrs][:, col], r24[hrs][:, col], tide_obs[hrs], sea_cm)
         haz[b:b + len(hrs)] = h
         ti, ci = np.nonzero(rng.random(h.shape, dtype=np.float32) < h)
         found.append((hrs[ti], ci, cause[ti, ci], r1[hrs[ti], col[ci]] / w["cap"][ci]))

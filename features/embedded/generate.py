@@ -1,4 +1,7 @@
-"""Generate the embedded Incheon data set: raw files in the real source formats, plus the truth.
+"""Generate the embedded data set of the configured city: raw files in the real source formats, plus the truth.
+
+The city's geography, tide, seismic sources and stations come from its config; a source the city has no
+station for (a tide gauge inland) is not written at all.
 
 Everything is written into a temporary folder beside the data and swapped in by renames at the end,
 so a failed run leaves the previous raw and truth folders untouched.
@@ -14,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.city import check_data_city, mark_data_city
 from features.embedded import accidents, air, buildings, damage, floods, quakes, tide
 from features.embedded.nowcast import nowcast_frame
 from features.embedded.period import Period
@@ -33,11 +37,14 @@ def generate(settings, progress: Callable[[str], None] | None = None) -> dict:
     Deterministic for ``settings.seed``. Returns ``{source: {"files": n, "rows": n}, "truth": {file: rows}}``.
     """
     say = progress or (lambda _msg: None)
+    # Another city's features and live store would stay behind (a new grid is fine: everything is rewritten).
+    check_data_city(settings.data, settings.city_config, grid=False)
     settings.data.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".generate-tmp-", dir=settings.data))
     try:
         summary = _generate_into(settings, tmp / "raw", tmp / "truth", say)
         _swap_in(tmp, [("raw", settings.raw_dir), ("truth", settings.truth_dir)])
+        mark_data_city(settings.data, settings.city_config, settings.city_config.grid_m)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     say("done")
@@ -80,19 +87,22 @@ def _generate_into(settings, raw: Path, truth: Path, say: Callable[[str], None])
     stations = city.weather_stations
     asos = asos_frame(period, wx, [s for s in stations if s.kind == "asos"], stream(seed, "asos"))
     out["asos"] = write_by_year(asos.drop(columns="year"), asos["year"], raw, "asos", "OBS_ASOS_TIM_{year}.csv")
-    aws = aws_frame(period, wx, [s for s in stations if s.kind == "aws"], stream(seed, "aws"))
-    out["aws"] = write_by_year(aws.drop(columns="year"), aws["year"], raw, "aws", "OBS_AWS_TIM_{year}.csv")
+    if any(s.kind == "aws" for s in stations):  # a city may have ASOS stations only
+        aws = aws_frame(period, wx, [s for s in stations if s.kind == "aws"], stream(seed, "aws"))
+        out["aws"] = write_by_year(aws.drop(columns="year"), aws["year"], raw, "aws", "OBS_AWS_TIM_{year}.csv")
 
-    say("tide")
-    predicted = tide.predicted_tide(period)
-    observed = predicted + tide.surge(period, wx.events, stream(seed, "tide"))
-    # The file also holds the astronomical prediction for the days after the last observation, as KHOA
-    # publishes it ahead: a live service reads the coming hours' predicted high water from it.
-    ahead = Period(period.start, period.end + tide.PREDICTED_AHEAD)
-    tail = np.full(ahead.n - period.n, np.nan)
-    tf = tide.tide_frame(ahead, city.tide.station, tide.predicted_tide(ahead), np.concatenate([observed, tail]),
-                         stream(seed, "tide-gaps"))
-    out["tide"] = write_by_year(tf, ahead.year, raw, "tide", f"TIDE_{city.tide.code}_{{year}}.csv")
+    observed = None  # no gauge: no sea flooding, no tide file
+    if city.tide is not None:
+        say("tide")
+        predicted = tide.predicted_tide(period, city.tide)
+        observed = predicted + tide.surge(period, wx.events, stream(seed, "tide"))
+        # The file also holds the astronomical prediction for the days after the last observation, as KHOA
+        # publishes it ahead: a live service reads the coming hours' predicted high water from it.
+        ahead = Period(period.start, period.end + tide.PREDICTED_AHEAD)
+        tail = np.full(ahead.n - period.n, np.nan)
+        tf = tide.tide_frame(ahead, city.tide.station, tide.predicted_tide(ahead, city.tide),
+                             np.concatenate([observed, tail]), stream(seed, "tide-gaps"))
+        out["tide"] = write_by_year(tf, ahead.year, raw, "tide", f"TIDE_{city.tide.code}_{{year}}.csv")
 
     say("nowcasts")
     nc = nowcast_frame(period, stations, wx.rain, stream(seed, "nowcast"))
@@ -104,7 +114,8 @@ def _generate_into(settings, raw: Path, truth: Path, say: Callable[[str], None])
     cells = grid.cells
     station_of_cell = local[nearest(cells["lat"], cells["lon"], [stations[k].lat for k in local],
                                     [stations[k].lon for k in local])]
-    fl = floods.simulate_floods(grid, static, station_of_cell, wx.rain, observed, period, stream(seed, "floods"))
+    sea = None if city.tide is None else city.tide.flood_levels_cm
+    fl = floods.simulate_floods(grid, static, station_of_cell, wx.rain, observed, sea, period, stream(seed, "floods"))
     out["flood_traces"] = write_by_year(fl.traces.drop(columns="year"), fl.traces["year"], raw, "flood_traces",
                                         "FLUD_TRACE_{year}.csv", all_years=years)
     out["truth"]["flood_truth.parquet"] = write_truth(fl.truth, truth, "flood_truth.parquet", meta)
@@ -135,7 +146,7 @@ def _earthquakes(settings, grid, static, period, raw, truth, meta) -> dict:
     """Catalogue, building register, scenario damage surveys and their truth."""
     seed, city, cells = settings.seed, grid.city, grid.cells
     clat, clon = float(cells["lat"].mean()), float(cells["lon"].mean())
-    cat = quakes.catalogue(city.seismic_region, period.end, clat, clon, stream(seed, "quakes"))
+    cat = quakes.catalogue(city, period.end, clat, clon, stream(seed, "quakes"))
     out = {"quakes": {"files": 1, "rows": write_csv(cat.drop(columns=["_lat", "_lon"]), raw, "quakes",
                                                      "KMA_EQK_list.csv")}}
     scen = quakes.scenarios(cat, settings.quake_scenarios, period.start, period.end, clat, clon,

@@ -41,13 +41,18 @@ def random_points(grid: Grid, pos: np.ndarray, rng: np.random.Generator) -> tupl
 
 
 def coast_lines(grid: Grid) -> list[list[tuple[float, float]]]:
-    """Land-polygon edges facing the sea.
+    """Land-polygon edges facing the sea, as (lon, lat) polylines; none for an inland city.
 
-    Every edge of an island, and the mainland's (largest mass's) edges whose outward normal points
-    between SSE and NW: Incheon's open sea is the Yellow Sea to the south and west, while its
-    northern and eastern edges are borders with Gimpo, Bucheon and Siheung.
+    Every edge of an island, and either the city's explicit ``geography.coast`` lines or the mainland's
+    (largest mass's) edges whose outward normal's bearing lies in the ``geography.sea_bearing`` range (e.g. Incheon's 150-340°: the Yellow Sea lies south and
+    west, while its northern and eastern edges are land borders). A range may wrap through north (300-60).
     """
-    masses = sorted(grid.city.land, key=lambda m: -abs(_area(m.polygon)))
+    geo = grid.city.geography
+    masses = sorted(grid.city.land, key=lambda m: -abs(signed_area(m.polygon)))
+    if geo.coast or geo.sea_bearing is None:  # explicit lines (with every island's edges), or inland
+        return [list(line) for line in geo.coast] + \
+            [list(m.polygon) + [m.polygon[0]] for m in masses[1:]] if geo.coast else []
+    low, high = geo.sea_bearing
     lines = []
     cos = np.cos(np.radians(grid.lat0))
     for i, mass in enumerate(masses):
@@ -55,17 +60,17 @@ def coast_lines(grid: Grid) -> list[list[tuple[float, float]]]:
         if i > 0:
             lines.append(ring)
             continue
-        area2 = _area(mass.polygon)  # > 0 counter-clockwise
+        area2 = signed_area(mass.polygon)  # > 0 counter-clockwise
         for a, b in zip(ring[:-1], ring[1:], strict=True):
             dx, dy = (b[0] - a[0]) * cos, b[1] - a[1]
             nx, ny = (dy, -dx) if area2 > 0 else (-dy, dx)
             bearing = np.degrees(np.arctan2(nx, ny)) % 360
-            if 150 <= bearing <= 340:
+            if (low <= bearing <= high) if low <= high else (bearing >= low or bearing <= high):
                 lines.append([a, b])
     return lines
 
 
-def _area(polygon) -> float:
+def signed_area(polygon) -> float:
     p = np.asarray(polygon, dtype=float)
     q = np.roll(p, -1, axis=0)
     return float(np.sum(p[:, 0] * q[:, 1] - q[:, 0] * p[:, 1]) / 2)

@@ -1,11 +1,12 @@
 """Earthquakes: a KMA-style catalogue of small events, damaging scenarios drawn from it, ground motion.
 
-The catalogue (ML 2.0-4.9, Gutenberg-Richter) clusters around a few Yellow Sea and Gyeonggi source
-zones. Damaging scenarios follow the catalogue's rates (its own b-value, truncated to ML 4.5-7.0; 12% of
+The catalogue (ML 2.0-4.9, Gutenberg-Richter) clusters around the source zones of the city config's
+``[seismic_region]`` (Incheon's: the Yellow Sea and Gyeonggi), with the real events it lists (e.g. Pohang's
+2017 M5.4) written in as KMA lists them. Damaging scenarios follow the catalogue's rates (its own b-value, truncated to ML 4.5-7.0; 12% of
 them within 30 km of the city), but are *drawn* from a proposal that over-represents large and near
 events, so that shaking above 0.3 g is not a handful of rows; each scenario carries the importance
 weight rate / proposal, so a weighted loss is the loss under the catalogue's rates. Ground motion is
-:func:`features.seismic.ground_motion` (BSSA14), the physics the features and the baseline use.
+:func:`features.domains.earthquake.seismic.ground_motion` (BSSA14), the physics the features and the baseline use.
 """
 
 from __future__ import annotations
@@ -13,18 +14,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features import seismic
+from features.domains.earthquake import seismic
 from features.spatial import haversine_km
 
-ZONES = [  # lat, lon, weight, spread km
-    (37.8, 124.7, 0.30, 30), (37.3, 125.8, 0.25, 35), (37.1, 126.3, 0.20, 25), (37.6, 126.3, 0.12, 20),
-    (37.2, 126.9, 0.13, 20),
-]
-PLACES = [  # reference places KMA-style locations are measured from
-    ("인천 옹진군 백령도", 37.97, 124.71), ("인천 옹진군 연평도", 37.67, 125.70), ("인천 옹진군 덕적도", 37.23, 126.13),
-    ("인천 중구", 37.47, 126.62), ("인천 강화군", 37.75, 126.49), ("경기 화성시", 37.20, 126.83),
-    ("경기 시흥시", 37.38, 126.80), ("충남 태안군 서격렬비도", 36.61, 125.56), ("충남 당진시", 36.89, 126.63),
-]
 DIRECTIONS = np.array(["북", "북동", "동", "남동", "남", "남서", "서", "북서"], dtype=object)
 ROMAN = np.array(["-", "Ⅰ", "Ⅱ", "Ⅲ", "Ⅳ", "Ⅴ", "Ⅵ"], dtype=object)
 KM_PER_DEG = 111.2
@@ -47,31 +39,65 @@ def _jitter(rng, lat, lon, km) -> tuple[np.ndarray, np.ndarray]:
     return lat, lon
 
 
-def _location(lat, lon) -> np.ndarray:
+def _zones(region) -> list[tuple[float, float, float, float]]:
+    """(lat, lon, weight, spread km) of the region's source zones: its own, else one at its centre."""
+    if region.zones:
+        return [(z.lat, z.lon, z.weight, z.spread_km) for z in region.zones]
+    return [(sum(region.lat) / 2, sum(region.lon) / 2, 1.0, 50.0)]
+
+
+def _places(city) -> list[tuple[str, float, float]]:
+    """Reference places: the region's own, else the district seats named as "<province> <district>"."""
+    region = city.seismic_region
+    if region.places:
+        return [(p.name, p.lat, p.lon) for p in region.places]
+    return [(f"{city.geography.province} {d.name}".strip(), d.seat[1], d.seat[0]) for d in city.districts]
+
+
+def _offshore(region, lat, lon) -> np.ndarray:
+    out = np.zeros(np.shape(lon), dtype=bool)
+    if region.offshore_south_of is not None:
+        out |= lat < region.offshore_south_of
+    if region.offshore_west_of is not None:
+        out |= lon < region.offshore_west_of
+    if region.offshore_east_of is not None:
+        out |= lon > region.offshore_east_of
+    return out
+
+
+def _location(city, lat, lon) -> np.ndarray:
     """'<place> <direction>쪽 <km>km 해역|지역' from the nearest reference place."""
-    plat = np.array([p[1] for p in PLACES])
-    plon = np.array([p[2] for p in PLACES])
+    places = _places(city)
+    plat = np.array([p[1] for p in places])
+    plon = np.array([p[2] for p in places])
     d = haversine_km(lat[:, None], lon[:, None], plat[None, :], plon[None, :])
     k = d.argmin(axis=1)
     km = d[np.arange(len(lat)), k]
     bearing = np.degrees(np.arctan2((lon - plon[k]) * np.cos(np.radians(lat)), lat - plat[k])) % 360
     sector = DIRECTIONS[np.round(bearing / 45).astype(int) % 8]
-    where = np.where(lon < 126.55, "해역", "지역")
-    names = np.array([p[0] for p in PLACES], dtype=object)[k]
+    where = np.where(_offshore(city.seismic_region, lat, lon), "해역", "지역")
+    names = np.array([p[0] for p in places], dtype=object)[k]
     return np.array([f"{n} {s}쪽 {int(round(x))}km {w}" for n, s, x, w in zip(names, sector, km, where, strict=True)],
                     dtype=object)
 
 
-def catalogue(region, end: pd.Timestamp, city_lat: float, city_lon: float, rng) -> pd.DataFrame:
-    """The KMA earthquake list from 1978 to ``end``, newest first, plus hidden float columns (_lat, ...)."""
+def catalogue(city, end: pd.Timestamp, city_lat: float, city_lon: float, rng) -> pd.DataFrame:
+    """The KMA earthquake list from 1978 to ``end``, newest first, plus hidden float columns (_lat, _lon).
+
+    Generated events scatter around the city's ``seismic_region`` zones; its ``historical`` events up to
+    ``end`` are added as listed (magnitude, depth, intensity, place) and numbered in time order with the rest.
+    """
+    region = city.seismic_region
+    zones = _zones(region)
     n = int(rng.integers(150, 251))
     begin = pd.Timestamp("1978-01-01")
     span = (end - begin).total_seconds()
     # Detection improved over time: more small events in recent decades.
     when = begin + pd.to_timedelta(np.sort(rng.random(n) ** 0.75) * span, unit="s")
     when = when.floor("s")
-    zone = rng.choice(len(ZONES), size=n, p=[z[2] for z in ZONES])
-    zlat, zlon, spread = (np.array([ZONES[z][i] for z in zone]) for i in (0, 1, 3))
+    weights = np.array([z[2] for z in zones])
+    zone = rng.choice(len(zones), size=n, p=weights / weights.sum())
+    zlat, zlon, spread = (np.array([zones[z][i] for z in zone]) for i in (0, 1, 3))
     lat, lon = _jitter(rng, zlat, zlon, spread)
     lat, lon = np.clip(lat, *region.lat), np.clip(lon, *region.lon)
     mag = np.round(_gr(rng, n, 1.0, 2.0, 4.9), 1)
@@ -81,13 +107,25 @@ def catalogue(region, end: pd.Timestamp, city_lat: float, city_lon: float, rng) 
     intensity = np.clip(np.round(1.2 * mag - 2.5 * np.log10(r + 5) + 1.5), 0, 6).astype(int)
     label = ROMAN[intensity]
     near = (intensity > 0) & (r < 80) & (rng.random(n) < 0.5)
-    label = np.where(near, np.char.add(label.astype(str), "(인천)"), label).astype(object)
+    if region.felt_label:
+        label = np.where(near, np.char.add(label.astype(str), f"({region.felt_label})"), label).astype(object)
     frame = pd.DataFrame({
         "번호": np.arange(1, n + 1), "발생시각": when.strftime("%Y-%m-%d %H:%M:%S"), "규모": mag,
         "깊이(km)": np.where(no_depth, "-", depth.astype(int).astype(str)).astype(object), "최대진도": label,
-        "위도": [f"{x:.2f} N" for x in lat], "경도": [f"{x:.2f} E" for x in lon], "위치": _location(lat, lon),
+        "위도": [f"{x:.2f} N" for x in lat], "경도": [f"{x:.2f} E" for x in lon], "위치": _location(city, lat, lon),
         "_lat": lat, "_lon": lon,
     })
+    known = [q for q in region.historical if pd.Timestamp(q.time) <= end]
+    if known:
+        listed = pd.DataFrame({
+            "번호": 0, "발생시각": [q.time for q in known], "규모": [q.magnitude for q in known],
+            "깊이(km)": ["-" if q.depth_km is None else f"{q.depth_km:g}" for q in known],
+            "최대진도": [q.intensity for q in known], "위도": [f"{q.lat:.2f} N" for q in known],
+            "경도": [f"{q.lon:.2f} E" for q in known], "위치": [q.location for q in known],
+            "_lat": [q.lat for q in known], "_lon": [q.lon for q in known],
+        })
+        frame = pd.concat([frame, listed], ignore_index=True).sort_values("발생시각", kind="stable")
+        frame["번호"] = np.arange(1, len(frame) + 1)
     return frame.iloc[::-1].reset_index(drop=True)
 
 
@@ -140,7 +178,7 @@ def pga(scen: pd.DataFrame, cell_lat, cell_lon, vs30, rng) -> np.ndarray:
 
     One between-event residual per scenario (BSSA14's tau) and one within-event residual per cell
     (sqrt(sigma² - tau²)), drawn independently: the features' expected share integrates the same
-    scatter (:func:`features.seismic.fragility_share`).
+    scatter (:func:`features.domains.earthquake.seismic.fragility_share`).
     """
     gm = seismic.ground_motion(scen["magnitude"].to_numpy()[:, None], scen["lat"].to_numpy()[:, None],
                                scen["lon"].to_numpy()[:, None], scen["depth_km"].to_numpy()[:, None],

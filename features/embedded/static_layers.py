@@ -1,7 +1,7 @@
 """Static layers per cell: terrain, drainage, roads, people and soil, all tied to one urbanisation field.
 
-The Incheon geography below (hills, reclaimed land, streams, town centres) is the embedded data set's
-own: a real import brings its own ``grid_layers.csv``.
+The geography (coast, hills, reclaimed land, streams, town centres, special zones) comes from the city
+config's ``[geography]``; a real import brings its own ``grid_layers.csv``.
 """
 
 from __future__ import annotations
@@ -9,53 +9,46 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.embedded.geo import coast_lines, gaussian_bumps, polyline_distance_m
+from features.embedded.geo import coast_lines, gaussian_bumps, polyline_distance_m, signed_area
 from features.grid import Grid
 from features.sources.formats import STATIC
 
-HILLS = [  # lat, lon, height m, sigma km
-    (37.545, 126.710, 370, 1.1),  # Gyeyangsan
-    (37.440, 126.670, 190, 0.7),  # Munhaksan
-    (37.490, 126.740, 255, 1.0),  # Cheonmasan
-    (37.475, 126.705, 140, 0.8),  # Wonjeoksan
-    (37.487, 126.548, 240, 0.9),  # Baegunsan (Yeongjong)
-]
-RECLAIMED = [  # lat_min, lat_max, lon_min, lon_max
-    (37.355, 37.410, 126.600, 126.680),  # Songdo
-    (37.525, 37.560, 126.610, 126.660),  # Cheongna
-    (37.400, 37.520, 126.390, 126.500),  # Yeongjong airport
-    (37.395, 37.415, 126.690, 126.730),  # Namdong industrial complex
-    (37.440, 37.470, 126.590, 126.615),  # Incheon port
-]
-STREAMS = [
-    [(126.720, 37.480), (126.725, 37.510), (126.735, 37.540), (126.740, 37.570)],  # Gulpocheon
-    [(126.710, 37.460), (126.695, 37.445), (126.680, 37.430)],  # Seunggicheon
-    [(126.700, 37.555), (126.675, 37.560), (126.650, 37.570)],  # Gongchoncheon
-]
-CENTRES = [  # lat, lon, strength, sigma km: town centres of the urbanisation field
-    (37.474, 126.635, 1.00, 1.8), (37.455, 126.665, 0.95, 2.0), (37.495, 126.722, 1.00, 2.0),
-    (37.448, 126.725, 0.90, 1.8), (37.540, 126.728, 0.80, 1.6), (37.392, 126.645, 0.85, 1.8),
-    (37.535, 126.645, 0.75, 1.3), (37.595, 126.675, 0.70, 1.5), (37.415, 126.680, 0.80, 1.5),
-    (37.490, 126.675, 0.80, 1.5), (37.495, 126.495, 0.55, 1.2), (37.490, 126.530, 0.50, 1.2),
-]
-OLD_DOWNTOWN = {"동구", "미추홀구", "부평구"}  # plus mainland Jung-gu
-AIRPORT = (37.420, 37.500, 126.400, 126.480)
 
-
-def _in_boxes(lat, lon, boxes) -> np.ndarray:
+def _in_boxes(lat, lon, zones) -> np.ndarray:
     out = np.zeros(np.shape(lat), dtype=bool)
-    for la0, la1, lo0, lo1 in boxes:
-        out |= (lat >= la0) & (lat <= la1) & (lon >= lo0) & (lon <= lo1)
+    for z in zones:
+        out |= (lat >= z.lat[0]) & (lat <= z.lat[1]) & (lon >= z.lon[0]) & (lon <= z.lon[1])
     return out
+
+
+def _hills(grid: Grid) -> list[tuple[float, float, float, float]]:
+    return [(h.lat, h.lon, h.height_m, h.sigma_km) for h in grid.city.geography.hills]
 
 
 def _terrain(grid: Grid, lat, lon, rng_bumps) -> np.ndarray:
     """Smooth elevation (m) anywhere: low at the coast, hills on top, flat reclaimed land."""
     coast = polyline_distance_m(grid, lat, lon, coast_lines(grid))
-    elev = 4 + 26 * (1 - np.exp(-coast / 2500)) + gaussian_bumps(grid, lat, lon, HILLS)
+    elev = 4 + 26 * (1 - np.exp(-coast / 2500)) + gaussian_bumps(grid, lat, lon, _hills(grid))
     elev += gaussian_bumps(grid, lat, lon, rng_bumps)
-    flat = _in_boxes(lat, lon, RECLAIMED)
+    flat = _in_boxes(lat, lon, grid.city.geography.reclaimed)
     return np.where(flat, 3.5 + 0.1 * (elev - 4) / 26, np.maximum(elev, 1.0))
+
+
+def _relief_box(grid: Grid) -> tuple[tuple[float, float], tuple[float, float]]:
+    geo = grid.city.geography
+    points = np.array([v for mass in grid.city.land for v in mass.polygon], dtype=float)
+    lat = geo.relief_lat or (float(points[:, 1].min()), float(points[:, 1].max()))
+    lon = geo.relief_lon or (float(points[:, 0].min()), float(points[:, 0].max()))
+    return lat, lon
+
+
+def _old_downtown(grid: Grid) -> np.ndarray:
+    cells = grid.cells
+    district, land = cells["district"].to_numpy(), cells["land"].to_numpy()
+    out = np.zeros(len(cells), dtype=bool)
+    for town in grid.city.geography.old_downtown:
+        out |= (district == town.district) & (True if town.land is None else land == town.land)
+    return out
 
 
 def build_static(grid: Grid, rng: np.random.Generator) -> pd.DataFrame:
@@ -69,8 +62,10 @@ def build_static(grid: Grid, rng: np.random.Generator) -> pd.DataFrame:
     lat, lon = cells["lat"].to_numpy(), cells["lon"].to_numpy()
     area = (grid.size_m / 1000) ** 2
     # Random low bumps give the lowlands some relief; drawn first so the terrain is stable.
+    geo = grid.city.geography
+    box_lat, box_lon = _relief_box(grid)
     bumps = [(la, lo, h, s) for la, lo, h, s in zip(
-        rng.uniform(37.35, 37.64, 40), rng.uniform(126.39, 126.80, 40), rng.normal(0, 7, 40),
+        rng.uniform(*box_lat, 40), rng.uniform(*box_lon, 40), rng.normal(0, 7, 40),
         rng.uniform(0.8, 2.0, 40), strict=True)]
 
     # Slope comes from the terrain on the full raster (sea included), so edge cells have neighbours.
@@ -80,22 +75,22 @@ def build_static(grid: Grid, rng: np.random.Generator) -> pd.DataFrame:
     gy, gx = np.gradient(raster, grid.size_m)
     slope_r = np.degrees(np.arctan(np.hypot(gx, gy)))
     rows, cols = cells["row"].to_numpy(), cells["col"].to_numpy()
-    reclaimed = _in_boxes(lat, lon, RECLAIMED)
+    reclaimed = _in_boxes(lat, lon, geo.reclaimed)
     elev = raster[rows, cols] + rng.normal(0, 1.0, n) * np.where(reclaimed, 0.4, 1.5)
     elev = np.clip(np.where(reclaimed, np.clip(elev, 0.3, 6.0), elev), 0.3, None)
     slope = np.clip(slope_r[rows, cols] * rng.lognormal(0, 0.25, n) + 0.1, 0.05, 45)
 
+    # No coast (an inland city) or no stream: an infinite distance, written as blank (not applicable).
     coast = polyline_distance_m(grid, lat, lon, coast_lines(grid))
-    stream = polyline_distance_m(grid, lat, lon, STREAMS)
-    district = cells["district"].to_numpy()
-    mainland = cells["land"].to_numpy() == "mainland"
-    old = np.isin(district, list(OLD_DOWNTOWN)) | ((district == "중구") & mainland)
-    airport = _in_boxes(lat, lon, [AIRPORT])
+    stream = polyline_distance_m(grid, lat, lon, [st.line for st in geo.streams])
+    mainland = cells["land"].to_numpy() == max(grid.city.land, key=lambda m: abs(signed_area(m.polygon))).name
+    old = _old_downtown(grid)
+    airport = _in_boxes(lat, lon, geo.special_zones)
 
     # Urbanisation: overlapping town centres, thinned on hillsides.
     cover = np.ones(n)
-    for c in CENTRES:
-        cover *= 1 - gaussian_bumps(grid, lat, lon, [c])
+    for c in geo.centres:
+        cover *= 1 - gaussian_bumps(grid, lat, lon, [(c.lat, c.lon, c.strength, c.sigma_km)])
     urban = (1 - cover) + 0.15 * old + rng.normal(0, 0.06, n)
     urban *= np.exp(-np.clip(elev - 60, 0, None) / 80)
     urban = np.clip(np.where(airport, 0.3 + 0.1 * rng.random(n), urban), 0.02, 1.0)
@@ -125,8 +120,8 @@ def build_static(grid: Grid, rng: np.random.Generator) -> pd.DataFrame:
 
     frame = pd.DataFrame({
         "cell_id": cells["cell_id"].to_numpy(),
-        "elevation_m": elev.round(1), "slope_deg": slope.round(2), "dist_coast_m": coast.round(0),
-        "dist_stream_m": stream.round(0), "impervious_share": impervious.round(3),
+        "elevation_m": elev.round(1), "slope_deg": slope.round(2), "dist_coast_m": _finite(coast).round(0),
+        "dist_stream_m": _finite(stream).round(0), "impervious_share": impervious.round(3),
         "drain_capacity_mmh": drain.round(1), "manhole_density_km2": manholes.round(1),
         "reclaimed": reclaimed.astype(int), "road_km_arterial": arterial.round(3),
         "road_km_collector": collector.round(3), "road_km_local": local.round(3),
@@ -136,3 +131,7 @@ def build_static(grid: Grid, rng: np.random.Generator) -> pd.DataFrame:
     })
     assert tuple(frame.columns) == STATIC.columns
     return frame.assign(urban=urban, era=era, old_downtown=old, airport=airport, area_km2=area)
+
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    return np.where(np.isfinite(values), values, np.nan)

@@ -1,8 +1,8 @@
-"""Hourly tide at Incheon: astronomical harmonics (the prediction) plus surge (the observation).
+"""Hourly tide at the city's gauge: astronomical harmonics (the prediction) plus surge (the observation).
 
-Incheon has one of the largest tidal ranges in the world; spring high waters near the 886-953 cm alert
-steps come from M2 and S2 in phase, raised by the perigee (N2), the diurnal pair (K1, O1) and the late
-summer high mean sea level (Sa).
+The mean level and the constituents come from the city config's ``[tide]`` (Incheon's: one of the largest
+tidal ranges in the world, spring high waters near the 886-953 cm alert steps from M2 and S2 in phase,
+raised by the perigee (N2), the diurnal pair (K1, O1) and the late summer high mean sea level (Sa)).
 """
 
 from __future__ import annotations
@@ -13,24 +13,17 @@ import pandas as pd
 from features.embedded.noise import ar1
 from features.embedded.period import Period
 
-MEAN_CM = 470.0
 #: How far past the last observation the file carries the prediction (KHOA publishes a year ahead).
 PREDICTED_AHEAD = pd.Timedelta(days=31)
-# name: (period h, amplitude cm, phase rad at 2000-01-01 00:00). Astronomy does not depend on the seed;
-# the phases are chosen so that high waters pass 886 cm some 40 days a year and 953 cm about once in 6 years.
-CONSTITUENTS = {
-    "M2": (12.4206012, 270.0, 3.812), "S2": (12.0, 106.0, 4.584), "N2": (12.6583482, 46.0, 3.416),
-    "K1": (23.9344696, 36.0, 5.875), "O1": (25.8193417, 27.0, 5.126),
-    "Sa": (8766.15, 12.0, -2 * np.pi * 5600 / 8766.15),  # mean sea level peaks in late August
-}
 
 
-def predicted_tide(period: Period) -> np.ndarray:
-    """Astronomical tide (cm) at every hour stamp."""
+def predicted_tide(period: Period, tide) -> np.ndarray:
+    """Astronomical tide (cm) at every hour stamp from the city's ``Tide`` (mean level and constituents).
+    Astronomy does not depend on the seed."""
     hours = ((period.stamps - pd.Timestamp("2000-01-01")) / pd.Timedelta(hours=1)).to_numpy()
-    level = np.full(len(hours), MEAN_CM)
-    for per, amp, phase in CONSTITUENTS.values():
-        level += amp * np.cos(2 * np.pi * hours / per + phase)
+    level = np.full(len(hours), tide.mean_cm)
+    for c in tide.constituents:
+        level += c.amplitude_cm * np.cos(2 * np.pi * hours / c.period_h + c.phase_rad)
     return level
 
 

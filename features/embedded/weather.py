@@ -18,7 +18,6 @@ from features.embedded.period import Period
 # Per month: storm arrivals per day, mean storm depth (mm); about 1,200 mm a year, 60% in Jun-Sep.
 RATE = np.array([0.16, 0.16, 0.20, 0.24, 0.24, 0.26, 0.38, 0.36, 0.24, 0.18, 0.22, 0.20])
 DEPTH = np.array([4.0, 4.5, 6.5, 9.5, 12.0, 15.5, 24.0, 26.0, 19.0, 9.0, 7.5, 4.0])
-ELEVATION_M = {112: 71.0, 102: 145.0}  # station heights for station-level pressure
 UPWIND_LEAD_H = 3  # storms reach the upwind island a few hours before the city
 
 
@@ -144,7 +143,7 @@ def simulate_weather(city, period: Period, rng: np.random.Generator) -> Weather:
     # Pressure: high in winter, lows with storms.
     slp = (1016 + 7.5 * winter + daily_to_hourly(ar1(rng, nd, 0.7, 5.0), day, period.hour)[:, None]
            - 6 * storm[:, None] - 20 * typhoon[:, None] ** 2 + rng.normal(0, 0.3, (n, s)))
-    heights = np.array([ELEVATION_M.get(int(i), 15.0) for i in ids])
+    heights = np.array([st.elevation_m for st in stations])  # station-level pressure
     pressure = slp - heights[None, :] * 0.12 * (1 + 0.002 * (15 - temp))
 
     snow = _snow_depth(temp, rain)

@@ -77,6 +77,10 @@ class Sources:
 
     @classmethod
     def from_settings(cls, settings) -> Sources:
+        """The configured city's sources; a :class:`DataError` when the data folder holds another city's."""
+        from features.city import check_data_city
+
+        check_data_city(settings.data, settings.city_config)
         return cls(settings.raw_dir, settings.city_config)
 
     @classmethod

@@ -83,8 +83,8 @@ def known_entities(source: str, city) -> set[str] | None:
         return {d.name for d in city.districts}
     if source in ("buildings", "flood_traces"):
         return {str(d.code) for d in city.districts}
-    if source == "tide":
-        return {city.tide.station}
+    if source == "tide":  # no gauge: no tide station is the city's
+        return {city.tide.station} if city.tide is not None else set()
     if source == "nowcast":
         return {f"{s.nx},{s.ny}" for s in city.weather_stations}
     return None

@@ -68,7 +68,7 @@ def match_tide(frame: pd.DataFrame, city) -> Matched:
     """The tide station by name (관측소명), which is all the portal's files carry."""
     report = Matched()
     for name in sorted(frame["station"].dropna().unique()):
-        if _name_key(name) == _name_key(city.tide.station):
+        if city.tide is not None and _name_key(name) == _name_key(city.tide.station):
             report.matched.append(name)
         else:
             report.unmatched.append(name)

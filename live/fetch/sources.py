@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
+from features.errors import DataError
 from live.fetch.session import Session
 
 ASOS_PATH = "/1360000/AsosHourlyInfoService/getWthrDataList"
@@ -139,6 +140,8 @@ def collect_airkorea(session: Session, city, since: datetime, until: datetime, s
 
 
 def collect_tide(session: Session, city, since: datetime, until: datetime, size: int) -> Pages:
+    if city.tide is None:
+        raise DataError(f"tide: {city.lacks('tide')}; there is nothing to fetch")
     day = since.date()
     while day <= until.date():
         params = {"type": "json", "obsCode": city.tide.code, "reqDate": f"{day:%Y%m%d}", "min": 60}

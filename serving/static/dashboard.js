@@ -1,5 +1,5 @@
 "use strict";
-// City risk-map dashboard. It uses only the public API (GET /domains, GET /models, POST /risk_map,
+// City risk-map dashboard. It uses only the public API (GET /domains, GET /models, GET /grid, POST /risk_map,
 // POST /risk, GET /alerts, /alerts/stream, POST /alerts/{id}/ack, GET /replay, GET /readyz), so whatever
 // it shows is what any client of the service would get.
 
@@ -15,8 +15,8 @@ const NO_DATA = { ko: "자료없음", en: "no data", color: "#9e9e9e" };
 const levelOf = (ko) => LEVELS.find((l) => l.ko === ko) || NO_DATA;
 
 const $ = (id) => document.getElementById(id);
-const state = { starting: false, catalogue: null, models: {}, map: null, view: null, selected: null, timer: null, mapSeq: 0,
-  cellSeq: 0, replay: null };
+const state = { starting: false, catalogue: null, models: {}, grid: null, view: null, xf: null, fit: true, selected: null,
+  timer: null, mapSeq: 0, cellSeq: 0, replay: null };
 
 function el(tag, props = {}, ...children) {
   const node = Object.assign(document.createElement(tag), props);
@@ -33,12 +33,12 @@ function fmt(v, digits) {
 }
 
 // Every failure shows the server's own "error" string: the API names the field and the problem.
-async function api(method, path, body) {
+async function api(method, path, body, cache = "default") {
   const headers = body ? { "Content-Type": "application/json" } : {};
   if (apiKey) headers.Authorization = `Bearer ${apiKey}`;
   let res;
   try {
-    res = await fetch(path, { method, headers, body: body ? JSON.stringify(body) : undefined });
+    res = await fetch(path, { method, headers, cache, body: body ? JSON.stringify(body) : undefined });
   } catch (e) {
     throw new Error(`${method} ${path}: service unreachable (${e.message})`);
   }
@@ -163,94 +163,209 @@ function applyScenario(index) {
 }
 
 // --- map ---------------------------------------------------------------------------------------
-// Cells are lon/lat rectangles; an equirectangular projection at the mid latitude keeps them square.
-function prepare(fc) {
-  let [x0, y0, x1, y1] = [Infinity, Infinity, -Infinity, -Infinity];
-  for (const f of fc.features) for (const [lon, lat] of f.geometry.coordinates[0]) {
-    x0 = Math.min(x0, lon); x1 = Math.max(x1, lon); y0 = Math.min(y0, lat); y1 = Math.max(y1, lat);
+// The grid (GET /grid) is fetched once and kept; each map is then per-cell arrays in the grid's order
+// (POST /risk_map with format "compact"). Cells are squares of a regular grid in a local equirectangular
+// projection, so one grid cell is one pixel of an offscreen raster coloured by level: a map of 55,000
+// cells is one putImageData, and every pan or zoom one scaled drawImage, with no per-cell path or node.
+const RGBA = [...LEVELS, NO_DATA].map((l) => [1, 3, 5].map((i) => parseInt(l.color.slice(i, i + 2), 16)));
+const OUTLINE_PX = 6; // cells drawn larger than this get a faint outline
+
+async function loadGrid(revalidate = false) {
+  // The browser keeps the grid (ETag, Cache-Control); "no-cache" asks the server whether it changed.
+  const g = await api("GET", "/grid", null, revalidate ? "no-cache" : "default");
+  const n = g.cells, index = new Int32Array(g.n_rows * g.n_cols).fill(-1);
+  const row = Int32Array.from(g.row), col = Int32Array.from(g.col), district = Int32Array.from(g.district);
+  for (let i = 0; i < n; i++) index[row[i] * g.n_cols + col[i]] = i;
+  const at = (r, c) => (r >= 0 && r < g.n_rows && c >= 0 && c < g.n_cols ? index[r * g.n_cols + c] : -1);
+  // District outlines in grid units: a cell edge whose neighbour is no cell (the coast) or a cell of
+  // another district. Found once per grid from the neighbours, in one pass.
+  const borders = [];
+  for (let i = 0; i < n; i++) {
+    const r = row[i], c = col[i], d = district[i];
+    for (const [dr, dc, x0, y0, x1, y1] of [[0, 1, c + 1, r, c + 1, r + 1], [0, -1, c, r, c, r + 1],
+      [1, 0, c, r + 1, c + 1, r + 1], [-1, 0, c, r, c + 1, r]]) {
+      const j = at(r + dr, c + dc);
+      if (j < 0 || (district[j] !== d && (dr + dc > 0))) borders.push(x0, y0, x1, y1); // a shared edge once
+    }
   }
-  const k = Math.cos(((y0 + y1) / 2) * Math.PI / 180);
-  const cells = fc.features.map((f) => ({ ring: f.geometry.coordinates[0], p: f.properties }));
-  // District outlines: an edge (two rounded vertices) used by one cell is the coast; used by two cells
-  // of different districts it is a border. Both get drawn.
-  const edges = new Map();
-  for (const c of cells) for (let i = 0; i + 1 < c.ring.length; i++) {
-    const [a, b] = [c.ring[i], c.ring[i + 1]];
-    const key = [a.join(","), b.join(",")].sort().join("|");
-    const e = edges.get(key);
-    if (e) e.districts.push(c.p.district); else edges.set(key, { a, b, districts: [c.p.district] });
+  const sums = g.districts.map(() => [0, 0, 0]);
+  for (let i = 0; i < n; i++) { const s = sums[district[i]]; s[0] += col[i] + 0.5; s[1] += row[i] + 0.5; s[2]++; }
+  state.grid = { ...g, n, row, col, district, index, at, borders: Float32Array.from(borders),
+    byId: new Map(g.cell_id.map((id, i) => [id, i])),
+    labels: g.districts.map((name, k) => ({ name, u: sums[k][0] / sums[k][2], v: sums[k][1] / sums[k][2] })) };
+  state.fit = true;
+  return state.grid;
+}
+
+// A map in the grid's order, whatever form it came in: compact arrays (live maps) or a stored GeoJSON
+// FeatureCollection (replay), matched to the grid by cell_id. level: 0-3, -1 unknown, -2 not in the map.
+function mapView(data) {
+  const g = state.grid, level = new Int8Array(g.n).fill(-2);
+  if (data.format === "compact") {
+    level.set(data.level);
+    const prop = (i) => ({ cell_id: g.cell_id[i], district: g.districts[g.district[i]],
+      status: data.unknown[i] ? "unknown" : "scored", score: data.score[i], value: data.value[i],
+      level: level[i] >= 0 ? data.levels[level[i]][0] : null, level_en: level[i] >= 0 ? data.levels[level[i]][1] : null,
+      cause: data.cause[i] >= 0 ? data.causes[data.cause[i]] : null,
+      reason: data.reason[i] >= 0 ? data.reasons[data.reason[i]] : null });
+    return { meta: data.metadata || {}, level, score: data.score, prop, cells: g.n };
   }
-  const borders = [...edges.values()].filter((e) => e.districts.length === 1 || e.districts[0] !== e.districts[1]);
-  const labels = new Map();
-  for (const c of cells) {
-    const [lon, lat] = c.ring.slice(0, -1).reduce(([s, t], [u, v]) => [s + u / 4, t + v / 4], [0, 0]);
-    const l = labels.get(c.p.district) || { lon: 0, lat: 0, n: 0 };
-    labels.set(c.p.district, { lon: l.lon + lon, lat: l.lat + lat, n: l.n + 1 });
+  const props = new Array(g.n).fill(null);
+  for (const f of data.features || []) {
+    const i = g.byId.get(f.properties.cell_id);
+    if (i === undefined) continue; // a stored map of another grid: its other cells are not drawn
+    const p = f.properties, known = p.status !== "unknown" && p.level !== null && p.level !== undefined;
+    props[i] = { ...p, district: p.district || g.districts[g.district[i]] };
+    level[i] = known ? LEVELS.indexOf(levelOf(p.level)) : -1;
   }
-  return { cells, borders, labels, k, box: { x0, y0, x1, y1 } };
+  const score = props.map((p) => (p && p.score !== undefined ? p.score : null));
+  return { meta: data.metadata || {}, level, score, prop: (i) => props[i], cells: props.filter(Boolean).length };
+}
+
+function paintRaster(view) {
+  const g = state.grid, raster = document.createElement("canvas");
+  Object.assign(raster, { width: g.n_cols, height: g.n_rows });
+  const ctx = raster.getContext("2d"), image = ctx.createImageData(g.n_cols, g.n_rows), px = image.data;
+  for (let i = 0; i < g.n; i++) {
+    const lv = view.level[i];
+    if (lv === -2) continue;
+    const o = 4 * ((g.n_rows - 1 - g.row[i]) * g.n_cols + g.col[i]), rgb = RGBA[lv >= 0 ? lv : LEVELS.length];
+    px[o] = rgb[0]; px[o + 1] = rgb[1]; px[o + 2] = rgb[2]; px[o + 3] = 255;
+  }
+  ctx.putImageData(image, 0, 0);
+  view.raster = raster;
+}
+
+// Screen placement: x = tx + col * s, y = ty + (n_rows - row) * s (CSS pixels), s pixels per cell.
+function fitView(width, height) {
+  const g = state.grid, pad = 10;
+  const s = Math.min((width - 2 * pad) / g.n_cols, (height - 2 * pad) / g.n_rows);
+  state.xf = { s, tx: (width - g.n_cols * s) / 2, ty: (height - g.n_rows * s) / 2, s0: s };
+}
+
+const toScreen = (u, v) => [state.xf.tx + u * state.xf.s, state.xf.ty + (state.grid.n_rows - v) * state.xf.s];
+
+function cellRect(i) {
+  const g = state.grid, [x, y] = toScreen(g.col[i], g.row[i] + 1);
+  return [x, y, x + state.xf.s, y + state.xf.s]; // left, top, right, bottom
 }
 
 function render() {
-  const v = state.view;
-  const canvas = $("map");
-  if (!v) return;
-  const { x0, y0, x1, y1 } = v.box;
+  const v = state.view, g = state.grid, canvas = $("map");
+  if (!v || !g) return;
   const box = getComputedStyle(canvas.parentElement); // clientWidth counts the padding too
   const width = canvas.parentElement.clientWidth - parseFloat(box.paddingLeft) - parseFloat(box.paddingRight);
-  const ratio = ((y1 - y0) / ((x1 - x0) * v.k));
-  const height = Math.min(width * ratio, window.innerHeight * 0.78);
-  const pad = 10, dpr = window.devicePixelRatio || 1;
-  const scale = Math.min((width - 2 * pad) / ((x1 - x0) * v.k), (height - 2 * pad) / (y1 - y0));
-  const ox = (width - (x1 - x0) * v.k * scale) / 2, oy = (height - (y1 - y0) * scale) / 2;
-  v.project = ([lon, lat]) => [ox + (lon - x0) * v.k * scale, oy + (y1 - lat) * scale];
-  Object.assign(canvas, { width: Math.round(width * dpr), height: Math.round(height * dpr) });
-  Object.assign(canvas.style, { width: `${width}px`, height: `${height}px` });
-  const ctx = canvas.getContext("2d");
+  const height = Math.min(width * (g.n_rows / g.n_cols), window.innerHeight * 0.78);
+  const dpr = window.devicePixelRatio || 1;
+  if (state.fit || !state.xf || state.size !== `${width}x${height}`) { fitView(width, height); state.fit = false; }
+  state.size = `${width}x${height}`;
+  if (canvas.width !== Math.round(width * dpr) || canvas.height !== Math.round(height * dpr)) {
+    Object.assign(canvas, { width: Math.round(width * dpr), height: Math.round(height * dpr) });
+    Object.assign(canvas.style, { width: `${width}px`, height: `${height}px` });
+  }
+  const ctx = canvas.getContext("2d"), { s, tx, ty } = state.xf;
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
   ctx.fillStyle = "#dfe9f3"; // the sea and anything outside the land grid
   ctx.fillRect(0, 0, width, height);
-  for (const c of v.cells) {
-    const pts = c.ring.map(v.project);
-    c.rect = [pts[0][0], pts[2][1], pts[2][0], pts[0][1]]; // left, top, right, bottom: for clicks
+  ctx.imageSmoothingEnabled = false; // one raster pixel is one cell: crisp squares at any zoom
+  ctx.drawImage(v.raster, tx, ty, g.n_cols * s, g.n_rows * s);
+  if (s > OUTLINE_PX) { // zoomed in: outline the cells on screen only
+    const c0 = Math.max(0, Math.floor(-tx / s)), c1 = Math.min(g.n_cols, Math.ceil((width - tx) / s));
+    const r0 = Math.max(0, Math.floor(g.n_rows - (height - ty) / s)), r1 = Math.min(g.n_rows, Math.ceil(g.n_rows + ty / s));
     ctx.beginPath();
-    pts.forEach(([x, y], i) => (i ? ctx.lineTo(x, y) : ctx.moveTo(x, y)));
-    ctx.fillStyle = levelOf(c.p.level).color;
-    ctx.fill();
-    if (c.rect[2] - c.rect[0] > 6) { ctx.strokeStyle = "rgba(255,255,255,0.45)"; ctx.lineWidth = 0.5; ctx.stroke(); }
+    for (let r = r0; r < r1; r++) for (let c = c0; c < c1; c++) {
+      const i = g.index[r * g.n_cols + c];
+      if (i >= 0 && v.level[i] !== -2) { const [x, y] = toScreen(c, r + 1); ctx.rect(x, y, s, s); }
+    }
+    Object.assign(ctx, { strokeStyle: "rgba(255,255,255,0.45)", lineWidth: 0.5 });
+    ctx.stroke();
   }
   ctx.beginPath();
-  for (const e of v.borders) { ctx.moveTo(...v.project(e.a)); ctx.lineTo(...v.project(e.b)); }
+  const b = g.borders;
+  for (let k = 0; k < b.length; k += 4) { ctx.moveTo(...toScreen(b[k], b[k + 1])); ctx.lineTo(...toScreen(b[k + 2], b[k + 3])); }
   Object.assign(ctx, { strokeStyle: "#263238", lineWidth: 1.6, lineCap: "round" });
   ctx.stroke();
   if (state.hotspots && $("domain").value === "traffic") {  // the ranked cells, outlined
     Object.assign(ctx, { strokeStyle: "#6a1b9a", lineWidth: 2 });
-    for (const c of v.cells) if (state.hotspots.has(c.p.cell_id)) {
-      ctx.strokeRect(c.rect[0] + 1, c.rect[1] + 1, c.rect[2] - c.rect[0] - 2, c.rect[3] - c.rect[1] - 2);
+    for (const id of state.hotspots) {
+      const i = g.byId.get(id);
+      if (i === undefined) continue;
+      const r = cellRect(i);
+      ctx.strokeRect(r[0] + 1, r[1] + 1, r[2] - r[0] - 2, r[3] - r[1] - 2);
     }
   }
-  const sel = v.cells.find((c) => c.p.cell_id === state.selected);
-  if (sel) {
+  const sel = state.selected !== null ? g.byId.get(state.selected) : undefined;
+  if (sel !== undefined) {
+    const r = cellRect(sel);
     Object.assign(ctx, { strokeStyle: "#000", lineWidth: 3 });
-    ctx.strokeRect(sel.rect[0], sel.rect[1], sel.rect[2] - sel.rect[0], sel.rect[3] - sel.rect[1]);
+    ctx.strokeRect(r[0], r[1], r[2] - r[0], r[3] - r[1]);
   }
   Object.assign(ctx, { font: 'bold 13px system-ui, "Noto Sans KR", "Malgun Gothic", NanumGothic, sans-serif',
     textAlign: "center", textBaseline: "middle", lineJoin: "round", lineWidth: 3.5, strokeStyle: "rgba(255,255,255,0.9)", fillStyle: "#1a1a1a" });
-  for (const [name, l] of v.labels) {
-    const [x, y] = v.project([l.lon / l.n, l.lat / l.n]);
-    ctx.strokeText(name, x, y);
-    ctx.fillText(name, x, y);
+  for (const l of g.labels) {
+    const [x, y] = toScreen(l.u, l.v);
+    ctx.strokeText(l.name, x, y);
+    ctx.fillText(l.name, x, y);
   }
-  canvas.dataset.cells = String(v.cells.length);
+  canvas.dataset.cells = String(v.cells);
+}
+
+// Panning and zooming redraw at most once per frame.
+function renderSoon() {
+  if (state.frame) return;
+  state.frame = requestAnimationFrame(() => { state.frame = null; render(); });
 }
 
 function cellAt(x, y) {
-  return state.view && state.view.cells.find(({ rect: r }) => r && x >= r[0] && x < r[2] && y >= r[1] && y < r[3]);
+  if (!state.view || !state.grid || !state.xf) return null;
+  const g = state.grid, { s, tx, ty } = state.xf;
+  const i = g.at(Math.floor(g.n_rows - (y - ty) / s), Math.floor((x - tx) / s));
+  return i >= 0 && state.view.level[i] !== -2 ? state.view.prop(i) : null;
 }
 
-// The live map: POST /risk_map with the form's conditions. Drawing it ends a replay.
+function wireMap() {
+  const canvas = $("map");
+  let drag = null; // {x, y, moved}: a press that moves more than a few pixels pans instead of clicking
+  canvas.addEventListener("pointerdown", (e) => { drag = { x: e.clientX, y: e.clientY, moved: false }; });
+  canvas.addEventListener("pointermove", (e) => {
+    if (!drag || !state.xf || !(e.buttons & 1)) return;
+    const dx = e.clientX - drag.x, dy = e.clientY - drag.y;
+    if (!drag.moved && Math.hypot(dx, dy) < 4) return;
+    if (!drag.moved) canvas.setPointerCapture(e.pointerId);
+    drag = { x: e.clientX, y: e.clientY, moved: true };
+    state.xf.tx += dx; state.xf.ty += dy;
+    renderSoon();
+  });
+  canvas.addEventListener("pointerup", () => { setTimeout(() => { drag = null; }); });
+  canvas.addEventListener("click", (e) => {
+    if (drag && drag.moved) return;
+    const box = e.target.getBoundingClientRect();
+    const cell = cellAt(e.clientX - box.left, e.clientY - box.top);
+    if (cell) showDetails(cell.cell_id);
+  });
+  canvas.addEventListener("wheel", (e) => {
+    if (!state.xf) return;
+    e.preventDefault();
+    const box = canvas.getBoundingClientRect(), mx = e.clientX - box.left, my = e.clientY - box.top;
+    const xf = state.xf, s = Math.min(Math.max(xf.s * Math.exp(-e.deltaY * 0.0015), xf.s0), xf.s0 * 64);
+    Object.assign(xf, { tx: mx - (mx - xf.tx) * (s / xf.s), ty: my - (my - xf.ty) * (s / xf.s), s });
+    renderSoon();
+  }, { passive: false });
+  canvas.addEventListener("dblclick", () => { state.fit = true; renderSoon(); }); // back to the whole city
+  window.addEventListener("resize", renderSoon);
+}
+
+// The live map: POST /risk_map in the compact form, with the form's conditions. Drawing it ends a replay.
 function draw() {
   leaveReplay();
-  return fetchMap(() => api("POST", "/risk_map", requestBody()), null);
+  return fetchMap(async () => {
+    const map = await api("POST", "/risk_map", { ...requestBody(), format: "compact" });
+    const grid = map.metadata && map.metadata.grid;
+    if (grid && (!state.grid || grid.version !== state.grid.version)) await loadGrid(true); // redeployed on a new grid
+    if (grid && grid.version !== state.grid.version) throw new Error(`the map is on grid ${grid.id} ${grid.version}, `
+      + `GET /grid gives ${state.grid.version}; reload the page`);
+    return map;
+  }, null);
 }
 
 // Fetch a map (live or stored), draw it when it is still the newest asked for; keep the last good one on error.
@@ -259,28 +374,32 @@ async function fetchMap(get, replayStep) {
   canvas.dataset.cells = "0"; // tests (and people) can tell a finished draw from one in flight
   $("status").textContent = "loading…";
   try {
-    const fc = await get();
+    const map = await get();
+    if (!state.grid) await loadGrid();
     if (seq !== state.mapSeq) return; // a newer draw started; its answer wins
     clearError();
-    showMap(fc, replayStep);
+    showMap(map, replayStep);
   } catch (e) {
     if (seq !== state.mapSeq) return;
     showError(e.message);
     $("status").textContent = "request failed; the map shows the last good answer";
-    if (state.view && state.view.cells.length) canvas.dataset.cells = String(state.view.cells.length);
+    if (state.view && state.view.cells) canvas.dataset.cells = String(state.view.cells);
   }
 }
 
-function showMap(fc, replayStep) {
-  const canvas = $("map"), m = fc.metadata || {}, domain = m.domain || $("domain").value;
-  state.map = fc;
+function showMap(map, replayStep) {
+  const canvas = $("map"), view = mapView(map), m = view.meta, domain = m.domain || $("domain").value;
+  const started = performance.now();
   state.replay = replayStep || null;
-  state.view = prepare(fc);
+  paintRaster(view);
+  state.view = view;
   canvas.dataset.domain = domain;
   if (replayStep) canvas.dataset.replay = String(replayStep.cycle); else delete canvas.dataset.replay;
-  if (!state.view.cells.some((c) => c.p.cell_id === state.selected)) state.selected = null;
+  const sel = state.selected !== null ? state.grid.byId.get(state.selected) : undefined;
+  if (sel === undefined || view.level[sel] === -2) state.selected = null;
   render();
-  showSummary(fc);
+  canvas.dataset.drawMs = (performance.now() - started).toFixed(1); // raster + first frame, for the benchmark
+  showSummary(view);
   const spec = state.catalogue.domains[domain];
   $("model-version").textContent = m.model_version || "?";
   $("map-at").textContent = (replayStep?.at || m.at || "?").replace("T", " "); // a replay: the cycle's data time
@@ -288,7 +407,7 @@ function showMap(fc, replayStep) {
   $("meaning").textContent = m.value_meaning ? `Value: ${m.value_meaning}` : ""; // can be a paragraph, so not in the title
   $("status").textContent = replayStep
     ? `replay: stored map of cycle ${replayStep.cycle} (data time ${replayStep.at.replace("T", " ")})`
-    : `${fc.features.length} cells, drawn ${new Date().toLocaleTimeString()}`;
+    : `${view.cells} cells, drawn ${new Date().toLocaleTimeString()}`;
   if (state.selected) showDetails(state.selected); // a refresh keeps the side panel in step with the map
 }
 
@@ -334,9 +453,8 @@ async function showDetails(cellId) {
 
 // In a replay the side panel shows what the stored map holds for the cell.
 function showStoredCell(cellId) {
-  const f = state.map.features.find((x) => x.properties.cell_id === cellId);
-  if (!f) return;
-  const p = f.properties;
+  const i = state.grid.byId.get(cellId), p = i === undefined ? null : state.view.prop(i);
+  if (!p) return;
   $("details").replaceChildren(
     el("h2", { textContent: `${p.district} · ${p.cell_id}` }),
     p.status === "unknown" || p.score === null || p.score === undefined
@@ -349,24 +467,32 @@ function showStoredCell(cellId) {
   $("details").dataset.cell = cellId;
 }
 
-function showSummary(fc) {
-  const by = new Map();
-  for (const f of fc.features) {
-    const d = by.get(f.properties.district) || [];
-    by.set(f.properties.district, [...d, f.properties]);
+function showSummary(view) {
+  // One pass over the cells: counts per district and level, and each district's three worst cells.
+  const g = state.grid, by = g.districts.map(() => ({ n: 0, counts: [0, 0, 0, 0, 0], worst: [] }));
+  for (let i = 0; i < g.n; i++) {
+    const lv = view.level[i];
+    if (lv === -2) continue;
+    const d = by[g.district[i]], score = view.score[i];
+    d.n++; d.counts[lv >= 0 ? lv : LEVELS.length]++;
+    if (score !== null && score !== undefined && (d.worst.length < 3 || score > d.worst[2].score)) {
+      d.worst.push({ i, score });
+      d.worst.sort((a, b) => b.score - a.score);
+      d.worst.length = Math.min(d.worst.length, 3);
+    }
   }
   const head = el("tr", {}, el("th", { textContent: "District" }),
     ...[...LEVELS, NO_DATA].map((l) => el("th", {}, levelChip(l.ko, l.en))), el("th", { textContent: "Worst cells (score)" }));
-  const body = [...by.keys()].sort((a, b) => a.localeCompare(b, "ko")).map((name) => {
-    const cells = by.get(name);
-    const worst = cells.filter((c) => c.score !== null).sort((a, b) => b.score - a.score).slice(0, 3);
-    return el("tr", {}, el("th", { textContent: `${name} (${cells.length})` }),
-      ...LEVELS.map((l) => el("td", { className: "num", textContent: String(cells.filter((c) => c.level === l.ko).length) })),
-      el("td", { className: "num", textContent: String(cells.filter((c) => c.status === "unknown").length) }),
-      el("td", {}, ...worst.map((c) => el("button", { type: "button", className: "cell-link",
+  const names = g.districts.map((name, k) => [name, by[k]]).filter(([, d]) => d.n)
+    .sort(([a], [b]) => a.localeCompare(b, "ko"));
+  const body = names.map(([name, d]) => el("tr", {}, el("th", { textContent: `${name} (${d.n})` }),
+    ...d.counts.map((k) => el("td", { className: "num", textContent: String(k) })),
+    el("td", {}, ...d.worst.map(({ i }) => {
+      const c = view.prop(i);
+      return el("button", { type: "button", className: "cell-link",
         textContent: `${c.cell_id.split("-").slice(-2).join("-")} ${fmt(c.score, 1)}`, title: c.cell_id, value: String(c.score),
-        style: `border-color:${levelOf(c.level).color}`, onclick: () => showDetails(c.cell_id) }))));
-  });
+        style: `border-color:${levelOf(c.level).color}`, onclick: () => showDetails(c.cell_id) });
+    }))));
   $("summary").replaceChildren(el("thead", {}, head), el("tbody", {}, ...body));
 }
 
@@ -434,7 +560,8 @@ async function init() {
   if (state.starting || state.catalogue) return; // one start only, however often the key is saved
   state.starting = true;
   try {
-    const [catalogue, models] = await Promise.all([api("GET", "/domains"), api("GET", "/models")]);
+    // The grid comes once per page (and from the browser's cache after the first visit): maps only name its cells.
+    const [catalogue, models] = await Promise.all([api("GET", "/domains"), api("GET", "/models"), loadGrid()]);
     state.catalogue = catalogue;
     state.models = models.domains || {};
   } catch (e) {
@@ -458,12 +585,7 @@ async function init() {
     const seconds = Number(e.target.value);
     state.timer = seconds ? setInterval(() => { if (!state.replay) draw(); }, seconds * 1000) : null;
   });
-  $("map").addEventListener("click", (e) => {
-    const box = e.target.getBoundingClientRect();
-    const cell = cellAt(e.clientX - box.left, e.clientY - box.top);
-    if (cell) showDetails(cell.p.cell_id);
-  });
-  window.addEventListener("resize", render);
+  wireMap();
   $("replay-step").addEventListener("input", () => showReplayLabel());
   $("replay-step").addEventListener("change", () => showReplay());
   $("replay-lead").addEventListener("change", () => fillReplay(null));
@@ -477,8 +599,10 @@ async function init() {
 // For tests and the console: where a cell is drawn, in CSS pixels from the canvas's top-left corner.
 window.dashboard = {
   cellCentre(cellId) {
-    const c = state.view && state.view.cells.find((x) => x.p.cell_id === cellId);
-    return c ? { x: (c.rect[0] + c.rect[2]) / 2, y: (c.rect[1] + c.rect[3]) / 2 } : null;
+    const i = state.grid && state.view ? state.grid.byId.get(cellId) : undefined;
+    if (i === undefined || state.view.level[i] === -2) return null;
+    const r = cellRect(i);
+    return { x: (r[0] + r[2]) / 2, y: (r[1] + r[3]) / 2 };
   },
   showFreshness,
 };

@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 from bentoml.exceptions import BentoMLException
 
+from features.build import table_path
 from features.registry import LEVELS, domains
+from features.store import read_table
 
 DOMAINS = sorted(domains())
 INCHEON_ASOS = {"lat": 37.4777, "lon": 126.6249}
@@ -52,8 +54,9 @@ def test_domains_describe_conditions_units_ranges_and_levels(catalogue):
     for info in catalogue["domains"].values():
         assert [lv["level"] for lv in info["levels"]] == [ko for ko, _ in LEVELS]
         for cond in info["conditions"]:
-            assert cond["type"] in ("float", "int", "bool", "date") and "example" in cond
-            assert isinstance(cond["unit"], str) and (cond["unit"] or cond["type"] in ("bool", "date"))
+            assert cond["type"] in ("float", "int", "bool", "date", "str") and "example" in cond
+            assert isinstance(cond["unit"], str) and (cond["unit"] or cond["type"] in ("bool", "date", "str"))
+            assert cond["type"] != "str" or cond["choices"]  # a text condition is one of its choices
 
 
 @pytest.mark.parametrize("domain", DOMAINS)
@@ -120,7 +123,7 @@ def test_risk_map_is_geojson_of_every_cell(http, catalogue, domain):
 @pytest.mark.parametrize("domain", DOMAINS)
 def test_predict_returns_one_output_per_record(http, small_tables, catalogue, domain):
     features = catalogue["domains"][domain]["features"]
-    table = pd.read_parquet(small_tables.features_dir / f"{domain}.parquet").head(50)
+    table = read_table(table_path(small_tables.features_dir, domain)).head(50)
     records = json.loads(table[features].astype(float).to_json(orient="records"))  # NaN -> null
     resp = http.post("/predict", json={"domain": domain, "records": records})
     assert resp.status_code == 200, resp.text

@@ -53,6 +53,8 @@ def page(browser, served):
     pg = context.new_page()
     script_errors: list[str] = []
     pg.on("pageerror", lambda exc: script_errors.append(str(exc)))
+    pg.sent = []  # (method, path, body) of every request the page made
+    pg.on("request", lambda r: pg.sent.append((r.method, r.url.split("?")[0].removeprefix(served), r.post_data)))
     pg.goto(f"{served}/dashboard")
     pg.wait_for_selector("#domain option", state="attached", timeout=WAIT_MS)  # the catalogue has arrived
     wait_drawn(pg, pg.input_value("#domain"))
@@ -118,6 +120,32 @@ def test_page_draws_every_cell_and_redraws_per_domain(page, api):
         path = SHOTS / f"{domain}.png"
         page.screenshot(path=str(path), full_page=True)
         print(f"dashboard screenshot: {path}")
+
+    # The grid came once; every live map was asked for in the compact form.
+    assert [m for m, path, _ in page.sent if path == "/grid"] == ["GET"]
+    maps = [json.loads(body) for _, path, body in page.sent if path == "/risk_map"]
+    assert len(maps) >= len(order) and all(m["format"] == "compact" for m in maps)
+
+
+def test_the_map_zooms_and_pans_and_cells_stay_clickable(page):
+    box = page.locator("#map").bounding_box()
+    centre = (box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.move(*centre)
+    page.mouse.wheel(0, -600)  # zoom in around the pointer
+    page.mouse.down()
+    page.mouse.move(centre[0] - 120, centre[1] - 80, steps=5)  # a drag pans; it is no click
+    page.mouse.up()
+    page.wait_for_timeout(100)
+    assert page.get_attribute("#details", "data-cell") is None
+    shown = page.evaluate("() => { const r = document.querySelector('#map').getBoundingClientRect(); return r; }")
+    cell = page.evaluate("([w, h]) => { for (const b of document.querySelectorAll('#summary .cell-link')) {"
+                         " const c = window.dashboard.cellCentre(b.title);"
+                         " if (c && c.x > 5 && c.y > 5 && c.x < w - 5 && c.y < h - 5) return b.title; } return null; }",
+                         [shown["width"], shown["height"]])
+    if cell is None:
+        pytest.skip("no listed cell on screen after zooming")
+    click_cell(page, cell)
+    page.dblclick("#map", position={"x": 5, "y": 5})  # back to the whole city
 
 
 def test_clicking_a_cell_shows_what_the_api_says(page, api, served):

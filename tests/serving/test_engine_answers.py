@@ -105,3 +105,81 @@ def test_flood_risk_never_falls_as_the_lead_grows_and_the_answer_states_it(flood
     for lead in (1, 3, 6, None):
         results = json.loads(flood_engine.risk("flood", cells, None, {} if lead is None else {"lead_hours": lead}))
         assert {r["details"]["lead_hours"] for r in results["results"]} == {lead or 3}
+
+
+def assert_same_map(geo: dict, compact: dict, grid: dict) -> None:
+    """The compact map says of every cell (in the grid's order) what the GeoJSON map says of it."""
+    assert compact["format"] == "compact" and compact["metadata"] == geo["metadata"]
+    assert compact["metadata"]["grid"] == {"id": grid["id"], "version": grid["version"]}
+    n = grid["cells"]
+    assert [f["properties"]["cell_id"] for f in geo["features"]] == grid["cell_id"] and len(grid["cell_id"]) == n
+    for key in ("score", "level", "value", "unknown", "cause", "reason"):
+        assert len(compact[key]) == n, key
+    levels = compact["levels"]
+    for i, f in enumerate(geo["features"]):
+        p, code = f["properties"], compact["level"][i]
+        assert p["score"] == compact["score"][i] and p["value"] == compact["value"][i], p["cell_id"]
+        assert (p["status"] == "unknown") == bool(compact["unknown"][i]) == (code == -1)
+        assert [p["level"], p["level_en"]] == (levels[code] if code >= 0 else [None, None])
+        assert p["cause"] == (compact["causes"][compact["cause"][i]] if compact["cause"][i] >= 0 else None)
+        assert p.get("reason") == (compact["reasons"][compact["reason"][i]] if compact["reason"][i] >= 0 else None)
+        assert grid["districts"][grid["district"][i]] == p["district"]
+
+
+@pytest.mark.parametrize("domain", DOMAINS)
+def test_the_compact_map_equals_the_geojson_map_cell_for_cell(parts, domain):
+    engine = Engine(*parts)
+    grid = json.loads(engine.grid_info())
+    conds = example(engine, domain)
+    compact = json.loads(engine.risk_map(domain, None, conds, "compact"))
+    assert_same_map(json.loads(engine.risk_map(domain, None, conds, "geojson")), compact, grid)
+    assert len(engine._tables) == 1  # one prediction of the city for both formats
+    # The grid's rings are the GeoJSON's polygons.
+    geo = json.loads(engine.risk_map(domain, None, conds))
+    proj, size = grid["projection"], grid["size_m"]
+    for i in (0, len(grid["cell_id"]) // 2, -1):
+        ring = geo["features"][i]["geometry"]["coordinates"][0]
+        west = proj["lon_min"] + grid["col"][i] * size / proj["m_per_deg_lon"]
+        south = proj["lat_min"] + grid["row"][i] * size / proj["m_per_deg_lat"]
+        assert ring[0] == pytest.approx([west, south], abs=1e-6)
+
+
+def test_the_compact_map_carries_unknown_cells_and_their_reasons(parts):
+    from tests.serving.test_missing_inputs import _hour, _without_rain
+
+    sources, models = parts
+    hour = _hour(sources)
+    kept = sources["asos"]["station_id"].iloc[0]  # rain held at one station only: cells beyond reach are unknown
+    stations = set(sources["asos"]["station_id"]) | set(sources["aws"]["station_id"])
+    engine = Engine(_without_rain(sources, hour, sorted(stations - {kept})), models)
+    geo = json.loads(engine.risk_map("flood", hour.to_pydatetime(), None))
+    compact = json.loads(engine.risk_map("flood", hour.to_pydatetime(), None, "compact"))
+    assert 0 < compact["metadata"]["unknown"] < compact["metadata"]["cells"]
+    assert sum(compact["unknown"]) == compact["metadata"]["unknown"] and compact["reasons"]
+    assert_same_map(geo, compact, json.loads(engine.grid_info()))
+
+
+def test_an_unknown_map_format_is_refused_naming_the_field(parts):
+    with pytest.raises(ApiError) as refused:
+        Engine(*parts).risk_map("flood", None, None, "topojson")
+    assert refused.value.status == 400 and refused.value.loc == ["format"] and "geojson, compact" in refused.value.msg
+
+
+def test_the_grid_version_follows_the_geometry(parts, small_tables):
+    grid = json.loads(Engine(*parts).grid_info())
+    assert grid["id"].endswith(f"-{small_tables.grid_m}") and len(grid["version"]) == 16
+    assert json.loads(Engine(*parts).grid_info())["version"] == grid["version"]  # stable across engines
+
+
+def test_held_maps_are_bounded_in_bytes():
+    from serving.engine import LruCache
+
+    cache = LruCache(100, max_bytes=10)
+    for k in range(5):
+        cache.put(k, b"xxxx")
+    assert len(cache) == 2 and cache.nbytes == 8 and cache.get(4) == b"xxxx" and cache.get(2) is None
+    cache.put(4, b"x")  # replacing an entry counts its new size only
+    assert cache.nbytes == 5
+    assert cache.drop(lambda key: key == 4) == 1 and cache.nbytes == 4
+    cache.put("big", b"y" * 50)  # one answer larger than the budget is still held, alone
+    assert len(cache) == 1 and cache.get("big")

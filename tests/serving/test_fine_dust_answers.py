@@ -10,10 +10,11 @@ import pytest
 import xgboost as xgb
 
 from features.domains import fine_dust as fd
-from features.dust import forecast as fc
-from features.dust import hourly
+from features.domains.fine_dust import forecast as fc
+from features.domains.fine_dust import hourly
 from features.sources import Sources
 from serving.engine import Engine, LoadedModel
+from serving.errors import ApiError
 
 FORECAST = {"fcst_wsd": 1.5, "fcst_vec": 270.0, "fcst_pcp": 0.0, "fcst_reh": 70.0, "fcst_tmp": 9.0}
 
@@ -60,9 +61,24 @@ def test_without_a_forecast_the_answer_is_persistence_grade(engine):
     assert any("fcst_pcp" in n for n in partial["notes"])
 
 
+def test_kma_pcp_text_categories_are_taken_as_their_millimetres(engine):
+    """KMA's short-range forecast gives PCP as text ("1mm 미만", "30.0~50.0mm"): the answer uses its mm, the
+    same as the number; unknown text and out-of-range amounts are 400s naming the field."""
+    for text, mm in (("강수없음", 0.0), ("1mm 미만", 0.5), ("30.0~50.0mm", 40.0), ("50.0mm 이상", 50.0)):
+        as_text, as_number = _answer(engine, {**FORECAST, "fcst_pcp": text}), _answer(engine, {**FORECAST, "fcst_pcp": mm})
+        assert as_text["details"]["forecast"]["pcp"] == mm
+        assert as_text["value"] == as_number["value"]
+    for bad, says in (("lots", "not a KMA short-range precipitation category"), ("600mm", "less than or equal to 500"),
+                      (True, "valid number")):
+        with pytest.raises(ApiError) as err:
+            _answer(engine, {**FORECAST, "fcst_pcp": bad})
+        assert err.value.status == 400 and err.value.loc == ["conditions", "fcst_pcp"] and says in err.value.msg
+
+
 def test_served_forecast_conditions(http, catalogue):
     conds = {c["name"]: c for c in catalogue["domains"]["fine_dust"]["conditions"]}
     assert conds["fcst_pcp"]["unit"] == "mm" and conds["fcst_vec"]["maximum"] == 360.0
+    assert conds["fcst_pcp"]["accepts_text"] and "accepts_text" not in conds["fcst_reh"]
     r = http.post("/risk", json={"domain": "fine_dust", "locations": [{"cell_id": _cell(http)}],
                                  "conditions": FORECAST})
     assert r.status_code == 200, r.text
@@ -71,6 +87,12 @@ def test_served_forecast_conditions(http, catalogue):
     bad = http.post("/risk", json={"domain": "fine_dust", "locations": [{"cell_id": _cell(http)}],
                                    "conditions": {"fcst_reh": 140.0}})
     assert bad.status_code == 400 and bad.json()["error"].startswith("conditions.fcst_reh")
+    text = http.post("/risk", json={"domain": "fine_dust", "locations": [{"cell_id": _cell(http)}],
+                                    "conditions": {**FORECAST, "fcst_pcp": "1mm 미만"}})
+    assert text.status_code == 200 and text.json()["results"][0]["details"]["forecast"]["pcp"] == 0.5
+    unknown = http.post("/risk", json={"domain": "fine_dust", "locations": [{"cell_id": _cell(http)}],
+                                       "conditions": {**FORECAST, "fcst_pcp": "비 많이"}})
+    assert unknown.status_code == 400 and unknown.json()["error"].startswith("conditions.fcst_pcp")
 
 
 def _cell(http) -> str:

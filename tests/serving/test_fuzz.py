@@ -269,6 +269,9 @@ def condition_value(c: dict):
             st.floats(lo, hi) if c["type"] == "float" else st.integers(int(lo), int(hi))
         edge = st.sampled_from([lo, hi, lo - 1e-9, hi + 1e-9, math.nextafter(hi, math.inf)])
         return mostly(good, st.one_of(edge, ODD_VALUES), 0.2)
+    if c["type"] == "str":
+        return mostly(st.sampled_from(c["choices"]), st.one_of(st.sampled_from(["Day", " night", "noon", ""]),
+                                                               ODD_VALUES), 0.2)
     if c["type"] == "bool":
         return mostly(st.booleans(), st.one_of(st.sampled_from(["true", "yes", "off", 0, 1, 2, 0.5, "maybe"]),
                                                ODD_VALUES), 0.2)

@@ -15,9 +15,11 @@ import pytest
 import xgboost as xgb
 
 from features import timeseries as ts
+from features.build import table_path
 from features.domains import flood
 from features.registry import domains
 from features.sources import Sources
+from features.store import read_columns
 from serving.engine import Engine, LoadedModel
 from serving.errors import ApiError
 
@@ -41,7 +43,7 @@ def models():
 
 
 def _hour(src) -> pd.Timestamp:
-    return flood.serving_now(src) - pd.Timedelta(days=30)
+    return flood.serving.serving_now(src) - pd.Timedelta(days=30)
 
 
 def _without_rain(src: Sources, hour: pd.Timestamp, stations=None) -> Sources:
@@ -80,7 +82,7 @@ def test_no_rain_anywhere_is_unknown_not_an_alert(src, models):
 
 def test_a_station_down_is_replaced_by_the_next_nearest_and_the_answer_says_so(src, models):
     hour = _hour(src)
-    s = flood.station_series(src)
+    s = flood.features.station_series(src)
     choice = ts.station_choice(src, s.stations, s.rain[1].columns)
     pos = int(np.flatnonzero(choice.columns[:-1, 1] >= 0)[0])  # a cell with a second station in reach
     nearest, second = int(choice.ids[pos, 0]), int(choice.ids[pos, 1])
@@ -124,5 +126,5 @@ def test_predict_gives_no_value_for_a_record_without_an_essential_input(src, mod
 @pytest.mark.parametrize("domain", sorted(domains()))
 def test_training_tables_hold_no_row_without_its_essential_inputs(small_tables, domain):
     spec = domains()[domain]
-    table = pd.read_parquet(small_tables.features_dir / f"{domain}.parquet", columns=list(spec.essential))
+    table = read_columns(table_path(small_tables.features_dir, domain), list(spec.essential))
     assert len(table) and not table.isna().any().any()

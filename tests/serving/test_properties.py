@@ -14,7 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from features.build import table_path
 from features.registry import LEVELS, domains
+from features.store import read_columns
 
 DOMAINS = sorted(domains())
 SETTINGS = settings(max_examples=12, deadline=None, derandomize=True,
@@ -100,7 +102,7 @@ def test_raising_a_declared_condition_never_moves_risk_against_its_direction(htt
 def test_raising_any_declared_feature_never_moves_the_model_against_its_direction(http, small_tables, domain):
     """Rows of the training table, each declared feature raised (or lowered, for -1) by a random step."""
     spec = domains()[domain]
-    table = pd.read_parquet(small_tables.features_dir / f"{domain}.parquet", columns=list(spec.features))
+    table = read_columns(table_path(small_tables.features_dir, domain), list(spec.features))
     rng = np.random.default_rng(3)
     base = table.sample(min(len(table), 40), random_state=1).reset_index(drop=True).astype(float)
     frames = [base]

@@ -59,7 +59,7 @@ def data_calls(catalogue: dict) -> list[tuple[str, str, dict | None]]:
     return [("POST", "/risk", {"domain": "flood", "locations": [INCHEON_ASOS], "conditions": example}),
             ("POST", "/risk_map", {"domain": "flood", "conditions": example}),
             ("POST", "/predict", {"domain": "flood", "records": [record]}),
-            ("GET", "/models", None), ("GET", "/domains", None)]
+            ("GET", "/models", None), ("GET", "/domains", None), ("GET", "/grid", None)]
 
 
 def assert_shape(resp: httpx.Response, status: int, error: str | None = None) -> dict:

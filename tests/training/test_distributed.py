@@ -4,10 +4,11 @@ interfaces on the same rows and hyper-parameters as the single-process fit give 
 from __future__ import annotations
 
 import optuna
-import pandas as pd
 import pytest
 
+from features.build import table_path
 from features.registry import get_domain
+from features.store import read_table
 from training.champion import load_native
 from training.distributed import ClusterUnavailable, dask_client, fit_dask, spread
 from training.evaluate import score
@@ -95,7 +96,7 @@ def test_a_training_job_refits_the_study_best_on_the_cluster(store, cluster):
     # Logged and registered as a plain booster, like the single-process model, and marked as a cluster fit.
     assert client.get_run(dist.run_id).data.tags["dask"] == cluster.scheduler_address
     family, booster = load_native(f"models:/{registered_name(DOMAIN)}/{dist.decision.version}")
-    X = pd.read_parquet(store.features_dir / f"{DOMAIN}.parquet").tail(100)[list(spec.features)]
+    X = read_table(table_path(store.features_dir, DOMAIN)).tail(100)[list(spec.features)]
     assert family == dist.family
     assert predict(family, booster, X) == pytest.approx(dist.fitted.predict(X), rel=1e-6)
 

@@ -25,13 +25,14 @@ from pathlib import Path
 import httpx
 import mlflow
 import optuna
-import pandas as pd
 import psycopg
 import pytest
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
+from features.build import table_path
 from features.registry import get_domain
+from features.store import read_table
 from training.champion import ALIAS, load_native
 from training.models import predict
 from training.tracking import registered_name
@@ -195,7 +196,7 @@ def test_training_logs_runs_models_and_artifacts_to_a_tracking_server_on_postgre
 
     # The champion, downloaded back through the server, predicts like the model in memory.
     family, booster = load_native(f"models:/{registered_name(DOMAIN)}@{ALIAS}")
-    X = pd.read_parquet(on_servers.features_dir / f"{DOMAIN}.parquet").tail(100)[list(spec.features)]
+    X = read_table(table_path(on_servers.features_dir, DOMAIN)).tail(100)[list(spec.features)]
     assert family == result.family
     assert predict(family, booster, X) == pytest.approx(result.fitted.predict(X), rel=1e-6)
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import mlflow
 import numpy as np
 import optuna
-import pandas as pd
 import pytest
 from mlflow.entities import RunStatus
 
+from features.build import table_path
 from features.registry import domains, get_domain
+from features.store import read_table
 from training import tune
 from training.champion import ALIAS, load_native, promote, register_and_decide
 from training.models import fit, predict
@@ -40,7 +41,7 @@ def test_tiny_training_leaves_a_champion_that_predicts_like_the_model_in_memory(
     assert str(champion.version) == "1" and champion.tags["decision"] == "promoted"
     family, booster = load_native(f"models:/{registered_name(domain)}@{ALIAS}")
     assert family == result.family
-    table = pd.read_parquet(store.features_dir / f"{domain}.parquet")
+    table = read_table(table_path(store.features_dir, domain))
     rows = table.sort_values(spec.time, kind="stable").tail(200)[list(spec.features)]
     np.testing.assert_allclose(predict(family, booster, rows), result.fitted.predict(rows), rtol=1e-6)
 
@@ -66,7 +67,7 @@ def test_a_worse_model_is_registered_but_not_promoted_and_a_person_can_override(
     client = configure(store)
 
     # A model trained on shuffled labels: registered, scored on the same holdout, not promoted.
-    table = pd.read_parquet(store.features_dir / "fine_dust.parquet")
+    table = read_table(table_path(store.features_dir, "fine_dust"))
     X = table[list(spec.features)]
     y = np.random.default_rng(0).permutation(table[spec.target].to_numpy())
     bad = fit("lightgbm", spec.task, {"objective": "regression", "num_boost_round": 20}, X, y, None)

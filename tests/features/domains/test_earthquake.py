@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features import seismic
 from features.city import load_city
 from features.domains import earthquake as eq
+from features.domains.earthquake import seismic
 from features.sources import Sources
 
 # --- seismic functions ---------------------------------------------------------------------------
@@ -160,7 +160,7 @@ def test_table_has_the_spec_columns_and_labels(src, table):
     assert len(table) == len(surveys)
     assert table["damage_share"].between(0, 1).all()
     assert table["weight"].sum() == surveys["buildings"].sum()
-    shares = table[list(eq.LEVEL_SHARES)].sum(axis=1)
+    shares = table[list(eq.features.LEVEL_SHARES)].sum(axis=1)
     assert np.allclose(shares[table["n_buildings"] > 0], 1.0)
     assert table["fragility_damage_share"].dropna().between(0, 1).all()
 
@@ -178,7 +178,7 @@ def test_stock_as_of_matches_a_direct_count(src):
     cell = src.grid.cell_ids(buildings["lat"], buildings["lon"])
     cell_ids = pd.Series(cell).value_counts().index[:5].tolist()
     times = pd.to_datetime(["1980-01-01", "2000-06-15", "2030-01-01"])
-    stock = eq.BuildingStock(buildings, src.grid)
+    stock = eq.features.BuildingStock(buildings, src.grid)
     for cid in cell_ids:
         got = stock.as_of([cid] * 3, times)
         for i, t in enumerate(times):
@@ -222,7 +222,7 @@ def test_requests_for_any_scenario_and_cell(src):
 
 def _scenario_rows(src, magnitude: float, km: float, depth: float = 8.0, cells: int = 60) -> pd.DataFrame:
     """Feature rows (the real builder) of the ``cells`` most built-up cells, epicentre ``km`` north of each."""
-    stock = eq.building_stock(src).as_of(src.grid.cells["cell_id"], [pd.NaT] * len(src.grid.cells))
+    stock = eq.features.building_stock(src).as_of(src.grid.cells["cell_id"], [pd.NaT] * len(src.grid.cells))
     pick = src.grid.cells.iloc[np.argsort(-stock["n"].to_numpy(), kind="stable")[:cells]]
     return eq.build_rows(src, pd.DataFrame({
         "scenario_id": "floor", "cell_id": pick["cell_id"].to_numpy(), "time": pd.Timestamp("2024-01-01"),
@@ -233,29 +233,29 @@ def _scenario_rows(src, magnitude: float, km: float, depth: float = 8.0, cells: 
 def test_strong_shaking_raises_a_low_prediction_to_the_physics_floor(src):
     rows = _scenario_rows(src, magnitude=7.0, km=0.0)
     pga = np.exp(rows["ln_pga_site"].to_numpy())
-    assert (pga >= eq.STRONG_SHAKING_G).all() and (rows["n_buildings"] > 0).all()
+    assert (pga >= eq.serving.STRONG_SHAKING_G).all() and (rows["n_buildings"] > 0).all()
     bad = np.full(len(rows), 0.01)  # a model that misses the damage entirely
-    answer = eq.serving_combine(rows, bad)
+    answer = eq.serving.serving_combine(rows, bad)
     floor = rows["fragility_floor_share"].to_numpy()
     assert (floor > 0.3).all()  # the physics says heavy damage at M7 under the cell
     assert np.allclose(answer["value"], floor)
     assert all(d["physics_floor"] == pytest.approx(f, abs=1e-4) for d, f in zip(answer["details"], floor, strict=True))
-    assert all(n == [eq.FLOOR_NOTE] for n in answer["notes"])
+    assert all(n == [eq.serving.FLOOR_NOTE] for n in answer["notes"])
     # A prediction above the floor is the answer as it is, with the floor shown and no note.
     good = np.minimum(floor + 0.05, 1.0)
-    kept = eq.serving_combine(rows, good)
+    kept = eq.serving.serving_combine(rows, good)
     assert np.allclose(kept["value"], good) and kept["notes"].isna().all()
     assert kept["details"].iloc[0]["physics_floor"] is not None
 
 
 def test_weak_shaking_is_the_model_alone(src):
     rows = _scenario_rows(src, magnitude=4.5, km=60.0)
-    assert (np.exp(rows["ln_pga_site"]) < eq.STRONG_SHAKING_G).all()
+    assert (np.exp(rows["ln_pga_site"]) < eq.serving.STRONG_SHAKING_G).all()
     pred = np.linspace(-0.1, 0.2, len(rows))
-    answer = eq.serving_combine(rows, pred)
+    answer = eq.serving.serving_combine(rows, pred)
     assert np.allclose(answer["value"], np.clip(pred, 0, 1))
     assert answer["notes"].isna().all() and all(d["physics_floor"] is None for d in answer["details"])
-    value, floor, raised = eq.apply_physics_floor(rows, pred)
+    value, floor, raised = eq.serving.apply_physics_floor(rows, pred)
     assert np.isnan(floor).all() and not raised.any()
 
 
@@ -263,7 +263,7 @@ def test_the_served_floor_never_falls_as_the_hazard_grows(src):
     """A model answering 0 everywhere: what is served is the floor alone, from weak to strong shaking."""
     def served(magnitude, km, depth=8.0):
         rows = _scenario_rows(src, magnitude, km, depth, cells=20)
-        return eq.serving_combine(rows, np.zeros(len(rows)))["value"].to_numpy()
+        return eq.serving.serving_combine(rows, np.zeros(len(rows)))["value"].to_numpy()
 
     by_magnitude = np.array([served(m, 5.0) for m in np.arange(5.0, 8.01, 0.5)])
     by_distance = np.array([served(6.5, km) for km in (0.0, 5.0, 10.0, 20.0, 40.0, 80.0)])
@@ -276,7 +276,7 @@ def test_the_served_floor_never_falls_as_the_hazard_grows(src):
 
 def test_a_missing_prediction_stays_missing(src):
     rows = _scenario_rows(src, magnitude=7.0, km=0.0, cells=3)
-    assert np.isnan(eq.serving_combine(rows, np.full(3, np.nan))["value"]).all()
+    assert np.isnan(eq.serving.serving_combine(rows, np.full(3, np.nan))["value"]).all()
 
 
 def test_spec_registration():

@@ -43,19 +43,19 @@ def test_table_has_spec_columns_and_float32_features(table):
 
 
 def test_the_generator_writes_a_truth_for_every_lead():
-    assert floods.LEADS == flood.LEADS
+    assert floods.LEADS == flood.features.LEADS
 
 
 def test_table_holds_every_selected_row_once_per_lead(table):
     per_lead = table.groupby("lead_hours")
-    assert sorted(per_lead.groups) == list(flood.LEADS)
+    assert sorted(per_lead.groups) == list(flood.features.LEADS)
     keys = [frame[["cell_id", "time"]].reset_index(drop=True) for _, frame in per_lead]
     for other in keys[1:]:
         pd.testing.assert_frame_equal(other, keys[0])
     # Same conditions, the lead's own window and label: a longer lead never has fewer floods.
     wide = table.pivot_table(index=["cell_id", "time"], columns="lead_hours", values="flooded")
     assert (wide[3] >= wide[1]).all() and (wide[6] >= wide[3]).all()
-    for k in flood.LEADS:
+    for k in flood.features.LEADS:
         rows = table[table["lead_hours"] == k]
         np.testing.assert_array_equal(rows["rain_fcst_lead"], rows[f"rain_fcst_{k}h"])
 
@@ -72,7 +72,7 @@ def test_conditions_read_the_nearest_station_and_the_tide(src):
     sid = ts.nearest_key([cell["lat"]], [cell["lon"]], stations)[0]
     weather = pd.concat([src["asos"], src["aws"]])
     rain = weather.loc[weather["station_id"] == sid].set_index("time")["rain_mm"]
-    got = flood.observed_conditions(src, [cell["cell_id"]], [t]).iloc[0]
+    got = flood.features.observed_conditions(src, [cell["cell_id"]], [t]).iloc[0]
     assert got["rain_3h"] == pytest.approx(rain[t - pd.Timedelta(hours=2):t].sum())
     assert got["rain_24h"] == pytest.approx(rain[t - pd.Timedelta(hours=23):t].sum())
     nx, ny = stations.set_index("station_id").loc[sid, ["nx", "ny"]]
@@ -101,41 +101,41 @@ def test_a_late_nowcast_issue_is_stood_in_for_by_the_previous_one_an_hour_on(src
     prev = nc[(nc["issued"] == t - pd.Timedelta(hours=1)) & (nc["nx"] == nx) & (nc["ny"] == ny)]
     rain = prev.set_index((prev["valid"] - prev["issued"]) / pd.Timedelta(hours=1))["rain_mm"]
     notes: list = []
-    got = flood._observed(late, ts.cell_positions(late, [cell]), [t], notes)
+    got = flood.features.read_observed(late, ts.cell_positions(late, [cell]), [t], notes)
     assert got["rain_fcst_1h"][0] == pytest.approx(rain.loc[2])
     assert got["rain_fcst_3h"][0] == pytest.approx(rain.loc[2:4].sum())
     assert got["rain_fcst_6h"][0] == pytest.approx(rain.loc[2:6].sum() + rain.loc[6])  # the sixth hour persisted
     assert any(n is not None and n[0] and "previous hour's issue" in n[0] for n in notes)
     # With this hour's issue held, it is the one read (and no note).
     notes = []
-    own = flood._observed(src, ts.cell_positions(src, [cell]), [t], notes)
+    own = flood.features.read_observed(src, ts.cell_positions(src, [cell]), [t], notes)
     mine = nc[(nc["issued"] == t) & (nc["nx"] == nx) & (nc["ny"] == ny)]
     assert own["rain_fcst_6h"][0] == pytest.approx(mine["rain_mm"].sum())
     assert not any(n is not None and n[0] and "previous hour's issue" in n[0] for n in notes)
 
 
 def test_label_looks_three_hours_ahead_and_past_floods_strictly_before(src):
-    tr = flood.located_traces(src)
+    tr = flood.features.located_traces(src)
     known = tr[tr["onset"].notna() & (tr["known_at"] == tr["onset"])].iloc[0]
     cell = src.grid.cells["cell_id"].iloc[known["cell_pos"]]
     onset = known["onset"]
     times = [onset - pd.Timedelta(hours=h) for h in (4, 3, 1, 0)] + [onset + pd.Timedelta(hours=1)]
     rows = flood.build_rows(src, pd.DataFrame({"cell_id": cell, "time": times}))
-    assert flood.label(src, rows).tolist() == [0, 1, 1, 0, 0]
+    assert flood.features.label(src, rows).tolist() == [0, 1, 1, 0, 0]
     before = (tr["cell_pos"] == known["cell_pos"]) & (tr["known_at"] < onset)
     assert rows["past_floods"].tolist() == [before.sum()] * 4 + [before.sum() + 1]
 
 
 def test_label_window_is_the_lead_time(src):
     """An onset two hours after the issue time: not within 1 h, within 3 h and within 6 h."""
-    tr = flood.located_traces(src)
+    tr = flood.features.located_traces(src)
     known = tr[tr["onset"].notna() & (tr["known_at"] == tr["onset"])].iloc[0]
     cell = src.grid.cells["cell_id"].iloc[known["cell_pos"]]
     issue = known["onset"] - pd.Timedelta(hours=2)
     requests = pd.DataFrame({"cell_id": cell, "time": issue, "lead_hours": [1, 3, 6]})
-    assert flood.label(src, requests).tolist() == [0, 1, 1]
+    assert flood.features.label(src, requests).tolist() == [0, 1, 1]
     five_before = requests.assign(time=known["onset"] - pd.Timedelta(hours=5))
-    assert flood.label(src, five_before).tolist() == [0, 0, 1]
+    assert flood.features.label(src, five_before).tolist() == [0, 0, 1]
 
 
 def test_a_lead_time_other_than_1_3_or_6_is_a_data_error(src):
@@ -162,13 +162,13 @@ def test_lead_window_features_follow_the_lead(src):
 
 
 def test_trace_without_hour_is_placed_at_the_wettest_hour_and_known_next_day(src):
-    tr = flood.located_traces(src)
+    tr = flood.features.located_traces(src)
     raw = src["flood_traces"]
     guessed = tr[tr["known_at"] != tr["onset"]].iloc[0]
     day = guessed["start_date"].normalize()
     assert guessed["known_at"] == day + pd.Timedelta(days=1)
     cell = src.grid.cells.iloc[guessed["cell_pos"]]
-    sid = flood.station_series(src).cell_station[cell["cell_id"]]
+    sid = flood.features.station_series(src).cell_station[cell["cell_id"]]
     weather = pd.concat([src["asos"], src["aws"]])
     rain = weather[weather["station_id"] == sid].set_index("time")["rain_mm"]
     day_rain = rain[day:day + pd.Timedelta(hours=23)]
@@ -194,12 +194,12 @@ def test_unknown_cell_is_a_data_error(src):
 
 
 def test_event_hours_are_deterministic_and_follow_thresholds(src):
-    loose = flood.event_hours(src, rain_mm=5, fcst_mm=5, background=0.05)
-    assert loose.equals(flood.event_hours(src, rain_mm=5, fcst_mm=5, background=0.05))
-    strict = flood.event_hours(src, rain_mm=50, fcst_mm=50, tide_cm=2000, background=0.05)
+    loose = flood.features.event_hours(src, rain_mm=5, fcst_mm=5, background=0.05)
+    assert loose.equals(flood.features.event_hours(src, rain_mm=5, fcst_mm=5, background=0.05))
+    strict = flood.features.event_hours(src, rain_mm=50, fcst_mm=50, tide_cm=2000, background=0.05)
     assert set(strict) < set(loose)
-    assert flood.event_hours(src, rain_mm=1e9, fcst_mm=1e9, tide_cm=1e9, background=0).empty
-    tide_hours = flood.event_hours(src, rain_mm=1e9, fcst_mm=1e9, tide_cm=886, background=0)
+    assert flood.features.event_hours(src, rain_mm=1e9, fcst_mm=1e9, tide_cm=1e9, background=0).empty
+    tide_hours = flood.features.event_hours(src, rain_mm=1e9, fcst_mm=1e9, tide_cm=886, background=0)
     assert len(tide_hours) > 0  # spring tides pass the first alert step
 
 
@@ -224,7 +224,7 @@ def test_cause_names_the_dominant_driver():
 
 
 def test_physics_features_on_the_table(table):
-    low = table["elevation_m"] <= flood.LOW_LYING_M
+    low = table["elevation_m"] <= flood.features.LOW_LYING_M
     assert (table.loc[~low, "tide_excess_cm"] == 0).all()
     window = np.where(table["lead_hours"] <= 3, table["tide_pred_max_3h_cm"], table["tide_pred_max_6h_cm"])
     high = window > 900

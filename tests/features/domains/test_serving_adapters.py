@@ -51,14 +51,20 @@ def _answer(spec, src, cells, at, conditions):
 def test_conditions_cover_the_spec_with_sensible_ranges(name):
     spec = domains()[name]
     serving = spec.serving
-    # A key may be the caller's choice too (the flood lead time): then it is a condition of the API.
-    assert [c.name for c in serving.conditions if c.name not in spec.keys] == list(spec.conditions)
+    # A key may be the caller's choice too (the flood lead time): then it is a condition of the API; an
+    # answer-only condition (the earthquake's population) is a condition of the API and no request column.
+    assert [c.name for c in serving.conditions if c.name not in spec.keys and not c.answer_only] == \
+        list(spec.conditions)
+    assert not {c.name for c in serving.conditions if c.answer_only} & set(spec.features)
     for c in serving.conditions:
-        assert c.kind in ("float", "int", "bool", "date") and c.description and c.unit is not None
+        assert c.kind in ("float", "int", "bool", "date", "str") and c.description and c.unit is not None
         if c.kind in ("float", "int"):
             assert c.minimum < c.maximum and c.minimum <= c.example <= c.maximum
+        if c.kind == "str":
+            assert c.choices and not c.required
         if c.choices:
-            assert c.example in c.choices and all(c.minimum <= v <= c.maximum for v in c.choices)
+            assert c.example in c.choices
+            assert c.kind == "str" or all(c.minimum <= v <= c.maximum for v in c.choices)
         if c.kind == "date":
             pd.Timestamp(c.example)
     assert serving.value and serving.unit
@@ -109,10 +115,10 @@ def test_one_answer_per_cell_with_finite_values_and_scores(name, required_only, 
 def test_flood_omitted_conditions_are_the_observations(src, cells):
     at = flood.SERVING.now(src)
     rows = flood.build_rows(src, flood.SERVING.requests(src, cells, at, {}))
-    observed = flood.observed_conditions(src, cells["cell_id"], np.full(len(cells), at.floor("h")))
+    observed = flood.features.observed_conditions(src, cells["cell_id"], np.full(len(cells), at.floor("h")))
     for c in flood.OBSERVED:
         assert np.allclose(rows[c], observed[c].astype(np.float32), equal_nan=True)
-    assert (rows["lead_hours"] == flood.DEFAULT_LEAD).all()
+    assert (rows["lead_hours"] == flood.features.DEFAULT_LEAD).all()
     extreme = flood.build_rows(src, flood.SERVING.requests(src, cells, at, {"rain_1h": 300.0, "tide_cm": 1200.0}))
     assert (extreme["rain_1h"] == 300).all() and (extreme["tide_cm"] == 1200).all()
     assert not np.allclose(extreme["rain_1h"], rows["rain_1h"])
@@ -123,7 +129,7 @@ def test_flood_omitted_conditions_are_the_observations(src, cells):
     assert set(answers["cause"]) <= {"rain_over_drain", "tide", "stream", "none"}
     assert (answers["cause"] != "none").all()
     assert answers["details"].iloc[0]["rain_1h"] == 300
-    assert answers["details"].iloc[0]["lead_hours"] == flood.DEFAULT_LEAD
+    assert answers["details"].iloc[0]["lead_hours"] == flood.features.DEFAULT_LEAD
 
 
 def test_flood_lead_time_is_a_condition_and_stated_in_the_answer(src, cells):
@@ -143,7 +149,7 @@ def test_traffic_time_from_at_and_weather_from_observations(src, cells):
     requests = traffic.SERVING.requests(src, one, at, {})
     assert requests["time"].iloc[0] == at.floor("3h")
     rows = traffic.build_rows(src, requests)
-    weather = traffic.observed_weather(src, one["cell_id"], [at.floor("3h")])
+    weather = traffic.features.observed_weather(src, one["cell_id"], [at.floor("3h")])
     assert rows["hour"].iloc[0] == at.floor("3h").hour and rows["weekday"].iloc[0] == at.day_of_week
     assert np.allclose(rows[["rain_3h_mm", "snow_cm", "temp_c"]].to_numpy(float),
                        weather.to_numpy(float).astype(np.float32), equal_nan=True)
@@ -155,7 +161,7 @@ def test_traffic_time_from_at_and_weather_from_observations(src, cells):
     morning = at.normalize() - pd.Timedelta(hours=14)  # 10:00 the day before: observed
     late = traffic.SERVING.requests(src, one, morning, {"hour": 19})
     assert late["time"].iloc[0] == morning.normalize() + pd.Timedelta(hours=18) and late["hour"].iloc[0] == 18
-    observed = traffic.observed_weather(src, one["cell_id"], [morning])["temp_c"].iloc[0]
+    observed = traffic.features.observed_weather(src, one["cell_id"], [morning])["temp_c"].iloc[0]
     assert np.isfinite(observed) and late["temp_c"].iloc[0] == observed
     details = traffic.SERVING.combine(traffic.build_rows(src, late), [0.01])["details"].iloc[0]
     assert details["slot"].endswith("18:00-21:00")
@@ -165,12 +171,12 @@ def test_earthquake_depth_defaults_and_scenario(src, cells):
     at = earthquake.SERVING.now(src)
     scenario = {"magnitude": 6.0, "epicentre_lat": 37.45, "epicentre_lon": 126.6}
     rows = earthquake.build_rows(src, earthquake.SERVING.requests(src, cells, at, scenario))
-    assert (rows["scenario_id"] == earthquake.SCENARIO_ID).all() and (rows["depth_km"] == 10).all()
+    assert (rows["scenario_id"] == earthquake.serving.SCENARIO_ID).all() and (rows["depth_km"] == 10).all()
     deep = earthquake.build_rows(src, earthquake.SERVING.requests(src, cells, at, {**scenario, "depth_km": 100.0}))
     assert (deep["ln_pga_site"] < rows["ln_pga_site"]).all()
     answers = earthquake.SERVING.combine(rows, np.full(len(rows), 0.2))
     empty = rows["n_buildings"].to_numpy() == 0
-    expected, _, raised = earthquake.apply_physics_floor(rows, np.full(len(rows), 0.2))  # strong shaking: the floor
+    expected, _, raised = earthquake.serving.apply_physics_floor(rows, np.full(len(rows), 0.2))  # strong shaking: the floor
     assert (answers["value"].to_numpy()[empty] == 0).all()
     assert np.allclose(answers["value"].to_numpy()[~empty], expected[~empty])
     assert (answers["value"].to_numpy()[~empty & ~raised] == 0.2).all()

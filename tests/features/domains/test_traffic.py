@@ -39,7 +39,7 @@ def test_table_columns_slots_and_labels(src, table):
     assert all(table[c].dtype == np.float32 for c in spec.features)
     assert not table.duplicated(["cell_id", "time"]).any()
     assert (table["time"].dt.hour % 3 == 0).all() and (table["time"].dt.minute == 0).all()
-    located = traffic.accidents(src)
+    located = traffic.features.accidents(src)
     # Every placed accident is in exactly one kept (positive) row.
     assert table["accidents"].sum() == len(located)
     assert table["eclo"].sum() == pytest.approx(located["eclo"].sum())
@@ -49,8 +49,8 @@ def test_zero_rows_are_sampled_at_rate_with_inverse_weight(src, table):
     positive = table["accidents"] > 0
     assert (table.loc[positive, "weight"] == 1).all()
     assert (table.loc[~positive, "weight"] == 20).all()
-    end = traffic.accidents(src)["time"].max().normalize() + pd.Timedelta(days=1)
-    slots = len(pd.date_range(traffic.history_start(src), end, freq="3h", inclusive="left"))
+    end = traffic.features.accidents(src)["time"].max().normalize() + pd.Timedelta(days=1)
+    slots = len(pd.date_range(traffic.features.history_start(src), end, freq="3h", inclusive="left"))
     candidates = slots * len(src.grid.cells) - positive.sum()
     assert (~positive).sum() == pytest.approx(0.05 * candidates, rel=0.1)
     # Weighted zero rows estimate the number of empty cell-slots.
@@ -58,9 +58,9 @@ def test_zero_rows_are_sampled_at_rate_with_inverse_weight(src, table):
 
 
 def test_sampling_is_reproducible_and_nested(src):
-    a = traffic.sample_rows(src, rate=0.05)
-    pd.testing.assert_frame_equal(a, traffic.sample_rows(src, rate=0.05))
-    small = traffic.sample_rows(src, rate=0.02)
+    a = traffic.features.sample_rows(src, rate=0.05)
+    pd.testing.assert_frame_equal(a, traffic.features.sample_rows(src, rate=0.05))
+    small = traffic.features.sample_rows(src, rate=0.02)
     keys = set(zip(a["cell_id"], a["time"], strict=True))
     assert set(zip(small["cell_id"], small["time"], strict=True)) <= keys  # hash draws do not move
 
@@ -71,7 +71,7 @@ def test_build_rows_reproduces_table_rows(src, table):
 
 
 def test_past_rates_count_strictly_before_the_slot(src):
-    acc = traffic.accidents(src)
+    acc = traffic.features.accidents(src)
     late = acc[acc["time"] >= START + pd.Timedelta(days=40)].iloc[0]
     cell = src.grid.cells["cell_id"].iloc[late["cell_pos"]]
     slot = late["time"].floor("3h")
@@ -115,8 +115,8 @@ def test_freezing_follows_given_weather(src):
 def test_unplaceable_accidents_are_dropped_and_logged(src, caplog):
     raw = src["taas"].copy()
     raw.loc[3, ["lat", "lon"]] = (38.5, 128.0)  # far outside Incheon
-    with caplog.at_level(logging.WARNING, logger="features.domains.traffic"):
-        placed = traffic.accidents(src.override("taas", raw))
+    with caplog.at_level(logging.WARNING, logger="features.domains.traffic.features"):
+        placed = traffic.features.accidents(src.override("taas", raw))
     assert len(placed) == len(raw) - 4
     assert "4 of" in caplog.text and "3 without coordinates" in caplog.text
 
@@ -133,7 +133,7 @@ def test_korean_holidays_and_darkness():
 def test_small_embedded_data(small_data):
     src = Sources.from_settings(small_data)
     table = traffic.build_table(src)
-    assert table["accidents"].sum() == len(traffic.accidents(src)) > 0
+    assert table["accidents"].sum() == len(traffic.features.accidents(src)) > 0
     assert table[list(traffic.CONDITIONS)].notna().mean().min() > 0.95
     assert table["cell_slot_rate_365d"].notna().mean() > 0.8
     assert_rebuilds(traffic.SPEC, src, table)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import xgboost as xgb
 
-from features.domains import traffic_hotspots as th
+from features.domains.traffic import hotspots as th
 from features.registry import get_domain
 from features.sources import Sources
 from serving.engine import Engine, LoadedModel

@@ -1,57 +1,31 @@
-"""Fine dust domain: tomorrow's daily mean PM10 and PM2.5 at each station, with the Korean grades.
-
-Long format: one row per station x pollutant (0 = PM10, 1 = PM2.5) x issue day, so one model serves
-both pollutants. The issue time is 17:00 KST of day d, the national forecast's issue hour; the target is
-the daily mean of day d+1 (needs >= 18 valid hours). Observation features use observations stamped <= the
-issue time only: the station's own levels, the upwind background station (백령도), the city mean and the
-weather. The background station is a feature, never a target row.
-
-Tomorrow's weather is an input too (:mod:`features.dust.forecast`): the request's KMA short-range
-forecast of the target day, or in the training table the target day's observed weather degraded by a
-forecast error (the ``fc_*`` features are the spec's ``forecast`` inputs). Hourly values and advisories
-follow from the daily forecast in :mod:`features.dust.hourly`.
-"""
+"""Fine dust: the feature rows, one code path for the training table and for a request."""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from features import timeseries as ts
-from features.dust import ISSUE_HOUR, POLLUTANTS
-from features.dust import forecast as fc
-from features.dust import serving as dust_serving
-from features.dust.grades import (  # noqa: F401  (the domain's public names)
-    GRADE_NAMES_KO,
-    GRADES,
-    INDEX_BREAKS,
-    UPPER_BOUNDS,
-    grade,
-    grade_index,
-    grade_name,
-    pollutant_grade,
-)
-from features.dust.windows import Windows as _Windows
-from features.metrics import MAE, RMSE, Metric
-from features.registry import DomainSpec, register
+from features.domains.fine_dust import forecast as fc
+from features.domains.fine_dust.grades import ISSUE_HOUR, POLLUTANTS
+from features.domains.fine_dust.windows import Windows as _Windows
 from features.timeseries import HOUR, hourly_wide
 
 MIN_HOURS = 18  # valid hours for a daily mean to count (AirKorea's 75% rule)
 _DAY_NS = 24 * ts.HOUR_NS
 CITY_KEY = 0  # pseudo station holding the hourly mean over the city's (non-background) stations
 
-_STATION = tuple(f"{p}_{w}" for w in ("today_mean", "yesterday_mean", "mean_72h", "last_hour") for p in POLLUTANTS)
-_BACKGROUND = tuple(f"bg_{p}_{w}" for w in ("today_mean", "yesterday_mean") for p in POLLUTANTS)
+STATION_WINDOWS = tuple(f"{p}_{w}" for w in ("today_mean", "yesterday_mean", "mean_72h", "last_hour") for p in POLLUTANTS)
+BACKGROUND_WINDOWS = tuple(f"bg_{p}_{w}" for w in ("today_mean", "yesterday_mean") for p in POLLUTANTS)
 #: Target-day weather from the forecast conditions (persistence of the last 24 h where not given).
 FORECAST = ("fc_wind_speed_ms", "fc_wind_u_ms", "fc_wind_v_ms", "fc_rain_mm", "fc_humidity_pct", "fc_temp_c",
             "fc_westerly_transport")
 _WEATHER = ("wx_wind_u_ms", "wx_wind_v_ms", "wx_wind_speed_ms", "wx_humidity_pct", "wx_rain_mm",
             "upwind_wind_u_ms", "upwind_wind_v_ms")
 # Observation features: a what-if request may override any of them (e.g. today's observed means).
-OBSERVED = (*_STATION, "pm10_today_max", *_BACKGROUND, "city_pm10_today_mean", "city_pm25_today_mean",
+OBSERVED = (*STATION_WINDOWS, "pm10_today_max", *BACKGROUND_WINDOWS, "city_pm10_today_mean", "city_pm25_today_mean",
             *_WEATHER)
 FEATURES = ("pollutant", "own_today_mean", "own_yesterday_mean", "own_mean_72h", "own_last_hour", *OBSERVED,
             "westerly_transport", *FORECAST, "doy_sin", "doy_cos")
@@ -125,7 +99,7 @@ def build_rows(src, requests: pd.DataFrame) -> pd.DataFrame:
     The issue time defaults to 17:00 the day before ``target_date``; observations after it are never
     read. Columns named like an observation feature (see :data:`OBSERVED`) override the observed value.
     The target day's forecast weather comes from the request's ``fcst_*`` columns (KMA units, see
-    :data:`features.dust.forecast.FIELDS`); a column absent or NaN is forecast by persistence, the mean (rain:
+    :data:`features.domains.fine_dust.forecast.FIELDS`); a column absent or NaN is forecast by persistence, the mean (rain:
     the total) of the 24 observed hours before the issue time. Other request columns pass through, after
     the keys and times.
     """
@@ -241,90 +215,3 @@ def build_table(src) -> pd.DataFrame:
     table = build_rows(src, requests)
     table["pm_next"] = daily["value"].to_numpy(dtype=float)
     return table.sort_values(["time", "station_code", "pollutant"], ignore_index=True)
-
-
-# --- evaluation (holdout only; the truth is never a feature) ---
-
-def _station_day_grades(y, pred, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Observed and predicted reported grade (worse of PM10 and PM2.5) per station-day. A pollutant absent
-    that day (a station measuring PM10 only, PM2.5 before 2015) leaves the grade to the other one."""
-    frame = pd.DataFrame({"station": rows["station_code"].to_numpy(), "time": rows["time"].to_numpy(),
-                          "pollutant": rows["pollutant"].to_numpy(), "y": y, "p": pred})
-    wide = frame.pivot_table(index=["station", "time"], columns="pollutant", values=["y", "p"])
-    wide = wide.reindex(columns=pd.MultiIndex.from_product([["y", "p"], range(len(POLLUTANTS))]))
-    wide = wide.dropna(how="all")
-    return grade(wide[("y", 0)], wide[("y", 1)]), grade(wide[("p", 0)], wide[("p", 1)])
-
-
-def _grade_accuracy(y, pred, w, rows):
-    observed, predicted = _station_day_grades(y, pred, rows)
-    return float(np.mean(observed == predicted))
-
-
-def _pod_bad(y, pred, w, rows):
-    """Probability of detection of 'bad' or worse days."""
-    observed, predicted = _station_day_grades(y, pred, rows)
-    events = observed >= 2
-    return float(np.mean(predicted[events] >= 2)) if events.any() else float("nan")
-
-
-def _far_bad(y, pred, w, rows):
-    """False-alarm ratio of 'bad' or worse forecasts."""
-    observed, predicted = _station_day_grades(y, pred, rows)
-    alarms = predicted >= 2
-    return float(np.mean(observed[alarms] < 2)) if alarms.any() else float("nan")
-
-
-GRADE_ACCURACY = Metric("grade_accuracy", _grade_accuracy, True)
-POD_BAD = Metric("pod_bad", _pod_bad, True)
-FAR_BAD = Metric("far_bad", _far_bad, False)
-
-
-def baseline(rows: pd.DataFrame, history: pd.DataFrame) -> np.ndarray:
-    """Persistence: today's mean so far, else yesterday's, else the pollutant's historical mean."""
-    fallback = rows["pollutant"].map(history.groupby("pollutant")["pm_next"].mean())
-    return (rows["own_today_mean"].fillna(rows["own_yesterday_mean"]).fillna(rows["own_mean_72h"])
-            .fillna(fallback).fillna(history["pm_next"].mean()).to_numpy(float))
-
-
-def oracle(rows: pd.DataFrame, truth_dir) -> np.ndarray:
-    """The generator's noise-free daily mean of the target day, for the row's pollutant."""
-    truth = pd.read_parquet(Path(truth_dir) / "fine_dust_truth.parquet")
-    truth = truth.assign(date=pd.to_datetime(truth["date"]).dt.normalize())
-    keys = pd.DataFrame({"station_code": rows["station_code"].to_numpy(),
-                         "date": pd.to_datetime(rows["target_date"]).dt.normalize().to_numpy()})
-    joined = keys.merge(truth, on=["station_code", "date"], how="left")
-    return np.where(rows["pollutant"].to_numpy() == 0, joined["pm10"], joined["pm25"])
-
-
-SERVING = dust_serving.SERVING  # conditions, requests per cell, answers with hours: features/dust/serving.py
-
-SPEC = register(DomainSpec(
-    name="fine_dust",
-    title="Fine dust (PM10, PM2.5) tomorrow",
-    task="regression",
-    target="pm_next",
-    keys=("station_code", "pollutant"),
-    time="time",
-    horizon=timedelta(hours=24 + 24 - ISSUE_HOUR),  # 17:00 on day d to midnight closing day d+1
-    features=FEATURES,
-    conditions=CONDITIONS,
-    sources=("airkorea", "asos"),
-    feature_set_version="fine_dust-v3",
-    build_table=build_table,
-    build_rows=build_rows,
-    serving=SERVING,
-    metrics=(RMSE, MAE, GRADE_ACCURACY, POD_BAD, FAR_BAD),
-    primary_metric="rmse",
-    baseline=baseline,
-    oracle=oracle,
-    # Higher levels at the station, across the city or upwind (transboundary dust arrives from the west a
-    # day later) never lower tomorrow's concentration. Weather goes both ways and stays free.
-    # Tomorrow's rain washes out (wet deposition); more upwind dust on more westerly flow brings more.
-    monotone={**dict.fromkeys(("own_today_mean", "own_yesterday_mean", "own_mean_72h", "own_last_hour", *_STATION,
-                               "pm10_today_max", *_BACKGROUND, "city_pm10_today_mean", "city_pm25_today_mean",
-                               "fc_westerly_transport"), 1), "fc_rain_mm": -1},
-    forecast=FORECAST,
-    essential=("own_today_mean",),
-    extra={"grades": grade, "grade_names": grade_name, "units": UNITS, "overridable": OBSERVED},
-))

@@ -1,27 +1,14 @@
-"""Earthquake domain: share of a cell's buildings at moderate-or-worse damage in a scenario.
-
-A request is a scenario (magnitude, epicentre, depth, time) and a cell. Features describe the ground
-motion at the cell (distances, BSSA14 on rock and with the cell's Vs30, see :mod:`features.seismic`) and
-the cell's building stock *as of the scenario time*: only buildings approved by then (or with no
-approval date) count.
-The HAZUS fragility estimate is a feature too, and the baseline uses the same function; so is its lower
-bound, below which the served share never falls in strong shaking (:func:`apply_physics_floor`).
-"""
+"""Earthquake: the feature rows, one code path for the training table and for a request."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-from pathlib import Path
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
 
-from features import seismic
-from features import serving_adapters as sa
 from features import timeseries as ts
-from features.errors import DataError
-from features.metrics import MAE, R2, RMSE
-from features.registry import Condition, DomainSpec, Levels, Serving, register
+from features.domains.earthquake import seismic
 
 CONDITIONS = ("magnitude", "epicentre_lat", "epicentre_lon", "depth_km")
 LEVEL_SHARES = tuple(f"share_{lvl}" for lvl in seismic.CODE_LEVELS)
@@ -175,7 +162,8 @@ def survey_requests(surveys: pd.DataFrame) -> pd.DataFrame:
 
 
 def build_table(src) -> pd.DataFrame:
-    """Training table: surveyed scenario x cell rows, label = damaged / surveyed buildings.
+    """Training table: surveyed scenario x cell rows, label = damaged / surveyed buildings
+    (:func:`table_parts` in one frame).
 
     weight = surveyed buildings. The scenario's sampling weight (``scenario_weight``, the catalogue's
     rate over the generator's proposal) is left out on purpose: the model answers "what if this
@@ -184,156 +172,19 @@ def build_table(src) -> pd.DataFrame:
     and the model fell up to 0.24-0.29 short of the physics there (``bench/openquake_peer.py``). Rates
     are for sums over the catalogue (an expected annual loss), not for this fit.
     """
-    surveys = src["damage_surveys"].reset_index(drop=True)
-    table = build_rows(src, survey_requests(surveys))
-    table["damage_share"] = surveys["damaged"].to_numpy(dtype=float) / surveys["buildings"].to_numpy(float)
-    table["weight"] = surveys["buildings"].to_numpy(dtype=float)
-    return table.sort_values(["time", "scenario_id", "cell_id"], ignore_index=True)
+    return pd.concat(list(table_parts(src)), ignore_index=True)
 
 
-# --- evaluation (holdout only; the truth is never a feature) ---
-
-def baseline(rows: pd.DataFrame, history: pd.DataFrame) -> np.ndarray:
-    """Ground motion + HAZUS fragility alone, on the cell's building stock."""
-    return rows["fragility_damage_share"].to_numpy(float)
-
-
-def oracle(rows: pd.DataFrame, truth_dir) -> np.ndarray:
-    """The generator's expected damage share for each scenario and cell."""
-    truth = pd.read_parquet(Path(truth_dir) / "earthquake_truth.parquet")
-    joined = rows[["scenario_id", "cell_id"]].merge(truth, on=["scenario_id", "cell_id"], how="left")
-    return joined["damage_share"].to_numpy()
-
-
-# --- serving: the API's conditions, levels and request adapters ---
-
-SERVING_CONDITIONS = (
-    Condition("magnitude", "ML", "local magnitude (KMA 규모) of the scenario", 5.5, 3.0, 8.5, required=True),
-    Condition("epicentre_lat", "degrees N", "epicentre latitude (WGS84)", 37.3, 33.0, 43.0, required=True),
-    Condition("epicentre_lon", "degrees E", "epicentre longitude (WGS84)", 126.3, 120.0, 132.0, required=True),
-    Condition("depth_km", "km", f"hypocentre depth. Omitted: {seismic.DEFAULT_DEPTH_KM:g} km, a typical Korean "
-              "crustal event", 10.0, 0.0, 100.0),
-)
-SCENARIO_ID = "request"
-
-
-def serving_requests(src, cells: pd.DataFrame, at, conditions: dict | None = None) -> pd.DataFrame:
-    """One request per cell for the client's scenario at ``at`` (buildings approved by then count)."""
-    conds = sa.given(conditions, CONDITIONS)
-    missing = [c for c in CONDITIONS if c not in conds and c != "depth_km"]
-    if missing:
-        raise DataError(f"earthquake scenarios need {', '.join(missing)}", column=missing[0])
-    columns: dict[str, object] = {"scenario_id": SCENARIO_ID, "time": pd.Timestamp(at)}
-    columns.update({c: sa.as_float(conds.get(c, seismic.DEFAULT_DEPTH_KM)) for c in CONDITIONS})
-    return sa.cell_requests(cells, columns, before=["scenario_id"])
-
-
-# Strong shaking: median PGA at the site of 0.3 g or more, between MMI VII and VIII (0.21 and 0.40 g in
-# Worden et al. 2012, BSSA 102:204, the PGA-to-intensity relation ShakeMap uses).
-# There every pre- and low-code HAZUS class but wood is past its moderate-damage median (0.10-0.20 g), so
-# the fragility physics, not the learned corrections, decides the answer; it is also where strong motion
-# is rare in the damage surveys and a tree model is least reliable.
-STRONG_SHAKING_G = 0.3
-FLOOR_NOTE = "raised to the physics lower bound in strong shaking"
-
-
-def apply_physics_floor(rows: pd.DataFrame, pred) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(value, floor, raised)``: predictions clipped to [0, 1] and, in strong shaking, never below
-    ``fragility_floor_share`` (:func:`features.seismic.fragility_floor`).
-
-    ``rows`` needs ``ln_pga_site`` and ``fragility_floor_share`` (any feature rows do); ``floor`` is NaN
-    outside strong shaking, ``raised`` marks the rows lifted to it. A NaN prediction stays NaN. Serving's
-    combine uses it; an evaluation of served answers should call it on the model's holdout predictions.
-    More hazard never lowers the result: the model and the floor are monotone and the floor only
-    switches on as the shaking grows.
-    """
-    value = np.clip(np.asarray(pred, dtype=float), 0, 1)
-    strong = rows["ln_pga_site"].to_numpy(dtype=float) >= np.log(STRONG_SHAKING_G)
-    floor = np.where(strong, rows["fragility_floor_share"].to_numpy(dtype=float), np.nan)
-    raised = value < floor  # False wherever either is NaN
-    return np.where(raised, floor, value), floor, raised
-
-
-def serving_combine(rows: pd.DataFrame, pred) -> pd.DataFrame:
-    """Damage share per cell (0 where the cell has no buildings), with the shaking, the stock size and,
-    in strong shaking, the physics floor (``details.physics_floor``, and a note when the value was raised
-    to it, :func:`apply_physics_floor`)."""
-    n = rows["n_buildings"].to_numpy(dtype=float)
-    value, floor, raised = apply_physics_floor(rows, pred)
-    value = np.where(n > 0, value, 0.0)
-    details = sa.records({"pga_g": np.exp(rows["ln_pga_site"].to_numpy(dtype=float)),
-                          "hypo_dist_km": rows["hypo_dist_km"].to_numpy(dtype=float), "buildings": n,
-                          "physics_floor": floor}, digits=4)
-    notes = sa.join_notes([np.where(raised & (n > 0), FLOOR_NOTE, None)], len(rows))
-    return sa.per_cell(rows, value, details=details, notes=notes)
-
-
-def serving_now(src) -> pd.Timestamp:
-    """The end of what the held data describe: the latest building approval or damage survey."""
-    def latest() -> pd.Timestamp:
-        times = [pd.to_datetime(src["buildings"]["approval_date"]).max()]
-        times += [pd.to_datetime(f["time"]).max() for f in src.loaded(["damage_surveys"]).values()]
-        times = [t for t in times if pd.notna(t)]
-        if not times:
-            raise DataError("earthquake: no dated buildings or damage surveys to serve from")
-        return pd.Timestamp(max(times))
-    return ts.memo(src, "earthquake.now", latest)
-
-
-#: A quake this recent (before the data time) is what a live cycle scores the city for.
-LIVE_WINDOW = pd.Timedelta(hours=24)
-
-
-def live_scenario(src, now: pd.Timestamp) -> dict | None:
-    """The newest quake of KMA's list within ``LIVE_WINDOW`` before ``now`` as conditions, else None."""
-    if not src.available("quakes"):
-        return None
-    quakes = src["quakes"]
-    recent = quakes[(quakes["time"] <= now) & (quakes["time"] > now - LIVE_WINDOW)]
-    if recent.empty:
-        return None
-    q = recent.sort_values("time").iloc[-1]
-    out = {"magnitude": float(q["magnitude"]), "epicentre_lat": float(q["lat"]), "epicentre_lon": float(q["lon"])}
-    return out if pd.isna(q["depth_km"]) else {**out, "depth_km": float(q["depth_km"])}
-
-
-SERVING = Serving(
-    conditions=SERVING_CONDITIONS,
-    levels=Levels((1e-4, 0.01, 0.05, 0.15, 0.5), log=True),
-    value="share of the cell's buildings at moderate or worse damage in the scenario",
-    unit="share of buildings",
-    requests=serving_requests,
-    combine=serving_combine,
-    now=serving_now,
-    live=live_scenario,
-    scenarios=(("M5.5 under the west coast", {"magnitude": 5.5, "epicentre_lat": 37.45, "epicentre_lon": 126.45,
-                                               "depth_km": 10}),),
-)
-
-
-SPEC = register(DomainSpec(
-    name="earthquake",
-    title="Earthquake building damage",
-    task="regression",
-    target="damage_share",
-    keys=("scenario_id", "cell_id"),
-    time="time",
-    horizon=timedelta(0),
-    features=FEATURES,
-    conditions=CONDITIONS,
-    sources=("damage_surveys", "buildings", "static"),
-    feature_set_version="earthquake-v4",
-    build_table=build_table,
-    build_rows=build_rows,
-    weight="weight",
-    serving=SERVING,
-    metrics=(RMSE, MAE, R2),
-    primary_metric="rmse",
-    baseline=baseline,
-    oracle=oracle,
-    extra={"units": UNITS},
-    # Stronger shaking never means less damage: magnitude and motion up, distance and depth down.
-    monotone={"magnitude": 1, "depth_km": -1, "epi_dist_km": -1, "hypo_dist_km": -1, "ln_pga_generic": 1,
-              "ln_pga_site": 1, "fragility_damage_share": 1, "fragility_floor_share": 1},
-    essential=("ln_pga_site",),
-))
+def table_parts(src, rows_per_part: int | None = None) -> Iterator[pd.DataFrame]:
+    """The training table in parts of about ``rows_per_part`` survey rows in time order (None: one part)."""
+    surveys = src["damage_surveys"]
+    order = np.lexsort((surveys["cell_id"].astype(str).to_numpy(), surveys["scenario_id"].astype(str).to_numpy(),
+                        pd.to_datetime(surveys["time"]).to_numpy()))
+    surveys = surveys.iloc[order].reset_index(drop=True)
+    step = len(surveys) if rows_per_part is None else rows_per_part
+    for lo in range(0, max(len(surveys), 1), max(step, 1)):
+        part = surveys.iloc[lo:lo + step].reset_index(drop=True)
+        table = build_rows(src, survey_requests(part))
+        table["damage_share"] = part["damaged"].to_numpy(dtype=float) / part["buildings"].to_numpy(float)
+        table["weight"] = part["buildings"].to_numpy(dtype=float)
+        yield table

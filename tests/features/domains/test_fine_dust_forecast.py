@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from features.domains import fine_dust as fd
-from features.dust import forecast as fc
-from features.dust import hourly
+from features.domains.fine_dust import forecast as fc
+from features.domains.fine_dust import hourly
 from features.errors import DataError
 from tests.features.domains.test_fine_dust import STATION, _sources
 
@@ -80,7 +80,7 @@ def test_a_given_forecast_drives_the_features_and_persistence_fills_the_rest(src
 def test_training_forecast_is_the_target_days_weather_degraded(src):
     table = fd.build_table(src)
     target_ns = table["target_date"].to_numpy().astype("datetime64[ns]").astype(np.int64)
-    observed = fd.observed_weather(src, target_ns)
+    observed = fd.features.observed_weather(src, target_ns)
     assert (table["fcst_reh"] - observed["fcst_reh"]).abs().max() > 0  # degraded, not perfect
     assert np.corrcoef(table["fcst_wsd"], observed["fcst_wsd"])[0, 1] > 0.3
     day = table.groupby("target_date")["fcst_wsd"].nunique()

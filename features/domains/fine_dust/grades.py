@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+POLLUTANTS = ("pm10", "pm25")  # the int feature ``pollutant`` of the fine_dust domain indexes this
+ISSUE_HOUR = 17  # the national air-quality forecast's issue hour (KST): day d's forecast of day d+1
+
 GRADES = ("good", "moderate", "bad", "very_bad")
 GRADE_NAMES_KO = ("좋음", "보통", "나쁨", "매우나쁨")
 UPPER_BOUNDS = {"pm10": (30, 80, 150), "pm25": (15, 35, 75)}  # top of good, moderate, bad (ug/m3)

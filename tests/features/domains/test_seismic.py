@@ -6,7 +6,7 @@ import numpy as np
 import pygmm
 import pytest
 
-from features import seismic
+from features.domains.earthquake import seismic
 
 
 def test_bssa14_matches_pygmm():

@@ -3,7 +3,7 @@
 An answer per cell: the grade index of the target day (value), the pollutant deciding it (cause) and in
 ``details`` both daily means, the grade, the station, the forecast weather used, and ``hourly``: every hour
 from the issue time to the end of the target day with PM10, PM2.5, the grade of the hour's levels and the
-probability of each advisory (:mod:`features.dust.hourly`). Without a weather forecast in the request the
+probability of each advisory (:mod:`features.domains.fine_dust.hourly`). Without a weather forecast in the request the
 answer's ``notes`` and ``details.basis`` say it is persistence-grade.
 """
 
@@ -15,9 +15,9 @@ import pandas as pd
 from features import serving_adapters as sa
 from features import spatial
 from features import timeseries as ts
-from features.dust import ISSUE_HOUR, POLLUTANTS, hourly
-from features.dust import forecast as fc
-from features.dust.grades import grade, grade_index, grade_name
+from features.domains.fine_dust import forecast as fc
+from features.domains.fine_dust import hourly
+from features.domains.fine_dust.grades import ISSUE_HOUR, POLLUTANTS, grade, grade_index, grade_name
 from features.errors import DataError
 from features.registry import Condition, Levels, Serving
 
@@ -29,7 +29,7 @@ SERVING_CONDITIONS = (
               "further ahead)", "2024-01-01", kind="date"),
     *(Condition(name, unit, f"{text}, at the station's forecast grid point (details.forecast.grid). "
                 "Omitted: persistence of the last 24 h of observed weather (a persistence-grade answer)",
-                example, low, high)
+                example, low, high, text=fc.pcp_mm if name == "fcst_pcp" else None)
       for (name, (_, unit, text, low, high)), example in zip(fc.FIELDS.items(), (3.5, 270.0, 0.0, 60.0, 12.0),
                                                                strict=True)),
 )

@@ -1,32 +1,18 @@
-"""Traffic domain: how many accidents will happen in a cell during a 3-hour slot?
-
-A request is a cell and a slot start ``t`` (00, 03, ..., 21 KST) with the slot's conditions: calendar
-(hour, weekday, holiday), weather known at ``t`` (rain in the 3 h before, snow depth and temperature
-at ``t``, freezing) and darkness at the slot's midpoint. Features add the cell's road and land-use
-layers and its past accident rates, counted strictly before ``t``.
-
-Label: ``accidents`` = accidents in the slot. TAAS stamps an accident with the start of its hour, so
-the slot ``(t, t + 3h]`` in continuous time is the stamps ``t <= time < t + 3h``; ``eclo`` sums their
-severity (not a feature). Training rows: every cell-slot with an accident plus a hash-sampled share
-``rate`` of the zero cell-slots, weighted ``1 / rate`` so that sums and means stay unbiased.
-"""
+"""Traffic: the feature rows, one code path for the training table and for a request."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from features import calendar
-from features import serving_adapters as sa
 from features import timeseries as ts
 from features.errors import DataError
-from features.metrics import POISSON_DEVIANCE, TOP5_SHARE
-from features.registry import Condition, DomainSpec, Levels, Serving, register
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +90,7 @@ def _lookups(src) -> _Lookups:
     return ts.memo(src, "traffic.lookups", build)
 
 
-def _observed(src, pos: np.ndarray, times, notes: list | None = None) -> dict[str, np.ndarray]:
+def read_observed(src, pos: np.ndarray, times, notes: list | None = None) -> dict[str, np.ndarray]:
     """:func:`observed_weather` by cell position; with ``notes`` (a list), appends the fallback sentences."""
     look = _lookups(src)
     hours = ts.floor_hours_ns(times)
@@ -128,7 +114,7 @@ def observed_weather(src, cell_ids, times) -> pd.DataFrame:
     Times are floored to the hour. A blank snow depth means no snow on the ground (ASOS prints blanks,
     not zeros), so it reads as 0; missing rain or temperature stays NaN.
     """
-    return pd.DataFrame(_observed(src, ts.cell_positions(src, cell_ids), times))
+    return pd.DataFrame(read_observed(src, ts.cell_positions(src, cell_ids), times))
 
 
 def calendar_conditions(times, lat, lon) -> pd.DataFrame:
@@ -221,7 +207,7 @@ def build_rows(src, requests: pd.DataFrame) -> pd.DataFrame:
     if {"hour", "weekday", "holiday", "dark"} - set(requests.columns):
         derived.update(_calendar(time, cells["lat"][pos], cells["lon"][pos]))
     if {"rain_3h_mm", "snow_cm", "temp_c"} - set(requests.columns):
-        derived.update(_observed(src, pos, t_ns))
+        derived.update(read_observed(src, pos, t_ns))
     f: dict[str, np.ndarray] = {}
     for col in ("hour", "weekday", "holiday", "dark", "rain_3h_mm", "snow_cm", "temp_c"):
         f[col] = requests[col].to_numpy(dtype=float) if col in requests else np.asarray(derived[col])
@@ -273,148 +259,20 @@ def label(src, rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def build_table(src, rate: float = 0.05) -> pd.DataFrame:
-    """The traffic training table: sampled cell-slots with conditions, features, labels and weights."""
+    """The traffic training table: sampled cell-slots with conditions, features, labels and weights
+    (:func:`table_parts` in one frame)."""
+    return pd.concat(list(table_parts(src, None, rate)), ignore_index=True)
+
+
+def table_parts(src, rows_per_part: int | None = None, rate: float = 0.05) -> Iterator[pd.DataFrame]:
+    """The training table in parts of about ``rows_per_part`` time-ordered rows (None: one part)."""
     rows = sample_rows(src, rate)
-    table = build_rows(src, rows)
-    table[["accidents", "eclo"]] = label(src, table)
-    log.info("traffic table: %d rows (%d with accidents), %d accidents", len(table),
-             int((table["accidents"] > 0).sum()), int(table["accidents"].sum()))
-    return table
-
-
-# --- evaluation (holdout only; the truth is never a feature) ---
-
-def baseline(rows: pd.DataFrame, history: pd.DataFrame) -> np.ndarray:
-    """Historical rate of the same cell and slot, shrunk halfway to the cell's all-slot rate (so a slot
-    with no past accident does not predict zero); the city's mean where a cell has no history."""
-    slot = rows["cell_slot_rate_365d"].to_numpy(float)
-    cell = rows["cell_rate_365d"].to_numpy(float) / SLOTS_PER_DAY
-    city = np.average(history["accidents"], weights=history["weight"])
-    return np.nan_to_num(0.5 * slot + 0.5 * cell, nan=city)
-
-
-def oracle(rows: pd.DataFrame, truth_dir) -> np.ndarray:
-    """Expected accidents of each cell-slot: the cell's base rate times the slot's multiplier."""
-    cells = pd.read_parquet(Path(truth_dir) / "traffic_truth_cells.parquet")
-    slots = pd.read_parquet(Path(truth_dir) / "traffic_truth_slots.parquet")
-    joined = rows[["cell_id", "time"]].merge(cells, on="cell_id", how="left").merge(slots, on="time", how="left")
-    return (joined["base"] * joined["multiplier"]).to_numpy()
-
-
-# --- serving: the API's conditions, levels and request adapters ---
-
-SERVING_CONDITIONS = (
-    Condition("hour", "h", "hour of day (KST) of the slot asked about, floored to its 3-h slot (0, 3, ..., 21); "
-              "moves the slot to that hour of `at`'s day. Omitted: the slot holding `at`", 18, 0, 23, "int"),
-    Condition("weekday", "day", "0 = Monday ... 6 = Sunday. Omitted: the slot's weekday", 4, 0, 6, "int"),
-    Condition("holiday", "", "a Korean public holiday. Omitted: the slot's day looked up", False, kind="bool"),
-    Condition("rain_3h_mm", "mm", "rain in the 3 h before the slot. Omitted: observed at the cell's nearest "
-              "station", 12.0, 0.0, 300.0),
-    Condition("snow_cm", "cm", "snow depth on the ground. Omitted: observed at the nearest ASOS station",
-              0.0, 0.0, 150.0),
-    Condition("temp_c", "degrees C", "air temperature at the slot start. Omitted: observed", 2.0, -30.0, 45.0),
-    Condition("freezing", "", "freezing wet or snowy road. Omitted: temperature <= 0 C with rain or snow",
-              False, kind="bool"),
-    Condition("dark", "", "the sun below the horizon mid-slot. Omitted: computed for the cell", True, kind="bool"),
-)
-_WEATHER = ("rain_3h_mm", "snow_cm", "temp_c")
-
-
-def serving_requests(src, cells: pd.DataFrame, at, conditions: dict | None = None) -> pd.DataFrame:
-    """One request per cell for the 3-h slot holding ``at`` (or, with ``hour``, the slot at that hour of
-    ``at``'s day). Given conditions are constants; build_rows derives the others from the slot as in
-    training. For a slot that starts after ``at``, omitted weather is the newest observed at ``at``."""
-    conds = sa.given(conditions, CONDITIONS)
-    at = pd.Timestamp(at)
-    slot = at.floor("3h")
-    columns: dict[str, object] = {}
-    if "hour" in conds:
-        hour = int(conds["hour"]) // 3 * 3
-        slot = at.normalize() + pd.Timedelta(hours=hour)
-        columns["hour"] = float(hour)
-    columns = {"time": slot, **columns}
-    missing = [c for c in _WEATHER if c not in conds]
-    notes: list[np.ndarray] = []
-    if missing:  # as build_rows would read them, but here so that the answer can say which station was used
-        pos = ts.cell_positions(src, cells["cell_id"].to_numpy())
-        observed = _observed(src, pos, np.full(len(cells), ts.time_ns([min(slot, at)])[0]), notes)
-        columns.update({c: observed[c] for c in missing})
-    columns.update({c: sa.as_float(v) for c, v in conds.items() if c != "hour"})
-    columns["notes"] = sa.join_notes(notes, len(cells))
-    return sa.cell_requests(cells, columns)
-
-
-def serving_combine(rows: pd.DataFrame, pred) -> pd.DataFrame:
-    """Expected accidents per cell in the slot; details name the slot and the weather used."""
-    codes, times = pd.factorize(rows["time"])
-    labels = [f"{t:%Y-%m-%d %H:%M}-{t + SLOT:%H:%M}" for t in times]
-    weather = sa.records({c: rows[c].to_numpy() for c in _WEATHER}, digits=1)
-    details = [{"slot": labels[k], **w} for k, w in zip(codes.tolist(), weather, strict=True)]
-    return sa.per_cell(rows, np.clip(np.asarray(pred, dtype=float), 0, None), details=details,
-                       notes=rows.get("notes"))
-
-
-def _observed_hours(src) -> pd.DatetimeIndex:
-    """Hours for which a city station observed both 3-h rain and temperature."""
-    w = weather(src)
-    seen = w.rain_3h.notna().any(axis=1).to_numpy() & w.temp.reindex(w.rain_3h.index).notna().any(axis=1).to_numpy()
-    if not seen.any():
-        raise DataError("traffic: no weather observations to serve from")
-    return w.rain_3h.index[seen]
-
-
-def serving_now(src) -> pd.Timestamp:
-    """The start of the last slot whose weather (3-h rain and temperature) a city station observed."""
-    return ts.memo(src, "traffic.now", lambda: pd.Timestamp(_observed_hours(src).max()).floor("3h"))
-
-
-def serving_first(src) -> pd.Timestamp:
-    """The first hour whose weather a city station observed (earlier slots have no inputs to answer from)."""
-    return ts.memo(src, "traffic.first", lambda: pd.Timestamp(_observed_hours(src).min()))
-
-
-# Breaks: the champion's expected accidents over all cell-slots of 2021-2023 (weighted table rows) put
-# 75% of cell-slots below 0.0009 (관심), 20% up to 0.0044 (주의), 4% up to 0.0113 (경계) and 1% above (심각).
-SERVING = Serving(
-    conditions=SERVING_CONDITIONS,
-    levels=Levels((1e-5, 0.0009, 0.0044, 0.0113, 0.03), log=True),
-    value="expected traffic accidents in the cell during the 3-hour slot",
-    unit="accidents per 3 h",
-    requests=serving_requests,
-    combine=serving_combine,
-    now=serving_now,
-    first=serving_first,
-    scenarios=(("Friday evening rain", {"weekday": 4, "hour": 18, "rain_3h_mm": 15, "temp_c": 14, "holiday": False,
-                                         "freezing": False}),),
-)
-
-
-SPEC = register(DomainSpec(
-    name="traffic",
-    title="Traffic accidents in a 3-hour slot",
-    task="count",
-    target="accidents",
-    keys=("cell_id",),
-    time="time",
-    horizon=SLOT,
-    features=FEATURES,
-    conditions=CONDITIONS,
-    sources=("asos", "aws", "taas", "static"),
-    feature_set_version="traffic-v2",
-    build_table=build_table,
-    build_rows=build_rows,
-    weight="weight",
-    serving=SERVING,
-    metrics=(POISSON_DEVIANCE, TOP5_SHARE),
-    primary_metric="poisson_deviance",
-    baseline=baseline,
-    oracle=oracle,
-    # Exposure and wet or frozen roads never lower the expected count: more traffic, road and junctions,
-    # rain (crash rates up ~70% in rain, ~80% in snow: Qiu & Nixon 2008, Transp. Res. Rec. 2055) and a cell's
-    # own accident history. Hour, weekday and darkness go both ways (less traffic at night) and stay free.
-    monotone=dict.fromkeys(("rain_3h_mm", "snow_cm", "freezing", "traffic_volume", "road_km_arterial",
-                            "road_km_collector", "road_km_local", "intersections", "cell_rate_365d",
-                            "cell_slot_rate_365d"), 1),
-    essential=("rain_3h_mm", "temp_c"),
-    extra={"units": UNITS},
-))
+    step = len(rows) if rows_per_part is None else rows_per_part
+    n = accidents = with_accidents = 0
+    for lo in range(0, max(len(rows), 1), max(step, 1)):
+        table = build_rows(src, rows.iloc[lo:lo + step])
+        table[["accidents", "eclo"]] = label(src, table)
+        n, accidents = n + len(table), accidents + int(table["accidents"].sum())
+        with_accidents += int((table["accidents"] > 0).sum())
+        yield table
+    log.info("traffic table: %d rows (%d with accidents), %d accidents", n, with_accidents, accidents)

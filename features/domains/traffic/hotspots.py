@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from features import timeseries as ts
-from features.domains import traffic
+from features.domains.traffic.features import SLOT
 from features.errors import DataError
 from features.registry import get_domain
 
@@ -66,7 +66,7 @@ class Hotspots:
 
 
 def casualties(src) -> pd.DataFrame:
-    """Accidents on the grid as :func:`traffic.accidents` places them, with ``serious`` (deaths + serious
+    """Accidents on the grid as :func:`features.domains.traffic.features.accidents` places them, with ``serious`` (deaths + serious
     injuries) and ``casualties`` (all four casualty counts)."""
     def build() -> pd.DataFrame:
         raw = src["taas"]
@@ -80,7 +80,7 @@ def casualties(src) -> pd.DataFrame:
                              "eclo": raw["eclo"].to_numpy(dtype=float)[keep],
                              "serious": n["deaths"] + n["serious"],
                              "casualties": n["deaths"] + n["serious"] + n["minor"] + n["reported"]})
-    return ts.memo(src, "traffic_hotspots.casualties", build)
+    return ts.memo(src, "traffic.hotspots.casualties", build)
 
 
 def per_accident(src, before: pd.Timestamp) -> pd.DataFrame:
@@ -115,7 +115,7 @@ def observed(src, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
 
 def slot_chunks(start: pd.Timestamp, end: pd.Timestamp):
     """The 3-hour slot starts of ``[start, end)``, a calendar month at a time."""
-    slots = pd.date_range(start.ceil("3h"), end, freq=traffic.SLOT, inclusive="left")
+    slots = pd.date_range(start.ceil("3h"), end, freq=SLOT, inclusive="left")
     if len(slots) == 0:
         return
     month = slots.to_period("M")

@@ -1,35 +1,17 @@
-"""Flood domain: will a cell start to flood within the lead time (1, 3 or 6 hours)?
-
-A request is a cell, an issue time ``t`` (on the hour), a lead time ``lead_hours`` (1, 3 or 6: the
-KMA ultra-short-range forecast reaches 6 h) and the rain and tide conditions; in the training table the
-conditions are the observations at ``t`` (see :func:`observed_conditions` for how each one is read).
-Features add the forecast rain over the lead's window, the cell's static layers, physics-aware ratios
-(rain against the drains' capacity, tide above the first alert step on low-lying land, long rain near a
-stream) and the number of earlier floods recorded at the cell.
-
-Label: ``flooded`` = 1 when a flood trace's onset at the cell lies in ``(t, t + lead]``. Training rows are
-"event hours" (heavy observed or forecast rain at any city station, or a predicted high tide) plus a
-deterministic 0.5% sample of the other hours, times every cell, times every lead: one model for all
-leads, the lead a feature that never lowers the risk (a flood within 3 h is a flood within 6 h).
-Selection uses only what is known at ``t`` (observations, forecasts, tide predictions), so it does not
-bias ``P(flooded | features)``.
-"""
+"""Flood: the feature rows, one code path for the training table and for a request."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from features import serving_adapters as sa
 from features import timeseries as ts
 from features.errors import DataError
-from features.metrics import BRIER, PR_AUC, ROC_AUC
-from features.registry import Condition, DomainSpec, Levels, Serving, register
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +29,9 @@ DERIVED = ("rain_fcst_lead", "rain_1h_over_drain", "rain_3h_over_drain", "rain_f
            "rain_fcst_3h_over_drain", "rain_fcst_lead_over_drain", "low_lying", "tide_excess_cm",
            "stream_rain_24h", "past_floods")
 FEATURES = (*CONDITIONS, *STATIC, *DERIVED)
-_TIDE_UNIT = "cm (Incheon tide datum)"
+#: Read from the tide gauge: not applicable in a city without one (NaN, never essential).
+TIDE_FEATURES = ("tide_cm", *(f"tide_pred_max_{k}h_cm" for k in TIDE_WINDOWS), "tide_excess_cm")
+_TIDE_UNIT = "cm (the city's tide gauge datum)"
 UNITS = {"rain_1h": "mm", "rain_3h": "mm", "rain_6h": "mm", "rain_24h": "mm",
          **{f"rain_fcst_{k}h": "mm" for k in FCST_WINDOWS}, "tide_cm": _TIDE_UNIT,
          **{f"tide_pred_max_{k}h_cm": _TIDE_UNIT for k in TIDE_WINDOWS}}
@@ -64,8 +48,12 @@ _NO_TIME_NS = ts.time_ns([pd.Timestamp("1900-01-01")])[0]
 # 368 / 394 / 400 of the 404 flood onsets at leads 1 / 3 / 6: 868 hours x 2,208 cells x 3 leads = 5.75M
 # rows (15 s, 3.6 GB peak to build on 2 cores). With 3-h windows only (before the leads) it was 1.32M rows.
 RAIN_EVENT_MM = 25.0  # observed or forecast 3-h rain at any city station
-TIDE_EVENT_CM = 930.0  # predicted high tide, between the 2nd and 3rd alert steps (906 / 953 cm)
+# Predicted high tide of an event hour: the city's ``tide.event_level_cm`` (Incheon: 930 cm, between the 2nd
+# and 3rd alert steps, 906 / 953 cm).
 BACKGROUND = 0.005  # share of the other hours kept, by a hash of the hour
+# Beyond this many rows (hours x cells x leads) calm cell-hours are sampled, weighted (a fine grid: at 100 m
+# the 868 hours x 55,200 cells x 3 leads would be 144M rows; 8M keeps the table the size of the 500 m one).
+MAX_ROWS = 8_000_000
 
 
 @dataclass(frozen=True)
@@ -112,11 +100,20 @@ def _station_series(src) -> StationSeries:
         prev = sum(by_lead[min(j, last)] for j in range(2, k + 2)).shift(1, freq="h").reindex(index)
         fcst[k] = own.combine_first(prev)
         late = own.isna() & prev.notna()  # the longest window's, after the loop
-    tide = src["tide"]
-    obs = ts.hourly_wide(tide.assign(k=0), "tide_cm", key="k")[0]
-    pred = ts.hourly_wide(tide.assign(k=0), "tide_pred_cm", key="k")
+    if src.city.lacks("tide"):  # not applicable: NaN at every hour, never a made-up tide
+        pred = pd.DataFrame({0: np.nan}, index=rain[1].index)
+        obs = pred[0].copy()
+    else:
+        tide = src["tide"]
+        obs = ts.hourly_wide(tide.assign(k=0), "tide_cm", key="k")[0]
+        pred = ts.hourly_wide(tide.assign(k=0), "tide_pred_cm", key="k")
     return StationSeries(stations, ts.cell_stations(src, stations), rain, fcst, late.astype(float), obs, pred[0],
                          {k: ts.leading_agg(pred, k, "max")[0] for k in TIDE_WINDOWS})
+
+
+def tide_alert_cm(city) -> float:
+    """The city's first tide alert step (cm), NaN without a tide gauge (tide features are then NaN)."""
+    return float(city.tide.alert_cm[0]) if city.tide is not None else np.nan
 
 
 @dataclass(frozen=True)
@@ -149,7 +146,7 @@ def _lookups(src) -> _Lookups:
     return ts.memo(src, "flood.lookups", build)
 
 
-def _observed(src, pos: np.ndarray, times, notes: list | None = None) -> dict[str, np.ndarray]:
+def read_observed(src, pos: np.ndarray, times, notes: list | None = None) -> dict[str, np.ndarray]:
     """:func:`observed_conditions` by cell position (-1: unknown cell, NaN rain); with ``notes`` (a list),
     appends one array per fallback used: a sentence per row that used it, else None."""
     look = _lookups(src)
@@ -189,7 +186,7 @@ def observed_conditions(src, cell_ids, times) -> pd.DataFrame:
     no observation. Times are floored to the hour (data of that hour are known by then). Anything still
     missing is NaN: an essential input, so the row is left out of training and answered ``unknown``.
     """
-    observed = _observed(src, ts.cell_positions(src, cell_ids), times)
+    observed = read_observed(src, ts.cell_positions(src, cell_ids), times)
     return pd.DataFrame({c: observed[c] for c in OBSERVED})
 
 
@@ -264,13 +261,13 @@ def build_rows(src, requests: pd.DataFrame) -> pd.DataFrame:
     pos = _cell_positions(src, requests["cell_id"].to_numpy())
     t_ns = ts.time_ns(time)
     f: dict[str, np.ndarray] = {"lead_hours": lead_hours(requests)}
-    observed = _observed(src, pos, t_ns) if any(c not in requests for c in OBSERVED) else {}
+    observed = read_observed(src, pos, t_ns) if any(c not in requests for c in OBSERVED) else {}
     for col in OBSERVED:
         f[col] = requests[col].to_numpy(dtype=float) if col in requests else observed[col]
     cells = ts.cell_arrays(src)
     for col in STATIC:
         f[col] = cells[col][pos]
-    f.update(physics_features(f, float(src.city.tide.alert_cm[0])))
+    f.update(physics_features(f, tide_alert_cm(src.city)))
     f["past_floods"] = _lookups(src).known_floods.count(pos, np.full(len(pos), _NO_TIME_NS), t_ns, closed="left")
     out = {c: (time.array if c == "time" else requests[c].array) for c in requests.columns if c not in FEATURES}
     out.update({c: f[c].astype(np.float32) for c in FEATURES})
@@ -360,12 +357,15 @@ def cause(rows: pd.DataFrame, tide_alert_cm: float = 886.0, floor: float = 0.1) 
 
 
 def event_hours(src, rain_mm: float = RAIN_EVENT_MM, fcst_mm: float = RAIN_EVENT_MM,
-                tide_cm: float = TIDE_EVENT_CM, background: float = BACKGROUND) -> pd.DatetimeIndex:
+                tide_cm: float | None = None, background: float = BACKGROUND) -> pd.DatetimeIndex:
     """Issue times for the training table: event hours plus a hash-sampled ``background`` share of the rest.
 
     Event hour: any city station with observed 3-h rain >= ``rain_mm`` or a nowcast over the 3 h or the
-    longest lead's window >= ``fcst_mm``, or a predicted tide within the longest lead >= ``tide_cm``.
+    longest lead's window >= ``fcst_mm``, or a predicted tide within the longest lead >= ``tide_cm`` (default
+    the city's ``tide.event_level_cm``; no tide gauge, no tide events).
     """
+    if tide_cm is None:
+        tide_cm = src.city.tide.event_level_cm if src.city.tide is not None else np.inf
     series = station_series(src)
     hours = series.rain[3].index
     rainy = (series.rain[3] >= rain_mm).any(axis=1).to_numpy()
@@ -382,31 +382,59 @@ def event_hours(src, rain_mm: float = RAIN_EVENT_MM, fcst_mm: float = RAIN_EVENT
 
 
 def build_table(src, rain_mm: float = RAIN_EVENT_MM, fcst_mm: float = RAIN_EVENT_MM,
-                tide_cm: float = TIDE_EVENT_CM, background: float = BACKGROUND) -> pd.DataFrame:
-    """The flood training table: (event hours + background hours) x every cell x every lead, with the label.
+                tide_cm: float | None = None, background: float = BACKGROUND) -> pd.DataFrame:
+    """The flood training table: (event hours + background hours) x every cell x every lead, with the label
+    (:func:`table_parts` in one frame)."""
+    return pd.concat(list(table_parts(src, None, rain_mm, fcst_mm, tide_cm, background)), ignore_index=True)
+
+
+def table_parts(src, rows_per_part: int | None = None, rain_mm: float = RAIN_EVENT_MM,
+                fcst_mm: float = RAIN_EVENT_MM, tide_cm: float | None = None,
+                background: float = BACKGROUND, max_rows: int = MAX_ROWS) -> Iterator[pd.DataFrame]:
+    """The training table in parts of whole hours (about ``rows_per_part`` rows each; None: one part).
 
     The observations are read once per (cell, hour); each lead is then a request of its own through
-    :func:`build_rows`, the path the service takes.
+    :func:`build_rows`, the path the service takes. When the selected hours x cells x leads exceed
+    ``max_rows`` (a fine grid: 55,200 cells at 100 m), every (cell, hour) with a flood onset within the
+    longest lead is kept and the others are kept with probability ``max_rows / candidates`` (a hash of cell
+    and hour), weighted by its inverse (``weight``), so sums and rates stay unbiased.
     """
     hours = event_hours(src, rain_mm, fcst_mm, tide_cm, background)
     cells = src.grid.cells["cell_id"].to_numpy()
-    requests = pd.DataFrame({
-        "cell_id": np.tile(cells, len(hours)),
-        "time": np.repeat(hours.to_numpy(), len(cells)),
-    })
-    conditions = observed_conditions(src, requests["cell_id"].to_numpy(), requests["time"])
-    requests = pd.concat([requests, conditions[list(OBSERVED)]], axis=1)
-    n = len(requests)
-    requests = requests.take(np.tile(np.arange(n), len(LEADS))).reset_index(drop=True)
-    requests.insert(2, "lead_hours", np.repeat(np.asarray(LEADS, dtype=np.float32), n))
-    table = build_rows(src, requests)
-    table["flooded"] = label(src, table)
+    rate = min(1.0, max_rows / max(len(hours) * len(cells) * len(LEADS), 1))
+    chunk_rows = len(cells) * len(LEADS) * rate
+    step = len(hours) if rows_per_part is None else max(1, int(rows_per_part // max(chunk_rows, 1)))
+    traces = located_traces(src)
+    cell_code = pd.util.hash_array(cells.astype(object))  # what stable_uniform hashes a cell_id to
+    by_lead: dict[float, int] = {}
+    rows = 0
+    for lo in range(0, len(hours), step):
+        chunk = hours[lo:lo + step]
+        pos = np.tile(np.arange(len(cells)), len(chunk))
+        time = np.repeat(chunk.to_numpy(), len(cells))
+        weight = np.ones(len(pos), dtype=np.float32)
+        if rate < 1:
+            onset = ts.count_in_window(traces["cell_pos"], traces["onset"], pos, time, time + HORIZON,
+                                       closed="right") > 0
+            kept = onset | (ts.stable_uniform(cell_code[pos], time, seed=3) < rate)
+            pos, time, weight = pos[kept], time[kept], np.where(onset[kept], 1.0, 1.0 / rate).astype(np.float32)
+        requests = pd.DataFrame({"cell_id": cells[pos], "time": time})
+        conditions = observed_conditions(src, requests["cell_id"].to_numpy(), requests["time"])
+        requests = pd.concat([requests, conditions[list(OBSERVED)]], axis=1)
+        n = len(requests)
+        requests = requests.take(np.tile(np.arange(n), len(LEADS))).reset_index(drop=True)
+        requests.insert(2, "lead_hours", np.repeat(np.asarray(LEADS, dtype=np.float32), n))
+        table = build_rows(src, requests)
+        table["flooded"] = label(src, table)
+        table["weight"] = np.tile(weight, len(LEADS))
+        for lead, hits in table.groupby("lead_hours")["flooded"].sum().items():
+            by_lead[lead] = by_lead.get(lead, 0) + int(hits)
+        rows += len(table)
+        yield table
     windows = pd.DatetimeIndex(np.concatenate([hours + k * ts.HOUR for k in range(1, max(LEADS) + 1)])).unique()
-    covered = located_traces(src)["onset"].isin(windows)
-    by_lead = table.groupby("lead_hours")["flooded"].sum().astype(int).to_dict()
-    log.info("flood table: %d rows, positives by lead %s; %d of %d located traces fall in a selected window",
-             len(table), by_lead, int(covered.sum()), len(covered))
-    return table
+    covered = traces["onset"].isin(windows)
+    log.info("flood table: %d rows (calm cell-hours kept at rate %.3f), positives by lead %s; %d of %d located "
+             "traces fall in a selected window", rows, rate, by_lead, int(covered.sum()), len(covered))
 
 
 def label(src, rows: pd.DataFrame) -> np.ndarray:
@@ -418,179 +446,3 @@ def label(src, rows: pd.DataFrame) -> np.ndarray:
     lead = pd.to_timedelta(lead_hours(rows), unit="h").to_numpy()
     hits = ts.count_in_window(tr["cell_pos"], tr["onset"], pos, t, t + lead, closed="right")
     return (hits > 0).astype(np.int8)
-
-
-# --- evaluation (holdout only; the truth is never a feature) ---
-
-def heavy_rain_rule(rows: pd.DataFrame) -> np.ndarray:
-    """KMA heavy-rain rule on observed or forecast rain (1 h >= 50 and 3 h >= 90, or 1 h >= 72), low-lying cells."""
-    fires = np.zeros(len(rows), dtype=bool)
-    for one, three in (("rain_1h", "rain_3h"), ("rain_fcst_1h", "rain_fcst_3h")):
-        r1, r3 = rows[one].to_numpy(float), rows[three].to_numpy(float)
-        fires |= ((r1 >= 50) & (r3 >= 90)) | (r1 >= 72)
-    return fires & (rows["low_lying"].to_numpy() > 0)
-
-
-def baseline(rows: pd.DataFrame, history: pd.DataFrame) -> np.ndarray:
-    """The rule, turned into probabilities by the flood rate when it fired / did not fire in the history,
-    per lead time (a longer lead holds more floods either way)."""
-    lead, past_lead = lead_hours(rows), lead_hours(history)
-    fired, y = heavy_rain_rule(history), history["flooded"].to_numpy(float)
-    fires = heavy_rain_rule(rows)
-    out = np.full(len(rows), np.nan)
-    for k in np.unique(lead):
-        same = past_lead == k
-        p_fire = y[same & fired].mean() if (same & fired).any() else 0.5
-        p_quiet = y[same & ~fired].mean() if (same & ~fired).any() else 0.0
-        out[lead == k] = np.where(fires[lead == k], p_fire, p_quiet)
-    return out
-
-
-def oracle(rows: pd.DataFrame, truth_dir) -> np.ndarray:
-    """The generator's probability of a flood within each row's lead time (absent from the sparse truth =
-    below 1e-4); a KeyError for a truth without that lead's column."""
-    truth = pd.read_parquet(Path(truth_dir) / "flood_truth.parquet")
-    joined = rows[["cell_id", "time"]].merge(truth, on=["cell_id", "time"], how="left")
-    lead = lead_hours(rows)
-    out = np.full(len(rows), np.nan)
-    for k in np.unique(lead):
-        out[lead == k] = joined.loc[lead == k, f"p_flood_{k:g}h"].fillna(0.0).to_numpy()
-    return out
-
-
-# --- serving: the API's conditions, levels and request adapters ---
-
-_RAIN = "mm at the cell's nearest city weather station"
-SERVING_CONDITIONS = (
-    Condition("lead_hours", "h", f"lead time: flooding within the next 1, 3 or 6 hours (default {DEFAULT_LEAD})",
-              DEFAULT_LEAD, 1, max(LEADS), kind="int", choices=LEADS),
-    Condition("rain_1h", "mm", f"rain in the last hour, {_RAIN}", 35.0, 0.0, 300.0),
-    Condition("rain_3h", "mm", f"rain in the last 3 hours, {_RAIN}", 70.0, 0.0, 500.0),
-    Condition("rain_6h", "mm", f"rain in the last 6 hours, {_RAIN}", 90.0, 0.0, 700.0),
-    Condition("rain_24h", "mm", f"rain in the last 24 hours, {_RAIN}", 150.0, 0.0, 1000.0),
-    Condition("rain_fcst_1h", "mm", "rain forecast for the next hour (KMA nowcast at the station)", 30.0, 0.0, 300.0),
-    Condition("rain_fcst_3h", "mm", "rain forecast for the next 3 hours (KMA nowcast at the station)", 60.0, 0.0, 500.0),
-    Condition("rain_fcst_6h", "mm", "rain forecast for the next 6 hours (KMA nowcast at the station)", 80.0, 0.0, 800.0),
-    Condition("tide_cm", "cm", "observed tide now, on the Incheon tide datum (alert steps 886/906/953/1000)",
-              850.0, -100.0, 1200.0),
-    Condition("tide_pred_max_3h_cm", "cm", "highest predicted tide in the next 3 hours, same datum", 900.0,
-              -100.0, 1200.0),
-    Condition("tide_pred_max_6h_cm", "cm", "highest predicted tide in the next 6 hours, same datum", 920.0,
-              -100.0, 1200.0),
-)
-# Windows of one quantity, shortest first: a given window raises the longer ones to at least its value.
-_CHAINS = (("rain_1h", "rain_3h", "rain_6h", "rain_24h"), tuple(f"rain_fcst_{k}h" for k in FCST_WINDOWS),
-           tuple(f"tide_pred_max_{k}h_cm" for k in TIDE_WINDOWS))
-
-
-def serving_requests(src, cells: pd.DataFrame, at, conditions: dict | None = None) -> pd.DataFrame:
-    """One request per cell at ``at`` floored to the hour, for the lead time ``lead_hours`` (default 3).
-
-    Given conditions are constants; the others are the observations at that hour (as in training).
-    When a rain or tide window is given, the longer windows are raised to at least it (60 mm in the last
-    hour means at least 60 mm in the last 3 h), so a partial what-if stays physically consistent. The
-    city's first tide alert step rides along for :func:`serving_combine`'s cause.
-    """
-    conds = sa.given(conditions, CONDITIONS)
-    time = pd.Timestamp(at).floor("h")
-    columns: dict[str, object] = {"time": time, "lead_hours": float(conds.get("lead_hours", DEFAULT_LEAD))}
-    notes: list[np.ndarray] = []
-    if any(c not in conds for c in OBSERVED):
-        pos = ts.cell_positions(src, cells["cell_id"].to_numpy())
-        observed = _observed(src, pos, np.full(len(cells), ts.time_ns([time])[0]), notes)
-    for chain in _CHAINS:
-        values = [np.full(len(cells), sa.as_float(conds[c])) if c in conds else observed[c] for c in chain]
-        if any(c in conds for c in chain):
-            values = list(np.fmax.accumulate(np.vstack(values), axis=0))
-        columns.update(zip(chain, values, strict=True))
-    columns["tide_cm"] = sa.as_float(conds["tide_cm"]) if "tide_cm" in conds else observed["tide_cm"]
-    columns["tide_alert_cm"] = float(src.city.tide.alert_cm[0])
-    columns["notes"] = sa.join_notes(notes, len(cells))
-    return sa.cell_requests(cells, columns)
-
-
-def serving_combine(rows: pd.DataFrame, pred) -> pd.DataFrame:
-    """Probability of a flood onset within the lead time per cell, its likely cause and the conditions used
-    (``lead_hours`` first, as an integer)."""
-    alert = float(rows["tide_alert_cm"].iloc[0]) if "tide_alert_cm" in rows and len(rows) else 886.0
-    used = sa.records({c: rows[c].to_numpy() for c in CONDITIONS}, digits=1)
-    for record in used:
-        record["lead_hours"] = None if record["lead_hours"] is None else int(record["lead_hours"])
-    return sa.per_cell(rows, np.clip(np.asarray(pred, dtype=float), 0, 1), cause(rows, alert), used,
-                       rows.get("notes"))
-
-
-def serving_now(src) -> pd.Timestamp:
-    """The last hour with observed rain at a city station, a nowcast issued for it (or the hour before: see
-    :func:`station_series`) and a tide (observed, or the prediction the gauge file carries ahead)."""
-    def latest() -> pd.Timestamp:
-        s = station_series(src)
-        rain = s.rain[1].index[s.rain[1].notna().any(axis=1).to_numpy()]
-        tide = s.tide.index[(s.tide.notna() | s.tide_pred.reindex(s.tide.index).notna()).to_numpy()]
-        if not len(rain) or not len(tide):
-            raise DataError("flood: no rain or tide observations to serve from")
-        forecast = s.fcst[max(FCST_WINDOWS)]  # every window of an issue (or its stand-in) held
-        forecast = forecast.index[forecast.notna().any(axis=1).to_numpy()]
-        if not len(forecast):
-            raise DataError("flood: no rain nowcast to serve from")
-        return min(rain.max(), forecast.max(), tide.max())
-    return ts.memo(src, "flood.now", latest)
-
-
-def serving_first(src) -> pd.Timestamp:
-    """The first hour with observed rain at a city station and a tide (observed or predicted)."""
-    def earliest() -> pd.Timestamp:
-        s = station_series(src)
-        rain = s.rain[1].index[s.rain[1].notna().any(axis=1).to_numpy()]
-        tide = s.tide.index[(s.tide.notna() | s.tide_pred.reindex(s.tide.index).notna()).to_numpy()]
-        if not len(rain) or not len(tide):
-            raise DataError("flood: no rain or tide observations to serve from")
-        return max(rain.min(), tide.min())
-    return ts.memo(src, "flood.first", earliest)
-
-
-SERVING = Serving(
-    conditions=SERVING_CONDITIONS,
-    levels=Levels((1e-4, 0.005, 0.03, 0.15, 0.6), log=True),
-    value="probability that the cell starts to flood within the lead time (conditions.lead_hours: 1, 3 or 6 h; "
-          f"default {DEFAULT_LEAD})",
-    unit="probability",
-    requests=serving_requests,
-    combine=serving_combine,
-    now=serving_now,
-    first=serving_first,
-    scenarios=(("60 mm/h at high tide", {"rain_1h": 60, "rain_3h": 90, "rain_fcst_1h": 60, "rain_fcst_3h": 120,
-                                          "rain_fcst_6h": 150, "tide_cm": 930, "tide_pred_max_3h_cm": 950,
-                                          "tide_pred_max_6h_cm": 950}),
-               ("the same, 6 hours ahead", {"lead_hours": 6, "rain_1h": 60, "rain_3h": 90, "rain_fcst_1h": 60,
-                                            "rain_fcst_3h": 120, "rain_fcst_6h": 150, "tide_cm": 930,
-                                            "tide_pred_max_3h_cm": 950, "tide_pred_max_6h_cm": 950})),
-)
-
-
-SPEC = register(DomainSpec(
-    name="flood",
-    title="Flooding within 1, 3 or 6 hours",
-    task="binary",
-    target="flooded",
-    keys=("cell_id", "lead_hours"),  # a row per cell and lead time, as fine dust has one per pollutant
-    time="time",
-    horizon=HORIZON,
-    features=FEATURES,
-    conditions=OBSERVED,
-    sources=("asos", "aws", "nowcast", "tide", "flood_traces", "static"),
-    feature_set_version="flood-v3",
-    build_table=build_table,
-    build_rows=build_rows,
-    metrics=(PR_AUC, ROC_AUC, BRIER),
-    primary_metric="pr_auc",
-    baseline=baseline,
-    oracle=oracle,
-    serving=SERVING,
-    # A longer lead, more rain (observed or forecast), a higher tide and their ratios to the drains never
-    # lower the risk.
-    monotone=dict.fromkeys((*CONDITIONS, *(d for d in DERIVED if "rain" in d), "tide_excess_cm"), 1),
-    essential=CONDITIONS,
-    breakdown=("lead_hours", "lead{:g}h"),
-    extra={"cause": cause, "units": UNITS},
-))

@@ -1,0 +1,54 @@
+"""Earthquake domain: share of a cell's buildings at moderate-or-worse damage in a scenario.
+
+A request is a scenario (magnitude, epicentre, depth, time) and a cell. Features describe the ground
+motion at the cell (distances, BSSA14 on rock and with the cell's Vs30, see :mod:`features.domains.earthquake.seismic`) and
+the cell's building stock *as of the scenario time*: only buildings approved by then (or with no
+approval date) count.
+The HAZUS fragility estimate is a feature too, and the baseline uses the same function; so is its lower
+bound, below which the served share never falls in strong shaking (:func:`apply_physics_floor`).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from features.domains.earthquake.evaluation import baseline, oracle
+from features.domains.earthquake.features import (
+    CONDITIONS,
+    FEATURES,
+    UNITS,
+    build_rows,
+    build_table,
+    table_parts,
+)
+from features.domains.earthquake.serving import SERVING
+from features.metrics import MAE, R2, RMSE
+from features.registry import DomainSpec, register
+
+SPEC = register(DomainSpec(
+    name="earthquake",
+    title="Earthquake building damage",
+    task="regression",
+    target="damage_share",
+    keys=("scenario_id", "cell_id"),
+    time="time",
+    horizon=timedelta(0),
+    features=FEATURES,
+    conditions=CONDITIONS,
+    sources=("damage_surveys", "buildings", "static"),
+    feature_set_version="earthquake-v4",
+    build_table=build_table,
+    build_parts=table_parts,
+    build_rows=build_rows,
+    weight="weight",
+    serving=SERVING,
+    metrics=(RMSE, MAE, R2),
+    primary_metric="rmse",
+    baseline=baseline,
+    oracle=oracle,
+    extra={"units": UNITS},
+    # Stronger shaking never means less damage: magnitude and motion up, distance and depth down.
+    monotone={"magnitude": 1, "depth_km": -1, "epi_dist_km": -1, "hypo_dist_km": -1, "ln_pga_generic": 1,
+              "ln_pga_site": 1, "fragility_damage_share": 1, "fragility_floor_share": 1},
+    essential=("ln_pga_site",),
+))

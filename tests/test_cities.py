@@ -1,0 +1,193 @@
+"""Every built-in city runs by configuration: generate (one year, coarse grid), build features, quick-train
+and answer each domain through the service's engine, each city with its own data folder and models in one
+shared project (one MLflow store).
+
+Incheon's generated files must be exactly those the generator wrote before its geography moved from code
+into ``incheon.toml``; an inland city (Daejeon, Suwon) has no tide file, its flood answers never name the tide
+and a request giving ``tide_cm`` is refused naming the field and the city; Pohang's quake list and ready
+scenarios hold the 15 November 2017 ML 5.4 event as KMA lists it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date
+
+import pandas as pd
+import pytest
+from shapely import contains_xy
+from shapely.geometry import Polygon
+from shapely.ops import unary_union
+
+from features.build import build_features
+from features.city import load_city
+from features.embedded import generate
+from features.grid import build_grid
+from features.registry import domains
+from features.sources import Sources
+from serving.engine import Engine, LoadedModel
+from serving.errors import ApiError
+from training.champion import ALIAS, load_native
+from training.tracking import configure, registered_name
+from training.train import train_domain
+from training.tune import Profile
+from urban_safety.settings import Settings
+
+# Grid per city: coarse enough for CI (Suwon, 121 km², needs a finer one to have a few dozen cells).
+GRID_M = {"incheon": 3000, "daejeon": 3000, "busan": 3000, "pohang": 3000, "suwon": 2000}
+TINY = Profile("tiny", trials=1, folds=2, max_rows=3000, max_rounds=10, timeout_s=None)
+# Incheon's raw files for these settings (seed 7, 3 km, one year from 2020-09-01, 12 quake scenarios), as
+# written by the generator before its geography moved into incheon.toml (at commit a1b0da2). Truth Parquet
+# files are left out: their metadata carries the pyarrow version.
+INCHEON_RAW_SHA256 = {
+    "raw/airkorea/AIRKOREA_2020.csv": "32ef13c7c7b2cd15393e6d2220e2b4ec0b9610af2c9101f2e3fba169c4e7fa05",
+    "raw/airkorea/AIRKOREA_2021.csv": "41f0250a92879c7ee24da9c416468c0ce6ac8f51f00143a0765816f0a172bfd7",
+    "raw/asos/OBS_ASOS_TIM_2020.csv": "fb6dfdea31a86e8d265c85b0e543482ee118cf5cb2c85d29c5434cba9b58ee64",
+    "raw/asos/OBS_ASOS_TIM_2021.csv": "9f686f80481addb64a8c4923d44864d66818bcd4cec26f135bc866384cf85146",
+    "raw/aws/OBS_AWS_TIM_2020.csv": "9a215529394a518dab3fd0326e2fdcc5a304b63a82d70eeabfeacc0a2ae98be5",
+    "raw/aws/OBS_AWS_TIM_2021.csv": "adb8c69edaf45d912f80cdc6c3dd5d66bde633f8aa4b75a486080027eb527f01",
+    "raw/buildings/BLD_TITLE_all.csv": "7ac4cff1d071ada59fc6a4f7d37a085a242946912502c700ddd9f7abcc200b0e",
+    "raw/damage_surveys/DAMAGE_SURVEY_2020.csv": "dce7ba2f82aa12f743a1cf8aef225a3459cb72a6743b71c6566b4b6abfbf9940",
+    "raw/damage_surveys/DAMAGE_SURVEY_2021.csv": "8073d2e806bd5d5070b4c2b86619f251434d6ec84e1b29b561d51470c8a88560",
+    "raw/flood_traces/FLUD_TRACE_2020.csv": "c9dea4a1acd012dfa6425cf42cf3e0b74665e956bbeaf7edd2de12ab439b00e6",
+    "raw/flood_traces/FLUD_TRACE_2021.csv": "f3490ee1f732c3af1fa620564209a926a23c308650d68b10d720afe2030a6087",
+    "raw/nowcast/VSRT_RN1_2020.csv": "32c9c8cac6771e64fb056a4e08f92303f7749fdce5f0ea6974900917969036ac",
+    "raw/nowcast/VSRT_RN1_2021.csv": "f2b7657fdb09fd9af43dfb3b4e3f90285de8c65c6a1ab42981f2659ee5203fcd",
+    "raw/quakes/KMA_EQK_list.csv": "9a5adc286fd5e165f7c59a935422f8780e70aa526743e2707a53cdd3d0a410e9",
+    "raw/static/grid_layers.csv": "fb7e200e15dd90b3e961daf1f7a72041602573f35ee5efe5f837347957e4f884",
+    "raw/taas/TAAS_2020.csv": "4700a2f8ac08b54cc602dc3590b034cb1d48778cd56d6848e316d97fe9ba8d65",
+    "raw/taas/TAAS_2021.csv": "6566fb3691eef9ceee75cb24987bd316b7e78668aca99d6e345172d2b0408ce6",
+    "raw/tide/TIDE_DT_0001_2020.csv": "7e41938e67b362655f63beee98168756540c66a17d9c6f6553b64836b231f964",
+    "raw/tide/TIDE_DT_0001_2021.csv": "33238141e2de0451b48faa97a58450af3d6e2cba1a8f812f674f1ff662036c61",
+}
+POHANG_2017 = {"time": pd.Timestamp("2017-11-15 14:29:31"), "magnitude": 5.4, "lat": 36.12, "lon": 129.36,
+               "depth_km": 7.0}
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """One project folder (one MLflow store) shared by every city, as on a machine that serves several."""
+    with pytest.MonkeyPatch.context() as mp:
+        for var in ("MLFLOW_TRACKING_URI", "URBAN_SAFETY_DATA_DIR", "URBAN_SAFETY_CITY", "URBAN_SAFETY_GRID_M"):
+            mp.delenv(var, raising=False)
+        yield tmp_path_factory.mktemp("cities")
+
+
+def _settings(name: str, root) -> Settings:
+    return Settings(city=name, root=root, data_dir=None, grid_m=GRID_M[name], years=1, quake_scenarios=12, seed=7,
+                    start=date(2020, 9, 1))
+
+
+def _models(settings: Settings) -> dict[str, LoadedModel]:
+    """Each domain's champion of this city, straight from the registry."""
+    client = configure(settings)
+    out = {}
+    for name in domains():
+        registered = registered_name(name, settings.city_key)
+        champion = client.get_model_version_by_alias(registered, ALIAS)
+        family, booster = load_native(f"models:/{registered}@{ALIAS}")
+        out[name] = LoadedModel(family, booster, {"registered_model": registered,
+                                                  "registry_version": str(champion.version)})
+    return out
+
+
+def _scenario(info: dict, domain: str) -> dict | None:
+    ready = info["domains"][domain]["scenarios"]
+    return ready[0]["conditions"] if domain == "earthquake" else None
+
+
+@pytest.mark.parametrize("name", list(GRID_M))
+def test_city_runs_end_to_end(name, project):
+    settings = _settings(name, project)
+    city = settings.city_config
+    # Per-city state: the default city keeps data/, another gets data/<city>/ and city-named models.
+    assert settings.data == (project / "data" if name == "incheon" else project / "data" / name)
+    generate(settings)
+    raw = settings.raw_dir
+
+    if name == "incheon":
+        written = {str(p.relative_to(settings.data)): hashlib.sha256(p.read_bytes()).hexdigest()
+                   for p in sorted(raw.rglob("*.csv"))}
+        assert written == INCHEON_RAW_SHA256
+
+    # Every cell lies inside the city's boundary, and at the configured grid every district has cells.
+    land = unary_union([Polygon(m.polygon) for m in city.land])
+    cells = build_grid(city).cells
+    assert len(cells) > 10 and contains_xy(land, cells["lon"].to_numpy(), cells["lat"].to_numpy()).all()
+    fine = build_grid(load_city(name)).cells
+    assert contains_xy(land, fine["lon"].to_numpy(), fine["lat"].to_numpy()).all()
+    assert set(fine["district"]) == {d.name for d in city.districts}
+
+    assert (raw / "tide").exists() == (city.tide is not None)
+    sources = Sources.from_settings(settings)
+    quakes = sources["quakes"]
+    if name == "pohang":
+        event = quakes.loc[quakes["time"] == POHANG_2017["time"]]
+        assert len(event) == 1
+        assert event.iloc[0][["magnitude", "lat", "lon", "depth_km"]].to_dict() == {
+            k: v for k, v in POHANG_2017.items() if k != "time"}
+
+    for spec in domains().values():
+        build_features(spec, sources, settings.features_dir)
+    for spec in domains().values():
+        train_domain(spec, settings, TINY)
+
+    engine = Engine(Sources.from_settings(settings), _models(settings))
+    info = engine.domains_info()
+    assert info["city"] == city.name
+    assert all(v == "serving" for v in engine.availability().values()), engine.availability()
+    cell = cells["cell_id"].iloc[len(cells) // 2]
+    for domain in domains():
+        conditions = _scenario(info, domain)
+        answer = json.loads(engine.risk(domain, [{"cell_id": cell}], None, conditions))
+        result = answer["results"][0]
+        assert result["status"] in ("scored", "unknown") and result["cell_id"] == cell
+        assert answer["model_version"].startswith(registered_name(domain, settings.city_key))
+        city_map = json.loads(engine.risk_map(domain, None, conditions))
+        assert city_map["metadata"]["cells"] == len(cells)
+        assert city_map["metadata"]["unknown"] < len(cells), f"{name} {domain}: every cell unknown"
+
+    flood = info["domains"]["flood"]
+    tide_fields = ("tide_cm", "tide_pred_max_3h_cm", "tide_pred_max_6h_cm")
+    if city.tide is None:
+        assert set(tide_fields) <= set(flood["not_applicable"])
+        assert not set(tide_fields) & set(flood["essential"])
+        assert all(not c["applicable"] for c in flood["conditions"] if c["name"] in tide_fields)
+        assert all(not set(tide_fields) & set(s["conditions"]) for s in flood["scenarios"])
+        stormy = {"rain_1h": 90, "rain_3h": 200, "rain_24h": 400, "rain_fcst_1h": 90, "rain_fcst_3h": 200,
+                  "rain_fcst_6h": 300}
+        for conditions in (None, stormy):
+            features = json.loads(engine.risk_map("flood", None, conditions))["features"]
+            causes = {f["properties"]["cause"] for f in features}
+            assert "tide" not in causes
+        with pytest.raises(ApiError) as refused:
+            engine.risk("flood", [{"cell_id": cell}], None, {"tide_cm": 900})
+        assert refused.value.status == 400 and refused.value.loc == ["conditions", "tide_cm"]
+        assert city.name in refused.value.msg
+    else:
+        assert flood["not_applicable"] == {}
+        assert set(tide_fields) <= set(flood["essential"])
+
+    scenarios = [s["conditions"] for s in info["domains"]["earthquake"]["scenarios"]]
+    if name == "pohang":
+        assert {"magnitude": 5.4, "epicentre_lat": 36.12, "epicentre_lon": 129.36, "depth_km": 7} in scenarios
+    assert all(city.seismic_region.lat[0] <= s["epicentre_lat"] <= city.seismic_region.lat[1] for s in scenarios)
+
+
+def test_cities_keep_their_own_models(project):
+    """After the cities above, one MLflow store holds each city's models under its own names."""
+    names = set()
+    for name in GRID_M:
+        settings = _settings(name, project)
+        client = configure(settings)
+        names |= {m.name for m in client.search_registered_models()}
+    for name in GRID_M:
+        suffix = "" if name == "incheon" else f"-{name}"
+        assert {f"urban-safety-{d}{suffix}" for d in domains()} <= names
+    # ...and its own data: each folder holds its own tide gauge's file, or none.
+    tide_files = {name: sorted(p.name for p in (_settings(name, project).raw_dir / "tide").glob("*.csv"))
+                  for name in GRID_M}
+    assert tide_files["incheon"] == ["TIDE_DT_0001_2020.csv", "TIDE_DT_0001_2021.csv"]
+    assert tide_files["busan"] == ["TIDE_DT_0005_2020.csv", "TIDE_DT_0005_2021.csv"]
+    assert tide_files["daejeon"] == tide_files["suwon"] == []
