@@ -8,7 +8,8 @@ if { ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi n
   (apt-get update -qq && apt-get install -y -qq chromium chromium-driver fonts-nanum) >/dev/null 2>&1 \
     || echo "warning: could not install chromium; the dashboard test will be skipped" >&2
 fi
-# The PostgreSQL store's tests run against a real server (127.0.0.1:5432, user postgres, database test, trust
+# The PostgreSQL tests (the live store; MLflow server and Optuna study, which create and drop databases of
+# their own) run against a real server (127.0.0.1:5432, user postgres, database test, trust
 # auth for local TCP); start Debian's where none answers and it can be installed or started.
 if ! (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   (command -v pg_ctlcluster >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq postgresql)) >/dev/null 2>&1 || true

@@ -10,14 +10,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import mlflow
 from filelock import FileLock, Timeout
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from features.errors import UrbanSafetyError
@@ -31,6 +34,27 @@ HOST_TAG, PID_TAG, FAILURE_TAG = "host", "pid", "failure_reason"
 
 class StoreBusy(UrbanSafetyError):
     """Another training job kept the local store's lock for longer than this job would wait."""
+
+
+class TrackingUnavailable(UrbanSafetyError):
+    """``MLFLOW_TRACKING_URI`` names a tracking server that does not answer."""
+
+
+def check_server(uri: str, timeout: float = 10.0) -> None:
+    """For an ``http(s)://`` tracking URI, ask the server's ``/health`` once (``timeout`` seconds) and raise
+    :class:`TrackingUnavailable` naming it when it does not answer OK; other URIs are left alone. (MLflow's
+    own client would retry for minutes before failing with a long trace.)"""
+    if not uri.startswith(("http://", "https://")):
+        return
+    shown = re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", uri)  # no password in a message
+    try:
+        response = httpx.get(uri.rstrip("/") + "/health", timeout=timeout)
+    except httpx.HTTPError as exc:
+        raise TrackingUnavailable(f"no MLflow tracking server answers at {shown} (MLFLOW_TRACKING_URI): "
+                                  f"{type(exc).__name__}: {exc}") from None
+    if response.status_code != 200:
+        raise TrackingUnavailable(f"the MLflow tracking server at {shown} (MLFLOW_TRACKING_URI) is not healthy: "
+                                  f"HTTP {response.status_code} on /health")
 
 
 def city_suffix(city_key: str | None = None) -> str:
@@ -53,8 +77,10 @@ def registered_name(domain: str, city_key: str | None = None) -> str:
 
 
 def configure(settings: Settings) -> MlflowClient:
-    """Point MLflow at the project's store (creating ``mlruns/`` for the default SQLite one)."""
+    """Point MLflow at the project's store (creating ``mlruns/`` for the default SQLite one); a tracking
+    server must answer first (:class:`TrackingUnavailable` otherwise)."""
     uri = settings.tracking_uri
+    check_server(uri)
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
@@ -71,7 +97,12 @@ def ensure_experiment(client: MlflowClient, settings: Settings, domain: str) -> 
     location = None
     if settings.tracking_uri.startswith("sqlite:"):
         location = (settings.mlruns_dir / "artifacts").resolve().as_uri()
-    return client.create_experiment(name, artifact_location=location)
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException as exc:  # another worker on the same server created it a moment ago
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        return client.get_experiment_by_name(name).experiment_id
 
 
 def file_sha256(path: Path) -> str:

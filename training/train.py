@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ import numpy as np
 import optuna
 import pandas as pd
 from mlflow.models import infer_signature
+from optuna.study import MaxTrialsCallback
 from optuna.trial import TrialState
 
 from features.errors import DataError
@@ -19,7 +21,7 @@ from features.registry import DomainSpec
 from training.champion import Decision, register_and_decide
 from training.evaluate import Scores, diagnostic_plot, evaluate, importance_plot
 from training.models import Fitted, contributions, fit_parts
-from training.splits import holdout_split, time_folds
+from training.splits import Split, holdout_split, time_folds
 from training.table import TrainingTable
 from training.tracking import (
     LOCK_TIMEOUT_S,
@@ -30,10 +32,22 @@ from training.tracking import (
     owner_tags,
     training_lock,
 )
-from training.tune import PROFILES, Profile, cv_objective, open_study, remaining_trials, seed_study
+from training.tune import (
+    PROFILES,
+    Profile,
+    cv_objective,
+    open_study,
+    remaining_trials,
+    sampler_seed,
+    shared_storage,
+    wait_for_running,
+)
 from urban_safety.settings import Settings
 
 HOLDOUT_SHARE = 0.2
+# How long a job on a shared study waits for other workers' running trials before refitting (a trial of
+# the full profile takes minutes; a dead worker's trial is failed after its heartbeat goes stale).
+WORKER_WAIT_S = 15 * 60
 #: Training rows the domain's baseline learns its rates from (a uniform sample beyond this: a rate's
 #: estimate needs no more, and the rows are whole rows in memory).
 HISTORY_ROWS = 5_000_000
@@ -44,8 +58,9 @@ class TrainResult:
     domain: str
     run_id: str
     family: str
-    trials: int  # finished trials in the study (this job's and earlier ones'), pruned included
+    trials: int  # finished trials in the study (this job's, earlier and other workers' ones), pruned included
     pruned: int
+    best_trial: int  # number of the study's trial the final model was refitted from
     fitted: Fitted
     holdout_pred: np.ndarray
     scores: Scores
@@ -77,17 +92,29 @@ def tuning_rows(rows: np.ndarray, y: np.ndarray, w: np.ndarray, limit: int, task
     return keep, weights
 
 
-def train_domain(spec: DomainSpec, settings: Settings, profile: Profile | str = "quick",
-                 trials: int | None = None, timeout: float | None = None,
-                 lock_timeout: float = LOCK_TIMEOUT_S) -> TrainResult:
-    """Run one training job for ``spec`` and return what it found and decided.
+@dataclass(frozen=True)
+class Prepared:
+    """One domain's training data as every training path sees it (tuning, the refit, a Dask refit)."""
 
-    On a SQLite store the job holds ``mlruns/train.lock`` while it tunes, logs and registers; another job
-    waits for it up to ``lock_timeout`` seconds."""
-    profile = PROFILES[profile] if isinstance(profile, str) else profile
-    trials = trials or profile.trials
-    timeout = timeout if timeout is not None else profile.timeout_s
-    started = time.perf_counter()
+    table: TrainingTable  # the feature table on disk: time, label and weight of every row in time order
+    data_hash: str  # SHA-256 of the table's parts
+    gap: pd.Timedelta
+    split: Split  # positions in the time order: training period and holdout
+    keep: np.ndarray  # positions of the tuning rows (n) in the time order
+    train: pd.DataFrame  # the (possibly sampled) training rows, n rows
+    holdout: pd.DataFrame
+    X: pd.DataFrame  # n x len(spec.features)
+    y: np.ndarray  # n labels
+    w: np.ndarray  # n sample weights (up-weighted where zero rows were sampled)
+    folds: list[Split]  # positions in ``train``
+
+
+def prepare(spec: DomainSpec, settings: Settings, profile: Profile) -> Prepared:
+    """Open ``spec``'s feature table and cut it into tuning rows, time-ordered folds and the holdout, reading
+    whole rows only for those (the table stays on disk).
+
+    Raises :class:`DataError` when the table is missing, of another feature set, or too small for
+    ``profile.folds`` folds and a holdout."""
     table = TrainingTable.open(spec, settings)
     data_hash = table.sha256
     gap = max(spec.horizon, pd.Timedelta(0))
@@ -96,18 +123,64 @@ def train_domain(spec: DomainSpec, settings: Settings, profile: Profile | str = 
     y_all, w_all = table.y, table.w
     keep, w = tuning_rows(split.train, y_all, w_all, profile.max_rows, spec.task, rng)
     train, holdout = table.rows(keep), table.rows(split.valid)
-    X, y = train[list(spec.features)], y_all[keep]
     folds = time_folds(train[spec.time], profile.folds, gap)
     if not folds or holdout.empty:
         raise DataError(f"{spec.name}: too little data for {profile.folds} time-ordered folds and a holdout")
+    return Prepared(table=table, data_hash=data_hash, gap=gap, split=split, keep=keep, train=train,
+                    holdout=holdout, X=train[list(spec.features)], y=y_all[keep], w=w, folds=folds)
 
-    # One job at a time on a SQLite store (a second one waits); then fail the runs of killed jobs.
-    with training_lock(settings, lock_timeout):
+
+def best_params(study: optuna.Study) -> tuple[str, dict]:
+    """The best trial's family and parameters for the final fit: its boosting rounds are the mean
+    early-stopped rounds of its folds plus 10 % (the refit has no validation set to stop on)."""
+    best = study.best_trial
+    params = dict(best.user_attrs["params"])
+    params["num_boost_round"] = max(int(best.user_attrs["best_rounds"] * 1.1), 10)
+    return best.params["family"], params
+
+
+def train_domain(spec: DomainSpec, settings: Settings, profile: Profile | str = "quick",
+                 trials: int | None = None, timeout: float | None = None,
+                 lock_timeout: float = LOCK_TIMEOUT_S, dask_workers: int | None = None,
+                 scheduler: str | None = None) -> TrainResult:
+    """Run one training job for ``spec`` and return what it found and decided.
+
+    On a SQLite store the job holds ``mlruns/train.lock`` while it tunes, logs and registers; another job
+    waits for it up to ``lock_timeout`` seconds. On a server store (``MLFLOW_TRACKING_URI`` a tracking
+    server, the Optuna storage PostgreSQL) jobs run together and share the study's ``trials``: a job
+    stops once the study has that many finished (the others' included; at most one in-flight trial per
+    other worker more), then waits for the others' running trials so that all refit the study's best.
+
+    The final model is fitted in this process, or with ``dask_workers`` on a local Dask cluster of that
+    many one-thread workers, or on the Dask cluster at ``scheduler`` (``tcp://host:8786``); the logged
+    model is a plain LightGBM/XGBoost booster either way."""
+    profile = PROFILES[profile] if isinstance(profile, str) else profile
+    if dask_workers is not None and scheduler is not None:
+        raise ValueError("give dask_workers (a local cluster) or scheduler (an existing one), not both")
+    trials = trials or profile.trials
+    timeout = timeout if timeout is not None else profile.timeout_s
+    started = time.perf_counter()
+    data = prepare(spec, settings, profile)
+    table, split, holdout, X, y, w = data.table, data.split, data.holdout, data.X, data.y, data.w
+    folds, gap, data_hash = data.folds, data.gap, data.data_hash
+
+    with contextlib.ExitStack() as stack:
+        dask = None
+        if dask_workers is not None or scheduler is not None:
+            from training.distributed import dask_client
+
+            # Before tuning: a wrong scheduler address fails in seconds, not after hours of trials.
+            dask = stack.enter_context(dask_client(workers=dask_workers, scheduler=scheduler))
+        # One job at a time on a SQLite store (a second one waits); then fail the runs of killed jobs.
+        stack.enter_context(training_lock(settings, lock_timeout))
         client = configure(settings)
         experiment_id = ensure_experiment(client, settings, spec.name)
         fail_orphaned_runs(client, experiment_id, spec.name)
         study_name = f"urban-safety-{spec.name}-{spec.feature_set_version}-{data_hash[:12]}"
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        # Opened before the run starts: an unreachable storage leaves no failed run behind.
+        study = open_study(settings.optuna_url, study_name, sampler_seed(settings.seed, settings.optuna_url),
+                           task=spec.task)
         # The domain and the owning process are tags from the run's creation: a killed job is recognised.
         with mlflow.start_run(experiment_id=experiment_id, run_name=f"{spec.name}-{profile.name}",
                               tags={"domain": spec.name, **owner_tags()}) as run:
@@ -115,33 +188,41 @@ def train_domain(spec: DomainSpec, settings: Settings, profile: Profile | str = 
                              "monotone": ",".join(f"{f}:{d:+d}" for f, d in spec.monotone.items()),
                              "data_sha256": data_hash, "git_commit": git_commit(settings.root),
                              "profile": profile.name, "optuna_study": study_name})
-            mlflow.log_params({"rows_train": len(split.train), "rows_tuning": len(train),
+            mlflow.log_params({"rows_train": len(split.train), "rows_tuning": len(X),
                                "rows_holdout": len(holdout), "folds": len(folds), "gap": str(gap),
                                "holdout_from": str(holdout[spec.time].min())})
-            study = open_study(settings.optuna_url, study_name, settings.seed)
-            seed_study(study, spec.task)
+            # n_trials bounds a lone job; the callback stops it once workers together have finished `trials`.
+            done = MaxTrialsCallback(trials, states=(TrialState.COMPLETE, TrialState.PRUNED))
             study.optimize(cv_objective(spec, X, y, w, folds, profile, settings.seed),
-                           n_trials=remaining_trials(study, trials), timeout=timeout)
+                           n_trials=remaining_trials(study, trials), timeout=timeout, callbacks=[done])
+            if shared_storage(settings.optuna_url):  # other workers' last trials may still beat ours
+                wait_for_running(study, WORKER_WAIT_S)
             states = [t.state for t in study.trials]
             complete, pruned = states.count(TrialState.COMPLETE), states.count(TrialState.PRUNED)
             if not complete:
                 raise DataError(f"{spec.name}: no Optuna trial completed (raise --timeout or --trials)")
             best = study.best_trial
-            params = dict(best.user_attrs["params"])
-            family = best.params["family"]
-            params["num_boost_round"] = max(int(best.user_attrs["best_rounds"] * 1.1), 10)
-            # The final model learns from the rows the cross-validation chose its settings on (rounds, leaf
-            # sizes, regularisation are scale-dependent: on flood the same settings fitted on 1M rows instead
-            # of 120k lost 40% of the holdout PR-AUC), read back part by part from the table.
-            parts, fit_y, fit_w = table.feature_parts(keep, w)
-            fitted = fit_parts(family, spec.task, params, parts, fit_y, fit_w, seed=settings.seed,
-                               monotone=spec.monotone_vector())
+            family, params = best_params(study)
+            if dask is None:
+                # The final model learns from the rows the cross-validation chose its settings on (rounds, leaf
+                # sizes, regularisation are scale-dependent: on flood the same settings fitted on 1M rows
+                # instead of 120k lost 40% of the holdout PR-AUC), read back part by part from the table.
+                parts, fit_y, fit_w = table.feature_parts(data.keep, w)
+                fitted = fit_parts(family, spec.task, params, parts, fit_y, fit_w, seed=settings.seed,
+                                   monotone=spec.monotone_vector())
+            else:
+                from training.distributed import fit_dask
+
+                fitted = fit_dask(dask, family, spec.task, params, X, y, w, seed=settings.seed,
+                                  monotone=spec.monotone_vector())
+                mlflow.set_tag("dask", scheduler or f"local:{dask_workers}")
             pred = fitted.predict(holdout[list(spec.features)])
-            history = split.train if len(split.train) <= HISTORY_ROWS else \
-                np.sort(rng.choice(split.train, HISTORY_ROWS, replace=False))
+            history = split.train if len(split.train) <= HISTORY_ROWS else np.sort(
+                np.random.default_rng(settings.seed).choice(split.train, HISTORY_ROWS, replace=False))
             scores = evaluate(spec, holdout, pred, settings.truth_dir, history=table.rows(history))
 
-            mlflow.log_params({"family": family, **{f"best_{k}": v for k, v in params.items()}})
+            mlflow.log_params({"family": family, "best_trial": best.number,
+                               **{f"best_{k}": v for k, v in params.items()}})
             mlflow.log_metrics({**scores.flat(), "cv_best_loss": best.value, "trials_complete": complete,
                                 "trials_pruned": pruned})
             # Floats in the signature: integer columns could not carry a missing value at serving time.
@@ -155,7 +236,7 @@ def train_domain(spec: DomainSpec, settings: Settings, profile: Profile | str = 
             mlflow.set_tags({"registered_version": decision.version, "promoted": str(decision.promoted),
                              "decision_reason": decision.reason})
         return TrainResult(domain=spec.name, run_id=run.info.run_id, family=family, trials=complete + pruned,
-                           pruned=pruned, fitted=fitted, holdout_pred=pred,
+                           pruned=pruned, best_trial=best.number, fitted=fitted, holdout_pred=pred,
                            scores=scores, decision=decision, seconds=time.perf_counter() - started)
 
 

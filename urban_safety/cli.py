@@ -256,12 +256,22 @@ def train(
     = ProfileName.quick,
     missing_only: Annotated[bool, typer.Option("--missing-only", help="Skip domains that have a champion.")]
     = False,
+    dask_workers: Annotated[int | None, typer.Option(min=1, help="Fit the final model on a local Dask cluster of "
+                                                     "this many one-thread worker processes.")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="Fit the final model on the running Dask cluster at this "
+                                                  "scheduler address (e.g. tcp://10.0.0.5:8786).")] = None,
 ) -> None:
-    """Tune LightGBM and XGBoost with Optuna, log to MLflow, register, and promote only a better model."""
+    """Tune LightGBM and XGBoost with Optuna, log to MLflow, register, and promote only a better model.
+
+    With MLFLOW_TRACKING_URI a tracking server and URBAN_SAFETY_OPTUNA_STORAGE a PostgreSQL URL, several
+    of these jobs (on one or many machines) tune one study together."""
     from training.champion import current_champion
     from training.tracking import configure
     from training.train import train_domain
 
+    if dask_workers is not None and scheduler is not None:
+        raise typer.BadParameter("give --dask-workers (a local cluster) or --scheduler (a running one), not both",
+                                 param_hint="--scheduler")
     settings = get_settings()
     chosen = _runnable(_chosen_domains(domain), settings, domain, need_table=True)
     if not chosen:
@@ -284,7 +294,8 @@ def train(
     with _progress() as progress:
         for spec in chosen:
             task = progress.add_task(f"training {spec.name}", total=None)
-            res = train_domain(spec, settings, profile.value, trials=trials, timeout=timeout)
+            res = train_domain(spec, settings, profile.value, trials=trials, timeout=timeout,
+                               dask_workers=dask_workers, scheduler=scheduler)
             progress.update(task, description=f"trained {spec.name}")
             results.append(res)
             s, m = res.scores, spec.primary_metric
