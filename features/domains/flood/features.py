@@ -414,7 +414,7 @@ def table_parts(src, rows_per_part: int | None = None, rain_mm: float = RAIN_EVE
         time = np.repeat(chunk.to_numpy(), len(cells))
         weight = np.ones(len(pos), dtype=np.float32)
         if rate < 1:
-            onset = ts.count_in_window(traces["cell_pos"], traces["onset"], pos, time, time + HORIZON,
+            onset = ts.count_in_window(traces["cell_pos"], traces["onset"], pos, time, time + np.timedelta64(HORIZON),
                                        closed="right") > 0
             kept = onset | (ts.stable_uniform(cell_code[pos], time, seed=3) < rate)
             pos, time, weight = pos[kept], time[kept], np.where(onset[kept], 1.0, 1.0 / rate).astype(np.float32)

@@ -242,3 +242,26 @@ def test_small_embedded_data(small_data):
     assert table[list(flood.CONDITIONS)].notna().mean().min() > 0.95
     assert_rebuilds(flood.SPEC, src, table[table["flooded"] == 1])
     assert_rebuilds(flood.SPEC, src, table, seed=1)
+
+
+def test_a_fine_grid_keeps_every_flood_and_weights_the_calm_cell_hours_it_samples(src, table):
+    """Beyond ``max_rows`` calm cell-hours are sampled at a rate and weighted by its inverse; every cell-hour
+    with an onset within the longest lead stays, all its leads with it."""
+    whole = table.sort_values(["time", "lead_hours", "cell_id"], ignore_index=True)
+    limit = len(whole) // 4
+    parts = list(flood.features.table_parts(src, limit // 3, rain_mm=5, fcst_mm=5, background=0.05,
+                                            max_rows=limit))
+    thin = pd.concat(parts, ignore_index=True)
+    assert len(parts) > 1 and len(thin) < len(whole) / 2
+    assert thin["flooded"].sum() == whole["flooded"].sum()  # no flood is thinned away
+    rate = limit / len(whole)
+    assert set(np.round(thin["weight"].unique(), 6)) <= {1.0, round(1 / rate, 6)}
+    assert (thin.loc[thin["flooded"] > 0, "weight"] == 1).all()
+    # Weighted, the sample stands for the whole table (within sampling noise).
+    assert thin["weight"].sum() == pytest.approx(len(whole), rel=0.15)
+    per_cell_hour = thin.groupby(["cell_id", "time"])["lead_hours"].nunique()
+    assert (per_cell_hour == len(flood.features.LEADS)).all()  # a kept cell-hour keeps all its leads
+    # The same rows are the same features: sampling picks rows, it does not change them.
+    merged = thin.merge(whole, on=["cell_id", "time", "lead_hours"], suffixes=("", "_all"))
+    assert len(merged) == len(thin)
+    np.testing.assert_allclose(merged["rain_3h"], merged["rain_3h_all"], equal_nan=True)
