@@ -95,3 +95,29 @@ def documented_body(model) -> dict:
         return [inline(v) for v in node] if isinstance(node, list) else node
 
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": inline(schema)}}}}
+
+
+def service_engine():
+    """The running service's engine, for routes mounted beside the BentoML API; a 503 ApiError when it did
+    not start."""
+    import bentoml
+
+    engine = getattr(bentoml.get_current_service(), "engine", None)
+    if engine is None:
+        raise ApiError(503, [], "the service's engine did not start", "unavailable")
+    return engine
+
+
+async def answer_body(raw: bytes, model, fields: str, answer):
+    """A mounted route's whole answer: the JSON body read as ``model`` (:func:`read_body`), then
+    ``answer(engine, body)`` in a worker thread, as JSON; an :class:`ApiError` becomes its own response."""
+    from starlette.concurrency import run_in_threadpool
+    from starlette.responses import JSONResponse
+
+    body, problem = read_body(raw, model, fields)
+    if problem is not None:
+        return problem
+    try:
+        return JSONResponse(await run_in_threadpool(answer, service_engine(), body))
+    except ApiError as exc:
+        return exc.response()

@@ -18,19 +18,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from serving.errors import ApiError
+from serving.errors import ApiError, service_engine
 
 router = APIRouter()
 CACHE_CONTROL = "private, max-age=86400"  # private: behind an API key, only the caller's own cache keeps it
-
-
-def _engine():
-    import bentoml
-
-    engine = getattr(bentoml.get_current_service(), "engine", None)
-    if engine is None:
-        raise ApiError(503, [], "the service's engine did not start", "unavailable")
-    return engine
 
 
 def etag_matches(header: str | None, etag: str) -> bool:
@@ -45,7 +36,7 @@ def etag_matches(header: str | None, etag: str) -> bool:
 def grid(request: Request) -> Response:
     """The grid's cells (ids, rows, columns, centres, districts) and projection; cached by version."""
     try:
-        engine = _engine()
+        engine = service_engine()
     except ApiError as exc:
         return exc.response()
     etag = f'W/"{engine.grid_version}"'

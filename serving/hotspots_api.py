@@ -18,11 +18,10 @@ import numpy as np
 import pandas as pd
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.concurrency import run_in_threadpool
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from features.domains.traffic import hotspots as th
-from serving.errors import ApiError, documented_body, read_body
+from serving.errors import ApiError, answer_body, documented_body
 
 router = APIRouter()
 DOMAIN = "traffic"
@@ -42,15 +41,6 @@ class HotspotsBody(BaseModel):
     period: Period
     top_n: int = Field(100, ge=1, le=1000, strict=True)
     by: Literal["eclo", "count"] = "eclo"
-
-
-def _engine():
-    import bentoml
-
-    engine = getattr(bentoml.get_current_service(), "engine", None)
-    if engine is None:
-        raise ApiError(503, [], "the service's engine did not start", "unavailable")
-    return engine
 
 
 def _check_period(engine, period: Period) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -108,11 +98,4 @@ def answer(engine, body: HotspotsBody) -> dict:
 @router.post("/hotspots", openapi_extra=documented_body(HotspotsBody))
 async def post_hotspots(request: Request) -> Response:
     """The traffic hotspots of a period: cells ranked by expected ECLO (or accidents), tiered, explained."""
-    body, problem = read_body(await request.body(), HotspotsBody, "period, top_n and by")
-    if problem is not None:
-        return problem
-    try:
-        engine = _engine()
-        return JSONResponse(await run_in_threadpool(answer, engine, body))
-    except ApiError as exc:
-        return exc.response()
+    return await answer_body(await request.body(), HotspotsBody, "period, top_n and by", answer)

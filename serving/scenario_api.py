@@ -18,14 +18,13 @@ from typing import Literal
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.concurrency import run_in_threadpool
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from features.domains.earthquake import consequences as cq
 from features.domains.earthquake import seismic
 from features.registry import get_domain
 from serving.engine import conditions_model
-from serving.errors import ApiError, documented_body, read_body
+from serving.errors import ApiError, answer_body, documented_body
 
 router = APIRouter()
 DOMAIN = "earthquake"
@@ -56,15 +55,6 @@ UNITS = {
 }
 # Counts are expectations: rounded so that totals of a few buildings or people still read.
 _DIGITS = {"buildings": 0, "loss_krw": 0, "population": 0}
-
-
-def _engine():
-    import bentoml
-
-    engine = getattr(bentoml.get_current_service(), "engine", None)
-    if engine is None:
-        raise ApiError(503, [], "the service's engine did not start", "unavailable")
-    return engine
 
 
 def _summary(row: dict) -> dict:
@@ -103,11 +93,4 @@ def answer(engine, body: ScenarioBody) -> dict:
 @router.post("/scenario", openapi_extra=documented_body(ScenarioBody))
 async def post_scenario(request: Request) -> Response:
     """An earthquake scenario's expected damage states, loss (KRW) and casualties for the city and each district."""
-    body, problem = read_body(await request.body(), ScenarioBody, "conditions, population and at")
-    if problem is not None:
-        return problem
-    try:
-        engine = _engine()
-        return JSONResponse(await run_in_threadpool(answer, engine, body))
-    except ApiError as exc:
-        return exc.response()
+    return await answer_body(await request.body(), ScenarioBody, "conditions, population and at", answer)

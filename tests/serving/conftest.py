@@ -27,14 +27,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_ready(url: str, proc: subprocess.Popen, log: Path | None = None, seconds: float = 300) -> None:
-    """Block until ``url``/readyz answers 200; fail with the server's log if it exits or takes too long."""
+def wait_ready(url: str, proc: subprocess.Popen, log: Path | None = None, seconds: float = 300,
+               path: str = "/readyz") -> None:
+    """Block until ``url`` + ``path`` answers 200; fail with the server's log if it exits or takes too long."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited: {log.read_text()[-3000:] if log else proc.returncode}")
         try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+            if httpx.get(f"{url}{path}", timeout=2).status_code == 200:
                 return
         except httpx.TransportError:
             pass

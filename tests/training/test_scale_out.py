@@ -15,14 +15,12 @@ import dataclasses
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
 
-import httpx
 import mlflow
 import optuna
 import psycopg
@@ -33,6 +31,7 @@ from typer.testing import CliRunner
 from features.build import table_path
 from features.registry import get_domain
 from features.store import read_table
+from tests.serving.conftest import free_port, wait_ready
 from training.champion import ALIAS, load_native
 from training.models import predict
 from training.tracking import registered_name
@@ -87,12 +86,6 @@ def pg_databases():
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclasses.dataclass(frozen=True)
 class Server:
     uri: str  # http://127.0.0.1:<port>
@@ -133,18 +126,7 @@ def mlflow_server(pg_databases, tmp_path_factory) -> Server:
                                 start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"mlflow server exited ({proc.returncode}): {log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{uri}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"mlflow server not up after 180 s: {log.read_text()[-3000:]}")
-            time.sleep(0.3)
+        wait_ready(uri, proc, log, seconds=180, path="/health")
         yield Server(uri=uri, database=database, artifacts=artifacts)
     finally:
         stop(proc)
