@@ -21,7 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 from features.store import read_table
-from tests.serving.conftest import ROOT, free_port, wait_ready
+from tests.serving.conftest import ROOT, free_port, stop_server, wait_ready
 from urban_safety.cli import app
 
 DAYS = 70
@@ -168,7 +168,7 @@ def test_partial_city_imports_trains_and_serves_fine_dust_only(city_env):
     with open(log_path, "w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "serving.service:RiskService", "--host",
                                  "127.0.0.1", "--port", str(port)], env=serve_env, cwd=ROOT, stdout=log,
-                                stderr=subprocess.STDOUT)
+                                stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, proc, log_path)
@@ -190,5 +190,4 @@ def test_partial_city_imports_trains_and_serves_fine_dust_only(city_env):
             assert answer.status_code == 503, answer.text
             assert "no data" in answer.json()["error"] and domain in answer.json()["error"]
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop_server(proc)

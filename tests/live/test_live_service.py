@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 
 from features.registry import LEVELS, domains
-from tests.serving.conftest import ROOT, TINY, free_port, wait_ready
+from tests.serving.conftest import ROOT, TINY, free_port, stop_server, wait_ready
 from training.train import train_domain
 
 SECRET = "storm-test-secret"
@@ -106,12 +106,15 @@ def live(small_tables, tmp_path_factory):
                "settings": settings, "city": settings.city_config, "loop_log": Path(cycle_log.name)}
     finally:
         for proc in procs:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            if proc is loop:
+                if proc.poll() is None:
+                    proc.terminate()
+                    try:
+                        proc.wait(timeout=30)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+            else:
+                stop_server(proc)
         receiver.shutdown()
         for k, v in env_keep.items():
             if v is not None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +27,21 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def stop_server(proc: subprocess.Popen, seconds: float = 30) -> None:
+    """End a server started with ``start_new_session=True`` and every process of its group: BentoML's
+    workers can outlive their terminated arbiter, holding memory and ports after the tests."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=seconds)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        pass
+    with contextlib.suppress(ProcessLookupError):  # whatever of the group is left
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=seconds)
 
 
 def wait_ready(url: str, proc: subprocess.Popen, log: Path | None = None, seconds: float = 300,
@@ -78,12 +95,13 @@ def served(small_tables, tmp_path_factory):
         log = open(tmp_path_factory.mktemp("logs") / "server.log", "w")  # noqa: SIM115
         proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "serving.service:RiskService",
                                  "--host", "127.0.0.1", "--port", str(port)], env=env, cwd=ROOT, stdout=log,
-                                stderr=subprocess.STDOUT)
+                                stderr=subprocess.STDOUT, start_new_session=True)
         url = f"http://127.0.0.1:{port}"
-        wait_ready(url, proc, Path(log.name))
-        yield url
-        proc.terminate()
-        proc.wait(timeout=30)
+        try:
+            wait_ready(url, proc, Path(log.name))
+            yield url
+        finally:
+            stop_server(proc)
     finally:
         for k, v in env_keep.items():
             if v is None:

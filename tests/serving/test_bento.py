@@ -10,7 +10,7 @@ import sys
 
 import httpx
 
-from tests.serving.conftest import ROOT, free_port, wait_ready
+from tests.serving.conftest import ROOT, free_port, stop_server, wait_ready
 
 
 def test_built_bento_serves_without_mlflow_or_raw_data(served, tmp_path):
@@ -28,7 +28,7 @@ def test_built_bento_serves_without_mlflow_or_raw_data(served, tmp_path):
            "URBAN_SAFETY_DATA_DIR": str(tmp_path / "no-data"), "BENTOML_HOME": str(home)}
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", tag, "--port", str(port), "--host", "127.0.0.1"],
-                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         url = f"http://127.0.0.1:{port}"
         wait_ready(url, proc)
@@ -37,5 +37,4 @@ def test_built_bento_serves_without_mlflow_or_raw_data(served, tmp_path):
         assert resp.status_code == 200, resp.text
         assert resp.json()["results"][0]["model_version"].startswith("urban-safety-flood v")
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop_server(proc)

@@ -17,7 +17,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from serving.security import ApiKeyMiddleware, BodyLimitMiddleware, SafeErrorsMiddleware
-from tests.serving.conftest import ROOT, free_port, wait_ready
+from tests.serving.conftest import ROOT, free_port, stop_server, wait_ready
 
 KEY = "secret-test-key"
 WALL = "http://wall.example"
@@ -36,14 +36,13 @@ def secured(served, tmp_path_factory):
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "serving.service:RiskService",
                                  "--host", "127.0.0.1", "--port", str(port)], env=env, cwd=ROOT, stdout=out,
-                                stderr=subprocess.STDOUT)
+                                stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, proc, Path(log))
         yield url
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop_server(proc)
 
 
 @pytest.fixture(scope="module")

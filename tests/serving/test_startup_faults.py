@@ -15,7 +15,7 @@ import time
 import httpx
 import pytest
 
-from tests.serving.conftest import ROOT, free_port
+from tests.serving.conftest import ROOT, free_port, stop_server
 
 # Fill a BentoML home with one model per domain as `plan` says ("lightgbm", "xgboost", "missing", or
 # "truncated-<family>": the booster file cut in half), optionally with the data snapshot, then load the
@@ -122,7 +122,7 @@ def test_a_server_missing_a_model_answers_but_is_not_ready(faulty_home, tmp_path
     with open(log, "w") as sink:
         proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "serving.service:RiskService",
                                  "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, stdout=sink,
-                                stderr=subprocess.STDOUT, env={**os.environ, "BENTOML_HOME": str(home)})
+                                stderr=subprocess.STDOUT, env={**os.environ, "BENTOML_HOME": str(home)}, start_new_session=True)
     try:
         models = None
         deadline = time.monotonic() + 120
@@ -145,5 +145,4 @@ def test_a_server_missing_a_model_answers_but_is_not_ready(faulty_home, tmp_path
                         timeout=30)
         assert ok.status_code == 200, ok.text
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop_server(proc)
