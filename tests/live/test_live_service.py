@@ -13,7 +13,6 @@ import hmac
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -213,7 +212,7 @@ def test_a_service_killed_mid_batch_loses_nothing(live):
                                                                       json={"source": "aws", "rows": rows})))
     sent.start()
     time.sleep(0.3)
-    os.killpg(server.pid, signal.SIGKILL)  # the whole server, workers included, mid-request
+    stop_server(server, hard=True)  # the whole server, workers included, mid-request
     sent.join()
     url, live["server"] = live["start_server"]()
     live["url"] = url

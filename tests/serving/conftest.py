@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from features.registry import domains
@@ -29,18 +30,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def stop_server(proc: subprocess.Popen, seconds: float = 30) -> None:
-    """End a server started with ``start_new_session=True`` and every process of its group: BentoML's
-    workers can outlive their terminated arbiter, holding memory and ports after the tests."""
+def stop_server(proc: subprocess.Popen, seconds: float = 30, hard: bool = False) -> None:
+    """End a BentoML server and its workers: SIGTERM (SIGKILL with ``hard``), then SIGKILL whatever is left
+    after ``seconds``. The workers run in sessions of their own and outlive a killed arbiter, so they are
+    found as its children before it goes."""
     try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=seconds)
-    except ProcessLookupError:
-        return
-    except subprocess.TimeoutExpired:
-        pass
-    with contextlib.suppress(ProcessLookupError):  # whatever of the group is left
-        os.killpg(proc.pid, signal.SIGKILL)
+        family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        family = []
+    for member in family:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.send_signal(signal.SIGKILL if hard else signal.SIGTERM)
+    _, alive = psutil.wait_procs(family, timeout=seconds)
+    for member in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.kill()
     proc.wait(timeout=seconds)
 
 
