@@ -77,3 +77,20 @@ def test_no_truth_means_no_oracle_and_no_gap(tmp_path):
         assert oracle_values(spec, _dust_rows((0,)), tmp_path / "truth") is None
     scores = Scores(baseline={"rmse": 2.0}, model={"rmse": 1.0}, oracle={}, primary="rmse")
     assert np.isnan(scores.gap_closed) and "oracle_rmse" not in scores.flat()
+
+
+def test_region_grade_accuracy_scores_the_city_mean_per_pollutant_as_the_national_forecast_is_verified():
+    from features.registry import get_domain
+
+    metric = get_domain("fine_dust").metric("region_grade_accuracy")
+    # One day, two stations. PM10: observed 70 and 100 (city mean 85, 나쁨), forecast 85 at both (나쁨):
+    # a hit for the region, though station one's own grade (보통) was missed. PM2.5: observed 20 at both
+    # (보통), forecast 40 (나쁨): a miss. PM10 and PM2.5 count as two forecasts.
+    import pandas as pd
+
+    rows = pd.DataFrame({"station_code": [1, 1, 2, 2], "pollutant": [0, 1, 0, 1],
+                         "time": pd.Timestamp("2024-01-01 17:00")})
+    y = np.array([70.0, 20.0, 100.0, 20.0])
+    assert metric(y, np.array([85.0, 40.0, 85.0, 40.0]), None, rows) == 0.5
+    assert metric(y, np.array([85.0, 20.0, 85.0, 20.0]), None, rows) == 1.0
+    assert get_domain("fine_dust").metric("grade_accuracy")(y, np.array([85.0, 20.0, 85.0, 20.0]), None, rows) == 0.5

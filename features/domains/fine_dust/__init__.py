@@ -16,7 +16,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from features.domains.fine_dust.evaluation import FAR_BAD, GRADE_ACCURACY, POD_BAD, baseline, oracle
+from features.domains.fine_dust.evaluation import (
+    FAR_BAD,
+    GRADE_ACCURACY,
+    POD_BAD,
+    REGION_GRADE_ACCURACY,
+    baseline,
+    oracle,
+)
 from features.domains.fine_dust.features import (
     BACKGROUND_WINDOWS,
     CONDITIONS,
@@ -59,7 +66,7 @@ SPEC = register(DomainSpec(
     build_table=build_table,
     build_rows=build_rows,
     serving=SERVING,
-    metrics=(RMSE, MAE, GRADE_ACCURACY, POD_BAD, FAR_BAD),
+    metrics=(RMSE, MAE, GRADE_ACCURACY, REGION_GRADE_ACCURACY, POD_BAD, FAR_BAD),
     primary_metric="rmse",
     baseline=baseline,
     oracle=oracle,
