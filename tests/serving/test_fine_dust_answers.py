@@ -16,7 +16,8 @@ from features.sources import Sources
 from serving.engine import Engine, LoadedModel
 from serving.errors import ApiError
 
-FORECAST = {"fcst_wsd": 1.5, "fcst_vec": 270.0, "fcst_pcp": 0.0, "fcst_reh": 70.0, "fcst_tmp": 9.0}
+FORECAST = {"fcst_wsd": 1.5, "fcst_vec": 270.0, "fcst_pcp": 0.0, "fcst_reh": 70.0, "fcst_tmp": 9.0,
+            "fcst_upwind_wsd": 6.0, "fcst_upwind_vec": 280.0}
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +41,8 @@ def test_with_a_forecast_the_answer_has_hours_grades_and_advisories(engine):
     assert not any("persistence" in n for n in result["notes"])
     assert d["forecast"]["given"] == list(fc.NAMES) and d["forecast"]["wsd"] == 1.5
     assert set(d["forecast"]["grid"]) == {"nx", "ny"}
+    upwind = d["forecast"]["upwind"]  # Incheon's upwind station, 백령도, and its KMA grid point
+    assert upwind == {"wsd": 6.0, "vec": 280.0, "station": "백령도", "grid": {"nx": 21, "ny": 136}}
     hours = d["hourly"]
     assert len(hours) == 31 and [h["lead_h"] for h in hours] == list(range(1, 32))  # 18:00 to the day's 24:00
     target = hours[-24:]
@@ -59,6 +62,9 @@ def test_without_a_forecast_the_answer_is_persistence_grade(engine):
     partial = _answer(engine, {"fcst_wsd": 2.0})
     assert partial["details"]["basis"] == "partial"
     assert any("fcst_pcp" in n for n in partial["notes"])
+    local_only = _answer(engine, {k: v for k, v in FORECAST.items() if k not in fc.UPWIND})
+    assert local_only["details"]["basis"] == "partial"
+    assert any("fcst_upwind_wsd, fcst_upwind_vec not given" in n for n in local_only["notes"])
 
 
 def test_kma_pcp_text_categories_are_taken_as_their_millimetres(engine):

@@ -21,7 +21,7 @@ STATION_WINDOWS = tuple(f"{p}_{w}" for w in ("today_mean", "yesterday_mean", "me
 BACKGROUND_WINDOWS = tuple(f"bg_{p}_{w}" for w in ("today_mean", "yesterday_mean") for p in POLLUTANTS)
 #: Target-day weather from the forecast conditions (persistence of the last 24 h where not given).
 FORECAST = ("fc_wind_speed_ms", "fc_wind_u_ms", "fc_wind_v_ms", "fc_rain_mm", "fc_humidity_pct", "fc_temp_c",
-            "fc_westerly_transport")
+            "fc_upwind_wind_u_ms", "fc_upwind_wind_v_ms", "fc_westerly_transport")
 _WEATHER = ("wx_wind_u_ms", "wx_wind_v_ms", "wx_wind_speed_ms", "wx_humidity_pct", "wx_rain_mm",
             "upwind_wind_u_ms", "upwind_wind_v_ms")
 # Observation features: a what-if request may override any of them (e.g. today's observed means).
@@ -146,7 +146,7 @@ def build_rows(src, requests: pd.DataFrame) -> pd.DataFrame:
         f[f"own_{w}"] = np.where(is_pm10, f[f"pm10_{w}"], f[f"pm25_{w}"])
     # Dust reaching Baengnyeong-do arrives in Incheon roughly a day later on westerly winds.
     f["westerly_transport"] = f["bg_pm10_today_mean"] * np.maximum(0.0, f["upwind_wind_u_ms"])
-    f.update(_forecast_features(req, wx, at_local, issue_ns, f["bg_pm10_today_mean"]))
+    f.update(_forecast_features(req, wx, at_local, at_upwind, issue_ns, f["bg_pm10_today_mean"]))
     angle = 2 * np.pi * target.day_of_year.to_numpy() / 365.25
     f["doy_sin"], f["doy_cos"] = np.sin(angle), np.cos(angle)
 
@@ -156,36 +156,44 @@ def build_rows(src, requests: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out, index=pd.RangeIndex(n))
 
 
-def _forecast_features(req: pd.DataFrame, wx: dict[str, _Windows], col, issue_ns, bg_pm10) -> dict:
+def _forecast_features(req: pd.DataFrame, wx: dict[str, _Windows], col, upwind_col, issue_ns, bg_pm10) -> dict:
     """The ``fc_*`` features from the request's forecast (KMA units), persistence where not given."""
     lo = np.where(issue_ns == ts.NAT_NS, ts.NAT_NS, issue_ns - 24 * ts.HOUR_NS)
-    u, v = wx["u"].mean(col, lo, issue_ns), wx["v"].mean(col, lo, issue_ns)
-    persisted = {"fcst_wsd": wx["wind_ms"].mean(col, lo, issue_ns), "fcst_vec": fc.direction_of(u, v),
-                 "fcst_pcp": wx["rain_mm"].total(col, lo, issue_ns),
-                 "fcst_reh": wx["humidity_pct"].mean(col, lo, issue_ns), "fcst_tmp": wx["temp_c"].mean(col, lo, issue_ns)}
+    persisted = {**_day_weather(wx, col, lo, issue_ns),
+                 **_day_weather(wx, upwind_col, lo, issue_ns, names=fc.UPWIND)}
     n = len(req)
     got = {}
     for name in fc.NAMES:
         given = pd.to_numeric(req[name], errors="coerce").to_numpy(float) if name in req.columns else np.full(n, np.nan)
         got[name] = np.where(np.isnan(given), np.broadcast_to(persisted[name], (n,)), given)
     fu, fv = fc.wind_components(got["fcst_wsd"], got["fcst_vec"])
+    up_u, up_v = fc.wind_components(got["fcst_upwind_wsd"], got["fcst_upwind_vec"])
     return {"fc_wind_speed_ms": got["fcst_wsd"], "fc_wind_u_ms": fu, "fc_wind_v_ms": fv,
             "fc_rain_mm": got["fcst_pcp"], "fc_humidity_pct": got["fcst_reh"], "fc_temp_c": got["fcst_tmp"],
-            # Upwind dust of today reaches the city tomorrow on tomorrow's westerly flow.
-            "fc_westerly_transport": bg_pm10 * np.maximum(0.0, fu)}
+            "fc_upwind_wind_u_ms": up_u, "fc_upwind_wind_v_ms": up_v,
+            # Upwind dust of today reaches the city tomorrow on tomorrow's westerly flow there: a flux.
+            "fc_westerly_transport": bg_pm10 * np.maximum(0.0, up_u)}
+
+
+def _day_weather(wx: dict[str, _Windows], col, lo, hi, names=fc.LOCAL) -> dict[str, np.ndarray]:
+    """Weather over ``(lo, hi]`` at column ``col`` in forecast terms (KMA units) under ``names``: mean wind
+    speed, vector-mean direction, total rain, mean humidity and temperature (the first two for the upwind
+    names)."""
+    u, v = wx["u"].mean(col, lo, hi), wx["v"].mean(col, lo, hi)
+    values = (wx["wind_ms"].mean(col, lo, hi), fc.direction_of(u, v), wx["rain_mm"].total(col, lo, hi),
+              wx["humidity_pct"].mean(col, lo, hi), wx["temp_c"].mean(col, lo, hi))
+    return dict(zip(names, values[:len(names)], strict=True))
 
 
 def observed_weather(src, target_ns: np.ndarray) -> pd.DataFrame:
-    """The target days' observed weather at the city's ASOS station in forecast terms (KMA units): what a
-    perfect short-range forecast would have said. Training only: it reads the future it stands in for."""
-    _, local, _ = _stations(src.city)
+    """The target days' observed weather at the city's ASOS station (and the wind at the upwind one) in
+    forecast terms (KMA units): what a perfect short-range forecast would have said. Training only: it
+    reads the future it stands in for."""
+    _, local, upwind = _stations(src.city)
     _, wx = _windows(src)
-    col = wx["u"].col(local if local else -1)
     lo, hi = target_ns, np.where(target_ns == ts.NAT_NS, ts.NAT_NS, target_ns + _DAY_NS)
-    u, v = wx["u"].mean(col, lo, hi), wx["v"].mean(col, lo, hi)
-    return pd.DataFrame({"fcst_wsd": wx["wind_ms"].mean(col, lo, hi), "fcst_vec": fc.direction_of(u, v),
-                         "fcst_pcp": wx["rain_mm"].total(col, lo, hi), "fcst_reh": wx["humidity_pct"].mean(col, lo, hi),
-                         "fcst_tmp": wx["temp_c"].mean(col, lo, hi)})
+    return pd.DataFrame({**_day_weather(wx, wx["u"].col(local if local else -1), lo, hi),
+                         **_day_weather(wx, wx["u"].col(upwind if upwind else -1), lo, hi, names=fc.UPWIND)})
 
 
 def daily_means(air: pd.DataFrame) -> pd.DataFrame:

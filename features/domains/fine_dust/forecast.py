@@ -6,7 +6,8 @@ The request gives the target day's forecast in the units of KMA's short-range fo
 wind direction (deg, where the wind blows from), PCP 1-hour precipitation (mm; the API prints text
 categories, see :func:`pcp_mm`), REH relative humidity (%), TMP temperature (°C). The conditions are the
 target day's aggregates of those hourly values: mean WSD, the prevailing (vector-mean) VEC, the sum of
-PCP, mean REH and mean TMP. The short-range forecast carries no mixing height; KMA's SKY/PTY codes and
+PCP, mean REH and mean TMP; and the mean WSD and prevailing VEC at the upwind background station's grid
+point (Incheon: 백령도), whose westerly flow brings today's transboundary dust tomorrow. The short-range forecast carries no mixing height; KMA's SKY/PTY codes and
 TMX/TMN are not taken (the embedded data has no cloud cover to train them on).
 
 Where a forecast field is not given, the target day is forecast by persistence: the last 24 h of
@@ -33,8 +34,16 @@ FIELDS = {
                  "'50.0mm 이상' 50)", 0.0, 500.0),
     "fcst_reh": ("REH", "%", "target day's mean forecast relative humidity (KMA REH)", 0.0, 100.0),
     "fcst_tmp": ("TMP", "°C", "target day's mean forecast temperature (KMA TMP)", -40.0, 45.0),
+    # Transboundary dust rides the flow over the Yellow Sea: the forecast at the upwind background station
+    # (Incheon: 백령도) says whether today's dust there reaches the city tomorrow.
+    "fcst_upwind_wsd": ("WSD", "m/s", "target day's mean forecast wind speed at the upwind background station "
+                        "(KMA short-range WSD at its grid point)", 0.0, 40.0),
+    "fcst_upwind_vec": ("VEC", "deg", "target day's prevailing forecast wind direction at the upwind background "
+                        "station, where it blows from (KMA VEC at its grid point; 270 = westerly)", 0.0, 360.0),
 }
 NAMES = tuple(FIELDS)
+UPWIND = ("fcst_upwind_wsd", "fcst_upwind_vec")  # read at the upwind station's grid point, not the station's
+LOCAL = tuple(n for n in NAMES if n not in UPWIND)
 
 #: Forecast error put on the observed target-day weather in training (one draw per day, shared by the
 #: stations: a forecast's error is synoptic, not per street). Figures and where they come from:
@@ -49,6 +58,8 @@ NAMES = tuple(FIELDS)
 #:   Yonhap); day-1 errors are smaller, 1.5 °C is assumed (not verified against a KMA table).
 #: - wind speed 1.3 m/s, direction 30°, humidity 8%: typical day-1 errors of 10 m wind and 2 m humidity
 #:   from limited-area NWP; assumed, *not* verified against a published KMA verification.
+#: - the upwind station's wind gets the same error sizes, drawn independently of the station's: errors
+#:   170 km apart share part of the synoptic situation, so independent draws are the cautious choice.
 RAIN_MISS, RAIN_FALSE_ALARM, RAIN_AMOUNT_SIGMA = 0.3, 0.06, 0.6
 FALSE_RAIN_MEAN_MM = 2.0
 WIND_SD_MS, DIRECTION_SD_DEG, HUMIDITY_SD_PCT, TEMP_SD_C = 1.3, 30.0, 8.0, 1.5
@@ -56,24 +67,28 @@ WET_MM = 0.1  # a day with at least this much rain is wet
 
 
 def degrade(observed: pd.DataFrame, days: np.ndarray, seed: int = 15) -> pd.DataFrame:
-    """Observed target-day weather (columns :data:`NAMES`) with a forecast error drawn per day.
+    """Observed target-day weather (columns :data:`NAMES`; the :data:`UPWIND` ones optional) with a forecast
+    error drawn per day.
 
     ``days`` (int64 ns of the target day, one per row) picks the draw, so every station and pollutant of
     one day shares one forecast and a table rebuilt from the same data gets the same errors.
     """
     out = observed.copy()
     uniq, inverse = np.unique(np.asarray(days, dtype=np.int64), return_inverse=True)
-    names = ("wind", "dir", "rh", "temp", "u", "amount", "false")
+    names = ("wind", "dir", "rh", "temp", "u", "amount", "false", "up_wind", "up_dir")  # appended draws keep the rest
     table = np.empty((len(names), len(uniq)))
     for k, day in enumerate(uniq):  # one generator per day: a day's draw does not depend on the others
         rng = np.random.default_rng([seed, int(day // 3_600_000_000_000) & 0x7FFFFFFF])
         table[:, k] = (rng.normal(0, WIND_SD_MS), rng.normal(0, DIRECTION_SD_DEG), rng.normal(0, HUMIDITY_SD_PCT),
                        rng.normal(0, TEMP_SD_C), rng.random(), rng.lognormal(0, RAIN_AMOUNT_SIGMA),
-                       rng.exponential(FALSE_RAIN_MEAN_MM))
+                       rng.exponential(FALSE_RAIN_MEAN_MM), rng.normal(0, WIND_SD_MS), rng.normal(0, DIRECTION_SD_DEG))
     draws = dict(zip(names, table, strict=True))
     d = {name: v[inverse] for name, v in draws.items()}
     out["fcst_wsd"] = np.clip(observed["fcst_wsd"] + d["wind"], 0, FIELDS["fcst_wsd"][4])
     out["fcst_vec"] = (observed["fcst_vec"] + d["dir"]) % 360
+    if "fcst_upwind_wsd" in observed:
+        out["fcst_upwind_wsd"] = np.clip(observed["fcst_upwind_wsd"] + d["up_wind"], 0, FIELDS["fcst_upwind_wsd"][4])
+        out["fcst_upwind_vec"] = (observed["fcst_upwind_vec"] + d["up_dir"]) % 360
     out["fcst_reh"] = np.clip(observed["fcst_reh"] + d["rh"], 0, 100)
     out["fcst_tmp"] = observed["fcst_tmp"] + d["temp"]
     rain = observed["fcst_pcp"].to_numpy(float)

@@ -27,10 +27,11 @@ SERVING_CONDITIONS = (
     Condition("target_date", "date (KST)", "the forecast day. Omitted: the day after `at`. The forecast uses "
               "observations up to 17:00 the day before (or up to `at` when that is earlier, e.g. for days "
               "further ahead)", "2024-01-01", kind="date"),
-    *(Condition(name, unit, f"{text}, at the station's forecast grid point (details.forecast.grid). "
-                "Omitted: persistence of the last 24 h of observed weather (a persistence-grade answer)",
-                example, low, high, text=fc.pcp_mm if name == "fcst_pcp" else None)
-      for (name, (_, unit, text, low, high)), example in zip(fc.FIELDS.items(), (3.5, 270.0, 0.0, 60.0, 12.0),
+    *(Condition(name, unit, f"{text}, " + ("(details.forecast.upwind.grid). Omitted: persistence of the last 24 h "
+                "of observed wind there" if name in fc.UPWIND else "at the station's forecast grid point "
+                "(details.forecast.grid). Omitted: persistence of the last 24 h of observed weather")
+                + " (a persistence-grade answer)", example, low, high, text=fc.pcp_mm if name == "fcst_pcp" else None)
+      for (name, (_, unit, text, low, high)), example in zip(fc.FIELDS.items(), (3.5, 270.0, 0.0, 60.0, 12.0, 6.0, 280.0),
                                                                strict=True)),
 )
 _CONDITION_NAMES = tuple(c.name for c in SERVING_CONDITIONS)
@@ -43,6 +44,15 @@ def _city_stations(src) -> pd.DataFrame:
         frame["nx"], frame["ny"] = fc.grid_point(frame["lat"].to_numpy(float), frame["lon"].to_numpy(float))
         return frame
     return ts.memo(src, "fine_dust.city_stations", build)
+
+
+def _upwind_grid(src) -> dict | None:
+    """The upwind weather station (name) and its KMA short-range forecast grid point, None if the city has none."""
+    station = next((s for s in src.city.weather_stations if s.upwind), None)
+    if station is None:
+        return None
+    nx, ny = fc.grid_point(station.lat, station.lon)
+    return {"station": station.name, "grid": {"nx": int(nx), "ny": int(ny)}}
 
 
 def _stats(src) -> dict:
@@ -80,6 +90,7 @@ def serving_requests(src, cells: pd.DataFrame, at, conditions: dict | None = Non
         "grid_ny": np.repeat(stations["ny"].to_numpy()[nearest], 2),
         "forecast_given": np.full(2 * n, ",".join(given), dtype=object),
     })
+    out["upwind_grid"] = sa.objects([_upwind_grid(src)] * len(out))
     out["hourly_stats"] = sa.objects([stats.get((int(c), int(p)), hourly.Stats.neutral())
                                       for c, p in zip(codes, pollutant, strict=True)])
     return out
@@ -131,8 +142,9 @@ def _notes(given: str) -> list[str] | None:
         return None
     if not given:
         return ["persistence-grade: no forecast of the target day's weather was given, so the last 24 h of "
-                "observed weather stand in for it (give fcst_wsd, fcst_vec, fcst_pcp, fcst_reh, fcst_tmp from "
-                "KMA's short-range forecast at the grid point in details.forecast.grid)"]
+                f"observed weather stand in for it (give {', '.join(fc.LOCAL)} from KMA's short-range forecast "
+                f"at the grid point in details.forecast.grid, and {', '.join(fc.UPWIND)} at the upwind "
+                "station's grid point in details.forecast.upwind.grid)"]
     missing = [n for n in fc.NAMES if n not in given.split(",")]
     return [f"partly persistence-grade: {', '.join(missing)} not given, the last 24 h of observed weather "
             "stand in for them"]
@@ -158,18 +170,22 @@ def serving_combine(rows: pd.DataFrame, pred) -> pd.DataFrame:
                           "vec": fc.direction_of(head["fc_wind_u_ms"], head["fc_wind_v_ms"]),
                           "pcp": head["fc_rain_mm"].to_numpy(float), "reh": head["fc_humidity_pct"].to_numpy(float),
                           "tmp": head["fc_temp_c"].to_numpy(float)}, digits=1)
+    up_u, up_v = head["fc_upwind_wind_u_ms"].to_numpy(float), head["fc_upwind_wind_v_ms"].to_numpy(float)
+    upwind = sa.records({"wsd": np.hypot(up_u, up_v), "vec": fc.direction_of(up_u, up_v)}, digits=1)
     days = pd.DatetimeIndex(head["target_date"].to_numpy()).strftime("%Y-%m-%d").tolist()
     details = []
-    for i, (pms, ko, en, wx, day, g, h) in enumerate(zip(
+    up_grid = head["upwind_grid"].iloc[0] if "upwind_grid" in head else None
+    for i, (pms, ko, en, wx, up, day, g, h) in enumerate(zip(
             sa.records({"pm10": pm10, "pm25": pm25}, digits=1), grade_name(grades).tolist(),
-            grade_name(grades, korean=False).tolist(), weather, days, given, hours, strict=True)):
+            grade_name(grades, korean=False).tolist(), weather, upwind, days, given, hours, strict=True)):
         grid = {"nx": int(head["grid_nx"].iloc[i]), "ny": int(head["grid_ny"].iloc[i])} if "grid_nx" in head else None
         details.append({
             **pms, "grade": ko, "grade_en": en,
             "station": head["station_name"].iloc[i] if "station_name" in head else None,
             "station_code": int(head["station_code"].iloc[i]), "target_date": day,
             "basis": "forecast" if len(g.split(",")) == len(fc.NAMES) else "persistence" if not g else "partial",
-            "forecast": {**wx, "given": [n for n in g.split(",") if n], "grid": grid},
+            "forecast": {**wx, "given": [n for n in g.split(",") if n], "grid": grid,
+                         "upwind": {**up, **(up_grid or {"station": None, "grid": None})}},
             "hourly": h["hours"] if h else None,
             "advisory_probability": h["target_day_advisory_probability"] if h else None,
         })
@@ -211,5 +227,6 @@ SERVING = Serving(
     first=serving_first,
     scenarios=(("Yellow-dust day", {"target_date": "2023-04-12"}),
                ("Calm, dry day after a hazy one (forecast given)",
-                {"fcst_wsd": 1.5, "fcst_vec": 270.0, "fcst_pcp": 0.0, "fcst_reh": 75.0, "fcst_tmp": 8.0})),
+                {"fcst_wsd": 1.5, "fcst_vec": 270.0, "fcst_pcp": 0.0, "fcst_reh": 75.0, "fcst_tmp": 8.0,
+                 "fcst_upwind_wsd": 6.0, "fcst_upwind_vec": 280.0})),
 )

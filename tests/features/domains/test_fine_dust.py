@@ -175,7 +175,7 @@ def test_spec_registration():
     from features.registry import get_domain
 
     spec = get_domain("fine_dust")
-    assert spec is fd.SPEC and spec.feature_set_version == "fine_dust-v3"
+    assert spec is fd.SPEC and spec.feature_set_version == "fine_dust-v4"
     assert spec.horizon == pd.Timedelta(hours=31)
 
 

@@ -67,7 +67,9 @@ def test_a_given_forecast_drives_the_features_and_persistence_fills_the_rest(src
                             "fcst_wsd": [2.0, np.nan], "fcst_vec": [270.0, np.nan], "fcst_pcp": [10.0, np.nan]})
     rows = fd.build_rows(src, request)
     assert rows["fc_wind_u_ms"].iloc[0] == pytest.approx(2.0) and rows["fc_rain_mm"].iloc[0] == 10.0
-    assert rows["fc_westerly_transport"].iloc[0] == pytest.approx(2.0 * rows["bg_pm10_today_mean"].iloc[0])
+    # No upwind forecast given: the upwind station's last 24 h of wind stand in for its flow.
+    bg = rows["bg_pm10_today_mean"].iloc[0]
+    assert rows["fc_westerly_transport"].iloc[0] == pytest.approx(bg * max(0.0, rows["fc_upwind_wind_u_ms"].iloc[0]))
     asos = src["asos"]
     issue = pd.Timestamp("2021-03-05 17:00")
     last24 = asos[(asos["station_id"] == 112) & (asos["time"] > issue - pd.Timedelta(hours=24))
@@ -77,12 +79,35 @@ def test_a_given_forecast_drives_the_features_and_persistence_fills_the_rest(src
     assert rows["fc_humidity_pct"].iloc[0] == rows["fc_humidity_pct"].iloc[1]  # not given in either: persistence
 
 
+def test_the_upwind_forecast_carries_todays_upwind_dust_on_a_westerly_only(src):
+    """Transboundary transport is today's PM10 at the upwind station times tomorrow's westerly flow there:
+    a westerly carries it (more wind, more flux), an easterly none, whatever the city's own wind."""
+    winds = [(8.0, 270.0), (4.0, 270.0), (8.0, 90.0), (8.0, 315.0)]
+    request = pd.DataFrame({"station_code": STATION, "pollutant": 0, "target_date": pd.Timestamp("2021-03-06"),
+                            "fcst_wsd": 1.0, "fcst_vec": 90.0, "fcst_upwind_wsd": [w for w, _ in winds],
+                            "fcst_upwind_vec": [d for _, d in winds]})
+    rows = fd.build_rows(src, request)
+    bg = rows["bg_pm10_today_mean"].iloc[0]
+    assert bg > 0
+    flux = rows["fc_westerly_transport"].to_numpy()
+    assert flux[:3] == pytest.approx([8.0 * bg, 4.0 * bg, 0.0], abs=1e-9)
+    assert flux[3] == pytest.approx(8.0 * np.sin(np.radians(45)) * bg)  # a north-westerly: its eastward part
+    assert rows["fc_upwind_wind_u_ms"].iloc[0] == pytest.approx(8.0)
+    assert (rows["fc_wind_u_ms"] == rows["fc_wind_u_ms"].iloc[0]).all()  # the city's own forecast untouched
+
+
 def test_training_forecast_is_the_target_days_weather_degraded(src):
     table = fd.build_table(src)
     target_ns = table["target_date"].to_numpy().astype("datetime64[ns]").astype(np.int64)
     observed = fd.features.observed_weather(src, target_ns)
     assert (table["fcst_reh"] - observed["fcst_reh"]).abs().max() > 0  # degraded, not perfect
     assert np.corrcoef(table["fcst_wsd"], observed["fcst_wsd"])[0, 1] > 0.3
+    # The upwind station's wind: the target day's observed wind there (not the city's), degraded on its own.
+    assert np.corrcoef(table["fcst_upwind_wsd"], observed["fcst_upwind_wsd"])[0, 1] > 0.3
+    assert (table["fcst_upwind_wsd"] - observed["fcst_upwind_wsd"]).abs().max() > 0
+    assert not np.allclose(observed["fcst_upwind_wsd"], observed["fcst_wsd"])
+    error, upwind_error = table["fcst_wsd"] - observed["fcst_wsd"], table["fcst_upwind_wsd"] - observed["fcst_upwind_wsd"]
+    assert abs(np.corrcoef(error, upwind_error)[0, 1]) < 0.3  # drawn independently
     day = table.groupby("target_date")["fcst_wsd"].nunique()
     assert (day == 1).all()  # every station and pollutant of a day shares the day's forecast
 
