@@ -152,7 +152,7 @@ def main() -> None:
     loop = LiveLoop(engine, database(cstore.url))
     loop.step(force=True)  # the first cycle builds the per-source lookups
     per = {}
-    hour = max(engine._now.values())
+    hour = max(engine.times(name)[1] for name in engine.specs if name not in engine.unavailable)
     for c in range(args.cycles):
         hour = hour + pd.Timedelta(hours=1)
         rows = [{"station_id": s.id, "time": f"{hour:%Y-%m-%d %H:%M}", "rain_mm": 10.0 + c}

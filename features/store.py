@@ -6,13 +6,16 @@ columns asked for (:func:`read_columns`). Floating-point columns are stored as f
 features carry far fewer than float32's seven significant digits, and it halves memory and disk.
 
 Writes are atomic: the parts go to a new build folder beside the current one, and ``manifest.json`` (the
-domain, its feature-set version, the parts and their row counts) is replaced onto the new build only when
+domain, its feature-set version, the build folder and its parts, each with its file name, row count and the
+SHA-256 of its file, hashed once right after it is written) is replaced onto the new build only when
 every part is written; then the old build folder is removed. A failed or interrupted build leaves the
-previous table intact and removes its own folder.
+previous table intact and removes its own folder. Manifests written before parts carried their SHA-256
+have entries without it; readers hash those parts' files instead.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -56,6 +59,15 @@ def write_table(frame: pd.DataFrame, path: Path, meta: dict) -> Path:
     return path
 
 
+def file_sha256(path: Path) -> str:
+    """The SHA-256 (hex) of the file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def compact(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with its float64 columns as float32 (other columns untouched)."""
     wide = [c for c, t in frame.dtypes.items() if t == np.float64]
@@ -65,8 +77,9 @@ def compact(frame: pd.DataFrame) -> pd.DataFrame:
 def write_parts(parts: Iterable[pd.DataFrame], folder: Path, meta: dict) -> list[dict]:
     """Write every frame of ``parts`` as one Parquet part of the table in ``folder``, then commit the table.
 
-    Returns the manifest's part entries (``file``, ``rows``). Empty frames are skipped. Whatever goes
-    wrong (the iterator raising, a full disk, an interrupt), the previous table stays as it was.
+    Returns the manifest's part entries (``file``, ``rows``, ``sha256`` of the written file, which identifies
+    the table's contents for training without reading the parts again). Empty frames are skipped. Whatever
+    goes wrong (the iterator raising, a full disk, an interrupt), the previous table stays as it was.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -80,7 +93,7 @@ def write_parts(parts: Iterable[pd.DataFrame], folder: Path, meta: dict) -> list
             name = f"part-{len(entries):05d}.parquet"
             table = pa.Table.from_pandas(compact(frame), preserve_index=False)
             pq.write_table(table, build / name, compression="zstd")
-            entries.append({"file": name, "rows": len(frame)})
+            entries.append({"file": name, "rows": len(frame), "sha256": file_sha256(build / name)})
         manifest = {**meta, "build": build.name, "parts": entries}
         with atomic_path(folder / MANIFEST) as tmp:
             tmp.write_text(json.dumps(manifest, indent=1))

@@ -76,7 +76,7 @@ def _conditions(engine, name: str, spec) -> dict | None:
     """What the cycle scores ``name`` with at its newest time: the domain's ``Serving.live`` answer (None:
     nothing to score), else no conditions (the observations suffice)."""
     if spec.serving.live:
-        return spec.serving.live(engine.sources, engine._now[name])
+        return spec.serving.live(engine.sources, engine.times(name)[1])
     return None if any(c.required for c in spec.serving.conditions) else {}
 
 

@@ -248,6 +248,13 @@ class Engine:
         """Every domain the city can serve has its model (and there is at least one)."""
         return bool(self.models) and all(name in self.models for name in self._now)
 
+    def times(self, domain: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+        """``(first, now)`` of a domain the service answers for: the earliest time the held observations
+        support and the default ``at`` (the newest), both naive KST. ApiError 400 for a domain the service
+        does not know, 503 (with the reason) for one this city cannot serve, as every request answers."""
+        self._spec(domain)
+        return self._first[domain], self._now[domain]
+
     def availability(self) -> dict[str, str]:
         """Each domain: "serving", or why not."""
         return {name: "serving" if name in self.models else self.problems.get(name, "no model loaded")

@@ -49,7 +49,7 @@ def _check_period(engine, period: Period) -> tuple[pd.Timestamp, pd.Timestamp]:
         raise ApiError(400, ["period", "to"], f"{period.end} must be after from ({period.start})")
     if (end - start).days > MAX_DAYS:
         raise ApiError(400, ["period"], f"{(end - start).days} days; at most {MAX_DAYS}", "too_long")
-    first, now = engine._first[DOMAIN], engine._now[DOMAIN]
+    first, now = engine.times(DOMAIN)
     if start < first.normalize():
         raise ApiError(400, ["period", "from"], f"{period.start} is before the traffic observations the service "
                        f"holds (from {first:%Y-%m-%d})")

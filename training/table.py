@@ -18,9 +18,16 @@ import pandas as pd
 from features.build import table_path
 from features.errors import DataError
 from features.registry import DomainSpec
-from features.store import MANIFEST, part_files, read_columns, read_meta
-from training.tracking import file_sha256
+from features.store import MANIFEST, file_sha256, part_files, read_columns, read_meta
 from urban_safety.settings import Settings
+
+
+def table_sha256(path: Path, meta: dict) -> str:
+    """The digest of the table's contents: SHA-256 over its parts' SHA-256 hex digests in order, each as the
+    manifest ``meta`` records it, or hashed from the part's file for a manifest written before parts carried
+    one. Equal parts give an equal digest, whichever build folder holds them."""
+    return hashlib.sha256("".join(p.get("sha256") or file_sha256(path / meta["build"] / p["file"])
+                                  for p in meta["parts"]).encode()).hexdigest()
 
 
 @dataclass
@@ -50,8 +57,7 @@ class TrainingTable:
         columns = [spec.time, spec.target, *([spec.weight] if spec.weight else [])]
         index = read_columns(path, columns)
         order = np.argsort(index[spec.time].to_numpy(), kind="stable")
-        digest = hashlib.sha256("".join(file_sha256(p) for p in part_files(path)).encode()).hexdigest()
-        return cls(spec=spec, path=path, sha256=digest, order=order,
+        return cls(spec=spec, path=path, sha256=table_sha256(path, meta), order=order,
                    times=index[spec.time].iloc[order].reset_index(drop=True),
                    y=index[spec.target].to_numpy(dtype=float)[order],
                    w=index[spec.weight].to_numpy(dtype=float)[order] if spec.weight else np.ones(len(order)),

@@ -4,6 +4,7 @@ a large table is written and read in parts."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import shutil
 
 import numpy as np
@@ -125,3 +126,14 @@ def test_a_table_is_written_and_read_in_parts_in_float32(previous):
     assert floats and all(back[c].dtype == np.float32 for c in floats)
     pd.testing.assert_frame_equal(back, store.compact(frame).reset_index(drop=True))
     assert store.read_columns(root, ["time"])["time"].equals(frame["time"].reset_index(drop=True))
+
+
+def test_the_manifest_carries_each_part_s_sha256(previous):
+    folder, _, frame = previous
+    root = table_path(folder, DOMAIN)
+    entries = store.write_parts((frame.iloc[lo:lo + 1000] for lo in range(0, len(frame), 1000)), root,
+                                {"domain": DOMAIN})
+    parts = store.read_meta(root)["parts"]
+    assert parts == entries and len(parts) == -(-len(frame) // 1000)
+    assert [p["sha256"] for p in parts] == [hashlib.sha256(f.read_bytes()).hexdigest()
+                                            for f in store.part_files(root)]

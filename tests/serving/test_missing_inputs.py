@@ -107,7 +107,7 @@ def test_a_tide_gauge_down_uses_the_predicted_tide(src, models):
 @pytest.mark.parametrize("domain", ["flood", "traffic", "fine_dust"])
 def test_at_before_the_held_observations_is_refused_like_after(src, models, domain):
     engine = Engine(src, models)
-    first = engine._first[domain]
+    first, _ = engine.times(domain)
     with pytest.raises(ApiError) as exc:
         engine.at(domains()[domain], (first - pd.Timedelta(hours=1)).to_pydatetime())
     assert exc.value.status == 400 and exc.value.loc == ["at"] and "before the observations" in exc.value.msg

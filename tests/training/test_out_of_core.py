@@ -3,6 +3,10 @@ final fit streamed from the parts learns what the in-memory fit learns on the sa
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,9 +14,11 @@ import pytest
 from features.build import build_features, table_path
 from features.registry import get_domain
 from features.sources import Sources
-from features.store import read_table
+from features.store import MANIFEST, part_files, read_table
+from training import table as training_table
 from training.models import fit, fit_parts, predict
 from training.table import TrainingTable
+from training.tracking import file_sha256
 
 DOMAIN = "flood"  # many rows, a weight column, several parts at a small part size
 
@@ -38,6 +44,34 @@ def test_rows_by_position_are_the_time_ordered_table(parted):
     positions = np.random.default_rng(0).choice(len(table), 5000, replace=False)  # any order, any part
     pd.testing.assert_frame_equal(table.rows(positions), ordered.iloc[positions].reset_index(drop=True))
     np.testing.assert_array_equal(table.y[positions], ordered[spec.target].to_numpy(float)[positions])
+
+
+def hashed_parts(folder) -> str:
+    """The table digest as it was computed before the manifest carried the parts' digests."""
+    return hashlib.sha256("".join(file_sha256(p) for p in part_files(folder)).encode()).hexdigest()
+
+
+def test_the_table_digest_comes_from_the_manifest_and_is_the_digest_of_its_parts(parted, monkeypatch):
+    def no_reading(path):
+        raise AssertionError(f"{path} was hashed again")
+
+    monkeypatch.setattr(training_table, "file_sha256", no_reading)
+    table = TrainingTable.open(get_domain(DOMAIN), parted)
+    assert table.sha256 == hashed_parts(table_path(parted.features_dir, DOMAIN))
+
+
+@pytest.mark.parametrize("dropped", ["every", "some"])
+def test_a_manifest_without_part_digests_opens_with_the_same_digest(parted, tmp_path, dropped):
+    settings = parted.model_copy(update={"data_dir": tmp_path})
+    old = table_path(settings.features_dir, DOMAIN)
+    shutil.copytree(table_path(parted.features_dir, DOMAIN), old)
+    meta = json.loads((old / MANIFEST).read_text())
+    for i, part in enumerate(meta["parts"]):
+        if dropped == "every" or i % 2:
+            del part["sha256"]
+    (old / MANIFEST).write_text(json.dumps(meta))
+    assert TrainingTable.open(get_domain(DOMAIN), settings).sha256 == hashed_parts(old) == \
+        TrainingTable.open(get_domain(DOMAIN), parted).sha256
 
 
 @pytest.mark.parametrize("family", ["lightgbm", "xgboost"])
