@@ -25,10 +25,11 @@ from bentoml.exceptions import NotFound
 from features.city import City
 from features.registry import domains
 from features.sources import Sources, files_stamp, source_files
+from features.store import file_sha256
 from live.store import LIVE_SOURCES, ObservationStore, backfill
 from serving.engine import LoadedModel
 from training.champion import current_champion, load_native
-from training.tracking import city_suffix, configure, file_sha256, registered_name
+from training.tracking import city_suffix, configure, registered_name
 from urban_safety.settings import Settings
 
 log = logging.getLogger("urban_safety.serving")

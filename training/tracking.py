@@ -7,7 +7,6 @@ the clean-up of parent runs whose process was killed (they would otherwise stay 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -103,14 +102,6 @@ def ensure_experiment(client: MlflowClient, settings: Settings, domain: str) -> 
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
         return client.get_experiment_by_name(name).experiment_id
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def git_commit(root: Path) -> str:

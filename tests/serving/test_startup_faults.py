@@ -26,7 +26,7 @@ from pathlib import Path
 import bentoml, lightgbm as lgb, numpy as np, xgboost as xgb
 from features.registry import domains
 from serving import model_store
-from training.tracking import file_sha256
+from features.store import file_sha256
 from urban_safety.settings import Settings
 
 settings_json, plan, snapshot = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3] == "snapshot"

@@ -14,11 +14,10 @@ import pytest
 from features.build import build_features, table_path
 from features.registry import get_domain
 from features.sources import Sources
-from features.store import MANIFEST, part_files, read_table
+from features.store import MANIFEST, file_sha256, part_files, read_table
 from training import table as training_table
 from training.models import fit, fit_parts, predict
 from training.table import TrainingTable
-from training.tracking import file_sha256
 
 DOMAIN = "flood"  # many rows, a weight column, several parts at a small part size
 
