@@ -23,8 +23,23 @@ TINY = Profile("tiny", trials=2, folds=2, max_rows=15_000, max_rounds=40, timeou
 # each worker, so they are close to, not equal to, one process's. Measured on the small data set (holdout
 # RMSE ~6.9; persistence 8.8, oracle 2.3): LightGBM -2.0 % or +0.3 % (its result depends on which worker
 # gets rank 0), XGBoost +0.4 %, the study's best trial -1.0 % or +1.3 %. The single-process model's own
-# spread over 8 seeds is 2.0 % (LightGBM) and 4.2 % (XGBoost): 3 % is within that noise.
-REL_TOLERANCE = 0.03
+# spread over 8 seeds is 2.0 % (LightGBM) and 4.2 % (XGBoost), and moves with the features (fine_dust-v4's
+# best trial landed 3.2 % above its seed's single fit). So the cluster's score is checked against the
+# single-process scores over SEEDS, widened by MARGIN: it must be as good as one process's fit, within the
+# noise one process shows anyway.
+SEEDS = range(6)
+MARGIN = 0.01
+
+
+def within_single_spread(spec, data, family, params, seed_of_study, dist_score) -> None:
+    """Assert ``dist_score`` lies within the single-process holdout scores over :data:`SEEDS` (+- MARGIN)."""
+    holdout = data.holdout[list(spec.features)]
+    metric = spec.primary_metric
+    scores = [score(spec, data.holdout, fit(family, spec.task, params, data.X, data.y, data.w, seed=s,
+                                            monotone=spec.monotone_vector()).predict(holdout))[metric]
+              for s in (seed_of_study, *SEEDS)]
+    print(f"{family}: holdout {metric} single {min(scores):.5f}..{max(scores):.5f}, dask {dist_score:.5f}")
+    assert min(scores) * (1 - MARGIN) <= dist_score <= max(scores) * (1 + MARGIN)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +78,6 @@ def test_a_dask_fit_on_two_workers_matches_the_single_process_fit(store, cluster
     data = prepare(spec, store, TINY)
     params = usual_params(family, spec.task)
     holdout = data.holdout[list(spec.features)]
-    single = fit(family, spec.task, params, data.X, data.y, data.w, seed=store.seed, monotone=spec.monotone_vector())
     with dask_client(scheduler=cluster.scheduler_address) as client:
         _, _, _, holders = spread(client, data.X, data.y, data.w)
         assert len(holders) == 2  # one block of rows on each worker: both take part
@@ -71,11 +85,8 @@ def test_a_dask_fit_on_two_workers_matches_the_single_process_fit(store, cluster
                         monotone=spec.monotone_vector())
     rounds = dist.booster.num_boosted_rounds() if family == "xgboost" else dist.booster.current_iteration()
     assert rounds == params["num_boost_round"]
-    metric = spec.primary_metric
-    single_score = score(spec, data.holdout, single.predict(holdout))[metric]
-    dist_score = score(spec, data.holdout, dist.predict(holdout))[metric]
-    print(f"{family}: holdout {metric} single {single_score:.5f}, dask {dist_score:.5f}")
-    assert dist_score == pytest.approx(single_score, rel=REL_TOLERANCE)
+    dist_score = score(spec, data.holdout, dist.predict(holdout))[spec.primary_metric]
+    within_single_spread(spec, data, family, params, store.seed, dist_score)
 
 
 def test_a_training_job_refits_the_study_best_on_the_cluster(store, cluster):
@@ -86,12 +97,8 @@ def test_a_training_job_refits_the_study_best_on_the_cluster(store, cluster):
     study_name = client.get_run(dist.run_id).data.tags["optuna_study"]
     family, params = best_params(optuna.load_study(study_name=study_name, storage=store.optuna_url))
     data = prepare(spec, store, TINY)
-    single = fit(family, spec.task, params, data.X, data.y, data.w, seed=store.seed, monotone=spec.monotone_vector())
-    metric = spec.primary_metric
-    single_score = score(spec, data.holdout, single.predict(data.holdout[list(spec.features)]))[metric]
-    print(f"job ({family}): holdout {metric} single {single_score:.5f}, dask {dist.scores.model[metric]:.5f}")
     assert family == dist.family
-    assert dist.scores.model[metric] == pytest.approx(single_score, rel=REL_TOLERANCE)
+    within_single_spread(spec, data, family, params, store.seed, dist.scores.model[spec.primary_metric])
 
     # Logged and registered as a plain booster, like the single-process model, and marked as a cluster fit.
     assert client.get_run(dist.run_id).data.tags["dask"] == cluster.scheduler_address
