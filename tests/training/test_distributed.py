@@ -26,9 +26,11 @@ TINY = Profile("tiny", trials=2, folds=2, max_rows=15_000, max_rounds=40, timeou
 # spread over 8 seeds is 2.0 % (LightGBM) and 4.2 % (XGBoost), and moves with the features (fine_dust-v4's
 # best trial landed 3.2 % above its seed's single fit). So the cluster's score is checked against the
 # single-process scores over SEEDS, widened by MARGIN: it must be as good as one process's fit, within the
-# noise one process shows anyway.
+# noise one process shows anyway. The cluster fit has noise of its own: the same LightGBM fit scored 6.53 and
+# 6.69 in two runs (rank 0 on the other worker) against single-process 6.16-6.61, hence 3 %; persistence,
+# the score of a fit that learnt nothing, is ~30 % above.
 SEEDS = range(6)
-MARGIN = 0.01
+MARGIN = 0.03
 
 
 def within_single_spread(spec, data, family, params, seed_of_study, dist_score) -> None:
