@@ -251,8 +251,8 @@ class Engine:
     def times(self, domain: str) -> tuple[pd.Timestamp, pd.Timestamp]:
         """``(first, now)`` of a domain the service answers for: the earliest time the held observations
         support and the default ``at`` (the newest), both naive KST. ApiError 400 for a domain the service
-        does not know, 503 (with the reason) for one this city cannot serve, as every request answers."""
-        self._spec(domain)
+        does not know, 503 (with the reason) for one this city cannot serve (:meth:`spec`)."""
+        self.spec(domain)
         return self._first[domain], self._now[domain]
 
     def availability(self) -> dict[str, str]:
@@ -266,7 +266,9 @@ class Engine:
             raise ApiError(503, ["domain"], f"the {domain} model is not available: {reason}", "unavailable")
         return self.models[domain]
 
-    def _spec(self, domain: str) -> DomainSpec:
+    def spec(self, domain: str) -> DomainSpec:
+        """The domain as this city runs it; ApiError 400 for a domain the service does not know, 503 (with
+        the reason) for one it cannot serve."""
         if domain not in self.specs:
             raise ApiError(400, ["domain"], f"unknown domain {domain!r}; known: {', '.join(self.specs)}")
         if domain in self.unavailable:
@@ -361,7 +363,7 @@ class Engine:
              build: bool = True) -> bytes | None:
         """Per location: cell, score, level, value, top factors, cause, model version (JSON bytes).
         With ``build=False``: None unless every cell's answer to this question is held (a quick lookup)."""
-        spec = self._spec(domain)
+        spec = self.spec(domain)
         positions = self.locate(locations)
         conds, when = self.conditions(spec, conditions), self.at(spec, at)
         model = self._model(domain)
@@ -443,7 +445,7 @@ class Engine:
         """
         if fmt not in MAP_FORMATS:
             raise ApiError(400, ["format"], f"unknown map format {fmt!r}; give one of {', '.join(MAP_FORMATS)}")
-        spec = self._spec(domain)
+        spec = self.spec(domain)
         conds, when = self.conditions(spec, conditions), self.at(spec, at)
         model = self._model(domain)
         question = (domain, when, _frozen(conds))
@@ -552,7 +554,7 @@ class Engine:
 
     def predict_records(self, domain: str, records: list[dict]) -> dict:
         """Raw model outputs for feature rows given as {feature: value} objects."""
-        spec = self._spec(domain)
+        spec = self.spec(domain)
         if not records:
             raise ApiError(400, ["records"], "give at least one record")
         if len(records) > MAX_RECORDS:

@@ -71,7 +71,7 @@ def answer(engine, body: ScenarioBody) -> dict:
     """The JSON answer of ``POST /scenario`` (plain Python: called on a worker thread)."""
     if DOMAIN not in engine.specs:
         raise ApiError(503, [], "this service has no earthquake domain", "unavailable")
-    spec = engine._spec(DOMAIN)  # 503 naming why when the city does not run it or holds no data
+    spec = engine.spec(DOMAIN)  # 503 naming why when the city does not run it or holds no data
     when = engine.at(spec, body.at)
     conditions = cq.scenario_conditions(body.conditions.model_dump())
     conditions.setdefault("depth_km", seismic.DEFAULT_DEPTH_KM)

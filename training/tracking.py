@@ -72,7 +72,7 @@ def experiment_name(domain: str, city_key: str | None = None) -> str:
 
 def registered_name(domain: str, city_key: str | None = None) -> str:
     """The registered model of a domain's champion, named as its experiment (:func:`experiment_name`)."""
-    return f"urban-safety-{domain}{city_suffix(city_key)}"
+    return experiment_name(domain, city_key)
 
 
 def configure(settings: Settings) -> MlflowClient:
