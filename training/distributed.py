@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from features.errors import UrbanSafetyError
-from training.models import OBJECTIVES, Fitted
+from training.models import Fitted, library_params
 
 LABEL, WEIGHT = "__label", "__weight"
 
@@ -86,31 +86,25 @@ def fit_dask(client, family: str, task: str, params: dict, X: pd.DataFrame, y: n
     Optuna trial gives them (``num_boost_round`` included), ``X`` n x features, ``y`` and ``w`` n values.
     ``monotone`` as in :func:`training.models.fit`. Returns a :class:`Fitted` holding a native
     ``lightgbm.Booster`` or ``xgboost.Booster``."""
-    params = dict(params)
-    if monotone and any(monotone):
-        if len(monotone) != X.shape[1]:
-            raise ValueError(f"{len(monotone)} monotone directions for {X.shape[1]} features")
-        params["monotone_constraints"] = list(monotone) if family == "lightgbm" else \
-            "(" + ",".join(str(int(d)) for d in monotone) + ")"
-    rounds = params.pop("num_boost_round")
-    _, _, lgb_metric, xgb_metric = OBJECTIVES[task]
+    if family not in ("lightgbm", "xgboost"):
+        raise ValueError(f"unknown model family {family!r}")
+    if monotone and len(monotone) != X.shape[1]:
+        raise ValueError(f"{len(monotone)} monotone directions for {X.shape[1]} features")
+    rounds, params = library_params(family, task, params, seed, 1, monotone)  # one thread per worker process
     dX, dy, dw, _ = spread(client, X, y, w)
     if family == "lightgbm":
         import lightgbm as lgb
 
         # The estimator carries the native parameters to lightgbm.train on each worker, where the native
         # names win over its own sklearn-style aliases; it sets each worker's threads itself.
-        params.update(metric=lgb_metric, verbosity=-1, seed=seed, feature_pre_filter=False)
+        params.pop("num_threads")
         model_cls = lgb.DaskLGBMClassifier if task == "binary" else lgb.DaskLGBMRegressor
         model = model_cls(client=client, n_estimators=rounds, **params)
         model.fit(dX, dy, sample_weight=dw)
         booster = model.booster_
-    elif family == "xgboost":
+    else:
         import xgboost.dask as xgb_dask  # not imported with xgboost itself
 
-        params.update(eval_metric=xgb_metric, seed=seed, nthread=1, tree_method="hist", verbosity=0)
         matrix = xgb_dask.DaskDMatrix(client, dX, dy, weight=dw)
         booster = xgb_dask.train(client, params, matrix, num_boost_round=rounds)["booster"]
-    else:
-        raise ValueError(f"unknown model family {family!r}")
     return Fitted(family=family, booster=booster, best_iteration=int(rounds), params=params)

@@ -81,7 +81,7 @@ def fit(family: str, task: str, params: dict, X: pd.DataFrame, y: np.ndarray, w:
     """
     if monotone and len(monotone) != X.shape[1]:
         raise ValueError(f"{len(monotone)} monotone directions for {X.shape[1]} features")
-    rounds, params = _prepared(family, task, params, seed, threads, monotone)
+    rounds, params = library_params(family, task, params, seed, threads, monotone)
     _, _, lgb_metric, xgb_metric = OBJECTIVES[task]
     has_valid = X_valid is not None
     if family == "lightgbm":
@@ -161,7 +161,7 @@ def fit_parts(family: str, task: str, params: dict, parts: list, y: np.ndarray, 
     ``parts``: ``(rows, load)`` per part, ``load()`` giving that part's float32 feature matrix (rows,
     features) in training order; ``y`` and ``w``: the labels and weights of every part's rows, in order.
     """
-    rounds, params = _prepared(family, task, params, seed, threads, monotone)
+    rounds, params = library_params(family, task, params, seed, threads, monotone)
     if family == "lightgbm":
         slot: dict = {}
         data = lgb.Dataset([_PartSequence(load, rows, slot) for rows, load in parts], label=y, weight=w)
@@ -178,9 +178,10 @@ def fit_parts(family: str, task: str, params: dict, parts: list, y: np.ndarray, 
     return Fitted(family=family, booster=booster, best_iteration=rounds, params=params)
 
 
-def _prepared(family: str, task: str, params: dict, seed: int, threads: int,
-              monotone: list[int] | None) -> tuple[int, dict]:
-    """(rounds, the library's parameters): the task's eval metric, seed, threads, monotone constraints."""
+def library_params(family: str, task: str, params: dict, seed: int, threads: int,
+                   monotone: list[int] | None) -> tuple[int, dict]:
+    """(rounds, the library's parameters): the task's eval metric, seed, threads and ``monotone`` (one
+    direction per feature) in each library's own form (LightGBM a list, XGBoost a tuple string)."""
     params = dict(params)
     if monotone and any(monotone):
         params["monotone_constraints"] = list(monotone) if family == "lightgbm" else \
