@@ -116,20 +116,41 @@ def read_meta(folder: Path) -> dict:
     return json.loads((Path(folder) / MANIFEST).read_text())
 
 
-def part_files(folder: Path) -> list[Path]:
-    meta = read_meta(folder)
+def part_files(folder: Path, meta: dict | None = None) -> list[Path]:
+    """The parts' files of the table in ``folder``, as its manifest ``meta`` (read when None) lists them."""
+    meta = read_meta(folder) if meta is None else meta
     return [Path(folder) / meta["build"] / p["file"] for p in meta["parts"]]
 
 
-def iter_parts(folder: Path, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
-    """The table's parts in order (the order they were built: time order for every domain)."""
-    for path in part_files(folder):
+def locate(part_rows, stored: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """For sorted stored row numbers ``stored`` of a table whose parts hold ``part_rows`` rows each:
+    ``(part index, row numbers within the part)`` of every part holding some of them, in order."""
+    edges = np.cumsum([0, *part_rows])
+    for k, (lo, hi) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
+        a, b = np.searchsorted(stored, [lo, hi])
+        if a < b:
+            yield k, stored[a:b] - lo
+
+
+def take(files: list[Path], part_rows, stored: np.ndarray, columns: list[str] | None = None) -> pd.DataFrame:
+    """The rows at sorted stored row numbers ``stored`` (or their ``columns``), in that order, reading only
+    the parts holding them (``files`` and ``part_rows`` as the manifest lists them)."""
+    frames = [pd.read_parquet(files[k], columns=columns).iloc[local] for k, local in locate(part_rows, stored)]
+    if not frames:
+        return pd.read_parquet(files[0], columns=columns).iloc[:0].reset_index(drop=True)
+    return pd.concat(frames, ignore_index=True)
+
+
+def iter_parts(folder: Path, columns: list[str] | None = None, meta: dict | None = None) -> Iterator[pd.DataFrame]:
+    """The table's parts in order (the order they were built: time order for every domain); ``meta``: the
+    manifest already read (one build throughout), else it is read."""
+    for path in part_files(folder, meta):
         yield pd.read_parquet(path, columns=columns)
 
 
-def read_columns(folder: Path, columns: list[str]) -> pd.DataFrame:
+def read_columns(folder: Path, columns: list[str], meta: dict | None = None) -> pd.DataFrame:
     """Only ``columns`` of every part, concatenated (a few columns of a large table fit in memory)."""
-    return pd.concat(list(iter_parts(folder, columns)), ignore_index=True)
+    return pd.concat(list(iter_parts(folder, columns, meta)), ignore_index=True)
 
 
 def read_table(folder: Path) -> pd.DataFrame:
@@ -140,11 +161,7 @@ def read_table(folder: Path) -> pd.DataFrame:
 def sample(folder: Path, n: int, columns: list[str], seed: int = 0) -> pd.DataFrame:
     """``n`` rows drawn uniformly without replacement (all rows if fewer), reading only the parts holding them."""
     meta = read_meta(folder)
-    edges = np.cumsum([0, *(p["rows"] for p in meta["parts"])])
-    picked = np.sort(np.random.default_rng(seed).choice(edges[-1], min(n, edges[-1]), replace=False))
-    frames = []
-    for path, lo, hi in zip(part_files(folder), edges[:-1], edges[1:], strict=True):
-        a, b = np.searchsorted(picked, [lo, hi])
-        if a < b:
-            frames.append(pd.read_parquet(path, columns=columns).iloc[picked[a:b] - lo])
-    return pd.concat(frames, ignore_index=True)
+    rows = [p["rows"] for p in meta["parts"]]
+    total = sum(rows)
+    picked = np.sort(np.random.default_rng(seed).choice(total, min(n, total), replace=False))
+    return take(part_files(folder, meta), rows, picked, columns)

@@ -18,7 +18,7 @@ import pandas as pd
 from features.build import table_path
 from features.errors import DataError
 from features.registry import DomainSpec
-from features.store import MANIFEST, file_sha256, part_files, read_columns, read_meta
+from features.store import MANIFEST, file_sha256, locate, part_files, read_columns, read_meta, take
 from urban_safety.settings import Settings
 
 
@@ -40,6 +40,7 @@ class TrainingTable:
     y: np.ndarray  # label, in time order
     w: np.ndarray  # weight (1 without a weight column), in time order
     part_rows: np.ndarray  # rows per stored part
+    files: list[Path]  # the parts' files, from the manifest read once at open (one build throughout)
 
     @classmethod
     def open(cls, spec: DomainSpec, settings: Settings) -> TrainingTable:
@@ -55,13 +56,13 @@ class TrainingTable:
             raise DataError(f"{path} has feature set {version}, the code expects {spec.feature_set_version}: "
                             f"rebuild it with {rebuild}")
         columns = [spec.time, spec.target, *([spec.weight] if spec.weight else [])]
-        index = read_columns(path, columns)
+        index = read_columns(path, columns, meta)
         order = np.argsort(index[spec.time].to_numpy(), kind="stable")
         return cls(spec=spec, path=path, sha256=table_sha256(path, meta), order=order,
                    times=index[spec.time].iloc[order].reset_index(drop=True),
                    y=index[spec.target].to_numpy(dtype=float)[order],
                    w=index[spec.weight].to_numpy(dtype=float)[order] if spec.weight else np.ones(len(order)),
-                   part_rows=np.array([p["rows"] for p in meta["parts"]]))
+                   part_rows=np.array([p["rows"] for p in meta["parts"]]), files=part_files(path, meta))
 
     def __len__(self) -> int:
         return len(self.order)
@@ -71,15 +72,7 @@ class TrainingTable:
         holding them are read."""
         stored = self.order[np.asarray(positions, dtype=np.int64)]
         by_stored = np.argsort(stored, kind="stable")
-        wanted = stored[by_stored]
-        frames = []
-        for path, lo, hi in self._parts():
-            a, b = np.searchsorted(wanted, [lo, hi])
-            if a < b:
-                frames.append(pd.read_parquet(path, columns=columns).iloc[wanted[a:b] - lo])
-        if not frames:
-            return pd.read_parquet(part_files(self.path)[0], columns=columns).iloc[:0].reset_index(drop=True)
-        taken = pd.concat(frames, ignore_index=True)
+        taken = take(self.files, self.part_rows, stored[by_stored], columns)
         back = np.empty_like(by_stored)
         back[by_stored] = np.arange(len(by_stored))
         return taken.iloc[back].reset_index(drop=True)
@@ -90,17 +83,8 @@ class TrainingTable:
         stored = self.order[np.asarray(positions, dtype=np.int64)]
         by_stored = np.argsort(stored, kind="stable")
         stored = stored[by_stored]
-        parts = []
         features = list(self.spec.features)
-        for path, lo, hi in self._parts():
-            a, b = np.searchsorted(stored, [lo, hi])
-            if a < b:
-                local = stored[a:b] - lo
-                parts.append((b - a, lambda path=path, local=local: pd.read_parquet(path, columns=features)
-                              .to_numpy(dtype=np.float32, na_value=np.nan)[local]))
+        parts = [(len(local), lambda path=self.files[k], local=local: pd.read_parquet(path, columns=features)
+                  .to_numpy(dtype=np.float32, na_value=np.nan)[local]) for k, local in locate(self.part_rows, stored)]
         positions = np.asarray(positions)[by_stored]
         return parts, self.y[positions], np.asarray(weights, dtype=float)[by_stored]
-
-    def _parts(self):
-        edges = np.concatenate([[0], np.cumsum(self.part_rows)])
-        return zip(part_files(self.path), edges[:-1], edges[1:], strict=True)
