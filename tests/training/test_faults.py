@@ -10,7 +10,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import optuna
@@ -19,6 +18,7 @@ from filelock import FileLock
 from mlflow.entities import RunStatus
 
 from features.registry import get_domain
+from tests.training.jobs import release_together, wait_for
 from training.tracking import (
     FAILURE_TAG,
     HOST_TAG,
@@ -83,17 +83,6 @@ def start_job(settings: Settings, profile: Profile, folder: Path, name: str, han
     return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for(check, seconds: float, what: str, procs=()) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        for proc in procs:
-            if proc.poll() is not None:
-                raise AssertionError(f"job exited while waiting for {what}: {proc.communicate()[1][-3000:]}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def integrity(db: Path) -> str:
     with sqlite3.connect(db) as con:
         return con.execute("PRAGMA integrity_check").fetchone()[0]
@@ -106,13 +95,7 @@ def parent_runs(client, domain: str):
 
 def test_two_jobs_at_once_take_turns_and_leave_a_sound_store(store, tmp_path):
     jobs = [start_job(store, TINY, tmp_path, f"job{i}") for i in range(2)]
-    try:
-        wait_for(lambda: all((tmp_path / f"job{i}.ready").exists() for i in range(2)), 240, "imports", jobs)
-        (tmp_path / "go").touch()
-        outputs = [job.communicate(timeout=240) for job in jobs]
-    finally:
-        for job in jobs:
-            job.kill()
+    outputs = release_together(jobs, [tmp_path / f"job{i}.ready" for i in range(2)], tmp_path / "go", 240, 240)
     for job, (out, err) in zip(jobs, outputs, strict=True):
         assert job.returncode == 0, err[-3000:]
         assert out.startswith("trained ")

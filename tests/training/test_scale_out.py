@@ -17,7 +17,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from features.build import table_path
 from features.registry import get_domain
 from features.store import read_table
 from tests.serving.conftest import free_port, wait_ready
+from tests.training.jobs import release_together
 from training.champion import ALIAS, load_native
 from training.models import predict
 from training.tracking import registered_name
@@ -211,17 +211,7 @@ def test_two_workers_tune_one_postgresql_study_without_losing_or_repeating_a_tri
                                  str(tmp_path / f"w{i}.ready"), str(tmp_path / "go")],
                                 cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                for i in range(2)]
-    try:
-        deadline = time.monotonic() + 120
-        while not all((tmp_path / f"w{i}.ready").exists() for i in range(2)):
-            assert all(w.poll() is None for w in workers), [w.communicate()[1][-3000:] for w in workers]
-            assert time.monotonic() < deadline, "workers did not start"
-            time.sleep(0.05)
-        (tmp_path / "go").touch()
-        outputs = [w.communicate(timeout=240) for w in workers]
-    finally:
-        for w in workers:
-            w.kill()
+    outputs = release_together(workers, [tmp_path / f"w{i}.ready" for i in range(2)], tmp_path / "go", 120, 240)
     for w, (_, err) in zip(workers, outputs, strict=True):
         assert w.returncode == 0, err[-3000:]
     results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
