@@ -158,11 +158,17 @@ def threshold(domain: str, levels: dict[str, int]) -> int:
 def evaluate(db: sa.Engine, cycle: int, maps: list[CityLevels], issued_at: datetime) -> list[AlertEvent]:
     """Open, update or clear the alert of each map's (domain, lead) and record every change; one transaction
     for the whole cycle (events, alerts and webhook deliveries land together or not at all)."""
+    with writing(db) as conn:
+        return evaluate_in(conn, cycle, maps, issued_at)
+
+
+def evaluate_in(conn, cycle: int, maps: list[CityLevels], issued_at: datetime) -> list[AlertEvent]:
+    """:func:`evaluate` within the caller's writing transaction ``conn`` (the live cycle stores its maps
+    and their alerts in one, so a reader never sees a cycle without its alerts)."""
     levels = alert_levels()
     events = []
-    with writing(db) as conn:
-        for levels_map in maps:
-            events += _evaluate_one(conn, cycle, levels_map, threshold(levels_map.domain, levels), issued_at)
+    for levels_map in maps:
+        events += _evaluate_one(conn, cycle, levels_map, threshold(levels_map.domain, levels), issued_at)
     return events
 
 

@@ -110,22 +110,22 @@ def score_city(engine) -> tuple[list, dict[str, bytes], dict[str, float], dict[s
     return maps, bodies, timings, skipped
 
 
-def record(db: sa.Engine, version: int, started: datetime, maps: list, bodies: dict[str, bytes],
+def record(conn, version: int, started: datetime, maps: list, bodies: dict[str, bytes],
            timings: dict[str, float], seconds: float) -> int:
-    """Store one cycle and its maps (one transaction); drop cycles older than KEEP_HOURS."""
+    """Store one cycle and its maps within the writing transaction ``conn``; drop cycles older than
+    KEEP_HOURS."""
     data_time = max((m.at for m in maps), default=None)
-    with writing(db) as conn:
-        cycle = conn.execute(CYCLES.insert().values(
-            started_at=started, store_version=version, seconds=seconds, timings=json.dumps(timings),
-            data_time=data_time.to_pydatetime() if data_time is not None else None)).inserted_primary_key[0]
-        if maps:
-            conn.execute(CYCLE_MAPS.insert(), [
-                {"cycle": cycle, "domain": m.domain, "lead_hours": m.lead_hours, "at": m.at.to_pydatetime(),
-                 "levels": json.dumps(_counts(m.cells)), "geojson": zlib.compress(bodies[f"{m.domain}/{m.lead_hours}"], 6)}
-                for m in maps])
-        old = sa.select(CYCLES.c.id).where(CYCLES.c.started_at < started - timedelta(hours=KEEP_HOURS))
-        conn.execute(CYCLE_MAPS.delete().where(CYCLE_MAPS.c.cycle.in_(old)))
-        conn.execute(CYCLES.delete().where(CYCLES.c.started_at < started - timedelta(hours=KEEP_HOURS)))
+    cycle = conn.execute(CYCLES.insert().values(
+        started_at=started, store_version=version, seconds=seconds, timings=json.dumps(timings),
+        data_time=data_time.to_pydatetime() if data_time is not None else None)).inserted_primary_key[0]
+    if maps:
+        conn.execute(CYCLE_MAPS.insert(), [
+            {"cycle": cycle, "domain": m.domain, "lead_hours": m.lead_hours, "at": m.at.to_pydatetime(),
+             "levels": json.dumps(_counts(m.cells)), "geojson": zlib.compress(bodies[f"{m.domain}/{m.lead_hours}"], 6)}
+            for m in maps])
+    old = sa.select(CYCLES.c.id).where(CYCLES.c.started_at < started - timedelta(hours=KEEP_HOURS))
+    conn.execute(CYCLE_MAPS.delete().where(CYCLE_MAPS.c.cycle.in_(old)))
+    conn.execute(CYCLES.delete().where(CYCLES.c.started_at < started - timedelta(hours=KEEP_HOURS)))
     return cycle
 
 
@@ -175,7 +175,7 @@ class LiveLoop:
 
     def step(self, fetch: bool = False, force: bool = False) -> CycleReport | None:
         """One cycle; None when nothing new came in and ``force`` is false."""
-        from live.alerts import evaluate
+        from live.alerts import evaluate_in
         from live.webhooks import deliver_pending
 
         started, t0 = now_kst(), time.perf_counter()
@@ -186,12 +186,14 @@ class LiveLoop:
             return None
         t_follow = time.perf_counter()
         maps, bodies, timings, skipped = score_city(self.engine)
-        cycle = record(self.db, self.engine.version, started, maps, bodies, timings, 0.0)
-        seconds = time.perf_counter() - (landed or t_in)
-        timings = {"ingest": t_in - t0, "follow": t_follow - t_in, **timings, "total": seconds}
+        # The cycle, its maps and the alerts they raise land in one transaction: whoever reads the cycle
+        # (/replay) reads its alerts too.
         with writing(self.db) as conn:
+            cycle = record(conn, self.engine.version, started, maps, bodies, timings, 0.0)
+            seconds = time.perf_counter() - (landed or t_in)
+            timings = {"ingest": t_in - t0, "follow": t_follow - t_in, **timings, "total": seconds}
             conn.execute(CYCLES.update().where(CYCLES.c.id == cycle).values(seconds=seconds, timings=json.dumps(timings)))
-        events = evaluate(self.db, cycle, maps, started)
+            events = evaluate_in(conn, cycle, maps, started)
         events += self.monitor()
         self.cycles += 1
         delivered = deliver_pending(self.db)
