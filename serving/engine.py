@@ -55,7 +55,8 @@ CITY_COST_GUESS_S = 0.2  # until measured
 MAP_CACHE_BYTES = 256 * 1024 * 1024
 MAP_FORMATS = ("geojson", "compact")  # /risk_map answers: a GeoJSON FeatureCollection, or arrays in /grid order
 TOP_FACTORS = 5
-CELL_COLUMNS = ("cell_id", "lat", "lon", "district")  # what an answer says of its cell
+PLACE_KEYS = ("district", "district_code", "dong", "dong_code")
+CELL_COLUMNS = ("cell_id", "lat", "lon", "district", "district_code", "dong", "dong_code")  # an answer's cell
 # JSON types are strict: a boolean is no number of millimetres, "yes" no boolean (a date stays an ISO string).
 KINDS = {"float": Annotated[float, Strict()], "int": Annotated[int, Strict()], "bool": Annotated[bool, Strict()],
          "date": date, "str": Annotated[str, Strict()]}
@@ -300,6 +301,25 @@ class Engine:
                                f"{self.grid.city.name}'s land grid", "outside_city")
         return positions
 
+    def _places_of(self, locations: list[dict]) -> list[str]:
+        """Each location's own 구 and 법정동 (JSON): a point's from where it lies (it may differ from its cell's
+        centre near a boundary), a cell's from its centre."""
+        points = [i for i, loc in enumerate(locations) if loc.get("cell_id") is None]
+        out = [self._cell_place[self._position[loc["cell_id"]]] if loc.get("cell_id") is not None else ""
+               for loc in locations]
+        if points:
+            found = self.grid.city.places().assign([locations[i]["lat"] for i in points],
+                                                   [locations[i]["lon"] for i in points])
+            for j, i in enumerate(points):
+                out[i] = json.dumps({k: found[k][j] for k in PLACE_KEYS}, ensure_ascii=False)
+        return out
+
+    @cached_property
+    def _cell_place(self) -> list[str]:
+        cells = self.grid.cells
+        return [json.dumps(dict(zip(PLACE_KEYS, row, strict=True)), ensure_ascii=False)
+                for row in zip(*(cells[k].astype(str).tolist() for k in PLACE_KEYS), strict=True)]
+
     def _cells(self, positions) -> pd.DataFrame:
         return self._cell_frame.take(positions).reset_index(drop=True)
 
@@ -383,8 +403,10 @@ class Engine:
         head = json.dumps({"domain": domain, "at": when.isoformat(), "value_meaning": spec.serving.value,
                            "model_version": model.version, "conditions": _shown(conds), **self._freshness(spec, when)},
                           ensure_ascii=False)[:-1]
-        results = ",".join(f'{{"query":{json.dumps({k: v for k, v in q.items() if v is not None})},{answers[p]}}}'
-                           for q, p in zip(locations, positions.tolist(), strict=True))
+        places = self._places_of(locations)
+        results = ",".join(f'{{"query":{json.dumps({k: v for k, v in q.items() if v is not None})},'
+                           f'"place":{place},{answers[p]}}}'
+                           for q, p, place in zip(locations, positions.tolist(), places, strict=True))
         return f'{head},"results":[{results}]}}'.encode()
 
     def _build_city(self, spec: DomainSpec, model: LoadedModel, key: tuple, when: pd.Timestamp,
@@ -415,15 +437,16 @@ class Engine:
         missing = answers["missing"].tolist()
         row_of = {cid: i for i, cid in enumerate(answers.index.tolist())}
         results = []
-        for cid, lat, lon, district in zip(*(cells[c].tolist() for c in CELL_COLUMNS), strict=True):
+        for cid, lat, lon, district, district_code, dong, dong_code in zip(
+                *(cells[c].tolist() for c in CELL_COLUMNS), strict=True):
             i = row_of[cid]
             known = levels[i] >= 0
             cell_notes = list(notes[i] or [])
             if missing[i] and known:  # e.g. one pollutant of two: the answer stands on the other
                 cell_notes.append(f"answered without {', '.join(missing[i])} (no data)")
             results.append(json.dumps({
-                "cell_id": cid, "lat": lat, "lon": lon, "district": district,
-                "status": "scored" if known else "unknown",
+                "cell_id": cid, "lat": lat, "lon": lon, "district": district, "district_code": str(district_code),
+                "dong": dong, "dong_code": dong_code, "status": "scored" if known else "unknown",
                 "score": float(scores[i]) if known else None,
                 "level": LEVELS[levels[i]][0] if known else None, "level_en": LEVELS[levels[i]][1] if known else None,
                 "value": _num(values[i]), "unit": spec.serving.unit,
@@ -543,14 +566,20 @@ class Engine:
         at (row + 1, col + 1): a local equirectangular projection scaled at ``lat0``, the same rings the
         GeoJSON map draws (to 6 decimals)."""
         g, cells = self.grid, self.grid.cells
-        districts, district_codes = _codes(cells["district"].tolist())
+        districts, district_index = _codes(cells["district"].tolist())
+        dongs, dong_index = _codes(cells["dong_code"].tolist())
+        codes_of = dict(zip(cells["district"], cells["district_code"].astype(str), strict=True))
+        dong_names = dict(zip(cells["dong_code"], cells["dong"], strict=True))
         return {"city": g.city.name, "crs": "EPSG:4326", "size_m": g.size_m, "cells": len(cells),
                 "projection": {"kind": "local equirectangular", "lon_min": g.lon_min, "lat_min": g.lat_min,
                                "lat0": g.lat0, "m_per_deg_lat": EARTH_M_PER_DEG,
                                "m_per_deg_lon": EARTH_M_PER_DEG * float(np.cos(np.radians(g.lat0)))},
                 "n_rows": g.n_rows, "n_cols": g.n_cols, "districts": districts,
+                "district_codes": [codes_of[d] for d in districts],
+                "dongs": [dong_names[d] for d in dongs], "dong_codes": dongs,
                 "cell_id": cells["cell_id"].tolist(), "row": cells["row"].tolist(), "col": cells["col"].tolist(),
-                "lat": cells["lat"].tolist(), "lon": cells["lon"].tolist(), "district": district_codes}
+                "lat": cells["lat"].tolist(), "lon": cells["lon"].tolist(), "district": district_index,
+                "dong": dong_index}
 
     def predict_records(self, domain: str, records: list[dict]) -> dict:
         """Raw model outputs for feature rows given as {feature: value} objects."""

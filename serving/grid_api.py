@@ -4,8 +4,10 @@ Answer (JSON): ``id`` (``<city code>-<cell size m>``), ``version`` (16 hex digit
 geometry and the cell order), ``city``, ``crs`` (EPSG:4326), ``size_m``, ``cells``, ``n_rows``, ``n_cols``,
 ``projection`` (``lon_min``, ``lat_min``, ``lat0``, ``m_per_deg_lat``, ``m_per_deg_lon``: cell (row, col)
 spans ``lon_min + [col, col + 1] * size_m / m_per_deg_lon`` and ``lat_min + [row, row + 1] * size_m /
-m_per_deg_lat``), ``districts`` (names) and one array per cell attribute: ``cell_id``, ``row``, ``col``,
-``lat``, ``lon`` (the centre, degrees) and ``district`` (index into ``districts``). A compact
+m_per_deg_lat``), ``districts`` (구 names, today's) with ``district_codes`` (5-digit 시군구 codes), ``dongs``
+(법정동 names) with ``dong_codes`` (10-digit 법정동코드), and one array per cell attribute: ``cell_id``, ``row``,
+``col``, ``lat``, ``lon`` (the centre, degrees), ``district`` (index into ``districts``) and ``dong`` (index
+into ``dongs``): the 구 and 법정동 of the cell's centre. Outlines to draw them: ``GET /places``. A compact
 ``POST /risk_map`` answer lists its cells in this order and names the grid's ``id`` and ``version``.
 
 Caching: a weak ``ETag`` of the version and ``Cache-Control: private, max-age=86400``; a request with a

@@ -300,7 +300,7 @@ class SafeErrorsMiddleware:
 SERVED_PATHS = frozenset({"/", "/risk", "/risk_map", "/predict", "/models", "/domains", "/dashboard", "/healthz",
                           "/livez", "/readyz", "/metrics", "/docs.json", "/schema.json", "/observations",
                           "/alerts", "/alerts/stream", "/replay", "/monitoring", "/hotspots",
-                          "/scenario", "/grid"})
+                          "/scenario", "/grid", "/places"})
 SERVED_PREFIXES = {"/static/": "/static/*", "/static_content/": "/static_content/*", "/alerts/": "/alerts/*",
                    "/replay/": "/replay/*"}
 UNMATCHED = "unmatched"

@@ -34,6 +34,7 @@ from serving.engine import Engine
 from serving.errors import ApiError
 from serving.grid_api import router as grid_router
 from serving.hotspots_api import router as hotspots_router
+from serving.places_api import router as places_router
 from serving.scenario_api import router as scenario_router
 from serving.schemas import DomainName, Location, ObservationSource
 from serving.security import (
@@ -57,6 +58,7 @@ web.include_router(alerts_router)  # /alerts, /alerts/stream, /replay (serving/a
 web.include_router(hotspots_router)  # POST /hotspots (serving/hotspots_api.py)
 web.include_router(scenario_router)  # POST /scenario (serving/scenario_api.py)
 web.include_router(grid_router)  # GET /grid, what compact maps index (serving/grid_api.py)
+web.include_router(places_router)  # GET /places, 구 and 법정동 outlines and search (serving/places_api.py)
 
 
 @web.get("/dashboard")

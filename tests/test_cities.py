@@ -2,8 +2,8 @@
 and answer each domain through the service's engine, each city with its own data folder and models in one
 shared project (one MLflow store).
 
-Incheon's generated files must be exactly those the generator wrote before its geography moved from code
-into ``incheon.toml``; an inland city (Daejeon, Suwon) has no tide file, its flood answers never name the tide
+Incheon's generated files are pinned (re-baselined when the generator moved onto the real outline, 구 and
+coast); every cell of every city lies on its real outline, in one of its configured 구; an inland city (Daejeon, Suwon) has no tide file, its flood answers never name the tide
 and a request giving ``tide_cm`` is refused naming the field and the city; Pohang's quake list and ready
 scenarios hold the 15 November 2017 ML 5.4 event as KMA lists it.
 """
@@ -17,8 +17,6 @@ from datetime import date
 import pandas as pd
 import pytest
 from shapely import contains_xy
-from shapely.geometry import Polygon
-from shapely.ops import unary_union
 
 from features.build import build_features
 from features.city import load_city
@@ -38,8 +36,8 @@ from urban_safety.settings import Settings
 GRID_M = {"incheon": 3000, "daejeon": 3000, "busan": 3000, "pohang": 3000, "suwon": 2000}
 TINY = Profile("tiny", trials=1, folds=2, max_rows=3000, max_rounds=10, timeout_s=None)
 # Incheon's raw files for these settings (seed 7, 3 km, one year from 2020-09-01, 12 quake scenarios), as
-# written by the generator before its geography moved into incheon.toml (at commit a1b0da2). Truth Parquet
-# files are left out: their metadata carries the pyarrow version.
+# written by the generator on the real outline (since issue 22). Truth Parquet files are left out: their
+# metadata carries the pyarrow version.
 INCHEON_RAW_SHA256 = {
     "raw/airkorea/AIRKOREA_2020.csv": "32ef13c7c7b2cd15393e6d2220e2b4ec0b9610af2c9101f2e3fba169c4e7fa05",
     "raw/airkorea/AIRKOREA_2021.csv": "41f0250a92879c7ee24da9c416468c0ce6ac8f51f00143a0765816f0a172bfd7",
@@ -111,13 +109,13 @@ def test_city_runs_end_to_end(name, project):
                    for p in sorted(raw.rglob("*.csv"))}
         assert written == INCHEON_RAW_SHA256
 
-    # Every cell lies inside the city's boundary, and at the configured grid every district has cells.
-    land = unary_union([Polygon(m.polygon) for m in city.land])
+    # Every cell lies inside the city's real outline, and at the configured grid every 구 has cells.
+    land = city.places().outline
     cells = build_grid(city).cells
     assert len(cells) > 10 and contains_xy(land, cells["lon"].to_numpy(), cells["lat"].to_numpy()).all()
     fine = build_grid(load_city(name)).cells
     assert contains_xy(land, fine["lon"].to_numpy(), fine["lat"].to_numpy()).all()
-    assert set(fine["district"]) == {d.name for d in city.districts}
+    assert set(fine["district_code"].astype(str)) == {str(c) for c in city.boundary.sigungu}
 
     assert (raw / "tide").exists() == (city.tide is not None)
     sources = Sources.from_settings(settings)

@@ -31,23 +31,9 @@ name = "Dustville"
 code = "DST"
 grid_m = 1000
 
-[[land]]
-name = "main"
-polygon = [[127.00, 36.00], [127.06, 36.00], [127.06, 36.04], [127.00, 36.04]]
-
-[[districts]]
-code = 1
-name = "서"
-name_en = "West"
-seat = [127.015, 36.02]
-land = ["main"]
-
-[[districts]]
-code = 2
-name = "동"
-name_en = "East"
-seat = [127.045, 36.02]
-land = ["main"]
+[boundary]
+file = "dustville.geojson"
+district_field = "name"
 
 [[weather_stations]]
 id = 133
@@ -83,6 +69,11 @@ alert_cm = [886, 906, 953, 1000]
 lon = [126.0, 128.0]
 lat = [35.0, 37.0]
 """
+# Its own outline (GeoJSON is WGS84): two districts side by side.
+BOUNDARY = json.dumps({"type": "FeatureCollection", "features": [
+    {"type": "Feature", "properties": {"name": name},
+     "geometry": {"type": "Polygon", "coordinates": [[[x0, 36.00], [x1, 36.00], [x1, 36.04], [x0, 36.04], [x0, 36.00]]]}}
+    for name, x0, x1 in (("서", 127.00, 127.03), ("동", 127.03, 127.06))]})
 
 
 def write_bundle(folder: Path) -> dict[str, list[Path]]:
@@ -128,6 +119,7 @@ def write_bundle(folder: Path) -> dict[str, list[Path]]:
 def city_env(tmp_path_factory):
     base = tmp_path_factory.mktemp("dustville")
     (base / "dustville.toml").write_text(CITY, encoding="utf-8")
+    (base / "dustville.geojson").write_text(BOUNDARY, encoding="utf-8")
     bundle = write_bundle(base / "downloads")
     env = {"URBAN_SAFETY_CITY": str(base / "dustville.toml"), "URBAN_SAFETY_DATA_DIR": str(base / "data"),
            "URBAN_SAFETY_ROOT": str(base / "project"), "BENTOML_HOME": str(base / "bentoml"), "COLUMNS": "250",

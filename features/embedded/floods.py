@@ -151,12 +151,11 @@ def _traces(grid, static, period, hour, cell, cause, excess, rng) -> pd.DataFram
     lat, lon = random_points(grid, cell, rng)
     cells = grid.cells
     sgg = cells["district_code"].to_numpy()[cell]
-    block = (cells["x_m"].to_numpy()[cell] // 2000 * 13 + cells["y_m"].to_numpy()[cell] // 2000 * 7) % 80
     depth_txt = np.where(rng.random(m) < 0.05, "-", np.char.mod("%.2f", depth)).astype(object)
     return pd.DataFrame({
         "FLUD_SHIM": depth_txt, "FLUD_GD": grade, "FLUD_YEAR": onset.year, "FLUD_NM2": CAUSES[cause],
         "SAT_DATE": onset.strftime("%Y%m%d"), "END_DATE": end.strftime("%Y%m%d"),
-        "SAT_TM": onset.strftime("%H"), "SGG_CD": sgg, "EMD_CD": sgg * 100000 + (101 + block.astype(np.int64)) * 100,
+        "SAT_TM": onset.strftime("%H"), "SGG_CD": sgg, "EMD_CD": cells["dong_code"].to_numpy()[cell].astype(np.int64),
         "geometry": [f"POINT ({x:.6f} {y:.6f})" for x, y in zip(lon, lat, strict=True)],
         "year": onset.year,
     })

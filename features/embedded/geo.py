@@ -40,37 +40,15 @@ def random_points(grid: Grid, pos: np.ndarray, rng: np.random.Generator) -> tupl
     return grid.to_latlon(x, y)
 
 
-def coast_lines(grid: Grid) -> list[list[tuple[float, float]]]:
-    """Land-polygon edges facing the sea, as (lon, lat) polylines; none for an inland city.
+def coast_distance_m(grid: Grid, lat, lon) -> np.ndarray:
+    """Distance in metres from each point to the city's real coast (the outline's edges away from other
+    municipalities' land, :mod:`features.places`); infinite for an inland city (``geography.inland``: the
+    boundary data leave gaps of a few hundred metres between some neighbours, which are not sea)."""
+    import shapely
 
-    Every edge of an island, and either the city's explicit ``geography.coast`` lines or the mainland's
-    (largest mass's) edges whose outward normal's bearing lies in the ``geography.sea_bearing`` range (e.g. Incheon's 150-340°: the Yellow Sea lies south and
-    west, while its northern and eastern edges are land borders). A range may wrap through north (300-60).
-    """
-    geo = grid.city.geography
-    masses = sorted(grid.city.land, key=lambda m: -abs(signed_area(m.polygon)))
-    if geo.coast or geo.sea_bearing is None:  # explicit lines (with every island's edges), or inland
-        return [list(line) for line in geo.coast] + \
-            [list(m.polygon) + [m.polygon[0]] for m in masses[1:]] if geo.coast else []
-    low, high = geo.sea_bearing
-    lines = []
-    cos = np.cos(np.radians(grid.lat0))
-    for i, mass in enumerate(masses):
-        ring = list(mass.polygon) + [mass.polygon[0]]
-        if i > 0:
-            lines.append(ring)
-            continue
-        area2 = signed_area(mass.polygon)  # > 0 counter-clockwise
-        for a, b in zip(ring[:-1], ring[1:], strict=True):
-            dx, dy = (b[0] - a[0]) * cos, b[1] - a[1]
-            nx, ny = (dy, -dx) if area2 > 0 else (-dy, dx)
-            bearing = np.degrees(np.arctan2(nx, ny)) % 360
-            if (low <= bearing <= high) if low <= high else (bearing >= low or bearing <= high):
-                lines.append([a, b])
-    return lines
-
-
-def signed_area(polygon) -> float:
-    p = np.asarray(polygon, dtype=float)
-    q = np.roll(p, -1, axis=0)
-    return float(np.sum(p[:, 0] * q[:, 1] - q[:, 0] * p[:, 1]) / 2)
+    coast = grid.city.places().coast
+    if coast.is_empty or grid.city.geography.inland:
+        return np.full(np.shape(lat), np.inf)
+    local = shapely.transform(coast, lambda xy: np.column_stack(grid.to_xy(xy[:, 1], xy[:, 0])))
+    px, py = grid.to_xy(lat, lon)
+    return shapely.distance(shapely.points(np.ravel(px), np.ravel(py)), local).reshape(np.shape(px))

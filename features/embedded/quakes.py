@@ -47,11 +47,12 @@ def _zones(region) -> list[tuple[float, float, float, float]]:
 
 
 def _places(city) -> list[tuple[str, float, float]]:
-    """Reference places: the region's own, else the district seats named as "<province> <district>"."""
+    """Reference places: the region's own, else each district (a point inside it) as "<province> <district>"."""
     region = city.seismic_region
     if region.places:
         return [(p.name, p.lat, p.lon) for p in region.places]
-    return [(f"{city.geography.province} {d.name}".strip(), d.seat[1], d.seat[0]) for d in city.districts]
+    points = [(d.name, d.geometry.representative_point()) for d in city.places().districts]
+    return [(f"{city.geography.province} {name}".strip(), pt.y, pt.x) for name, pt in points]
 
 
 def _offshore(region, lat, lon) -> np.ndarray:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.embedded.geo import coast_lines, gaussian_bumps, polyline_distance_m, signed_area
+from features.embedded.geo import coast_distance_m, gaussian_bumps, polyline_distance_m
 from features.grid import Grid
 from features.sources.formats import STATIC
 
@@ -27,7 +27,7 @@ def _hills(grid: Grid) -> list[tuple[float, float, float, float]]:
 
 def _terrain(grid: Grid, lat, lon, rng_bumps) -> np.ndarray:
     """Smooth elevation (m) anywhere: low at the coast, hills on top, flat reclaimed land."""
-    coast = polyline_distance_m(grid, lat, lon, coast_lines(grid))
+    coast = coast_distance_m(grid, lat, lon)
     elev = 4 + 26 * (1 - np.exp(-coast / 2500)) + gaussian_bumps(grid, lat, lon, _hills(grid))
     elev += gaussian_bumps(grid, lat, lon, rng_bumps)
     flat = _in_boxes(lat, lon, grid.city.geography.reclaimed)
@@ -36,18 +36,18 @@ def _terrain(grid: Grid, lat, lon, rng_bumps) -> np.ndarray:
 
 def _relief_box(grid: Grid) -> tuple[tuple[float, float], tuple[float, float]]:
     geo = grid.city.geography
-    points = np.array([v for mass in grid.city.land for v in mass.polygon], dtype=float)
-    lat = geo.relief_lat or (float(points[:, 1].min()), float(points[:, 1].max()))
-    lon = geo.relief_lon or (float(points[:, 0].min()), float(points[:, 0].max()))
+    lon_min, lat_min, lon_max, lat_max = grid.city.places().outline.bounds
+    lat = geo.relief_lat or (lat_min, lat_max)
+    lon = geo.relief_lon or (lon_min, lon_max)
     return lat, lon
 
 
 def _old_downtown(grid: Grid) -> np.ndarray:
     cells = grid.cells
-    district, land = cells["district"].to_numpy(), cells["land"].to_numpy()
+    district = cells["district"].to_numpy()
     out = np.zeros(len(cells), dtype=bool)
     for town in grid.city.geography.old_downtown:
-        out |= (district == town.district) & (True if town.land is None else land == town.land)
+        out |= district == town.district
     return out
 
 
@@ -81,9 +81,9 @@ def build_static(grid: Grid, rng: np.random.Generator) -> pd.DataFrame:
     slope = np.clip(slope_r[rows, cols] * rng.lognormal(0, 0.25, n) + 0.1, 0.05, 45)
 
     # No coast (an inland city) or no stream: an infinite distance, written as blank (not applicable).
-    coast = polyline_distance_m(grid, lat, lon, coast_lines(grid))
+    coast = coast_distance_m(grid, lat, lon)
     stream = polyline_distance_m(grid, lat, lon, [st.line for st in geo.streams])
-    mainland = cells["land"].to_numpy() == max(grid.city.land, key=lambda m: abs(signed_area(m.polygon))).name
+    mainland = cells["land"].to_numpy() == "mainland"
     old = _old_downtown(grid)
     airport = _in_boxes(lat, lon, geo.special_zones)
 

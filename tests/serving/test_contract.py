@@ -153,4 +153,4 @@ def test_metrics_label_known_routes_only(http):
     assert labels <= {"/", "/risk", "/risk_map", "/predict", "/models", "/domains", "/dashboard", "/healthz",
                       "/livez", "/readyz", "/docs.json", "/schema.json", "/static/*", "/static_content/*",
                       "/observations", "/alerts", "/alerts/stream", "/alerts/*", "/replay", "/replay/*", "/monitoring", "/hotspots",
-                      "/scenario", "/grid", "unmatched"}, labels
+                      "/scenario", "/grid", "/places", "unmatched"}, labels

@@ -58,7 +58,8 @@ def data_calls(catalogue: dict) -> list[tuple[str, str, dict | None]]:
     return [("POST", "/risk", {"domain": "flood", "locations": [INCHEON_ASOS], "conditions": example}),
             ("POST", "/risk_map", {"domain": "flood", "conditions": example}),
             ("POST", "/predict", {"domain": "flood", "records": [record]}),
-            ("GET", "/models", None), ("GET", "/domains", None), ("GET", "/grid", None)]
+            ("GET", "/models", None), ("GET", "/domains", None), ("GET", "/grid", None),
+            ("GET", "/places", None)]
 
 
 def assert_shape(resp: httpx.Response, status: int, error: str | None = None) -> dict:
