@@ -261,7 +261,7 @@ class City(BaseModel):
     grid_m: int = Field(500, ge=100, le=5000)
     boundary: Boundary
     weather_stations: list[WeatherStation]
-    air_stations: list[AirStation]
+    air_stations: list[AirStation] = []  # none: the city cannot run fine dust
     tide: Tide | None = None  # None: no tide gauge (an inland city); tide inputs are not applicable
     seismic_region: SeismicRegion
     geography: Geography = Geography()
@@ -364,5 +364,22 @@ def load_city(name_or_path: str, grid_m: int | None = None) -> City:
         city.boundary.file = path.parent / city.boundary.file
     if grid_m is not None:
         city = city.model_copy(update={"grid_m": grid_m})
+    _check_station_numbers(city, path)
+    from features.city_domains import check_city_domains
+
+    check_city_domains(city, str(path))
     city.places()  # a bad boundary fails here, naming the key or the file
     return city
+
+
+def _check_station_numbers(city: City, path: Path) -> None:
+    """Refuse an AWS station numbered as one of KMA's ASOS stations (``features/places/kma_asos.csv``, the
+    ASOS list of KMA's open data portal): its files would be another station's (Pohang's "AWS 277" was 영덕)."""
+    import csv
+
+    with (Path(__file__).parent / "places" / "kma_asos.csv").open(encoding="utf-8") as f:
+        asos = {int(r["id"]): r["name"] for r in csv.DictReader(f)}
+    for s in city.weather_stations:
+        if s.kind == "aws" and s.id in asos:
+            raise DataError(f"{path}: [[weather_stations]] id = {s.id} ({s.name}) is kind = \"aws\", but {s.id} is "
+                            f"KMA's ASOS station {asos[s.id]}: give the AWS number from KMA's AWS list")

@@ -125,6 +125,9 @@ class DomainSpec:
     build_table: Callable[..., pd.DataFrame]  # (sources) -> keys, time, conditions, features, target[, weight]
     build_rows: Callable[..., pd.DataFrame]  # (sources, requests) -> requests + features
     weight: str | None = None  # sample-weight column (e.g. for down-sampled zero rows)
+    # Sources read when present but never required to build the table (earthquake: the catalogue, for the
+    # live cycle's latest event and the retrofit ranking); the embedded generator writes them with the domain.
+    optional_sources: tuple[str, ...] = ()
     # (sources, rows_per_part) -> the training table in parts of about that many rows (time spans or sets of
     # scenarios), so a large city's table is never whole in memory; None: ``build_table`` is the one part.
     build_parts: Callable[..., Iterator[pd.DataFrame]] | None = None

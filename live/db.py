@@ -57,6 +57,44 @@ def writing(engine: sa.Engine):
     return engine.execution_options(writer=True).begin()
 
 
+#: The grid whose cells the store's maps and alerts name: one row, ``key = 'grid'``.
+STORE_GRID = sa.Table("store_grid", METADATA, sa.Column("key", sa.String(16), primary_key=True),
+                      sa.Column("grid", sa.String(80), nullable=False))
+CELL_TABLES = ("cycle_maps", "alerts")  # tables whose rows name cells
+
+
+def grid_key(grid) -> str:
+    """``<city>-<size>:<16 hex of the SHA-256 of the cell ids in order>``: what a store's cells belong to."""
+    import hashlib
+
+    digest = hashlib.sha256("\n".join(grid.cells["cell_id"]).encode()).hexdigest()[:16]
+    return f"{grid.city.code}-{grid.size_m}:{digest}"
+
+
+def claim_grid(engine: sa.Engine, grid, where: str) -> None:
+    """Record that the store at ``where`` holds state of ``grid``, or raise :class:`DataError` when it holds
+    another grid's (another city or cell size, or one made before the city's real outline): its maps and
+    alerts name cells that no longer exist, so the store is refused, never mixed."""
+    from features.errors import DataError
+
+    key = grid_key(grid)
+    with writing(engine) as conn:
+        held = conn.execute(sa.select(STORE_GRID.c.grid).where(STORE_GRID.c.key == "grid")).scalar()
+        if held is None:
+            names = set(sa.inspect(conn).get_table_names())
+            used = any(conn.execute(sa.select(sa.func.count()).select_from(sa.table(t))).scalar()
+                       for t in CELL_TABLES if t in names)
+            if not used:
+                conn.execute(STORE_GRID.insert().values(key="grid", grid=key))
+                return
+            held = "a grid from before the store recorded its grid (before the real city outlines)"
+        if held != key:
+            raise DataError(f"the live store {where} holds maps and alerts of {held}, not of the configured grid "
+                            f"{key}: its cells no longer exist. Start afresh: stop the service, move the store "
+                            "aside (or drop its database), and start again (observations are re-read from the "
+                            "raw files and the inbox)")
+
+
 @lru_cache(maxsize=8)
 def database(url: str) -> sa.Engine:
     """The engine for ``url`` (one per process and URL), with every table of :data:`METADATA` created."""

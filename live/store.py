@@ -26,7 +26,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from features.sources.canonical import SCHEMAS
-from live.db import METADATA, database, now_kst, store_url, writing
+from live.db import METADATA, claim_grid, database, now_kst, store_url, writing
 
 #: The key of an observation, per live source (the other sources are static layers and event lists that
 #: reach the service through ``data import``).
@@ -117,7 +117,13 @@ class ObservationStore:
 
     @classmethod
     def for_settings(cls, settings) -> ObservationStore:
-        return cls(store_url(settings))
+        """The configured store, claimed for the configured grid (:func:`live.db.claim_grid`: a store of
+        another grid is refused with what to do)."""
+        from features.grid import build_grid
+
+        store = cls(store_url(settings))
+        claim_grid(store.engine, build_grid(settings.city_config), store.url)
+        return store
 
     # --- writing --------------------------------------------------------------------------------
     def append(self, source: str, frame: pd.DataFrame, origin: str, label: str | None = None,

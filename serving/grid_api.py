@@ -41,8 +41,13 @@ def grid(request: Request) -> Response:
         engine = service_engine()
     except ApiError as exc:
         return exc.response()
-    etag = f'W/"{engine.grid_version}"'
+    return cached_json(request, engine.grid_version, engine.grid_info)
+
+
+def cached_json(request: Request, version: str, body) -> Response:
+    """``body()`` (JSON bytes) with a weak ``ETag`` of ``version``, or a 304 when the client holds it."""
+    etag = f'W/"{version}"'
     headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
     if etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
-    return Response(engine.grid_info(), media_type="application/json", headers=headers)
+    return Response(body(), media_type="application/json", headers=headers)

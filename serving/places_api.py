@@ -16,12 +16,13 @@ Caching: a weak ``ETag`` of the grid's version, as ``GET /grid``.
 from __future__ import annotations
 
 import json
+
 import shapely
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
 from serving.errors import ApiError, service_engine
-from serving.grid_api import CACHE_CONTROL, etag_matches
+from serving.grid_api import cached_json
 
 router = APIRouter()
 DRAW_TOLERANCE_DEG = 0.0003  # ~30 m: a 구 outline stays recognisable at city zoom
@@ -95,8 +96,4 @@ def places(request: Request, q: str | None = None) -> Response:
             return JSONResponse({"city": engine.grid.city.name, "q": q, "matches": _matches(engine, q)})
     except ApiError as exc:
         return exc.response()
-    etag = f'W/"{engine.grid_version}-places"'
-    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
-    if etag_matches(request.headers.get("if-none-match"), etag):
-        return Response(status_code=304, headers=headers)
-    return Response(_body(engine), media_type="application/json", headers=headers)
+    return cached_json(request, f"{engine.grid_version}-places", lambda: _body(engine))

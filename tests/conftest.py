@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import re
+import shutil
 from datetime import date
+from pathlib import Path
 
 import pytest
 
 from urban_safety.settings import Settings
+
+CITY_FIXTURES = Path(__file__).parent / "fixtures" / "cities"
 
 
 def small_settings(tmp_path, **overrides) -> Settings:
@@ -18,6 +24,35 @@ def small_settings(tmp_path, **overrides) -> Settings:
                   start=date(2020, 9, 1))
     values.update(overrides)
     return Settings(**values)
+
+
+def copy_of_testville(folder: Path, domains: list[str] | None = None, drop: tuple[str, ...] = (),
+                   append: str = "") -> Path:
+    """tests/fixtures/cities/testville.toml written into ``folder`` (with the files it refers to beside it):
+    with ``domains = [...]`` when given, without the tables named in ``drop`` (``air_stations`` leaves
+    ``air_stations = []``, no station at all; ``tide``: no gauge), and ``append`` (TOML) at its end."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for extra in CITY_FIXTURES.glob("testville*"):
+        if extra.suffix == ".geojson":
+            # The fixture's district codes (1, 2) are no 5-digit 시군구 codes, which the building register and
+            # flood traces the generator writes must carry: the copy numbers them 99001, 99002.
+            text = re.sub(r'"GU_CD": "(\d)"', r'"GU_CD": "9900\1"', extra.read_text(encoding="utf-8"))
+            (folder / extra.name).write_text(text, encoding="utf-8")
+        elif extra.suffix != ".toml":
+            shutil.copy(extra, folder / extra.name)
+    lines, keep = [], True
+    for line in (CITY_FIXTURES / "testville.toml").read_text(encoding="utf-8").splitlines():
+        if header := re.match(r"^\[\[?([\w.]+)\]\]?\s*$", line):
+            keep = header.group(1).split(".")[0] not in drop
+        if keep and not line.startswith("domains ="):
+            lines.append(line)
+    top = ([f"domains = {json.dumps(domains)}"] if domains is not None else []) + \
+        (["air_stations = []"] if "air_stations" in drop else [])
+    first = next(i for i, line in enumerate(lines) if line.startswith("["))  # top-level keys go before tables
+    lines[first:first] = [*top, ""]
+    path = folder / "testville.toml"
+    path.write_text("\n".join(lines) + "\n" + append, encoding="utf-8")
+    return path
 
 
 @pytest.fixture(scope="session")

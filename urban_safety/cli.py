@@ -84,6 +84,7 @@ def data_generate(
         task = progress.add_task("generating", total=None)
         summary = generate(settings, progress=lambda msg: progress.update(task, description=msg))
         progress.update(task, description="done")
+    skipped = summary.pop("skipped", {})
     table = Table("source", "files", "rows", title=f"Embedded data in {settings.raw_dir}")
     for source, info in summary.items():
         if "rows" in info:
@@ -91,6 +92,8 @@ def data_generate(
         else:  # the truth files: {file name: rows}
             table.add_row(f"{source} (evaluation only)", str(len(info)), f"{sum(info.values()):,}")
     console.print(table)
+    for source, why in skipped.items():
+        console.print(f"not generated: {source}: {why}", highlight=False)
     console.print(f"generated in {time.perf_counter() - started:.1f} s")
 
 
@@ -129,7 +132,8 @@ def data_check(
     """Check downloaded files against a source format: rows, period, stations or districts, problems."""
     from features.sources.check import check_files
 
-    if not _print_reports(check_files(source.value, files)):
+    # against the configured city: its stations, its 구 and its outline
+    if not _print_reports(check_files(source.value, files, get_settings().city_config)):
         raise typer.Exit(1)
 
 
@@ -145,13 +149,23 @@ def data_import(
 
     settings = get_settings()
     check_data_city(settings.data, settings.city_config)  # never mix two cities' files in one folder
-    if not _print_reports(import_files(source.value, files, settings.raw_dir)):
+    if not _print_reports(import_files(source.value, files, settings.raw_dir, settings.city_config)):
         err_console.print("[bold red]nothing imported[/]: fix the files above and run again")
         raise typer.Exit(1)
-    mark_data_city(settings.data, settings.city_config)
+    city = settings.city_config
+    mark_data_city(settings.data, city)
     console.print(f"imported into {settings.raw_dir / source.value}; rebuild features to use them")
+    from features.city_domains import sources_of
     from features.registry import domains
+    from features.sources.formats import USER_SUPPLIED
 
+    # The parcel and address layers serve the building register (they place its buildings).
+    served = "buildings" if source.value in USER_SUPPLIED else source.value
+    if served not in sources_of(city):
+        readers = [n for n, spec in domains().items() if served in (*spec.sources, *spec.optional_sources)]
+        console.print(f"[yellow]note[/]: no domain {escape(city.name)} runs reads {served} (read by "
+                      f"{', '.join(readers)}; the city config lists domains = {city.domains}): kept, not used",
+                      highlight=False)
     # The generator's truth describes the generated data only: once a domain reads imported data, its
     # oracle would be scored against the wrong world, so that truth goes (training reports n/a).
     for name, spec in domains().items():

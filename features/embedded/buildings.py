@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.embedded.geo import random_points
+from features.embedded.geo import random_points, sigungu_codes
 from features.grid import Grid
 
 PER_CELL = 36.2  # ~80,000 buildings on the default 2,208-cell grid; the count scales with cells
@@ -109,8 +109,9 @@ def register_frame(grid: Grid, stock: pd.DataFrame, rng: np.random.Generator) ->
     """The register as printed: a few blank dates and design flags, piloti in 기타구조, geocoded points."""
     n = len(stock)
     cells = grid.cells
-    sgg = cells["district_code"].to_numpy()[stock["cell"]]
+    sgg = sigungu_codes(grid)[stock["cell"]]
     district = cells["district"].to_numpy()[stock["cell"]]
+    dong = cells["dong"].to_numpy()[stock["cell"]]
     other = np.where(stock["piloti"], "필로티구조",
                      np.where(rng.random(n) < 0.25, np.where(stock["structure"].str.contains("벽돌|블록"),
                                                                "조적조", "철근콘크리트조"), ""))
@@ -123,7 +124,8 @@ def register_frame(grid: Grid, stock: pd.DataFrame, rng: np.random.Generator) ->
     lot = rng.integers(1, 1500, n)
     province = grid.city.geography.province
     return pd.DataFrame({
-        "대지위치": [f"{province} {d} {x}번지".strip() for d, x in zip(district, lot, strict=True)], "시군구코드": sgg,
+        "대지위치": [f"{province} {d} {g} {x}번지".strip() for d, g, x in zip(district, dong, lot, strict=True)],
+        "시군구코드": sgg,
         "주용도": stock["purpose"].to_numpy(), "주구조": stock["structure"].to_numpy(), "기타구조": other,
         "연면적(㎡)": stock["area"].to_numpy(), "지상층수": stock["floors"].to_numpy(),
         "지하층수": stock["below"].to_numpy(), "높이(m)": stock["height"].to_numpy(), "사용승인일": date_txt,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from features.embedded.geo import random_points
+from features.embedded.geo import random_points, sigungu_codes
 from features.embedded.period import Period
 from features.grid import Grid
 
@@ -150,7 +150,7 @@ def _traces(grid, static, period, hour, cell, cause, excess, rng) -> pd.DataFram
     end = onset + pd.to_timedelta(duration, unit="h")
     lat, lon = random_points(grid, cell, rng)
     cells = grid.cells
-    sgg = cells["district_code"].to_numpy()[cell]
+    sgg = sigungu_codes(grid)[cell]
     depth_txt = np.where(rng.random(m) < 0.05, "-", np.char.mod("%.2f", depth)).astype(object)
     return pd.DataFrame({
         "FLUD_SHIM": depth_txt, "FLUD_GD": grade, "FLUD_YEAR": onset.year, "FLUD_NM2": CAUSES[cause],

@@ -52,3 +52,13 @@ def coast_distance_m(grid: Grid, lat, lon) -> np.ndarray:
     local = shapely.transform(coast, lambda xy: np.column_stack(grid.to_xy(xy[:, 1], xy[:, 0])))
     px, py = grid.to_xy(lat, lon)
     return shapely.distance(shapely.points(np.ravel(px), np.ravel(py)), local).reshape(np.shape(px))
+
+
+def sigungu_codes(grid: Grid) -> np.ndarray:
+    """Each cell's real 5-digit 시군구 code, as a register or a flood trace prints it: its 법정동's, which a
+    boundary file's own district numbering is not; the district code where no 법정동 is known."""
+    import pandas as pd
+
+    cells = grid.cells
+    real = pd.to_numeric(cells["dong_code"].str[:5], errors="coerce")
+    return real.fillna(cells["district_code"]).to_numpy(dtype=np.int64)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +44,7 @@ def _layer(level: str) -> tuple[np.ndarray, list[dict]]:
     return np.asarray(geoms, dtype=object), metas
 
 
+@lru_cache(maxsize=2)
 def _current_dongs(on: date) -> tuple[np.ndarray, list[codes.Code]]:
     """Every 법정동 polygon of the boundary data with the code it has today."""
     geoms, metas = _layer("emd")
@@ -72,9 +73,8 @@ class CityPlaces:
         n = len(lat)
         out = {k: np.full(n, None, dtype=object) for k in ("district_code", "district", "dong_code", "dong")}
         points = shapely.points(lon, lat)
-        for places, code_key, name_key in ((self.districts, "district_code", "district"),
-                                           (self.dongs, "dong_code", "dong")):
-            tree = shapely.STRtree([p.geometry for p in places])
+        for places, tree, code_key, name_key in ((self.districts, self._trees[0], "district_code", "district"),
+                                                 (self.dongs, self._trees[1], "dong_code", "dong")):
             pt, poly = tree.query(points, predicate="within")
             # a point on a shared edge lands in two: keep the first polygon
             first = np.unique(pt, return_index=True)[1]
@@ -82,6 +82,10 @@ class CityPlaces:
             out[code_key][pt] = [places[i].code + ("00" if code_key == "dong_code" else "") for i in poly]
             out[name_key][pt] = [places[i].name for i in poly]
         return out
+
+    @cached_property
+    def _trees(self) -> tuple[shapely.STRtree, shapely.STRtree]:
+        return shapely.STRtree([p.geometry for p in self.districts]), shapely.STRtree([p.geometry for p in self.dongs])
 
     def district_names(self) -> dict[str, str]:
         return {d.code: d.name for d in self.districts}
@@ -105,6 +109,33 @@ class CityPlaces:
             mine = self.district_names()
             return tuple(dict.fromkeys(c.code[:5] for c in now if c.code[:5] in mine))
         return self.aliases(on).get(text, ())
+
+    def place_of(self, text: str | int, on: date | None = None) -> tuple[str | None, str | None]:
+        """``(구 code, 10-digit 법정동코드)`` today of what a source prints: a code (see :meth:`resolve`) or an
+        address or 시군구 text as TAAS, AirKorea (주소) or the register (대지위치) print it, old names included
+        ("인천광역시 중구 운서동 2850" -> 영종구 운서동; "인천 남구 주안동" -> 미추홀구 주안동). The 법정동 settles a
+        split 구; without one a split 구 gives (None, None), a whole one (its code, None)."""
+        on = on or date.today()
+        text = str(text).strip()
+        if text.isdigit():
+            gu = self.resolve(text, on)
+            dong = None
+            if len(text) in (8, 10, 19):
+                now = [c.code for c in codes.current(text, on) if c.code[:5] in gu]
+                dong = now[0] + "00" if now else None
+            return (gu[0] if len(gu) == 1 else None), dong
+        aliases, words = self.aliases(on), text.split()
+        for i, word in enumerate(words):
+            districts = aliases.get(word)
+            if not districts:
+                continue
+            for after in words[i + 1:i + 3]:
+                name = after.rstrip("0123456789-번지")
+                found = [d for d in self.dongs if d.name in (after, name) and d.district_code in districts]
+                if len(found) == 1:
+                    return found[0].district_code, found[0].code + "00"
+            return (districts[0] if len(districts) == 1 else None), None
+        return None, None
 
 
 @lru_cache(maxsize=8)

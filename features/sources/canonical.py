@@ -3,11 +3,17 @@
 Feature builders read only these frames. Times are naive Korea Standard Time (KST). A timestamp of an
 hourly observation is the *end* of the hour it covers, as KMA and AirKorea print it (AirKorea's hour 24
 becomes 00:00 of the next day).
+
+Bounds of measured elements (temperature, rain, elevation, ...) come from the one table of physical limits,
+``features/sources/limits.py``; only checks that are no physical limit (non-negative counts, codes, grades,
+coordinates) are written here.
 """
 
 from __future__ import annotations
 
 import pandera.pandas as pa
+
+from features.sources import limits
 
 _nullable_float = pa.Column(float, nullable=True, coerce=True)
 
@@ -16,17 +22,22 @@ def _f(**checks) -> pa.Column:
     return pa.Column(float, nullable=True, coerce=True, **checks)
 
 
+def _limited(column: str) -> pa.Column:
+    """A nullable float column checked against its hard limits in the table (``limits.LIMITS``)."""
+    return _f(checks=limits.check(column))
+
+
 WEATHER = pa.DataFrameSchema(
     {
         "station_id": pa.Column(int, coerce=True),
         "time": pa.Column("datetime64[ns]", coerce=True),
-        "temp_c": _f(checks=pa.Check.in_range(-40, 50)),
-        "rain_mm": _f(checks=pa.Check.in_range(0, 300)),
-        "wind_ms": _f(checks=pa.Check.in_range(0, 75)),
-        "wind_dir_deg": _f(checks=pa.Check.in_range(0, 360)),
-        "humidity_pct": _f(checks=pa.Check.in_range(0, 100)),
-        "pressure_hpa": _f(checks=pa.Check.in_range(850, 1100)),
-        "snow_cm": _f(checks=pa.Check.in_range(0, 300)),
+        "temp_c": _limited("temp_c"),
+        "rain_mm": _limited("rain_mm"),
+        "wind_ms": _limited("wind_ms"),
+        "wind_dir_deg": _limited("wind_dir_deg"),
+        "humidity_pct": _limited("humidity_pct"),
+        "pressure_hpa": _limited("pressure_hpa"),
+        "snow_cm": _limited("snow_cm"),
     },
     name="weather",
 )
@@ -41,8 +52,8 @@ AIR = pa.DataFrameSchema(
         "co": _f(checks=pa.Check.ge(0)),
         "o3": _f(checks=pa.Check.ge(0)),
         "no2": _f(checks=pa.Check.ge(0)),
-        "pm10": _f(checks=pa.Check.in_range(0, 2000)),
-        "pm25": _f(checks=pa.Check.in_range(0, 1000)),
+        "pm10": _limited("pm10"),
+        "pm25": _limited("pm25"),
     },
     name="air",
 )
@@ -60,8 +71,8 @@ ACCIDENTS = pa.DataFrameSchema(
         "minor": pa.Column(int, pa.Check.ge(0), coerce=True),
         "reported": pa.Column(int, pa.Check.ge(0), coerce=True),
         "eclo": _f(checks=pa.Check.ge(0)),
-        "lat": _f(checks=pa.Check.in_range(33, 39)),  # NaN when the export has no coordinates
-        "lon": _f(checks=pa.Check.in_range(124, 132)),
+        "lat": _f(checks=pa.Check.in_range(-90, 90)),  # NaN when the export has no coordinates
+        "lon": _f(checks=pa.Check.in_range(-180, 180)),
     },
     name="accidents",
 )
@@ -70,8 +81,8 @@ QUAKES = pa.DataFrameSchema(
     {
         "event_no": pa.Column(str),
         "time": pa.Column("datetime64[ns]", coerce=True),
-        "magnitude": _f(checks=pa.Check.in_range(0, 10)),
-        "depth_km": _f(checks=pa.Check.in_range(0, 700)),  # NaN where KMA prints "-"
+        "magnitude": _limited("magnitude"),
+        "depth_km": _limited("depth_km"),  # NaN where KMA prints "-"
         "max_intensity": pa.Column(str, nullable=True),
         "lat": pa.Column(float, pa.Check.in_range(-90, 90), coerce=True),
         "lon": pa.Column(float, pa.Check.in_range(-180, 180), coerce=True),
@@ -87,8 +98,8 @@ BUILDINGS = pa.DataFrameSchema(
         "structure": pa.Column(str, nullable=True),
         "other_structure": pa.Column(str, nullable=True),  # e.g. contains "필로티" for open ground storeys
         "floor_area_m2": _f(checks=pa.Check.ge(0)),
-        "floors_above": pa.Column(int, pa.Check.in_range(0, 200), coerce=True),
-        "floors_below": pa.Column(int, pa.Check.in_range(0, 20), coerce=True),
+        "floors_above": pa.Column(int, limits.check("floors_above"), coerce=True),
+        "floors_below": pa.Column(int, limits.check("floors_below"), coerce=True),
         "height_m": _f(checks=pa.Check.ge(0)),
         "approval_date": pa.Column("datetime64[ns]", nullable=True, coerce=True),
         "seismic_design": pa.Column("boolean", nullable=True, coerce=True),
@@ -97,15 +108,15 @@ BUILDINGS = pa.DataFrameSchema(
         # address (features/sources/placement.py); lat/lon are NaN until then.
         "pnu": pa.Column(str, pa.Check.str_matches(r"^\d{19}$"), nullable=True),
         "address": pa.Column(str, nullable=True),
-        "lat": _f(checks=pa.Check.in_range(33, 39)),
-        "lon": _f(checks=pa.Check.in_range(124, 132)),
+        "lat": _f(checks=pa.Check.in_range(-90, 90)),
+        "lon": _f(checks=pa.Check.in_range(-180, 180)),
     },
     name="buildings",
 )
 
 FLOOD_TRACES = pa.DataFrameSchema(
     {
-        "depth_m": _f(checks=pa.Check.in_range(0, 20)),
+        "depth_m": _limited("depth_m"),
         "grade": pa.Column("Int64", pa.Check.in_range(1, 5), nullable=True, coerce=True),
         "year": pa.Column(int, coerce=True),
         "cause": pa.Column(str, nullable=True),
@@ -114,8 +125,8 @@ FLOOD_TRACES = pa.DataFrameSchema(
         "onset": pa.Column("datetime64[ns]", nullable=True, coerce=True),  # NaT where the trace has no hour
         "sgg_cd": pa.Column(int, coerce=True),
         "emd_cd": pa.Column("Int64", nullable=True, coerce=True),  # 10-digit 법정동 code; blank where none
-        "lat": pa.Column(float, pa.Check.in_range(33, 39), coerce=True),
-        "lon": pa.Column(float, pa.Check.in_range(124, 132), coerce=True),
+        "lat": pa.Column(float, pa.Check.in_range(-90, 90), coerce=True),
+        "lon": pa.Column(float, pa.Check.in_range(-180, 180), coerce=True),
     },
     name="flood_traces",
 )
@@ -124,8 +135,8 @@ TIDE = pa.DataFrameSchema(
     {
         "station": pa.Column(str),
         "time": pa.Column("datetime64[ns]", coerce=True),
-        "tide_cm": _f(checks=pa.Check.in_range(-200, 1200)),  # observed
-        "tide_pred_cm": _f(checks=pa.Check.in_range(-200, 1200)),  # astronomical, published ahead
+        "tide_cm": _limited("tide_cm"),  # observed
+        "tide_pred_cm": _limited("tide_pred_cm"),  # astronomical, published ahead
     },
     name="tide",
 )
@@ -136,7 +147,7 @@ NOWCAST = pa.DataFrameSchema(
         "valid": pa.Column("datetime64[ns]", coerce=True),  # end of the forecast hour
         "nx": pa.Column(int, coerce=True),
         "ny": pa.Column(int, coerce=True),
-        "rain_mm": _f(checks=pa.Check.in_range(0, 300)),
+        "rain_mm": _limited("rain_mm"),
     },
     name="nowcast",
 )
@@ -144,12 +155,12 @@ NOWCAST = pa.DataFrameSchema(
 STATIC = pa.DataFrameSchema(
     {
         "cell_id": pa.Column(str, unique=True),
-        "elevation_m": _f(checks=pa.Check.in_range(-10, 1000)),
-        "slope_deg": _f(checks=pa.Check.in_range(0, 60)),
+        "elevation_m": _limited("elevation_m"),
+        "slope_deg": _limited("slope_deg"),
         "dist_coast_m": _f(checks=pa.Check.ge(0)),
         "dist_stream_m": _f(checks=pa.Check.ge(0)),
-        "impervious_share": _f(checks=pa.Check.in_range(0, 1)),
-        "drain_capacity_mmh": _f(checks=pa.Check.in_range(0, 200)),
+        "impervious_share": _limited("impervious_share"),
+        "drain_capacity_mmh": _limited("drain_capacity_mmh"),
         "manhole_density_km2": _f(checks=pa.Check.ge(0)),
         "reclaimed": _f(checks=pa.Check.isin([0, 1])),
         "road_km_arterial": _f(checks=pa.Check.ge(0)),
@@ -159,10 +170,10 @@ STATIC = pa.DataFrameSchema(
         "traffic_volume": _f(checks=pa.Check.ge(0)),
         "bus_stops": _f(checks=pa.Check.ge(0)),
         "schools": _f(checks=pa.Check.ge(0)),
-        "commercial_share": _f(checks=pa.Check.in_range(0, 1)),
+        "commercial_share": _limited("commercial_share"),
         "pop_day": _f(checks=pa.Check.ge(0)),
         "pop_night": _f(checks=pa.Check.ge(0)),
-        "vs30_mps": _f(checks=pa.Check.in_range(100, 2000)),
+        "vs30_mps": _limited("vs30_mps"),
     },
     name="static",
 )
@@ -171,8 +182,8 @@ DAMAGE_SURVEYS = pa.DataFrameSchema(
     {
         "scenario_id": pa.Column(str),
         "time": pa.Column("datetime64[ns]", coerce=True),
-        "magnitude": pa.Column(float, pa.Check.in_range(0, 10), coerce=True),
-        "depth_km": pa.Column(float, pa.Check.in_range(0, 700), coerce=True),
+        "magnitude": pa.Column(float, limits.check("magnitude"), coerce=True),
+        "depth_km": pa.Column(float, limits.check("depth_km"), coerce=True),
         "lat": pa.Column(float, pa.Check.in_range(-90, 90), coerce=True),
         "lon": pa.Column(float, pa.Check.in_range(-180, 180), coerce=True),
         "cell_id": pa.Column(str),
@@ -186,8 +197,8 @@ DAMAGE_SURVEYS = pa.DataFrameSchema(
 PARCELS = pa.DataFrameSchema(
     {
         "pnu": pa.Column(str, pa.Check.str_matches(r"^\d{19}$")),
-        "lat": pa.Column(float, pa.Check.in_range(33, 39), coerce=True),
-        "lon": pa.Column(float, pa.Check.in_range(124, 132), coerce=True),
+        "lat": pa.Column(float, pa.Check.in_range(-90, 90), coerce=True),
+        "lon": pa.Column(float, pa.Check.in_range(-180, 180), coerce=True),
     },
     name="parcels",
 )
@@ -195,8 +206,8 @@ PARCELS = pa.DataFrameSchema(
 ADDRESSES = pa.DataFrameSchema(
     {
         "address": pa.Column(str),
-        "lat": pa.Column(float, pa.Check.in_range(33, 39), coerce=True),
-        "lon": pa.Column(float, pa.Check.in_range(124, 132), coerce=True),
+        "lat": pa.Column(float, pa.Check.in_range(-90, 90), coerce=True),
+        "lon": pa.Column(float, pa.Check.in_range(-180, 180), coerce=True),
     },
     name="addresses",
 )

@@ -1,7 +1,8 @@
 """``data check`` and ``data import``: validate raw files of one source and install them in the raw folder.
 
 A file is ok when its loader accepts it. Warnings (duplicate timestamps, hourly gaps, stations or
-districts the city config does not know, columns with no values) are listed but do not fail a file.
+districts the city config does not know, columns with no values, values beyond the warning thresholds of
+the limits table) are listed but do not fail a file.
 An import installs all files of a source or none: raw data is never rewritten, only replaced whole.
 """
 
@@ -21,6 +22,7 @@ import pandas as pd
 from features.errors import DataError
 from features.sources import load_files
 from features.sources.formats import FORMATS, SIDECARS
+from features.sources.limits import limit_of
 
 
 @dataclass
@@ -41,6 +43,7 @@ class FileReport:
     matched: list[str] = field(default_factory=list)  # stations (or districts) the city config knows
     unmatched: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what reading did (rows made hourly, buildings placed)
+    outside_city: bool = False  # located rows, none of them in the city: import refuses the file
 
 
 # The time column whose range is the file's period, and the columns naming what a row is about.
@@ -79,10 +82,8 @@ def known_entities(source: str, city) -> set[str] | None:
         return {str(s.id) for s in city.weather_stations if s.kind == source}
     if source == "airkorea":
         return {str(s.code) for s in city.air_stations}
-    if source == "taas":
-        return {d.name for d in city.districts}
-    if source in ("buildings", "flood_traces"):
-        return {str(d.code) for d in city.districts}
+    if source in ("taas", "buildings", "flood_traces"):  # any name or code, past or present, of its 구
+        return set(city.places().aliases())
     if source == "tide":  # no gauge: no tide station is the city's
         return {city.tide.station} if city.tide is not None else set()
     if source == "nowcast":
@@ -123,6 +124,30 @@ def _warnings(source: str, frame: pd.DataFrame, entities: list[str], city) -> li
              if c not in ALWAYS_EMPTY.get(source, set()) and frame[c].isna().all()]
     if empty:
         found.append(f"no values in: {', '.join(empty)}")
+    found.extend(extremes(source, frame))
+    return found
+
+
+def extremes(source: str, frame: pd.DataFrame) -> list[str]:
+    """One line per column with values beyond the warning thresholds of the limits table
+    (``features/sources/limits.py``): plausible but extreme, so worth a look; they load all the same."""
+    headers = frame.attrs.get("read", {}).get("columns", {})
+    found = []
+    for column in frame.columns:
+        limit = limit_of(column)
+        if limit is None:
+            continue
+        excess = limit.excess(frame[column])
+        mask = excess > 0
+        if not mask.any():
+            continue
+        rows = frame.loc[mask]
+        top = rows.index[int(excess[mask].argmax())]  # the most extreme value is the example
+        where = [f"{c} {rows.at[top, c]}" for c in (*ENTITY_COLUMNS.get(source, ()), TIME_COLUMN.get(source))
+                 if c is not None and c in rows.columns and pd.notna(rows.at[top, c])]
+        named = f"{column} ({headers[column]})" if column in headers and headers[column] != column else column
+        found.append(f"{named}: {int(mask.sum()):,} value(s) {limit.warning_text()}, plausible but extreme "
+                     f"(check them), e.g. {rows.at[top, column]:g}" + (f" at {', '.join(where)}" if where else ""))
     return found
 
 
@@ -172,11 +197,39 @@ def _match(source: str, frame: pd.DataFrame, city, report: FileReport, path: Pat
         if found.advice:
             report.problems.append(f"stations not in the city config ({city.name}): their rows are not used "
                                    "until you add them: " + " | ".join(found.advice))
+    _outside(source, frame, city, report)
     if source == "buildings":
         report.notes.extend(_placement(frame, path).lines())
     if source == "taas" and (unplaced := int((frame["lat"].isna() | frame["lon"].isna()).sum())):
         report.notes.append(f"{unplaced:,} accidents without coordinates (경도/위도 or 발생위치X/Y_UTMK): the traffic "
                             "model counts accidents per grid cell, so these rows are not used")
+
+
+#: Sources whose coordinates are places in the city (an epicentre or a survey's scenario may lie anywhere).
+LOCATED = ("taas", "buildings", "flood_traces", "parcels", "addresses")
+
+
+def _outside(source: str, frame: pd.DataFrame, city, report: FileReport) -> None:
+    """Rows whose coordinates fall in no land cell of the city's grid (cells are the land of its real outline,
+    the config's [boundary]): counted and named, and features never use them; a file with none in the city
+    is marked ``outside_city`` (``import_files`` refuses it: another city's file, or lat/lon swapped?)."""
+    if source not in LOCATED or not {"lat", "lon"} <= set(frame.columns) or frame["lat"].isna().all():
+        return
+    from features.grid import build_grid
+
+    located = frame[["lat", "lon"]].dropna()
+    inside = build_grid(city).locate(located["lat"].to_numpy(), located["lon"].to_numpy()) >= 0
+    if inside.all():
+        return
+    first = located.index[~inside][0]
+    example = f"e.g. row {first} at ({located.at[first, 'lat']:.5f}, {located.at[first, 'lon']:.5f})"
+    if not inside.any():
+        report.outside_city = True
+        report.problems.append(f"no row's coordinates lie in {city.name} (its land cells; [boundary] of the city "
+                               f"config), {example}: is this another city's file, or latitude and longitude swapped?")
+    else:
+        report.problems.append(f"{int((~inside).sum()):,} of {len(located):,} rows lie outside {city.name}'s "
+                               f"land cells and are not used, {example}")
 
 
 def _placement(frame: pd.DataFrame, path: Path):
@@ -237,6 +290,8 @@ def import_files(source: str, files: Iterable[Path], raw_dir: Path, city=None) -
     if not files:
         return reports
     for report, path in zip(reports, files, strict=True):
+        if report.outside_city:
+            report.ok = False
         report.stored_as = stored_name(source, path)
         if report.stored_as != path.name:
             report.problems.append(f"stored as {report.stored_as} (the name must match "

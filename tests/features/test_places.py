@@ -146,3 +146,25 @@ def test_inland_cities_have_no_coast_and_coastal_ones_do():
     songdo = incheon.locate([37.382], [126.660])[0]
     bupyeong = incheon.locate([37.507], [126.722])[0]
     assert coast[songdo] < 2500 < 5000 < coast[bupyeong]
+
+
+def test_an_aws_numbered_as_an_asos_station_is_refused(tmp_path):
+    text = TESTVILLE.replace('kind = "asos"', 'kind = "aws"').replace("id = 1\n", "id = 277\n", 1)
+    path = tmp_path / "city.toml"
+    path.write_text(text.replace('file = "testville_boundary.geojson"',
+                                 f'file = "{FIXTURES / "cities" / "testville_boundary.geojson"}"'), encoding="utf-8")
+    with pytest.raises(DataError, match=r"id = 277 .* is KMA's ASOS station 영덕"):
+        load_city(str(path))
+
+
+def test_any_address_or_code_a_source_prints_finds_its_current_district_and_dong():
+    places = load_city("incheon").places()
+    assert places.place_of("인천광역시 중구 운서동 2850") == ("28155", "2815510300")  # TAAS 시군구, old 중구
+    assert places.place_of("인천 중구 신흥동3가 7-1") == ("28125", "2812513500")  # AirKorea 주소
+    assert places.place_of("인천광역시 남구 주안동") == ("28177", "2817710600")
+    assert places.place_of("인천광역시 서구 당하동") == ("28290", "2829010400")
+    assert places.place_of("인천광역시 중구") == (None, None)  # which half of the old 중구 cannot be told
+    assert places.place_of("인천광역시 부평구") == ("28237", None)
+    assert places.place_of("2811014700") == ("28155", "2815510300")  # a flood trace's EMD_CD
+    assert places.place_of("2826010700100120003") == ("28275", "2827510500")  # a PNU in old 서구 심곡동
+    assert places.place_of("부산광역시 해운대구 우동") == (None, None)

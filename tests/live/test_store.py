@@ -160,3 +160,27 @@ def test_a_file_left_mid_ingest_is_taken_again_without_double_counting(store, tm
     assert reason is None and result.duplicate == 1 and result.accepted == 0
     assert path == tmp_path / "inbox" / "done" / "asos" / "OBS_ASOS_TIM_1.csv"
     assert len(store.frame("asos")) == 1
+
+
+def test_a_store_of_another_grid_is_refused_saying_to_start_afresh(tmp_path, monkeypatch):
+    """Maps and alerts name cells: a store made on another grid (another cell size, or before the city's real
+    outline, when it recorded no grid) is refused, never mixed."""
+    import sqlalchemy as sa
+
+    from live.cycle import CYCLE_MAPS
+    from live.db import STORE_GRID, database, writing
+
+    monkeypatch.delenv("URBAN_SAFETY_STORE_URL", raising=False)
+    first = Settings(data_dir=tmp_path / "data", grid_m=3000)
+    store = ObservationStore.for_settings(first)  # an empty store takes the grid it is opened with
+    ObservationStore.for_settings(first)  # ...and opens again on it
+    with pytest.raises(DataError, match=r"holds maps and alerts of ICN-3000:.*not of the configured grid "
+                                        r"ICN-2000:.*Start afresh"):
+        ObservationStore.for_settings(Settings(data_dir=tmp_path / "data", grid_m=2000))
+    # a store from before grids were recorded, with a cycle's map in it
+    with writing(database(store.url)) as conn:
+        conn.execute(sa.delete(STORE_GRID))
+        conn.execute(CYCLE_MAPS.insert().values(cycle=1, domain="flood", lead_hours=1, at=pd.Timestamp("2026-06-01"),
+                                                levels="{}", geojson=b""))
+    with pytest.raises(DataError, match=r"live\.db holds maps and alerts of a grid from before .*Start afresh"):
+        ObservationStore.for_settings(first)

@@ -21,24 +21,29 @@ from features.domains.flood.features import (
 )
 from features.errors import DataError
 from features.registry import Condition, Levels, Serving
+from features.sources.limits import LIMITS
 
 _RAIN = "mm at the cell's nearest city weather station"
+# An hour's rain and a tide level are bounded as the loaders bound them (the limits table); the longer rain
+# windows are sums, not an element of the table.
+_HOURLY_RAIN, _TIDE = LIMITS["rain_mm"].bounds, LIMITS["tide_cm"].bounds
 SERVING_CONDITIONS = (
     Condition("lead_hours", "h", f"lead time: flooding within the next 1, 3 or 6 hours (default {DEFAULT_LEAD})",
               DEFAULT_LEAD, 1, max(LEADS), kind="int", choices=LEADS),
-    Condition("rain_1h", "mm", f"rain in the last hour, {_RAIN}", 35.0, 0.0, 300.0),
+    Condition("rain_1h", "mm", f"rain in the last hour, {_RAIN}", 35.0, *_HOURLY_RAIN),
     Condition("rain_3h", "mm", f"rain in the last 3 hours, {_RAIN}", 70.0, 0.0, 500.0),
     Condition("rain_6h", "mm", f"rain in the last 6 hours, {_RAIN}", 90.0, 0.0, 700.0),
     Condition("rain_24h", "mm", f"rain in the last 24 hours, {_RAIN}", 150.0, 0.0, 1000.0),
-    Condition("rain_fcst_1h", "mm", "rain forecast for the next hour (KMA nowcast at the station)", 30.0, 0.0, 300.0),
+    Condition("rain_fcst_1h", "mm", "rain forecast for the next hour (KMA nowcast at the station)", 30.0,
+              *_HOURLY_RAIN),
     Condition("rain_fcst_3h", "mm", "rain forecast for the next 3 hours (KMA nowcast at the station)", 60.0, 0.0, 500.0),
     Condition("rain_fcst_6h", "mm", "rain forecast for the next 6 hours (KMA nowcast at the station)", 80.0, 0.0, 800.0),
     Condition("tide_cm", "cm", "observed tide now, on the datum of the city's tide gauge (Incheon's alert steps: "
-              "886/906/953/1000); not applicable in a city without a gauge", 850.0, -100.0, 1200.0),
+              "886/906/953/1000); not applicable in a city without a gauge", 850.0, *_TIDE),
     Condition("tide_pred_max_3h_cm", "cm", "highest predicted tide in the next 3 hours, same datum", 900.0,
-              -100.0, 1200.0),
+              *_TIDE),
     Condition("tide_pred_max_6h_cm", "cm", "highest predicted tide in the next 6 hours, same datum", 920.0,
-              -100.0, 1200.0),
+              *_TIDE),
 )
 # Windows of one quantity, shortest first: a given window raises the longer ones to at least its value.
 _CHAINS = (("rain_1h", "rain_3h", "rain_6h", "rain_24h"), tuple(f"rain_fcst_{k}h" for k in FCST_WINDOWS),

@@ -10,7 +10,9 @@ from features import timeseries as ts
 from features.domains.traffic.features import CONDITIONS, SLOT, read_observed, weather
 from features.errors import DataError
 from features.registry import Condition, Levels, Serving
+from features.sources.limits import LIMITS
 
+# Snow depth and temperature are bounded as the loaders bound them (the limits table).
 SERVING_CONDITIONS = (
     Condition("hour", "h", "hour of day (KST) of the slot asked about, floored to its 3-h slot (0, 3, ..., 21); "
               "moves the slot to that hour of `at`'s day. Omitted: the slot holding `at`", 18, 0, 23, "int"),
@@ -19,8 +21,8 @@ SERVING_CONDITIONS = (
     Condition("rain_3h_mm", "mm", "rain in the 3 h before the slot. Omitted: observed at the cell's nearest "
               "station", 12.0, 0.0, 300.0),
     Condition("snow_cm", "cm", "snow depth on the ground. Omitted: observed at the nearest ASOS station",
-              0.0, 0.0, 150.0),
-    Condition("temp_c", "degrees C", "air temperature at the slot start. Omitted: observed", 2.0, -30.0, 45.0),
+              0.0, *LIMITS["snow_cm"].bounds),
+    Condition("temp_c", "degrees C", "air temperature at the slot start. Omitted: observed", 2.0, *LIMITS["temp_c"].bounds),
     Condition("freezing", "", "freezing wet or snowy road. Omitted: temperature <= 0 C with rain or snow",
               False, kind="bool"),
     Condition("dark", "", "the sun below the horizon mid-slot. Omitted: computed for the cell", True, kind="bool"),

@@ -20,6 +20,7 @@ import pandera.pandas as pa
 from features.errors import DataError
 from features.sources.canonical import SCHEMAS
 from features.sources.contracts import Contract, Layout
+from features.sources.limits import limit_of
 from features.sources.readers import Cells, detect_encoding, read_cells  # noqa: F401  (re-exported)
 
 _UNIT_SUFFIX = re.compile(r"[\(\[（][^\)\]）]*[\)\]）]$")
@@ -217,5 +218,8 @@ def _schema_error(table: RawTable, cases: pd.DataFrame, origin: Mapping[str, str
     value = table.raw(key).get(index, case["failure_case"]) if table.has(key) else case["failure_case"]
     more = int((located["column"] == case["column"]).sum()) - 1
     tail = f" ({more} more row{'s' if more > 1 else ''} like this)" if more > 0 else ""
-    return DataError(f"bad value {value!r}: expected {_describe(str(case['check']))}{tail}",
+    expected = _describe(str(case["check"]))
+    if (limit := limit_of(str(case["column"]))) is not None and "between" in expected:
+        expected += f" {limit.unit}, the physical limits"  # the bound comes from features/sources/limits.py
+    return DataError(f"bad value {value!r}: expected {expected}{tail}",
                      file=table.file, row=line_of(index), column=table.column(key))

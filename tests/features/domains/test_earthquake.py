@@ -283,7 +283,7 @@ def test_spec_registration():
     from features.registry import get_domain
 
     spec = get_domain("earthquake")
-    assert spec is eq.SPEC and spec.feature_set_version == "earthquake-v4"
+    assert spec is eq.SPEC and spec.feature_set_version == "earthquake-v5"
     assert set(spec.extra["units"]) == set(spec.conditions)
 
 

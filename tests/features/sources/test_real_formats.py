@@ -118,10 +118,17 @@ def test_flood_traces_shapefile_in_web_mercator():
     assert abs(first["lat"] - 35.98016) < 1e-4 and abs(first["lon"] - 129.28387) < 1e-4  # from EPSG:3857
 
 
-def test_shapefile_import_brings_its_sidecars(tmp_path, city):
+def test_shapefile_import_brings_its_sidecars(tmp_path):
+    from features.city import load_city
     from features.sources import Sources, source_files
     from features.sources.check import import_files
 
+    # the file's traces lie in 동작구 (Seoul) and 경주시: a city of those two 시군구 takes them, Incheon would not
+    testville = (Path(__file__).parents[2] / "fixtures" / "cities" / "testville.toml").read_text(encoding="utf-8")
+    config = testville.split("# Its own boundary file")[0] + "[boundary]\nsigungu = [11590, 47130]\n\n" + \
+        "[[weather_stations]]" + testville.split("[[weather_stations]]", 1)[1]
+    (tmp_path / "city.toml").write_text(config, encoding="utf-8")
+    city = load_city(str(tmp_path / "city.toml"), grid_m=2000)
     reports = import_files("flood_traces", [REAL / "flood_traces_as_shapefile.shp"], tmp_path / "raw", city=city)
     assert all(r.ok for r in reports), reports
     folder = tmp_path / "raw" / "flood_traces"
