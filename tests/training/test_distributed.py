@@ -27,10 +27,13 @@ TINY = Profile("tiny", trials=2, folds=2, max_rows=15_000, max_rounds=40, timeou
 # best trial landed 3.2 % above its seed's single fit). So the cluster's score is checked against the
 # single-process scores over SEEDS, widened by MARGIN: it must be as good as one process's fit, within the
 # noise one process shows anyway. The cluster fit has noise of its own: the same LightGBM fit scored 6.53 and
-# 6.69 in two runs (rank 0 on the other worker) against single-process 6.16-6.61, hence 3 %; persistence,
+# 6.69 in two runs (rank 0 on the other worker) against single-process 6.16-6.61. On the data of the real
+# city outline (issue 22) XGBoost's cluster fit scored 6.86 against 6.36-6.62 in one process (+3.6 %): its
+# quantile sketch is merged from the two workers' blocks, which puts some bin edges of long-tailed features
+# apart from the one-pass sketch (tests/training/test_out_of_core.py counts them), hence 5 %; persistence,
 # the score of a fit that learnt nothing, is ~30 % above.
 SEEDS = range(6)
-MARGIN = 0.03
+MARGIN = 0.05
 
 
 def within_single_spread(spec, data, family, params, seed_of_study, dist_score) -> None:
