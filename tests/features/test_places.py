@@ -168,3 +168,17 @@ def test_any_address_or_code_a_source_prints_finds_its_current_district_and_dong
     assert places.place_of("2811014700") == ("28155", "2815510300")  # a flood trace's EMD_CD
     assert places.place_of("2826010700100120003") == ("28275", "2827510500")  # a PNU in old 서구 심곡동
     assert places.place_of("부산광역시 해운대구 우동") == (None, None)
+
+
+@pytest.mark.parametrize("name", ["incheon", "busan", "daejeon", "pohang", "suwon"])
+def test_built_in_stations_are_numbered_as_kma_lists_them(name):
+    """Every built-in ASOS station is KMA's station of that number and name; no AWS carries an ASOS number."""
+    import csv
+
+    with (Path(codes.__file__).with_name("kma_asos.csv")).open(encoding="utf-8") as f:
+        asos = {int(r["id"]): r["name"] for r in csv.DictReader(f)}
+    for station in load_city(name).weather_stations:
+        if station.kind == "asos":
+            assert asos.get(station.id) == station.name, station
+        else:
+            assert station.id not in asos, station
