@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pkgutil
 import tomllib
+from functools import lru_cache
 from pathlib import Path
 
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -372,13 +373,20 @@ def load_city(name_or_path: str, grid_m: int | None = None) -> City:
     return city
 
 
-def _check_station_numbers(city: City, path: Path) -> None:
-    """Refuse an AWS station numbered as one of KMA's ASOS stations (``features/places/kma_asos.csv``, the
-    ASOS list of KMA's open data portal): its files would be another station's (Pohang's "AWS 277" was 영덕)."""
+@lru_cache(maxsize=1)
+def kma_asos_stations() -> dict[int, str]:
+    """KMA's ASOS stations, number -> name (``features/places/kma_asos.csv``, the ASOS list of KMA's open data
+    portal)."""
     import csv
 
     with (Path(__file__).parent / "places" / "kma_asos.csv").open(encoding="utf-8") as f:
-        asos = {int(r["id"]): r["name"] for r in csv.DictReader(f)}
+        return {int(r["id"]): r["name"] for r in csv.DictReader(f)}
+
+
+def _check_station_numbers(city: City, path: Path) -> None:
+    """Refuse an AWS station numbered as one of KMA's ASOS stations: its files would be another station's
+    (Pohang's "AWS 277" was 영덕)."""
+    asos = kma_asos_stations()
     for s in city.weather_stations:
         if s.kind == "aws" and s.id in asos:
             raise DataError(f"{path}: [[weather_stations]] id = {s.id} ({s.name}) is kind = \"aws\", but {s.id} is "

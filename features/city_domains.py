@@ -24,6 +24,13 @@ def missing_station(city, source: str) -> str | None:
     return None if has is None or has(city) else key
 
 
+def readers_of(source: str) -> list[str]:
+    """The domains reading ``source``, required or optional."""
+    from features.registry import domains
+
+    return [name for name, spec in domains().items() if source in (*spec.sources, *spec.optional_sources)]
+
+
 def sources_of(city) -> dict[str, list[str]]:
     """Each source the domains ``city`` runs read, with the names of the domains reading it: optional ones
     (the earthquake catalogue) included, sources the city has no station for (the tide without a gauge)

@@ -75,8 +75,9 @@ class Grid:
         col = np.floor(x / self.size_m).astype(np.int64)
         out = self._at(row, col)
         miss = np.flatnonzero(out < 0)
-        if len(miss):
-            miss = miss[self.city.places().contains(lat[miss], lon[miss])]
+        if not len(miss):  # the usual case: grid arithmetic alone
+            return out
+        miss = miss[self.city.places().contains(lat[miss], lon[miss])]
         best = np.full(len(miss), np.inf)
         for dr in (-1, 0, 1):
             for dc in (-1, 0, 1):

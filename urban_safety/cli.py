@@ -155,14 +155,14 @@ def data_import(
     city = settings.city_config
     mark_data_city(settings.data, city)
     console.print(f"imported into {settings.raw_dir / source.value}; rebuild features to use them")
-    from features.city_domains import sources_of
+    from features.city_domains import readers_of, sources_of
     from features.registry import domains
     from features.sources.formats import USER_SUPPLIED
 
     # The parcel and address layers serve the building register (they place its buildings).
     served = "buildings" if source.value in USER_SUPPLIED else source.value
     if served not in sources_of(city):
-        readers = [n for n, spec in domains().items() if served in (*spec.sources, *spec.optional_sources)]
+        readers = readers_of(served)
         console.print(f"[yellow]note[/]: no domain {escape(city.name)} runs reads {served} (read by "
                       f"{', '.join(readers)}; the city config lists domains = {city.domains}): kept, not used",
                       highlight=False)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from features.city import check_data_city, mark_data_city
-from features.city_domains import missing_station, sources_of
+from features.city_domains import missing_station, readers_of, sources_of
 from features.embedded import accidents, air, buildings, damage, floods, quakes, tide
 from features.embedded.nowcast import nowcast_frame
 from features.embedded.period import Period
@@ -29,7 +29,6 @@ from features.embedded.weather import simulate_weather
 from features.embedded.weather_files import asos_frame, aws_frame
 from features.embedded.writers import write_by_year, write_csv, write_truth
 from features.grid import build_grid
-from features.registry import domains
 from features.sources import limits
 from features.sources.formats import FORMATS, STATIC, USER_SUPPLIED
 from features.spatial import nearest
@@ -178,7 +177,7 @@ def _skipped(city, wanted: dict[str, list[str]]) -> dict[str, str]:
     for source in GENERATED:
         if source in wanted:
             continue
-        readers = [name for name, spec in domains().items() if source in (*spec.sources, *spec.optional_sources)]
+        readers = readers_of(source)
         lacking = city.lacks(source) or (f"{city.name} lists no {key}" if (key := missing_station(city, source))
                                          else None)
         run = [name for name in readers if city.runs(name)]

@@ -120,7 +120,7 @@ class CityPlaces:
         if text.isdigit():
             gu = self.resolve(text, on)
             dong = None
-            if len(text) in (8, 10, 19):
+            if len(text) in (8, 10, 19) and gu:  # resolve found it: a known 법정동 of this city
                 now = [c.code for c in codes.current(text, on) if c.code[:5] in gu]
                 dong = now[0] + "00" if now else None
             return (gu[0] if len(gu) == 1 else None), dong

@@ -173,12 +173,17 @@ def test_any_address_or_code_a_source_prints_finds_its_current_district_and_dong
 @pytest.mark.parametrize("name", ["incheon", "busan", "daejeon", "pohang", "suwon"])
 def test_built_in_stations_are_numbered_as_kma_lists_them(name):
     """Every built-in ASOS station is KMA's station of that number and name; no AWS carries an ASOS number."""
-    import csv
+    from features.city import kma_asos_stations
 
-    with (Path(codes.__file__).with_name("kma_asos.csv")).open(encoding="utf-8") as f:
-        asos = {int(r["id"]): r["name"] for r in csv.DictReader(f)}
+    asos = kma_asos_stations()
     for station in load_city(name).weather_stations:
         if station.kind == "asos":
             assert asos.get(station.id) == station.name, station
         else:
             assert station.id not in asos, station
+
+
+def test_an_unknown_code_finds_no_place_rather_than_failing():
+    places = load_city("incheon").places()
+    assert places.place_of("99999999") == (None, None) and places.place_of("9999999999") == (None, None)
+    assert places.resolve("99999999") == ()
