@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pkgutil
 import tomllib
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -273,6 +274,9 @@ class City(BaseModel):
     # of the same kind within this distance (km), and the answer says so; beyond it the input is unknown.
     # 10 km is a configured choice (about the spacing of the city's AWS network), not a published constant.
     station_fallback_km: float = Field(10.0, ge=0, le=100)
+    # The earliest observation time the city accepts (KST): a row stamped before it is refused as a typo or a
+    # sentinel date (1900-01-01), not stored. KMA's hourly ASOS archive opens in the 1970s for most stations.
+    observations_since: datetime = datetime(1970, 1, 1)
     # The domains this city runs (trains, serves); None = every registered domain. A city with weather
     # and air quality only names ["fine_dust"]; the others then answer 503 saying they are not run.
     domains: list[str] | None = None

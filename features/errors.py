@@ -11,8 +11,10 @@ class DataError(UrbanSafetyError):
     """A source file or config that cannot be read as what it claims to be."""
 
     def __init__(self, message: str, *, file: str | None = None, row: int | None = None,
-                 column: str | None = None):
-        self.file, self.row, self.column = file, row, column
+                 column: str | None = None, cases: list[tuple[int, str]] | None = None):
+        # ``cases``: every (row, reason) failing the same check, where a reader knows them (a batch refuses
+        # them all in one go instead of one row per reading)
+        self.file, self.row, self.column, self.cases = file, row, column, cases
         where = ", ".join(
             part for part in (
                 f"file {file}" if file else None,

@@ -144,6 +144,7 @@ class LiveLoop:
         self.engine, self.db, self.inbox = engine, db, inbox
         self.fetch_sources, self.interval_s, self.poll_s = tuple(fetch_sources), interval_s, poll_s
         self.cycles, self._monitored = 0, None
+        self._scored: dict = {}  # each domain's data time at the last cycle
         if engine.recorder is None:
             from live.monitor import Recorder
 
@@ -182,8 +183,10 @@ class LiveLoop:
         taken, landed = self.take(fetch)
         t_in = time.perf_counter()
         changes = self.engine.follow()
-        if not changes and not force and self.cycles:
+        times = self.data_times()
+        if not changes and not force and self.cycles and times == self._scored:
             return None
+        self._scored = times
         t_follow = time.perf_counter()
         maps, bodies, timings, skipped = score_city(self.engine)
         # The cycle, its maps and the alerts they raise land in one transaction: whoever reads the cycle
@@ -215,9 +218,16 @@ class LiveLoop:
         self._monitored = time.monotonic()
         return raise_alerts(self.db, check(self.db, 24.0))
 
+    def data_times(self) -> dict:
+        """Each served domain's data time now: it moves with new data, and when a late source's lateness
+        window passes (the hour is then complete without it)."""
+        return {name: self.engine.data_time(name)[0] for name in self.engine.models}
+
     def due(self) -> bool:
-        """Something new waits: inbox files, or observations the engine has not taken."""
-        return bool(self.inbox and self.inbox.waiting()) or self.engine.store.version() != self.engine.version
+        """Something new waits: inbox files, observations the engine has not taken, or an hour that became
+        complete by the clock."""
+        return bool(self.inbox and self.inbox.waiting()) or self.engine.store.version() != self.engine.version \
+            or self.data_times() != self._scored
 
     def run(self) -> None:
         """Cycle until interrupted (APScheduler: one job at a time, missed runs coalesced)."""

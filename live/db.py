@@ -10,23 +10,25 @@ from __future__ import annotations
 
 import importlib
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from features.clock import KST  # noqa: F401  (KST re-exported)
+from features.clock import now_kst as clock_now
+
 METADATA = sa.MetaData()
-#: Korea Standard Time, a fixed UTC+9 (no summer time since 1988; the tz database's Asia/Seoul would replay
-#: historical offsets). Every time the live tables record is naive KST from :func:`now_kst`.
-KST = timezone(timedelta(hours=9), "KST")
+#: Every time the live tables record is naive KST from :func:`now_kst`: the one clock of
+#: ``features/clock.py`` (the wall clock unless configured for a test or replay).
 TABLE_MODULES = ("live.store", "live.cycle", "live.alerts", "live.monitor")
 
 
 def now_kst() -> datetime:
-    """The wall clock in KST, naive, as the live tables record times."""
-    return datetime.now(KST).replace(tzinfo=None)
+    """The clock's time in KST, naive, as the live tables record times (:func:`features.clock.now_kst`)."""
+    return clock_now()
 
 
 def store_url(settings) -> str:

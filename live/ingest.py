@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from features.errors import DataError
@@ -29,7 +30,8 @@ from live.store import KEYS, LIVE_SOURCES, Appended, ObservationStore
 log = logging.getLogger("urban_safety.ingest")
 
 MAX_ROWS = 10_000  # per API batch
-MAX_REFUSED = 100  # a batch with more bad rows than this is refused whole: its layout is wrong, not a row
+MAX_LISTED = 100  # refusals an answer lists (it counts them all)
+MAX_PASSES = 50  # kinds of fault a batch may have before it is refused whole: its layout is wrong, not a row
 #: Files younger than this may still be being written by the job that drops them (write, then rename, is
 #: better; this catches the rest).
 SETTLE_S = 1.0
@@ -44,13 +46,17 @@ class Batch:
     refused: list[dict]
 
 
-def read_batch(source: str, path: Path, city) -> Batch:
-    """Load a file of ``source`` row by row: rows the contract or schema refuses, or of stations the city
-    does not know, are set aside with their reason; the others come back as the canonical frame.
+def read_batch(source: str, path: Path, city, now=None) -> Batch:
+    """Load a file of ``source`` row by row: rows the contract, the schema or the source's time rules
+    (``features/sources/timing.py``, against the clock ``now``) refuse, and rows of stations the city does
+    not know, are set aside with their reason; the others come back as the canonical frame.
 
     A refusal names the row as the source's errors do: the item of a JSON batch (1-based), the line of a
-    text file. Raises :class:`DataError` for what no row can fix (unknown source, missing column,
-    unreadable file, more than ``MAX_REFUSED`` bad rows)."""
+    text file. Every row failing one check is set aside at once, so a batch is read once per kind of fault,
+    not once per bad row. Raises :class:`DataError` for what no row can fix (unknown source, missing column,
+    unreadable file)."""
+    from features.sources.timing import violations
+
     if source not in LIVE_SOURCES:
         raise DataError(f"source {source!r} is not an observation the store holds; live sources: "
                         f"{', '.join(LIVE_SOURCES)} (static layers and event lists go through `data import`)")
@@ -58,21 +64,52 @@ def read_batch(source: str, path: Path, city) -> Batch:
     units = _units(path)  # items of a JSON batch, lines of a text file
     numbers = list(range(1, len(units) + 1))  # the original number of each unit still in the batch
     refused: list[dict] = []
-    while True:
+    for _ in range(MAX_PASSES):
         try:
             frame = load_files(source, [_write(path, units, numbers)] if len(numbers) < len(units) else [path])
             break
         except DataError as exc:
-            if exc.row is None or not 1 <= exc.row <= len(numbers) or len(refused) >= MAX_REFUSED:
-                if exc.row is not None and refused:
-                    raise DataError(f"{len(refused)} rows refused, then: {exc}", file=str(path)) from None
+            cases = exc.cases or ([(exc.row, str(exc).split(": ", 1)[-1])] if exc.row is not None else [])
+            cases = [(row, reason) for row, reason in cases if 1 <= row <= len(numbers)]
+            if not cases or len(cases) == len(numbers) and path.suffix.lower() != ".json" and not refused:
                 raise
-            original = numbers.pop(exc.row - 1)
-            refused.append({"row": original, "field": exc.column, "reason": str(exc).split(": ", 1)[-1]})
-    frame, strangers = _known_only(source, frame.reset_index(drop=True), city,
-                                   numbers if path.suffix.lower() == ".json" and source != "nowcast" else None)
+            originals = {row: numbers[row - 1] for row, _ in cases}
+            refused += [{"row": originals[row], "field": exc.column, "reason": reason} for row, reason in cases]
+            gone = set(originals.values())
+            numbers = [n for n in numbers if n not in gone]
+            if not numbers:
+                return Batch(source, _empty(source), _sorted(refused))
+    else:
+        raise DataError(f"{len(refused)} rows refused in {MAX_PASSES} passes and the batch still does not read: "
+                        "check its layout", file=str(path))
+    # Each frame row's number in the batch as read, then in the batch as sent.
+    rows = np.asarray([numbers[r - 1] if 1 <= r <= len(numbers) else None
+                       for r in frame.attrs.get("rows", range(1, len(frame) + 1))], dtype=object)
+    refused += [{**d, "row": numbers[d["row"] - 1] if 1 <= d["row"] <= len(numbers) else d["row"]}
+                for d in frame.attrs.get("dropped", [])]
+    frame = frame.reset_index(drop=True)
+    keep = np.ones(len(frame), bool)
+    from features.clock import now_kst
+
+    for i, field_name, reason in violations(source, frame, city.observations_since, now or now_kst(), live=True):
+        if keep[i]:
+            keep[i] = False
+            refused.append({"row": rows[i], "field": field_name, "reason": reason})
+    frame, rows = frame.loc[keep].reset_index(drop=True), rows[keep]
+    frame, strangers = _known_only(source, frame, city, rows if source != "nowcast" else None)
     refused.extend(strangers)
-    return Batch(source, frame, sorted(refused, key=lambda r: (r["row"] or 0)))
+    return Batch(source, frame, _sorted(refused))
+
+
+def _sorted(refused: list[dict]) -> list[dict]:
+    return sorted(refused, key=lambda r: (r["row"] if isinstance(r["row"], int) else 0))
+
+
+def _empty(source: str) -> pd.DataFrame:
+    from features.sources.canonical import SCHEMAS
+
+    return pd.DataFrame({name: pd.Series(dtype=str(col.dtype) if str(col.dtype) != "str" else "string")
+                         for name, col in SCHEMAS[source].columns.items()})
 
 
 def _units(path: Path) -> list:
@@ -94,7 +131,7 @@ def _write(path: Path, units: list, numbers: list[int]) -> Path:
     return out
 
 
-def _known_only(source: str, frame: pd.DataFrame, city, rows: list[int] | None) -> tuple[pd.DataFrame, list[dict]]:
+def _known_only(source: str, frame: pd.DataFrame, city, rows) -> tuple[pd.DataFrame, list[dict]]:
     """Rows of stations in the city config; the others refused (by row number where the frame's rows are
     the batch's, else by the row's key)."""
     known = known_entities(source, city)
@@ -109,11 +146,15 @@ def _known_only(source: str, frame: pd.DataFrame, city, rows: list[int] | None) 
     if known is None:
         return frame, []
     bad = ~labels.isin(known)
-    refused = [{"row": rows[i] if rows is not None else None, "field": KEYS[source][0],
+    refused = [{"row": _py(rows[i]) if rows is not None else None, "field": KEYS[source][0],
                 "key": {k: str(frame[k].iloc[i]) for k in KEYS[source]},
                 "reason": f"{labels.iloc[i]} is not a {source} station of {city.name} (its city config)"}
                for i in bad.to_numpy().nonzero()[0]]
     return frame.loc[~bad].reset_index(drop=True), refused
+
+
+def _py(value):
+    return None if value is None else int(value)
 
 
 def ingest_rows(store: ObservationStore, source: str, rows: list[dict] | dict, city, origin: str = "api",
@@ -197,6 +238,6 @@ def _free(path: Path) -> Path:
 def report(result: Appended) -> dict:
     """The answer to a batch (API and CLI)."""
     return {"source": result.source, "batch": result.batch, "accepted": result.accepted,
-            "duplicate": result.duplicate, "refused": len(result.refused), "refusals": result.refused,
+            "duplicate": result.duplicate, "refused": len(result.refused), "refusals": result.refused[:MAX_LISTED],
             "changed": None if result.changed is None else
             {"from": result.changed[0].isoformat(), "to": result.changed[1].isoformat()}}

@@ -26,6 +26,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from features.sources.canonical import SCHEMAS
+from features.sources.timing import RULES
 from live.db import METADATA, claim_grid, database, now_kst, store_url, writing
 
 #: The key of an observation, per live source (the other sources are static layers and event lists that
@@ -42,10 +43,8 @@ TIME_OF = {"asos": "time", "aws": "time", "airkorea": "time", "tide": "time", "n
 LIVE_SOURCES = tuple(KEYS)
 #: What says a row holds an observation (the tide file also carries the astronomical prediction ahead).
 OBSERVED = {"tide": ("tide_cm",), "airkorea": ("pm10", "pm25"), "nowcast": ("rain_mm",)}
-#: A source is stale when its newest observation is older than this (its cadence plus a margin: hourly
-#: observations and the hourly nowcast issue arrive within the hour; two hours late means a feed is down).
-STALE_AFTER = {"asos": timedelta(hours=2), "aws": timedelta(hours=2), "airkorea": timedelta(hours=2),
-               "tide": timedelta(hours=2), "nowcast": timedelta(hours=2)}
+#: A source is stale when its newest observation is older than one step plus its lateness (its time rule).
+STALE_AFTER = {source: RULES[source].stale_after.to_pytimedelta() for source in KEYS}
 #: How far ahead of its time a row is read: the tide's astronomical prediction up to the longest lead.
 LOOKAHEAD = {"tide": timedelta(hours=6)}
 
@@ -275,6 +274,54 @@ def observed_times(source: str, frame: pd.DataFrame) -> np.ndarray:
         [c for c in frame.columns if c not in KEYS[source] and c != "station_code"]
     held = frame[values].notna().any(axis=1) if values else pd.Series(True, index=frame.index)
     return np.unique(frame.loc[held, TIME_OF[source]].to_numpy("datetime64[ns]"))
+
+
+#: How far back from a source's newest hour the service keeps who reported each hour (the lateness windows
+#: are minutes to an hour; a day is ample).
+RECENT = pd.Timedelta(days=1)
+
+
+def needed_entities(source: str, city) -> frozenset[str]:
+    """The entities of ``source`` whose report completes an hour: the city's own stations (an upwind or
+    background station informs fine dust but does not hold up the city's hour), its gauge, the nowcast grid
+    points of its stations."""
+    if source in ("asos", "aws"):
+        return frozenset(str(s.id) for s in city.weather_stations if s.kind == source and not s.upwind)
+    if source == "airkorea":
+        return frozenset(str(s.code) for s in city.air_stations if not s.background)
+    if source == "tide":
+        return frozenset({city.tide.station} if city.tide is not None else ())
+    return frozenset(f"{s.nx},{s.ny}" for s in city.weather_stations if not s.upwind)
+
+
+def _entity_labels(source: str, frame: pd.DataFrame) -> pd.Series:
+    if source == "nowcast":
+        return frame["nx"].astype(str) + "," + frame["ny"].astype(str)
+    column = "station_code" if source == "airkorea" and "station_code" in frame else KEYS[source][0]
+    return frame[column].astype("string").str.replace(r"\.0$", "", regex=True)
+
+
+def reported_hours(sources) -> dict:
+    """Per live source held: who reported each of its recent hours, who the city needs, its newest hour
+    (``features.sources.timing.Reported``), read from the service's held frames."""
+    from features.sources.timing import Reported
+
+    out = {}
+    for source, frame in sources.loaded([s for s in LIVE_SOURCES if sources.available(s)]).items():
+        if frame.empty:
+            continue
+        values = [c for c in OBSERVED.get(source, ()) if c in frame] or \
+            [c for c in frame.columns if c not in KEYS[source] and c not in ("station_code", "station_name")]
+        held = frame[values].notna().any(axis=1).to_numpy()
+        when = pd.to_datetime(frame[TIME_OF[source]]).to_numpy()
+        if not held.any():
+            continue
+        newest = when[held].max()
+        recent = held & (when > newest - RECENT.to_timedelta64())
+        labels = _entity_labels(source, frame.loc[recent])
+        hours = {pd.Timestamp(t): frozenset(g) for t, g in labels.groupby(when[recent], sort=False)}
+        out[source] = Reported(source, hours, needed_entities(source, sources.city), pd.Timestamp(newest))
+    return out
 
 
 def merge_rows(held: pd.DataFrame, rows: pd.DataFrame, source: str) -> pd.DataFrame:

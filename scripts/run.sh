@@ -5,13 +5,18 @@
 # URBAN_SAFETY_CITY=daejeon runs another city: its data in data/daejeon/, its own models (see README).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# No usage reporting from BentoML or MLflow (a city's closed network) unless set to something else.
+export BENTOML_DO_NOT_TRACK="${BENTOML_DO_NOT_TRACK:-True}"
+export MLFLOW_DISABLE_TELEMETRY="${MLFLOW_DISABLE_TELEMETRY:-true}"
+export DO_NOT_TRACK="${DO_NOT_TRACK:-true}"
 bash scripts/setup.sh
 US=.venv/bin/urban-safety
-# The city's data folder, a point in it (its first district seat) and its ASOS station, for the examples.
+# The city's data folder, a point in it (its ASOS station's site) and that station, for the examples.
 read -r DATA LAT LON STN < <(.venv/bin/python -c '
 from urban_safety.settings import get_settings
-s = get_settings(); c = s.city_config; d = c.districts[0]
-print(s.data, d.seat[1], d.seat[0], next(w.id for w in c.weather_stations if w.kind == "asos" and not w.upwind))')
+s = get_settings(); c = s.city_config
+w = next(w for w in c.weather_stations if w.kind == "asos" and not w.upwind)
+print(s.data, w.lat, w.lon, w.id)')
 if [ ! -d "$DATA/raw" ] || [ -n "${REGENERATE:-}" ]; then
   $US data generate
 fi

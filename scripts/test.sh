@@ -2,6 +2,10 @@
 # Set up the environment, then lint and run the test suite (what CI runs).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# No usage reporting from BentoML or MLflow (a city's closed network) unless set to something else.
+export BENTOML_DO_NOT_TRACK="${BENTOML_DO_NOT_TRACK:-True}"
+export MLFLOW_DISABLE_TELEMETRY="${MLFLOW_DISABLE_TELEMETRY:-true}"
+export DO_NOT_TRACK="${DO_NOT_TRACK:-true}"
 bash scripts/setup.sh
 # The dashboard test drives Debian's Chromium (no browser download); install it when missing and possible.
 if { ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi nanum; } && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

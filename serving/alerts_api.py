@@ -26,6 +26,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
+import unicodedata
 import zlib
 from datetime import timedelta
 from typing import Literal
@@ -60,9 +62,37 @@ class AckBody(BaseModel):
     @field_validator("by")
     @classmethod
     def named(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must name who acknowledges")
+        if (bad := _invisible(value, allowed="")) is not None:
+            raise ValueError(f"must not contain the control or format character {bad}")
+        if not any(_visible(ch) for ch in value):
+            raise ValueError("must name who acknowledges (a visible character)")
         return value.strip()
+
+    @field_validator("note")
+    @classmethod
+    def plain(cls, value: str | None) -> str | None:
+        if value is not None and (bad := _invisible(value, allowed="\n\t")) is not None:
+            raise ValueError(f"must not contain the control or format character {bad} (newlines and tabs are fine)")
+        return value
+
+
+def _invisible(value: str, allowed: str) -> str | None:
+    """The first control (Cc) or format (Cf: zero-width, BOM, bidi) character of ``value`` not in
+    ``allowed``, as ``U+XXXX``, or None."""
+    for ch in value:
+        if ch not in allowed and unicodedata.category(ch) in ("Cc", "Cf"):
+            return f"U+{ord(ch):04X}"
+    return None
+
+
+#: Letters and symbols that draw nothing: Hangul fillers (a Korean IME's "blank" name) and the braille blank.
+_BLANK_GLYPHS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def _visible(ch: str) -> bool:
+    """A character that shows: not a control, format, separator (Z*), unassigned, surrogate or private-use
+    code point, whitespace, or a blank glyph."""
+    return unicodedata.category(ch)[0] not in ("C", "Z") and not ch.isspace() and ch not in _BLANK_GLYPHS
 
 
 def _db() -> sa.Engine:
@@ -116,10 +146,21 @@ def _iso(t):
     return None if t is None else t.isoformat(timespec="seconds")
 
 
-def _alert_id(raw: str) -> int:
-    if not raw.isdigit():
-        raise ApiError(404, ["id"], f"no alert {raw!r}", "not_found")
+#: A path id: ASCII decimal digits only (str.isdigit() also takes "²" or "٣"), at most a BigInteger.
+_ID = re.compile(r"[0-9]{1,18}")
+MAX_ID = 2**63 - 1
+
+
+def path_id(raw: str, field: str, what: str) -> int:
+    """``raw`` (a path segment) as a row id, or a 404 naming ``field``: an id is 1-18 ASCII digits and at
+    most 2**63-1 (the columns are BIGINT); anything else names no row, and is never a 500."""
+    if _ID.fullmatch(raw) is None or int(raw) > MAX_ID:
+        raise ApiError(404, [field], f"no {what} {raw!r}", "not_found")
     return int(raw)
+
+
+def _alert_id(raw: str) -> int:
+    return path_id(raw, "id", "alert")
 
 
 # --- alerts -----------------------------------------------------------------------------------------------
@@ -256,22 +297,21 @@ async def replay_map(cycle: str, domain: str, request: Request) -> Response:
         params = _params(request, ("lead_hours",))
         _domain({"domain": domain}, required=True)
         lead = _int(params, "lead_hours", None, 0, 240)
-        if not cycle.isdigit():
-            raise ApiError(404, ["cycle"], f"no cycle {cycle!r}", "not_found")
+        number = path_id(cycle, "cycle", "cycle")
     except ApiError as exc:
         return exc.response()
 
     def read(db):
         m = CYCLE_MAPS.c
-        where = [m.cycle == int(cycle), m.domain == domain] + ([m.lead_hours == lead] if lead is not None else [])
+        where = [m.cycle == number, m.domain == domain] + ([m.lead_hours == lead] if lead is not None else [])
         with db.connect() as conn:
             rows = conn.execute(sa.select(m.lead_hours, m.geojson).where(*where).order_by(m.lead_hours)).all()
         if not rows:
-            raise ApiError(404, ["cycle"], f"no {domain} map stored for cycle {cycle}"
+            raise ApiError(404, ["cycle"], f"no {domain} map stored for cycle {number}"
                            + (f" at lead {lead} h" if lead is not None else ""), "not_found")
         if len(rows) > 1:
             leads = ", ".join(str(r.lead_hours) for r in rows)
-            raise ApiError(400, ["lead_hours"], f"required: cycle {cycle} stored {domain} at leads {leads}", "missing")
+            raise ApiError(400, ["lead_hours"], f"required: cycle {number} stored {domain} at leads {leads}", "missing")
         return Response(zlib.decompress(rows[0].geojson), media_type="application/geo+json")
     return await _answer(read)
 

@@ -35,8 +35,9 @@ from features.errors import UrbanSafetyError
 from features.grid import EARTH_M_PER_DEG
 from features.registry import LEVELS, Condition, DomainSpec, domains
 from features.sources import Sources
+from features.sources.timing import awaited_after, complete_hour
 from live.db import KST, now_kst
-from live.store import LIVE_SOURCES, LOOKAHEAD, STALE_AFTER, merge_rows, observed_times
+from live.store import LIVE_SOURCES, LOOKAHEAD, STALE_AFTER, merge_rows, observed_times, reported_hours
 from serving.availability import domain_times
 from serving.errors import ApiError
 from training.models import contributions, predict
@@ -153,6 +154,7 @@ class Engine:
         self._cell_frame = self.grid.cells[list(CELL_COLUMNS)].reset_index(drop=True)
         self._conditions = {name: conditions_model(spec) for name, spec in self.specs.items()}
         self._feature_heads = _feature_heads(self.grid)
+        self._stale: set[str] = set()
         self._hold(self.sources)
         # Answers depend only on the question, the held data and the models, all fixed for this engine's
         # life. Whole-city maps are kept as bytes. A /risk question (domain, time, conditions) is built for
@@ -169,19 +171,47 @@ class Engine:
         self._lock = threading.Lock()
         self._following = threading.Lock()
 
-    def _hold(self, sources: Sources, observed: dict[str, np.ndarray] | None = None) -> None:
+    def _hold(self, sources: Sources, observed: dict[str, np.ndarray] | None = None,
+              changed: set[str] | None = None) -> None:
         """Take ``sources`` as the held observations: the times each domain answers for, which domains can
         answer at all (a partial city: those it does not run or holds no data for answer 503 with the reason)
-        and when each live source was observed (``observed``: already known, else read from the frames)."""
-        now, unavailable = domain_times(sources, self.specs)
-        first = {name: max(EARLIEST_AT, pd.Timestamp(self.specs[name].serving.first(sources)))
-                 if self.specs[name].serving.first else EARLIEST_AT for name in now}
+        and when each live source was observed (``observed``: already known, else read from the frames).
+
+        ``changed``: the sources that took new rows (None: everything is new). A serving domain reading one
+        keeps its newest and first times as bounds (new rows never remove a value: the newest only grows)
+        and recomputes them when an answer needs more (:meth:`_times_of`), so a late row that moves no
+        default time costs no recomputation."""
+        if changed is None:
+            now, unavailable = domain_times(sources, self.specs)
+            stale: set[str] = set()
+        else:
+            again = {n: spec for n, spec in self.specs.items() if n in self.unavailable}
+            now, unavailable = domain_times(sources, again)
+            now = {**self._latest, **now}
+            unavailable = {n: why for n, why in unavailable.items()}
+            stale = self._stale | {n for n in self._latest if changed & set(self.specs[n].sources)}
+        first = {name: self._first[name] if name in stale else self._first_of(sources, name) for name in now}
         if observed is None:
             observed = {s: observed_times(s, sources.loaded([s])[s]) for s in LIVE_SOURCES if sources.available(s)}
-        self.sources, self._now, self._first, self._observed = sources, now, first, observed
+        self.sources, self._latest, self._first, self._observed = sources, now, first, observed
+        self._stale = stale
+        self._reported = reported_hours(sources)
         self.unavailable = unavailable
         self.problems = {**self._load_problems, **unavailable}
         self.models = {name: m for name, m in self._loaded.items() if name not in unavailable}
+
+    def _first_of(self, sources: Sources, name: str) -> pd.Timestamp:
+        first = self.specs[name].serving.first
+        return max(EARLIEST_AT, pd.Timestamp(first(sources))) if first else EARLIEST_AT
+
+    def _times_of(self, name: str) -> pd.Timestamp:
+        """The newest time ``name``'s held observations support, recomputed if new rows came in since."""
+        if name in self._stale:
+            sources = self.sources
+            self._latest[name] = pd.Timestamp(self.specs[name].serving.now(sources))
+            self._first[name] = self._first_of(sources, name)
+            self._stale.discard(name)
+        return self._latest[name]
 
     # --- following the observation store ---------------------------------------------------------
     def follow(self) -> list:
@@ -205,7 +235,7 @@ class Engine:
                 observed[change.source] = np.union1d(observed.get(change.source, np.array([], "datetime64[ns]")),
                                                      observed_times(change.source, rows))
             if frames:
-                self._hold(self.sources.replaced(frames), observed)
+                self._hold(self.sources.replaced(frames), observed, set(frames))
                 for change in changes:
                     since = change.first - LOOKAHEAD.get(change.source, pd.Timedelta(0))
                     hit = {name for name, spec in self.specs.items() if change.source in spec.sources}
@@ -247,14 +277,39 @@ class Engine:
     @property
     def ready(self) -> bool:
         """Every domain the city can serve has its model (and there is at least one)."""
-        return bool(self.models) and all(name in self.models for name in self._now)
+        return bool(self.models) and all(name in self.models for name in self._latest)
 
     def times(self, domain: str) -> tuple[pd.Timestamp, pd.Timestamp]:
         """``(first, now)`` of a domain the service answers for: the earliest time the held observations
-        support and the default ``at`` (the newest), both naive KST. ApiError 400 for a domain the service
-        does not know, 503 (with the reason) for one this city cannot serve (:meth:`spec`)."""
+        support and the default ``at`` (the newest complete hour, :meth:`data_time`), both naive KST.
+        ApiError 400 for a domain the service does not know, 503 (with the reason) for one this city cannot
+        serve (:meth:`spec`)."""
         self.spec(domain)
-        return self._first[domain], self._now[domain]
+        return self._first[domain], self.data_time(domain)[0]
+
+    def data_time(self, domain: str, now: datetime | None = None) -> tuple[pd.Timestamp, dict]:
+        """The default time of ``domain`` and what is still awaited (``{source: [{hour, missing, until}]}``).
+
+        The default is the newest *complete* hour (``features.sources.timing.complete_hour``): every live
+        source the domain reads has reported it for every station the city needs, or that source's lateness
+        window has passed; then the domain's own step applies (traffic's 3-hour slot, fine dust's 17:00
+        issue), never later than the newest time its held observations support. ``now``: the clock's."""
+        spec = self.specs[domain]
+        reports = [self._reported[s] for s in spec.sources if s in self._reported]
+        hour, awaited = complete_hour(reports, now or now_kst()) if reports else (None, {})
+        if hour is None:
+            return self._times_of(domain), awaited
+        aligned = pd.Timestamp(spec.serving.align(hour))
+        latest = self._latest[domain] if self._latest[domain] >= aligned else self._times_of(domain)
+        return min(latest, aligned), awaited
+
+    def awaited(self, spec: DomainSpec, when: pd.Timestamp) -> dict:
+        """What the answer for ``when`` still waits for, per source (``{}``: a complete hour)."""
+        reports = [self._reported[s] for s in spec.sources if s in self._reported]
+        if not reports:
+            return {}
+        top = max((r.newest for r in reports if r.newest is not None), default=when)
+        return awaited_after(reports, when.floor("h"), max(top, when.floor("h")), now_kst())
 
     def availability(self) -> dict[str, str]:
         """Each domain: "serving", or why not."""
@@ -338,9 +393,9 @@ class Engine:
 
     def at(self, spec: DomainSpec, at: datetime | None) -> pd.Timestamp:
         """``at`` as naive KST, within the times the held observations support for the domain."""
-        now, first = self._now[spec.name], self._first[spec.name]
         if at is None:
-            return now
+            return self.data_time(spec.name)[0]
+        now, first = self._times_of(spec.name), self._first[spec.name]
         try:  # years 1 and 9999 overflow on the way, or in nanoseconds
             local = at.astimezone(KST).replace(tzinfo=None) if isinstance(at, datetime) and at.tzinfo else at
             ts = pd.Timestamp(local).as_unit("ns")
@@ -401,8 +456,8 @@ class Engine:
             else:
                 answers = self._build_city(spec, model, key, when, conds)
         head = json.dumps({"domain": domain, "at": when.isoformat(), "value_meaning": spec.serving.value,
-                           "model_version": model.version, "conditions": _shown(conds), **self._freshness(spec, when)},
-                          ensure_ascii=False)[:-1]
+                           "model_version": model.version, "conditions": _shown(conds), **self._freshness(spec, when),
+                           "awaited": self.awaited(spec, when)}, ensure_ascii=False)[:-1]
         places = self._places_of(locations)
         results = ",".join(f'{{"query":{json.dumps({k: v for k, v in q.items() if v is not None})},'
                            f'"place":{place},{answers[p]}}}'
@@ -462,7 +517,9 @@ class Engine:
         """Every cell's score, level and value as JSON bytes, in ``fmt``:
 
         - ``geojson``: a FeatureCollection, one polygon Feature per cell with ``status, score, level,
-          level_en, value, cause`` (``reason`` for unknown cells) and the ``metadata`` head;
+          level_en, value, cause`` (``reason`` for unknown cells) and the ``metadata`` head (``at``: the hour
+          shown; ``awaited``: per source, the stations whose rows for that hour or the next are still awaited,
+          and until when, see :meth:`data_time`);
         - ``compact``: the same head and per-cell arrays in the order of :meth:`grid_info` (see
           :meth:`_compact_map`), about a tenth of the bytes.
         """
@@ -472,14 +529,17 @@ class Engine:
         conds, when = self.conditions(spec, conditions), self.at(spec, at)
         model = self._model(domain)
         question = (domain, when, _frozen(conds))
-        cached = self._maps.get((*question, fmt))
-        if cached is not None:
-            return cached
-        table = self._tables.get(question)
-        if table is None:  # both formats are written from one prediction of the city
-            table = self._tables.put(question, self._map_table(spec, model, when, conds))
-        body = self._risk_map(table) if fmt == "geojson" else self._compact_map(table)
-        return self._maps.put((*question, fmt), body)
+        body = self._maps.get((*question, fmt))
+        if body is None:
+            table = self._tables.get(question)
+            if table is None:  # both formats are written from one prediction of the city
+                table = self._tables.put(question, self._map_table(spec, model, when, conds))
+            body = self._maps.put((*question, fmt), self._risk_map(table) if fmt == "geojson" else
+                                  self._compact_map(table))
+        # What is awaited changes with the clock, not with the map: it goes into the held map's metadata.
+        cut = body.index(b'"metadata":{') + len(b'"metadata":{')
+        awaited = json.dumps({"awaited": self.awaited(spec, when)}, ensure_ascii=False)[1:-1].encode()
+        return body[:cut] + awaited + b"," + body[cut:]
 
     def _map_table(self, spec: DomainSpec, model: LoadedModel, when: pd.Timestamp, conds: dict) -> dict:
         """Every cell's map entry in grid order (values, published scores, level codes -1..3, causes,
@@ -624,6 +684,12 @@ class Engine:
         return out
 
     # --- descriptions ----------------------------------------------------------------------------
+    def _default_info(self, name: str) -> dict:
+        if name not in self._latest:
+            return {"default_at": None}
+        when, awaited = self.data_time(name)
+        return {"default_at": when.isoformat(), "latest_at": self._times_of(name).isoformat(), "awaited": awaited}
+
     def models_info(self) -> dict:
         out = {}
         for name in self.specs:
@@ -640,7 +706,7 @@ class Engine:
             s = spec.serving
             out[name] = {
                 "title": spec.title, "value": s.value, "unit": s.unit, "horizon_hours": spec.horizon.total_seconds() / 3600,
-                "default_at": self._now[name].isoformat() if name in self._now else None,
+                **self._default_info(name),
                 "earliest_at": self._first[name].isoformat() if name in self._first else None,
                 "available": name not in self.unavailable,
                 "monotone": dict(spec.monotone), "essential": list(spec.essential),

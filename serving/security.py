@@ -6,6 +6,7 @@ in serving/service.py::
 
     SafeErrorsMiddleware -> CORSMiddleware (if origins are set) -> ApiKeyMiddleware -> BodyLimitMiddleware -> app
 
+HeadMiddleware (serving/security.py) answers HEAD wherever GET is served (headers only, streams stopped).
 SafeErrorsMiddleware is the one place that shapes error bodies that are not the API's own (ApiError):
 BentoML's validation errors, Starlette's 404/405, CORS refusals, unexpected exceptions.
 
@@ -15,7 +16,7 @@ Configuration, read when the server builds its app (at start-up, in every worker
   ``Authorization: Bearer <key>``; anything else is a 401 in the API's error shape with
   ``WWW-Authenticate: Bearer``. Deny by default: a route added later is protected unless listed here.
 - ``URBAN_SAFETY_CORS_ORIGINS``: comma-separated origins allowed to call the API from a browser; empty or
-  unset means no CORS headers at all.
+  unset means no CORS headers at all. :func:`cors_options` holds what they may send and read.
 - ``URBAN_SAFETY_MAX_BODY_BYTES``: the largest request body accepted (default 8 MiB); larger ones are a 413
   before the application reads a byte of them, whether announced by Content-Length or chunked.
 """
@@ -54,6 +55,28 @@ OPEN_PREFIXES = ("/static/", "/static_content/")
 def cors_origins() -> list[str]:
     """The allowed browser origins from ``URBAN_SAFETY_CORS_ORIGINS`` (comma-separated)."""
     return [o.strip().rstrip("/") for o in os.environ.get(CORS_ORIGINS_ENV, "").split(",") if o.strip()]
+
+
+#: What a browser may send cross-origin: every header the dashboard's pages set (serving/static/*.js: JSON bodies,
+#: the API key, the event stream's Accept and Last-Event-ID) and the ones the browser adds for its cache modes
+#: ("no-cache" revalidation: If-None-Match / If-Modified-Since; "no-store": Cache-Control, Pragma).
+CORS_ALLOW_HEADERS = ("Authorization", "Content-Type", "Last-Event-ID", "If-None-Match", "If-Modified-Since",
+                      "Cache-Control", "Pragma", "Accept", "Accept-Language")
+CORS_ALLOW_METHODS = ("GET", "HEAD", "POST", "OPTIONS")
+#: What a page may read of an answer: the grid's ETag, a 429/503's Retry-After, a map's size.
+CORS_EXPOSE_HEADERS = ("ETag", "Retry-After", "Content-Length")
+CORS_MAX_AGE_S = 600
+
+
+def cors_options() -> dict | None:
+    """Keyword arguments for starlette's ``CORSMiddleware`` when ``URBAN_SAFETY_CORS_ORIGINS`` names origins,
+    else None (no CORS headers at all)."""
+    origins = cors_origins()
+    if not origins:
+        return None
+    return {"allow_origins": origins, "allow_methods": list(CORS_ALLOW_METHODS),
+            "allow_headers": list(CORS_ALLOW_HEADERS), "expose_headers": list(CORS_EXPOSE_HEADERS),
+            "max_age": CORS_MAX_AGE_S}
 
 
 def max_body_bytes() -> int:
@@ -103,6 +126,63 @@ class ApiKeyMiddleware:
         response = _problem(401, "authorization", "missing or invalid API key", "unauthorized",
                             {"WWW-Authenticate": "Bearer"})
         await response(scope, receive, send)
+
+
+class HeadMiddleware:
+    """``HEAD`` answered wherever ``GET`` is: FastAPI's GET routes alone would answer 405 (fastapi#1773).
+
+    The application is called with the method GET; its response start (status and headers, Content-Length
+    included) goes out as it is, followed at once by an empty final body; the body the application sends is
+    dropped. From the response start on, ``receive()`` says the client disconnected, so a stream (the
+    server-sent events of /alerts/stream) ends; an application still running ``grace_s`` after its start
+    without having sent its final body is cancelled. A path GET does not serve answers HEAD with the GET's
+    status (404, 405) and no body.
+    """
+
+    DISCONNECT = {"type": "http.disconnect"}
+
+    def __init__(self, app, grace_s: float = 1.0):
+        self.app = app
+        self.grace_s = grace_s
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope.get("method") != "HEAD":
+            return await self.app(scope, receive, send)
+        loop = asyncio.get_running_loop()
+        started = asyncio.Event()
+        limit = None
+
+        async def head_receive():
+            if started.is_set():
+                return self.DISCONNECT
+            message = asyncio.ensure_future(receive())
+            start = asyncio.ensure_future(started.wait())
+            try:
+                await asyncio.wait({message, start}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                start.cancel()
+                if not message.done():
+                    message.cancel()
+            return message.result() if not message.cancelled() else self.DISCONNECT
+
+        async def head_send(message):
+            kind = message["type"]
+            if kind == "http.response.start":
+                await send(message)
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                started.set()
+                limit.reschedule(loop.time() + self.grace_s)
+            elif started.is_set() and not limit.expired() and (
+                    kind == "http.response.pathsend" or (kind == "http.response.body" and not message.get("more_body"))):
+                limit.reschedule(None)  # the application finishes by itself (background tasks included)
+            # The body itself, trailers: dropped.
+
+        try:
+            async with asyncio.timeout(None) as limit:
+                await self.app({**scope, "method": "GET"}, head_receive, head_send)
+        except TimeoutError:
+            if not limit.expired():
+                raise
 
 
 class BodyLimitMiddleware:

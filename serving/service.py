@@ -40,8 +40,9 @@ from serving.schemas import DomainName, Location, ObservationSource
 from serving.security import (
     ApiKeyMiddleware,
     BodyLimitMiddleware,
+    HeadMiddleware,
     SafeErrorsMiddleware,
-    cors_origins,
+    cors_options,
     label_unmatched_paths,
     shape_protocol_errors,
 )
@@ -220,7 +221,9 @@ class RiskService:
             if self.engine.store is None:
                 raise ApiError(503, [], "the service has no observation store to append to", "unavailable")
             try:
-                result = ingest_rows(self.engine.store, source.value, rows if rows is not None else {"response": response},
+                # ``response``: the API's whole JSON ({"response": {"header", "body"}}) or its inner object
+                whole = response if response is None or "response" in response else {"response": response}
+                result = ingest_rows(self.engine.store, source.value, rows if rows is not None else whole,
                                      self.engine.sources.city, "api", label)
             except DataError as exc:
                 raise ApiError(400, ["rows" if rows is not None else "response"], _batch_problem(exc),
@@ -229,7 +232,9 @@ class RiskService:
 
         answer = await asyncio.get_running_loop().run_in_executor(self._ingest, self._call, ingest)
         if isinstance(answer, dict) and answer.get("accepted"):
-            self._compute.submit(self._take_new)  # this worker takes them next, without holding up the answer
+            # Read-your-writes: this worker takes the rows before it answers (the held answers they change
+            # are dropped with them), so the client's next question here sees them.
+            await asyncio.wrap_future(self._compute.submit(self._take_new))
         return answer
 
     @api("/predict")
@@ -255,8 +260,8 @@ def _batch_problem(exc: DataError) -> str:
 RiskService.add_asgi_middleware(GZipMiddleware, minimum_size=1024, compresslevel=GZIP_LEVEL)
 RiskService.add_asgi_middleware(SafeErrorsMiddleware)
 RiskService.add_asgi_middleware(ReadinessMiddleware)  # /readyz says which domains serve, and why not
-if origins := cors_origins():
-    RiskService.add_asgi_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "OPTIONS"],
-                                    allow_headers=["Authorization", "Content-Type"], max_age=600)
+if cors := cors_options():  # the methods and headers the dashboard and the event stream send
+    RiskService.add_asgi_middleware(CORSMiddleware, **cors)
+RiskService.add_asgi_middleware(HeadMiddleware)  # HEAD on every GET route: its headers, no body
 RiskService.add_asgi_middleware(ApiKeyMiddleware)
 RiskService.add_asgi_middleware(BodyLimitMiddleware)

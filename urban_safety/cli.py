@@ -34,6 +34,23 @@ err_console = Console(stderr=True, width=None if Console(stderr=True).is_termina
 SourceName = Enum("SourceName", {s: s for s in FORMATS}, type=str)
 
 
+#: Usage reporting off unless the user turned it on: the service runs on a city's closed network.
+TELEMETRY_DEFAULTS = {"BENTOML_DO_NOT_TRACK": "True", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+
+
+def quiet_telemetry() -> None:
+    """Turn BentoML's and MLflow's usage reporting off for this process and the ones it starts (the server,
+    the MLflow UI), keeping any value the user set."""
+    for name, value in TELEMETRY_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+
+
+@app.callback()
+def _entry() -> None:
+    # Runs before every command, so before any command imports bentoml or mlflow.
+    quiet_telemetry()
+
+
 def _domain_names() -> list[str]:
     from features.registry import domains
 

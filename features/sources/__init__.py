@@ -64,7 +64,12 @@ def load_files(source: str, files: Iterable[Path]) -> pd.DataFrame:
     frames = [LOADERS[source](Path(f)) for f in files]
     if not frames:
         raise DataError(f"no files for source {source!r}")
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    if len(frames) == 1:
+        return frames[0]
+    for frame in frames:  # row numbers are a file's own (and pandas compares attrs when it concatenates)
+        frame.attrs.pop("rows", None)
+        frame.attrs.pop("dropped", None)
+    return pd.concat(frames, ignore_index=True)
 
 
 class Sources:
@@ -112,7 +117,10 @@ class Sources:
                     f"no {source} files in {self.raw_dir / source} "
                     "(run `urban-safety data generate` or `urban-safety data import`)"
                 )
-            self._frames[source] = self._resolve(source, load_files(source, files))
+            frame = load_files(source, files)
+            for kept in ("rows", "dropped"):  # about the files' rows, for checks; not the data's
+                frame.attrs.pop(kept, None)
+            self._frames[source] = self._resolve(source, frame)
         return self._frames[source]
 
     def _optional(self, source: str) -> pd.DataFrame | None:

@@ -175,7 +175,24 @@ def check_file(source: str, path: Path, city=None) -> FileReport:
                         columns=dict(read.get("columns", {})), notes=list(read.get("notes", [])))
     if city is not None:
         _match(source, frame, city, report, path)
+        _times(source, frame, city, report, path)
     return report
+
+
+def _times(source: str, frame: pd.DataFrame, city, report: FileReport, path: Path) -> None:
+    """Rows the source's time rules refuse (a time in the future or before the city's first accepted time):
+    the file is refused, naming the first such row (nothing of it is stored)."""
+    from features.clock import now_kst
+    from features.sources.timing import violations
+
+    bad = violations(source, frame, city.observations_since, now_kst(), live=False)
+    if bad:
+        i, column, reason = bad[0]
+        rows = frame.attrs.get("rows")
+        row = int(rows[i]) if rows is not None and i < len(rows) else None
+        more = f" ({len(bad) - 1} more row{'s' if len(bad) > 2 else ''} like this)" if len(bad) > 1 else ""
+        report.ok = False
+        report.problems.append(str(DataError(reason + more, file=str(path), row=row, column=column)))
 
 
 def _match(source: str, frame: pd.DataFrame, city, report: FileReport, path: Path) -> None:

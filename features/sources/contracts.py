@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from features.sources.timing import KMA_SENTINELS
+
 YMD = r"(?P<year>\d{4})\s*(?:년|[-./])?\s*(?P<month>\d{1,2})\s*(?:월|[-./])?\s*(?P<day>\d{1,2})\s*일?"
 HOUR = r"(?P<hour>\d{1,2})\s*(?:시|:(?P<minute>\d{2})(?::\d{2}(?:\.\d+)?)?)?"
 
@@ -37,6 +39,7 @@ class Contract:
     times: tuple[str, ...] = ()  # regexes tried in turn on the time field
     layouts: tuple[Layout, ...] = ()
     one_of: tuple[str, ...] = ()  # at least one of these optional fields must be present
+    sentinels: tuple[float, ...] = ()  # numbers that mean "not observed" (KMA's -99, -999)
     notes: dict[str, str] = field(default_factory=dict)
 
     def required(self) -> list[str]:
@@ -64,13 +67,16 @@ WEATHER = Contract(
         "sea_pressure": ("해면기압(hPa)", "ps", "PS", "pressure_hpa"),
         "local_pressure": ("현지기압(hPa)", "pa", "PA"),
         "snow_cm": ("적설(cm)", "dsnw", "snow_cm"),
+        # Minute data give a running total of the day's rain instead of the minute's amount.
+        "rain_cum_mm": ("누적강수량(mm)", "누적강수량", "rn_day"),
     },
     # Portal exports carry only the elements the user ticked: each element may be absent.
     optional=("station_name", "rain_qc", "temp_c", "rain_mm", "wind_ms", "wind_dir_deg", "humidity_pct",
-              "sea_pressure", "local_pressure", "snow_cm"),
+              "sea_pressure", "local_pressure", "snow_cm", "rain_cum_mm"),
     one_of=("temp_c", "rain_mm", "wind_ms", "wind_dir_deg", "humidity_pct", "sea_pressure", "local_pressure",
-            "snow_cm"),
+            "snow_cm", "rain_cum_mm"),
     times=KMA_TIMES,
+    sentinels=KMA_SENTINELS,
 )
 QUAKES = Contract(
     "quakes",

@@ -30,19 +30,19 @@ import json
 import os
 import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pandas as pd
 
+from features.clock import KST, now_kst
 from features.errors import DataError
 from live.fetch.session import FetchError, FetchOptions, Session, plain_key
 from live.fetch.sources import COLLECTORS, PAGE_SIZES
 
 __all__ = ["SOURCES", "FetchError", "FetchOptions", "FetchResult", "fetch"]
 
-KST = timezone(timedelta(hours=9), "KST")
 DEFAULT_WINDOW = timedelta(hours=3)
 
 DATA_GO_KR = "https://apis.data.go.kr"
@@ -98,7 +98,7 @@ def fetch(source: str, city, since: datetime | None = None, until: datetime | No
     if source not in SOURCES:
         raise FetchError(f"unknown source; known: {', '.join(sorted(SOURCES))}", source=source)
     api = SOURCES[source]
-    until = kst(until) if until else datetime.now(KST).replace(tzinfo=None)
+    until = kst(until) if until else now_kst()
     since = kst(since) if since else until - DEFAULT_WINDOW
     if since > until:
         raise FetchError(f"since {since:%Y-%m-%d %H:%M} is after until {until:%Y-%m-%d %H:%M}", source=source)

@@ -197,8 +197,13 @@ def serving_now(src) -> pd.Timestamp:
     """17:00 of the last day whose air quality and weather reach 17:00 (the national forecast's hour)."""
     def latest() -> pd.Timestamp:
         last = min(sa.last_time(src["airkorea"], "time", POLLUTANTS), sa.last_time(src["asos"]))
-        return (last - pd.Timedelta(hours=ISSUE_HOUR)).normalize() + pd.Timedelta(hours=ISSUE_HOUR)
+        return issue_time(last)
     return ts.memo(src, "fine_dust.now", latest)
+
+
+def issue_time(hour: pd.Timestamp) -> pd.Timestamp:
+    """The last 17:00 issue at or before ``hour`` (the national forecast's hour)."""
+    return (pd.Timestamp(hour) - pd.Timedelta(hours=ISSUE_HOUR)).normalize() + pd.Timedelta(hours=ISSUE_HOUR)
 
 
 def serving_first(src) -> pd.Timestamp:
@@ -225,6 +230,7 @@ SERVING = Serving(
     combine=serving_combine,
     now=serving_now,
     first=serving_first,
+    align=issue_time,
     scenarios=(("Yellow-dust day", {"target_date": "2023-04-12"}),
                ("Calm, dry day after a hazy one (forecast given)",
                 {"fcst_wsd": 1.5, "fcst_vec": 270.0, "fcst_pcp": 0.0, "fcst_reh": 75.0, "fcst_tmp": 8.0,

@@ -94,6 +94,7 @@ SERVING = Serving(
     combine=serving_combine,
     now=serving_now,
     first=serving_first,
+    align=lambda hour: pd.Timestamp(hour).floor("3h"),
     scenarios=(("Friday evening rain", {"weekday": 4, "hour": 18, "rain_3h_mm": 15, "temp_c": 14, "holiday": False,
                                          "freezing": False}),),
 )

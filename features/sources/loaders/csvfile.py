@@ -77,11 +77,13 @@ class RawTable:
         """A :class:`DataError` for the first row where ``bad`` holds, quoting the file's value."""
         bad = bad.fillna(False).astype(bool)
         first = bad.idxmax()
-        value = (raw if raw is not None else self.raw(key)).loc[first]
+        values = (raw if raw is not None else self.raw(key))
+        value = values.loc[first]
         more = int(bad.sum()) - 1
         tail = f" ({more} more row{'s' if more > 1 else ''} like this)" if more > 0 else ""
+        cases = [(line_of(i), f"bad value {v!r}: expected {expected}") for i, v in values[bad].items()]
         return DataError(f"bad value {value!r}: expected {expected}{tail}",
-                         file=self.file, row=line_of(first), column=self.column(key))
+                         file=self.file, row=line_of(first), column=self.column(key), cases=cases)
 
     def check(self, key: str, bad: pd.Series, expected: str, raw: pd.Series | None = None) -> None:
         """Raise :meth:`fail` if ``bad`` holds anywhere."""
@@ -199,8 +201,25 @@ def finish(table: RawTable, frame: pd.DataFrame, source: str, origin: Mapping[st
         out = schema.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as exc:
         raise _schema_error(table, exc.failure_cases, origin) from None
+    rows = out.index.to_numpy()
     out = out.reset_index(drop=True)
     out.attrs["read"] = table.describe()  # for `data check`: container, encoding, header mapping
+    out.attrs["rows"] = rows  # each row's number in the file, for messages about rows found later
+    return out
+
+
+def hourly(frame: pd.DataFrame, source: str, key: str, cumulative: pd.Series | None = None) -> pd.DataFrame:
+    """A finished frame with its finer rows made hourly by the source's time rule
+    (:func:`features.sources.timing.to_cadence`); what was done, and the rows left out, are noted in
+    ``attrs`` (``read.notes``, ``dropped``)."""
+    from features.sources.timing import to_cadence
+
+    read, rows = frame.attrs["read"], frame.attrs["rows"]
+    rolled = to_cadence(source, frame, key, rows, cumulative)
+    out = rolled.frame
+    if rolled.note:
+        read["notes"].append(rolled.note)
+    out.attrs.update(read=read, rows=rolled.rows, dropped=rolled.dropped)
     return out
 
 
@@ -221,5 +240,8 @@ def _schema_error(table: RawTable, cases: pd.DataFrame, origin: Mapping[str, str
     expected = _describe(str(case["check"]))
     if (limit := limit_of(str(case["column"]))) is not None and "between" in expected:
         expected += f" {limit.unit}, the physical limits"  # the bound comes from features/sources/limits.py
+    same = located[(located["column"] == case["column"]) & (located["check"] == case["check"])]
+    cases = [(line_of(int(i)), f"bad value {table.raw(key).get(int(i), v) if table.has(key) else v!r}: "
+              f"expected {expected}") for i, v in zip(same["index"], same["failure_case"], strict=True)]
     return DataError(f"bad value {value!r}: expected {expected}{tail}",
-                     file=table.file, row=line_of(index), column=table.column(key))
+                     file=table.file, row=line_of(index), column=table.column(key), cases=cases)

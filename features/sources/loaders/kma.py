@@ -11,7 +11,7 @@ from features.errors import DataError
 from features.sources import loader
 from features.sources.contracts import NOWCAST, QUAKES, WEATHER
 from features.sources.loaders import parse
-from features.sources.loaders.csvfile import finish, read_table
+from features.sources.loaders.csvfile import finish, hourly, read_table
 
 TIME_EXPECTED = "a time like 2021-01-01 01:00"
 
@@ -20,7 +20,8 @@ def load_weather(path: Path, source: str) -> pd.DataFrame:
     """ASOS or AWS hourly observations as the canonical weather frame; elements the export lacks (the
     portal exports only those the user ticked) are NaN."""
     table = read_table(path, WEATHER)
-    rain = parse.number(table, "rain_mm")
+    sentinels = WEATHER.sentinels
+    rain = parse.number(table, "rain_mm", sentinels=sentinels)
     # KMA leaves rain blank with QC flag 9 when no rain was recorded; other blanks stay unknown.
     if table.has("rain_qc"):
         rain = rain.mask(rain.isna() & (table.raw("rain_qc") == "9"), 0.0)
@@ -29,16 +30,19 @@ def load_weather(path: Path, source: str) -> pd.DataFrame:
     frame = pd.DataFrame({
         "station_id": parse.integer(table, "station_id", expected="a station number"),
         "time": parse.date_parts(table, "time", WEATHER.times, TIME_EXPECTED),
-        "temp_c": parse.number(table, "temp_c"),
+        "temp_c": parse.number(table, "temp_c", sentinels=sentinels),
         "rain_mm": rain,
-        "wind_ms": parse.number(table, "wind_ms"),
-        "wind_dir_deg": parse.number(table, "wind_dir_deg"),
-        "humidity_pct": parse.number(table, "humidity_pct"),
-        "pressure_hpa": parse.number(table, pressure_key),
-        "snow_cm": parse.number(table, "snow_cm"),
+        "wind_ms": parse.number(table, "wind_ms", sentinels=sentinels),
+        "wind_dir_deg": parse.number(table, "wind_dir_deg", sentinels=sentinels),
+        "humidity_pct": parse.number(table, "humidity_pct", sentinels=sentinels),
+        "pressure_hpa": parse.number(table, pressure_key, sentinels=sentinels),
+        "snow_cm": parse.number(table, "snow_cm", sentinels=sentinels),
     })
+    cumulative = None
+    if table.has("rain_cum_mm") and not table.has("rain_mm"):
+        cumulative = parse.number(table, "rain_cum_mm", sentinels=sentinels).reset_index(drop=True)
     origin = {c: c for c in frame.columns} | {"pressure_hpa": pressure_key}
-    return finish(table, frame, source, origin)
+    return hourly(finish(table, frame, source, origin), source, "station_id", cumulative)
 
 
 @loader("asos")

@@ -59,8 +59,9 @@ def text(table: RawTable, key: str, missing: Iterable[str] = ("",)) -> pd.Series
 
 
 def number(table: RawTable, key: str, missing: Iterable[str] = ("",), required: bool = False,
-           expected: str = "a number") -> pd.Series:
-    """Floats; thousands separators ("1,234.5") are dropped, ``missing`` tokens become NaN."""
+           expected: str = "a number", sentinels: Iterable[float] = ()) -> pd.Series:
+    """Floats; thousands separators ("1,234.5") are dropped, ``missing`` tokens and ``sentinels`` (numbers a
+    source writes for "not observed", e.g. KMA's -99) become NaN."""
     if not table.has(key):
         return _missing(table, "float64")
     raw = table.raw(key)
@@ -72,7 +73,8 @@ def number(table: RawTable, key: str, missing: Iterable[str] = ("",), required: 
         cleaned = raw.str.replace(_THOUSANDS, "", regex=True)
     values = to_float(cleaned.mask(blank))
     table.check(key, values.isna() & ~blank | np.isinf(values), expected)
-    return values
+    sentinels = list(sentinels)
+    return values.mask(values.isin(sentinels)) if sentinels else values
 
 
 def integer(table: RawTable, key: str, missing: Iterable[str] = ("",), default: int | None = None,
