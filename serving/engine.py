@@ -35,7 +35,7 @@ from features.errors import UrbanSafetyError
 from features.grid import EARTH_M_PER_DEG
 from features.registry import LEVELS, Condition, DomainSpec, domains
 from features.sources import Sources
-from features.sources.timing import awaited_after, complete_hour
+from features.sources.timing import RULES, awaited_after, complete_hour
 from live.db import KST, now_kst
 from live.store import LIVE_SOURCES, LOOKAHEAD, STALE_AFTER, merge_rows, observed_times, reported_hours
 from serving.availability import domain_times
@@ -719,7 +719,9 @@ class Engine:
                 "features": list(spec.features),
                 "scenarios": [{"label": label, "conditions": values} for label, values in s.scenarios],
             }
+        rules = {source: RULES[source].describe() for source in LIVE_SOURCES if source in RULES}
         return {"city": self.grid.city.name, "cells": len(self._cell_frame), "grid_m": self.grid.size_m,
+                "time_rules": rules, "observations_since": self.grid.city.observations_since.isoformat(),
                 "limits": {"locations": MAX_LOCATIONS, "records": MAX_RECORDS,
                            "earliest_at": EARLIEST_AT.isoformat()}, "domains": out}
 

@@ -50,6 +50,9 @@ from serving.security import (
 log = logging.getLogger("urban_safety.serving")
 GZIP_LEVEL = 6  # zlib's default: a 100 m GeoJSON map comes out 3% larger than at 9, in 40% of the time
 FOLLOW_S = float(os.environ.get("URBAN_SAFETY_FOLLOW_S", "1"))  # how often a worker asks the store for news
+TIMEOUT_S = 60  # BentoML's request timeout (wall seconds)
+DEADLINE_S = TIMEOUT_S - 5  # work not started by then is not started at all: its client has had a 504
+DISCONNECT_POLL_S = 0.5  # how often a waiting request checks that its client is still there
 label_unmatched_paths()
 shape_protocol_errors()
 STATIC = Path(__file__).parent / "static"
@@ -96,7 +99,7 @@ def api(route: str):
     400 naming it, not a silently ignored field). BentoML infers the body model from the signature;
     this is that model with ``extra="forbid"``."""
     def wrap(func):
-        inferred = bentoml.IODescriptor.from_input(func, skip_self=True)
+        inferred = bentoml.IODescriptor.from_input(func, skip_self=True, skip_names=("ctx",))
         strict = type(inferred.__name__, (inferred,), {"__module__": func.__module__,
                                                       "model_config": ConfigDict(extra="forbid", strict=True)})
         return bentoml.api(route=route, input_spec=strict)(func)
@@ -106,7 +109,7 @@ def api(route: str):
 @bentoml.service(
     name="urban_safety_risk",
     workers=int(os.environ.get("URBAN_SAFETY_WORKERS", "1")),
-    traffic={"timeout": 60},
+    traffic={"timeout": TIMEOUT_S},
 )
 @bentoml.asgi_app(web, path="/")
 class RiskService:
@@ -176,12 +179,34 @@ class RiskService:
         except ApiError as exc:
             return exc.response()
 
-    async def _computed(self, fn, *args):
-        return await asyncio.get_running_loop().run_in_executor(self._compute, self._call, fn, *args)
+    async def _computed(self, fn, *args, ctx: bentoml.Context | None = None):
+        """``fn(*args)`` on the compute thread, in arrival order. Work whose client has gone, or that waited
+        past the request deadline, is not started (a queue of abandoned map requests must not hold up the
+        next one); work already running finishes, its answer unread."""
+        queued = time.monotonic()
+
+        def run():
+            waited = time.monotonic() - queued
+            if waited > DEADLINE_S:
+                return ApiError(503, [], f"the request waited {waited:.0f} s for the compute thread, past its "
+                                f"{DEADLINE_S:.0f} s deadline, and was not started: try again, or ask for fewer "
+                                "locations or a coarser map format", "deadline").response()
+            return self._call(fn, *args)
+
+        future = asyncio.get_running_loop().run_in_executor(self._compute, run)
+        request = getattr(ctx, "request", None)
+        while request is not None:
+            done, _ = await asyncio.wait({future}, timeout=DISCONNECT_POLL_S)
+            if done:
+                break
+            if await request.is_disconnected():
+                future.cancel()  # a job not yet started never runs
+                return Response(status_code=499)
+        return await future
 
     @api("/risk")
     async def risk(self, domain: DomainName, locations: list[Location], conditions: dict[str, Any] | None = None,
-                   at: datetime | None = None) -> dict:
+                   at: datetime | None = None, ctx: bentoml.Context = None) -> dict:
         """Risk at each location: cell, score 0-100, alert level, value, top factors, cause, model version."""
         locs = [loc.model_dump() for loc in locations]
 
@@ -190,16 +215,17 @@ class RiskService:
             return None if body is None else Response(body, media_type="application/json")
 
         # Held answers (and errors) straight from the event loop; anything to build on the compute thread.
-        return self._call(answer, False) or await self._computed(answer, True)
+        return self._call(answer, False) or await self._computed(answer, True, ctx=ctx)
 
     @api("/risk_map")
     async def risk_map(self, domain: DomainName, conditions: dict[str, Any] | None = None,
-                       at: datetime | None = None, format: Literal["geojson", "compact"] = "geojson") -> dict:
+                       at: datetime | None = None, format: Literal["geojson", "compact"] = "geojson",
+                       ctx: bentoml.Context = None) -> dict:
         """Every cell's score, level and value: a GeoJSON FeatureCollection, or with ``format: "compact"``
         per-cell arrays in GET /grid's order (serving/engine.py ``Engine.risk_map``)."""
         media = "application/geo+json" if format == "geojson" else "application/json"
         return await self._computed(lambda: Response(self.engine.risk_map(domain.value, at, conditions, format),
-                                                     media_type=media))
+                                                     media_type=media), ctx=ctx)
 
     @api("/observations")
     async def observations(self, source: ObservationSource, rows: list[dict[str, Any]] | None = None,

@@ -31,7 +31,7 @@ from live.ingest import ingest_rows
 from live.store import ObservationStore, needed_entities
 from serving.engine import Engine, LoadedModel
 
-HOURS = int(__import__("os").environ.get("REPLAY_HOURS", "48"))
+HOURS = 48
 SERVED = ("flood", "traffic", "fine_dust")
 HISTORY = pd.Timedelta(days=8)
 
@@ -174,7 +174,7 @@ def test_a_two_day_replay_never_shows_a_partial_hour_and_late_feeds_change_no_al
         for name, spec in specs.items():
             shown, awaited = engine.data_time(name)
             live = [s for s in spec.sources if s in RULES and needed[s]]
-            hour = _hour_of(name, shown)
+            hour = pd.Timestamp(shown)  # a traffic slot starts on its hour; fine dust is issued at 17:00 from it
             # The shown hour is complete, and no later held hour is (the newest complete hour).
             assert _complete(reported, needed, live, hour, now) or hour <= replay["cut"], (name, shown, source, k)
             nxt = hour + pd.Timedelta(hours=1)
@@ -182,7 +182,7 @@ def test_a_two_day_replay_never_shows_a_partial_hour_and_late_feeds_change_no_al
             if held is not None and nxt <= held and name == "flood":
                 assert not _complete(reported, needed, live, nxt, now), (name, shown, nxt, source, k)
             if awaited:  # what is awaited is named with its deadline, for an hour not yet shown
-                for source_awaited, waits in awaited.items():
+                for waits in awaited.values():
                     assert all(pd.Timestamp(w["until"]) > now and w["missing"] for w in waits), awaited
             checked += 1
         new_times, new_alerts = loop.data_times(), _alerts(store.engine)
@@ -194,12 +194,6 @@ def test_a_two_day_replay_never_shows_a_partial_hour_and_late_feeds_change_no_al
     assert moves >= HOURS - 2 and checked == len(deliveries) * len(SERVED)
     # Every hour of the two days became the flood default at some point, and the last one is complete.
     assert engine.data_time("flood")[0] == replay["end"]
-
-
-def _hour_of(name: str, shown: pd.Timestamp) -> pd.Timestamp:
-    """The observation hour a domain's answer time stands on (a traffic slot starts on it; the fine-dust
-    forecast is issued at 17:00 from it)."""
-    return pd.Timestamp(shown)
 
 
 def test_future_off_hour_rows_are_refused_and_a_past_correction_updates_only_that_hour(replay):
