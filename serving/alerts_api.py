@@ -147,12 +147,12 @@ def _iso(t):
 
 
 #: A path id: ASCII decimal digits only (str.isdigit() also takes "²" or "٣"), at most a BigInteger.
-_ID = re.compile(r"[0-9]{1,18}")
+_ID = re.compile(r"[0-9]{1,19}")
 MAX_ID = 2**63 - 1
 
 
 def path_id(raw: str, field: str, what: str) -> int:
-    """``raw`` (a path segment) as a row id, or a 404 naming ``field``: an id is 1-18 ASCII digits and at
+    """``raw`` (a path segment) as a row id, or a 404 naming ``field``: an id is 1-19 ASCII digits and at
     most 2**63-1 (the columns are BIGINT); anything else names no row, and is never a 500."""
     if _ID.fullmatch(raw) is None or int(raw) > MAX_ID:
         raise ApiError(404, [field], f"no {what} {raw!r}", "not_found")

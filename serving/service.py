@@ -201,8 +201,8 @@ class RiskService:
                 break
             if await request.is_disconnected():
                 future.cancel()  # a job not yet started never runs
-                return Response(status_code=499)
-        return await future
+                return _answered(ctx, Response(status_code=499))
+        return _answered(ctx, await future)
 
     @api("/risk")
     async def risk(self, domain: DomainName, locations: list[Location], conditions: dict[str, Any] | None = None,
@@ -215,7 +215,7 @@ class RiskService:
             return None if body is None else Response(body, media_type="application/json")
 
         # Held answers (and errors) straight from the event loop; anything to build on the compute thread.
-        return self._call(answer, False) or await self._computed(answer, True, ctx=ctx)
+        return _answered(ctx, self._call(answer, False)) or await self._computed(answer, True, ctx=ctx)
 
     @api("/risk_map")
     async def risk_map(self, domain: DomainName, conditions: dict[str, Any] | None = None,
@@ -267,6 +267,13 @@ class RiskService:
     async def predict(self, domain: DomainName, records: list[dict[str, float | None]]) -> dict:
         """Raw model outputs for feature rows ({feature: value}, the features listed by GET /domains)."""
         return await self._computed(lambda: self.engine.predict_records(domain.value, records))
+
+
+def _answered(ctx, answer):
+    """``answer`` with its status kept: BentoML sets the status of an API taking ``ctx`` from ``ctx.response``."""
+    if ctx is not None and isinstance(answer, Response):
+        ctx.response.status_code = answer.status_code
+    return answer
 
 
 def _batch_problem(exc: DataError) -> str:

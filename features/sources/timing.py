@@ -186,7 +186,8 @@ def to_cadence(source: str, frame: pd.DataFrame, key: str, rows, cumulative: pd.
         out = pd.DataFrame({key: entity}, index=grouped.size().index)
         for c in elements:
             how = r.rollup.get(c, "last")
-            value = grouped[c].sum(min_count=1) if how in ("sum", "cumulative") else grouped[c].agg(how)
+            # An amount with a step missing is unknown (a sum of part of the hour would understate it).
+            value = grouped[c].sum(min_count=per_hour) if how in ("sum", "cumulative") else grouped[c].agg(how)
             out[c] = value.round(3) if how == "mean" else value  # no 24.099999 from a mean of 24.1s
         out[r.time] = out.index
         made.append(out.reset_index(drop=True)[frame.columns].astype(frame.dtypes.to_dict()))

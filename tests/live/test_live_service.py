@@ -256,3 +256,36 @@ def test_a_watcher_killed_mid_file_resumes_and_counts_each_row_once(live, tmp_pa
     held = ObservationStore(store_url(live["settings"])).frame("aws")
     mine = held[held["time"] >= t]
     assert len(mine) == len(lines) - 1 and not mine.duplicated(["station_id", "time"]).any()
+
+
+def test_read_your_writes_and_the_untidy_rows_a_feed_sends(live):
+    """Once POST /observations has answered, the same worker's next answer includes the rows; a future row,
+    a row off the hour and the API's whole JSON response are read as the time rules and the docs say."""
+    city = live["city"]
+    slot = (_hour_of(live) - pd.Timedelta(days=40)).floor("D") + pd.Timedelta(hours=3)
+    station = next(s for s in city.weather_stations if s.kind == "asos" and not s.upwind)
+    ask = {"domain": "traffic", "at": slot.isoformat(), "locations": [{"lat": station.lat, "lon": station.lon}]}
+    with httpx.Client(base_url=live["url"], timeout=120) as http:  # one keep-alive connection: one worker
+        before = http.post("/risk", json=ask).json()["results"][0]["details"]["rain_3h_mm"]
+        rows = [{"station_id": s.id, "time": f"{slot - pd.Timedelta(hours=h):%Y-%m-%d %H:%M}", "rain_mm": 25.0}
+                for s in city.weather_stations if s.kind == "asos" for h in (0, 1, 2)]
+        posted = http.post("/observations", json={"source": "asos", "rows": rows})
+        assert posted.status_code == 200 and posted.json()["accepted"] == len(rows), posted.text
+        after = http.post("/risk", json=ask).json()["results"][0]["details"]["rain_3h_mm"]
+        assert after == 75.0 != before
+        untidy = http.post("/observations", json={"source": "asos", "rows": [
+            {"station_id": station.id, "time": f"{slot:%Y-%m-%d} 02:30", "rain_mm": 0.0},
+            {"station_id": station.id, "time": "2099-01-01 00:00", "rain_mm": 1.0}]}).json()
+        assert untidy["accepted"] == 0 and [r["row"] for r in untidy["refusals"]] == [1, 2]
+        assert "off the hour" in untidy["refusals"][0]["reason"] and "future" in untidy["refusals"][1]["reason"]
+        assert http.post("/risk", json=ask).json()["results"][0]["details"]["rain_3h_mm"] == 75.0
+        whole = {"response": {"header": {"resultCode": "00", "resultMsg": "NORMAL_SERVICE"},
+                              "body": {"dataType": "JSON", "items": {"item": [
+                                  {"stnId": str(station.id), "tm": f"{slot:%Y-%m-%d %H:%M}", "rn": "30.0"}]},
+                                  "pageNo": 1, "numOfRows": 10, "totalCount": 1}}}
+        answer = http.post("/observations", json={"source": "asos", "response": whole}).json()
+        assert answer["accepted"] == 1 and answer["refused"] == 0, answer
+        assert http.post("/risk", json=ask).json()["results"][0]["details"]["rain_3h_mm"] == 80.0
+        for path in ("/grid", "/domains", "/alerts", "/dashboard"):
+            head = http.head(path)
+            assert head.status_code == 200 and head.content == b"", path

@@ -35,13 +35,13 @@ ROOT = Path(__file__).resolve().parents[2]
 # --- path ids ----------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("raw", "number"), [("0", 0), ("7", 7), ("007", 7), ("123456789", 123456789),
-                                             ("9" * 18, int("9" * 18))])
+                                             ("9" * 18, int("9" * 18)), (str(2**63 - 1), 2**63 - 1)])
 def test_path_ids_are_ascii_decimal(raw, number):
     assert path_id(raw, "id", "alert") == number
 
 
 @pytest.mark.parametrize("raw", ["⁹⁹⁹", "²", "٣", "۳", "１２", "৩", "-1", "+1", "1e3", "1.0", " 1", "1 ", "",
-                                 "0x1f", "1_000", "9" * 19, str(2**63), "9" * 40])
+                                 "0x1f", "1_000", "9" * 19, str(2**63), "9" * 20, "9" * 40])
 def test_other_path_ids_name_nothing(raw):
     with pytest.raises(ApiError) as caught:
         path_id(raw, "cycle", "cycle")
