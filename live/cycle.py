@@ -153,6 +153,7 @@ class LiveLoop:
     def take(self, fetch: bool) -> tuple[dict[str, int], float | None]:
         """Ingest what waits (inbox) or is fetched; (rows accepted per source, when the first row landed)."""
         from live.fetch import fetch as fetch_source
+        from live.ingest import ingest_fetched
 
         taken: dict[str, int] = {}
         landed = None
@@ -168,7 +169,8 @@ class LiveLoop:
                 log.error("fetch %s failed: %s", source, exc)
                 continue
             if len(got.frame):
-                result = self.engine.store.append(source, got.frame, "fetch", f"{source} open API")
+                result = ingest_fetched(self.engine.store, source, got.frame, self.engine.sources.city,
+                                        f"{source} open API")
                 if result.accepted:
                     taken[source] = taken.get(source, 0) + result.accepted
                     landed = landed or time.perf_counter()

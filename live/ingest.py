@@ -167,6 +167,22 @@ def ingest_rows(store: ObservationStore, source: str, rows: list[dict] | dict, c
     return store.append(source, batch.frame, origin, label, batch.refused)
 
 
+def ingest_fetched(store: ObservationStore, source: str, frame: pd.DataFrame, city, label: str) -> Appended:
+    """A fetch's canonical rows (already read through the contract) through the source's time rules, then
+    appended; a row the rules refuse is reported by its key."""
+    from features.clock import now_kst
+    from features.sources.timing import violations
+
+    frame = frame.reset_index(drop=True)
+    keep, refused = np.ones(len(frame), bool), []
+    for i, field_name, reason in violations(source, frame, city.observations_since, now_kst(), live=True):
+        if keep[i]:
+            keep[i] = False
+            refused.append({"row": None, "field": field_name, "reason": reason,
+                            "key": {k: str(frame[k].iloc[i]) for k in KEYS[source]}})
+    return store.append(source, frame.loc[keep], "fetch", label, refused)
+
+
 def ingest_file(store: ObservationStore, source: str, path: Path, city, origin: str = "inbox") -> Appended:
     batch = read_batch(source, path, city)
     return store.append(source, batch.frame, origin, str(path), batch.refused)

@@ -31,6 +31,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from features.clock import clock
 from features.errors import UrbanSafetyError
 from features.grid import EARTH_M_PER_DEG
 from features.registry import LEVELS, Condition, DomainSpec, domains
@@ -196,6 +197,7 @@ class Engine:
         self.sources, self._latest, self._first, self._observed = sources, now, first, observed
         self._stale = stale
         self._reported = reported_hours(sources)
+        self._held, self._second = object(), {}  # a new held state: per-second answers start afresh
         self.unavailable = unavailable
         self.problems = {**self._load_problems, **unavailable}
         self.models = {name: m for name, m in self._loaded.items() if name not in unavailable}
@@ -294,9 +296,11 @@ class Engine:
         source the domain reads has reported it for every station the city needs, or that source's lateness
         window has passed; then the domain's own step applies (traffic's 3-hour slot, fine dust's 17:00
         issue), never later than the newest time its held observations support. ``now``: the clock's."""
+        if now is None:  # the same for every question within one second of the clock and one held state
+            return self._per_second(("data_time", domain), lambda: self.data_time(domain, now_kst()))
         spec = self.specs[domain]
         reports = [self._reported[s] for s in spec.sources if s in self._reported]
-        hour, awaited = complete_hour(reports, now or now_kst()) if reports else (None, {})
+        hour, awaited = complete_hour(reports, now) if reports else (None, {})
         if hour is None:
             return self._times_of(domain), awaited
         aligned = pd.Timestamp(spec.serving.align(hour))
@@ -305,11 +309,26 @@ class Engine:
 
     def awaited(self, spec: DomainSpec, when: pd.Timestamp) -> dict:
         """What the answer for ``when`` still waits for, per source (``{}``: a complete hour)."""
-        reports = [self._reported[s] for s in spec.sources if s in self._reported]
-        if not reports:
-            return {}
-        top = max((r.newest for r in reports if r.newest is not None), default=when)
-        return awaited_after(reports, when.floor("h"), max(top, when.floor("h")), now_kst())
+        def compute() -> dict:
+            reports = [self._reported[s] for s in spec.sources if s in self._reported]
+            if not reports:
+                return {}
+            top = max((r.newest for r in reports if r.newest is not None), default=when)
+            return awaited_after(reports, when.floor("h"), max(top, when.floor("h")), now_kst())
+        return self._per_second(("awaited", spec.name, when), compute)
+
+    def _per_second(self, key: tuple, compute):
+        """``compute()``, kept for the rest of the clock's current second while the held data stand (what is
+        complete or awaited moves with the clock in minutes, not per request)."""
+        second, held = int(clock().timestamp()), self._held
+        hit = self._second.get(key)
+        if hit is not None and hit[0] == second and hit[1] is held:
+            return hit[2]
+        value = compute()
+        if len(self._second) > CACHE_ENTRIES:  # many distinct times asked within one held state
+            self._second.clear()
+        self._second[key] = (second, held, value)
+        return value
 
     def availability(self) -> dict[str, str]:
         """Each domain: "serving", or why not."""
@@ -529,17 +548,21 @@ class Engine:
         conds, when = self.conditions(spec, conditions), self.at(spec, at)
         model = self._model(domain)
         question = (domain, when, _frozen(conds))
-        body = self._maps.get((*question, fmt))
-        if body is None:
+        # What is awaited changes with the clock, not with the map: it is spliced into the held map's metadata,
+        # and the spliced bytes are held with it until it changes.
+        awaited = json.dumps({"awaited": self.awaited(spec, when)}, ensure_ascii=False)[1:-1].encode() + b","
+        held = self._maps.get((*question, fmt))
+        if held is not None and held[0] == awaited:
+            return held[1]
+        if held is not None:
+            body = held[1][:held[2]] + held[1][held[2] + len(held[0]):]
+        else:
             table = self._tables.get(question)
             if table is None:  # both formats are written from one prediction of the city
                 table = self._tables.put(question, self._map_table(spec, model, when, conds))
-            body = self._maps.put((*question, fmt), self._risk_map(table) if fmt == "geojson" else
-                                  self._compact_map(table))
-        # What is awaited changes with the clock, not with the map: it goes into the held map's metadata.
+            body = self._risk_map(table) if fmt == "geojson" else self._compact_map(table)
         cut = body.index(b'"metadata":{') + len(b'"metadata":{')
-        awaited = json.dumps({"awaited": self.awaited(spec, when)}, ensure_ascii=False)[1:-1].encode()
-        return body[:cut] + awaited + b"," + body[cut:]
+        return self._maps.put((*question, fmt), (awaited, body[:cut] + awaited + body[cut:], cut))[1]
 
     def _map_table(self, spec: DomainSpec, model: LoadedModel, when: pd.Timestamp, conds: dict) -> dict:
         """Every cell's map entry in grid order (values, published scores, level codes -1..3, causes,
@@ -766,6 +789,8 @@ class LruCache:
 
 
 def _size(value) -> int:
+    if isinstance(value, tuple):
+        return sum(len(v) for v in value if isinstance(v, bytes))
     return len(value) if isinstance(value, bytes) else 0
 
 

@@ -477,7 +477,10 @@ def fetch_cmd(
     got = fetch(source.value, settings.city_config, when[0], when[1])
     for note in got.notes:
         console.print(f"  {escape(note)}", highlight=False)
-    result = _store(settings).append(source.value, got.frame, "fetch", f"{source.value} open API")
+    from live.ingest import ingest_fetched
+
+    result = ingest_fetched(_store(settings), source.value, got.frame, settings.city_config,
+                            f"{source.value} open API")
     _print_batch(f"{source.value} ({got.requests} request(s), {got.pages} page(s))", result)
 
 

@@ -190,3 +190,16 @@ def test_the_clock_runs_offset_and_fast_from_one_moment():
         Clock.from_env({"URBAN_SAFETY_CLOCK_SPEED": "60"})
     with pytest.raises(DataError, match="URBAN_SAFETY_CLOCK_SPEED"):
         Clock.from_env({"URBAN_SAFETY_CLOCK_SPEED": "fast"})
+
+
+def test_fetched_rows_go_through_the_time_rules(tmp_path):
+    from live.ingest import ingest_fetched
+    from live.store import ObservationStore
+
+    store = ObservationStore(f"sqlite:///{tmp_path / 'live.db'}")
+    frame = _weather(["2023-07-10 12:00", "2023-07-10 19:00"], rain_mm=[1.0, 2.0])
+    result = ingest_fetched(store, "asos", frame, CITY, "asos open API")
+    assert result.accepted == 1 and len(result.refused) == 1
+    assert result.refused[0]["key"] == {"station_id": "112", "time": "2023-07-10 19:00:00"}
+    assert "in the future" in result.refused[0]["reason"]
+    assert store.frame("asos")["time"].tolist() == [pd.Timestamp("2023-07-10 12:00")]
