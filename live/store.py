@@ -301,13 +301,13 @@ def _entity_labels(source: str, frame: pd.DataFrame) -> pd.Series:
     return frame[column].astype("string").str.replace(r"\.0$", "", regex=True)
 
 
-def reported_hours(sources) -> dict:
-    """Per live source held: who reported each of its recent hours, who the city needs, its newest hour
-    (``features.sources.timing.Reported``), read from the service's held frames."""
+def reported_hours(sources, names=LIVE_SOURCES) -> dict:
+    """Per live source of ``names`` held: who reported each of its recent hours, who the city needs, its
+    newest hour (``features.sources.timing.Reported``), read from the service's held frames."""
     from features.sources.timing import Reported
 
     out = {}
-    for source, frame in sources.loaded([s for s in LIVE_SOURCES if sources.available(s)]).items():
+    for source, frame in sources.loaded([s for s in names if sources.available(s)]).items():
         if frame.empty:
             continue
         values = [c for c in OBSERVED.get(source, ()) if c in frame] or \

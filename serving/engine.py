@@ -196,7 +196,8 @@ class Engine:
             observed = {s: observed_times(s, sources.loaded([s])[s]) for s in LIVE_SOURCES if sources.available(s)}
         self.sources, self._latest, self._first, self._observed = sources, now, first, observed
         self._stale = stale
-        self._reported = reported_hours(sources)
+        self._reported = reported_hours(sources) if changed is None else \
+            {**self._reported, **reported_hours(sources, [c for c in LIVE_SOURCES if c in changed])}
         self._held, self._second = object(), {}  # a new held state: per-second answers start afresh
         self.unavailable = unavailable
         self.problems = {**self._load_problems, **unavailable}
