@@ -21,10 +21,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.clock import now_kst
 from features.errors import DataError
 from features.sources import load_files
-from features.sources.check import known_entities
+from features.sources.check import entity_labels, known_entities
 from features.sources.formats import FORMATS
+from features.sources.timing import violations
 from live.store import KEYS, LIVE_SOURCES, Appended, ObservationStore
 
 log = logging.getLogger("urban_safety.ingest")
@@ -46,17 +48,15 @@ class Batch:
     refused: list[dict]
 
 
-def read_batch(source: str, path: Path, city, now=None) -> Batch:
+def read_batch(source: str, path: Path, city) -> Batch:
     """Load a file of ``source`` row by row: rows the contract, the schema or the source's time rules
-    (``features/sources/timing.py``, against the clock ``now``) refuse, and rows of stations the city does
+    (``features/sources/timing.py``, against the clock) refuse, and rows of stations the city does
     not know, are set aside with their reason; the others come back as the canonical frame.
 
     A refusal names the row as the source's errors do: the item of a JSON batch (1-based), the line of a
     text file. Every row failing one check is set aside at once, so a batch is read once per kind of fault,
     not once per bad row. Raises :class:`DataError` for what no row can fix (unknown source, missing column,
     unreadable file)."""
-    from features.sources.timing import violations
-
     if source not in LIVE_SOURCES:
         raise DataError(f"source {source!r} is not an observation the store holds; live sources: "
                         f"{', '.join(LIVE_SOURCES)} (static layers and event lists go through `data import`)")
@@ -87,14 +87,8 @@ def read_batch(source: str, path: Path, city, now=None) -> Batch:
                        for r in frame.attrs.get("rows", range(1, len(frame) + 1))], dtype=object)
     refused += [{**d, "row": numbers[d["row"] - 1] if 1 <= d["row"] <= len(numbers) else d["row"]}
                 for d in frame.attrs.get("dropped", [])]
-    frame = frame.reset_index(drop=True)
-    keep = np.ones(len(frame), bool)
-    from features.clock import now_kst
-
-    for i, field_name, reason in violations(source, frame, city.observations_since, now or now_kst(), live=True):
-        if keep[i]:
-            keep[i] = False
-            refused.append({"row": rows[i], "field": field_name, "reason": reason})
+    frame, keep, late = _on_time(source, frame, city)
+    refused += [{"row": rows[i], **why} for i, why in late]
     frame, rows = frame.loc[keep].reset_index(drop=True), rows[keep]
     frame, strangers = _known_only(source, frame, city, rows if source != "nowcast" else None)
     refused.extend(strangers)
@@ -139,10 +133,8 @@ def _known_only(source: str, frame: pd.DataFrame, city, rows) -> tuple[pd.DataFr
         known = {s.name for s in city.air_stations} | {str(s.code) for s in city.air_stations}
         labels = frame["station_name"].astype(str)
         labels = labels.where(labels.isin(known), frame["station_code"].astype("string").fillna(""))
-    elif source == "nowcast":
-        labels = frame["nx"].astype(str) + "," + frame["ny"].astype(str)
     else:
-        labels = frame[KEYS[source][0]].astype(str)
+        labels = entity_labels(source, frame).astype(str)
     if known is None:
         return frame, []
     bad = ~labels.isin(known)
@@ -170,17 +162,21 @@ def ingest_rows(store: ObservationStore, source: str, rows: list[dict] | dict, c
 def ingest_fetched(store: ObservationStore, source: str, frame: pd.DataFrame, city, label: str) -> Appended:
     """A fetch's canonical rows (already read through the contract) through the source's time rules, then
     appended; a row the rules refuse is reported by its key."""
-    from features.clock import now_kst
-    from features.sources.timing import violations
+    frame, keep, late = _on_time(source, frame, city)
+    refused = [{"row": None, **why, "key": {k: str(frame[k].iloc[i]) for k in KEYS[source]}} for i, why in late]
+    return store.append(source, frame.loc[keep], "fetch", label, refused)
 
+
+def _on_time(source: str, frame: pd.DataFrame, city) -> tuple[pd.DataFrame, np.ndarray, list[tuple[int, dict]]]:
+    """(``frame`` renumbered from 0, the mask of rows the source's time rules keep against the clock, and
+    each refused row's position with its field and reason: the first rule it breaks)."""
     frame = frame.reset_index(drop=True)
-    keep, refused = np.ones(len(frame), bool), []
+    keep, late = np.ones(len(frame), bool), []
     for i, field_name, reason in violations(source, frame, city.observations_since, now_kst(), live=True):
         if keep[i]:
             keep[i] = False
-            refused.append({"row": None, "field": field_name, "reason": reason,
-                            "key": {k: str(frame[k].iloc[i]) for k in KEYS[source]}})
-    return store.append(source, frame.loc[keep], "fetch", label, refused)
+            late.append((i, {"field": field_name, "reason": reason}))
+    return frame, keep, late
 
 
 def ingest_file(store: ObservationStore, source: str, path: Path, city, origin: str = "inbox") -> Appended:

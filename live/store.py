@@ -42,7 +42,7 @@ KEYS: dict[str, tuple[str, ...]] = {
 TIME_OF = {"asos": "time", "aws": "time", "airkorea": "time", "tide": "time", "nowcast": "issued"}
 LIVE_SOURCES = tuple(KEYS)
 #: What says a row holds an observation (the tide file also carries the astronomical prediction ahead).
-OBSERVED = {"tide": ("tide_cm",), "airkorea": ("pm10", "pm25"), "nowcast": ("rain_mm",)}
+OBSERVED = {source: RULES[source].observed for source in KEYS if RULES[source].observed}
 #: A source is stale when its newest observation is older than one step plus its lateness (its time rule).
 STALE_AFTER = {source: RULES[source].stale_after.to_pytimedelta() for source in KEYS}
 #: How far ahead of its time a row is read: the tide's astronomical prediction up to the longest lead.
@@ -270,10 +270,15 @@ def backfill(store: ObservationStore, raw_dir, names=LIVE_SOURCES) -> dict[str, 
 
 def observed_times(source: str, frame: pd.DataFrame) -> np.ndarray:
     """The sorted distinct times (datetime64[ns]) at which ``frame`` holds an observation of ``source``."""
+    return np.unique(frame.loc[_observation(source, frame), TIME_OF[source]].to_numpy("datetime64[ns]"))
+
+
+def _observation(source: str, frame: pd.DataFrame) -> np.ndarray:
+    """Which rows hold an observation: a value in the source's observed columns (its time rule), else in
+    any column besides the key."""
     values = [c for c in OBSERVED.get(source, ()) if c in frame] or \
         [c for c in frame.columns if c not in KEYS[source] and c != "station_code"]
-    held = frame[values].notna().any(axis=1) if values else pd.Series(True, index=frame.index)
-    return np.unique(frame.loc[held, TIME_OF[source]].to_numpy("datetime64[ns]"))
+    return frame[values].notna().any(axis=1).to_numpy() if values else np.ones(len(frame), bool)
 
 
 #: How far back from a source's newest hour the service keeps who reported each hour (the lateness windows
@@ -281,46 +286,25 @@ def observed_times(source: str, frame: pd.DataFrame) -> np.ndarray:
 RECENT = pd.Timedelta(days=1)
 
 
-def needed_entities(source: str, city) -> frozenset[str]:
-    """The entities of ``source`` whose report completes an hour: the city's own stations (an upwind or
-    background station informs fine dust but does not hold up the city's hour), its gauge, the nowcast grid
-    points of its stations."""
-    if source in ("asos", "aws"):
-        return frozenset(str(s.id) for s in city.weather_stations if s.kind == source and not s.upwind)
-    if source == "airkorea":
-        return frozenset(str(s.code) for s in city.air_stations if not s.background)
-    if source == "tide":
-        return frozenset({city.tide.station} if city.tide is not None else ())
-    return frozenset(f"{s.nx},{s.ny}" for s in city.weather_stations if not s.upwind)
-
-
-def _entity_labels(source: str, frame: pd.DataFrame) -> pd.Series:
-    if source == "nowcast":
-        return frame["nx"].astype(str) + "," + frame["ny"].astype(str)
-    column = "station_code" if source == "airkorea" and "station_code" in frame else KEYS[source][0]
-    return frame[column].astype("string").str.replace(r"\.0$", "", regex=True)
-
-
 def reported_hours(sources, names=LIVE_SOURCES) -> dict:
-    """Per live source of ``names`` held: who reported each of its recent hours, who the city needs, its
-    newest hour (``features.sources.timing.Reported``), read from the service's held frames."""
+    """Per live source of ``names`` held: who reported each of its recent hours, who the city needs (its own
+    stations, :func:`features.sources.check.known_entities`), its newest hour
+    (``features.sources.timing.Reported``), read from the service's held frames."""
+    from features.sources.check import entity_labels, known_entities
     from features.sources.timing import Reported
 
     out = {}
     for source, frame in sources.loaded([s for s in names if sources.available(s)]).items():
-        if frame.empty:
-            continue
-        values = [c for c in OBSERVED.get(source, ()) if c in frame] or \
-            [c for c in frame.columns if c not in KEYS[source] and c not in ("station_code", "station_name")]
-        held = frame[values].notna().any(axis=1).to_numpy()
-        when = pd.to_datetime(frame[TIME_OF[source]]).to_numpy()
+        held = _observation(source, frame)
         if not held.any():
             continue
+        when = pd.to_datetime(frame[TIME_OF[source]]).to_numpy()
         newest = when[held].max()
         recent = held & (when > newest - RECENT.to_timedelta64())
-        labels = _entity_labels(source, frame.loc[recent])
+        labels = entity_labels(source, frame.loc[recent])
         hours = {pd.Timestamp(t): frozenset(g) for t, g in labels.groupby(when[recent], sort=False)}
-        out[source] = Reported(source, hours, needed_entities(source, sources.city), pd.Timestamp(newest))
+        out[source] = Reported(source, hours, frozenset(known_entities(source, sources.city, own=True)),
+                               pd.Timestamp(newest))
     return out
 
 

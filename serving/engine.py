@@ -189,7 +189,6 @@ class Engine:
             again = {n: spec for n, spec in self.specs.items() if n in self.unavailable}
             now, unavailable = domain_times(sources, again)
             now = {**self._latest, **now}
-            unavailable = {n: why for n, why in unavailable.items()}
             stale = self._stale | {n for n in self._latest if changed & set(self.specs[n].sources)}
         first = {name: self._first[name] if name in stale else self._first_of(sources, name) for name in now}
         if observed is None:
@@ -300,7 +299,7 @@ class Engine:
         if now is None:  # the same for every question within one second of the clock and one held state
             return self._per_second(("data_time", domain), lambda: self.data_time(domain, now_kst()))
         spec = self.specs[domain]
-        reports = [self._reported[s] for s in spec.sources if s in self._reported]
+        reports = self._reports(spec)
         hour, awaited = complete_hour(reports, now) if reports else (None, {})
         if hour is None:
             return self._times_of(domain), awaited
@@ -311,12 +310,16 @@ class Engine:
     def awaited(self, spec: DomainSpec, when: pd.Timestamp) -> dict:
         """What the answer for ``when`` still waits for, per source (``{}``: a complete hour)."""
         def compute() -> dict:
-            reports = [self._reported[s] for s in spec.sources if s in self._reported]
+            reports = self._reports(spec)
             if not reports:
                 return {}
             top = max((r.newest for r in reports if r.newest is not None), default=when)
             return awaited_after(reports, when.floor("h"), max(top, when.floor("h")), now_kst())
         return self._per_second(("awaited", spec.name, when), compute)
+
+    def _reports(self, spec: DomainSpec) -> list:
+        """Who reported the recent hours of each live source ``spec`` reads."""
+        return [self._reported[s] for s in spec.sources if s in self._reported]
 
     def _per_second(self, key: tuple, compute):
         """``compute()``, kept for the rest of the clock's current second while the held data stand (what is

@@ -27,6 +27,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.responses import FileResponse, JSONResponse, Response
 
+from features.clock import clock
 from features.errors import DataError
 from serving.alerts_api import router as alerts_router
 from serving.availability import ReadinessMiddleware
@@ -121,6 +122,7 @@ class RiskService:
         self.engine: Engine | None = None
         self.startup_problem = ""
         try:
+            clock()  # a misconfigured URBAN_SAFETY_CLOCK_* is a reason not to be ready, not a 500 per request
             sources, store, version = load_context()
             models, problems = load_models()
             self.engine = Engine(sources, models, problems, store=store, version=version)

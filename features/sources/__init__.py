@@ -66,10 +66,16 @@ def load_files(source: str, files: Iterable[Path]) -> pd.DataFrame:
         raise DataError(f"no files for source {source!r}")
     if len(frames) == 1:
         return frames[0]
-    for frame in frames:  # row numbers are a file's own (and pandas compares attrs when it concatenates)
-        frame.attrs.pop("rows", None)
-        frame.attrs.pop("dropped", None)
-    return pd.concat(frames, ignore_index=True)
+    # Row numbers are a file's own (and pandas compares attrs when it concatenates).
+    return pd.concat([_data_only(f) for f in frames], ignore_index=True)
+
+
+def _data_only(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` without what its loader noted about the file's rows (``attrs`` rows and dropped: for checks
+    of one file, not the data)."""
+    for name in ("rows", "dropped"):
+        frame.attrs.pop(name, None)
+    return frame
 
 
 class Sources:
@@ -117,10 +123,7 @@ class Sources:
                     f"no {source} files in {self.raw_dir / source} "
                     "(run `urban-safety data generate` or `urban-safety data import`)"
                 )
-            frame = load_files(source, files)
-            for kept in ("rows", "dropped"):  # about the files' rows, for checks; not the data's
-                frame.attrs.pop(kept, None)
-            self._frames[source] = self._resolve(source, frame)
+            self._frames[source] = self._resolve(source, _data_only(load_files(source, files)))
         return self._frames[source]
 
     def _optional(self, source: str) -> pd.DataFrame | None:

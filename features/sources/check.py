@@ -68,26 +68,31 @@ ALWAYS_EMPTY = {"aws": {"snow_cm"}, "airkorea": {"station_code"}, "taas": {"lat"
 UNIQUE_KEYS = {"nowcast": ("issued", "valid", "nx", "ny"), "damage_surveys": ("scenario_id", "cell_id")}
 
 
-def _entity_labels(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.Series:
-    parts = [frame[c].astype("string") for c in columns]
+def entity_labels(source: str, frame: pd.DataFrame) -> pd.Series:
+    """Each row's entity label (``ENTITY_COLUMNS`` joined by commas: ``"112"``, ``"55,124"``), as
+    :func:`known_entities` lists them."""
+    parts = [frame[c].astype("string") for c in ENTITY_COLUMNS[source]]
     label = parts[0]
     for part in parts[1:]:
         label = label + "," + part
     return label
 
 
-def known_entities(source: str, city) -> set[str] | None:
-    """Entity labels the city config knows for ``source`` (None: nothing to compare against)."""
+def known_entities(source: str, city, own: bool = False) -> set[str] | None:
+    """Entity labels the city config knows for ``source`` (None: nothing to compare against). ``own``: only
+    the city's own stations, without the upwind weather station and the background air stations (they
+    inform fine dust but do not hold up the city's hour)."""
+    weather = [s for s in city.weather_stations if not (own and s.upwind)]
     if source in ("asos", "aws"):
-        return {str(s.id) for s in city.weather_stations if s.kind == source}
+        return {str(s.id) for s in weather if s.kind == source}
     if source == "airkorea":
-        return {str(s.code) for s in city.air_stations}
+        return {str(s.code) for s in city.air_stations if not (own and s.background)}
     if source in ("taas", "buildings", "flood_traces"):  # any name or code, past or present, of its 구
         return set(city.places().aliases())
     if source == "tide":  # no gauge: no tide station is the city's
         return {city.tide.station} if city.tide is not None else set()
     if source == "nowcast":
-        return {f"{s.nx},{s.ny}" for s in city.weather_stations}
+        return {f"{s.nx},{s.ny}" for s in weather}
     return None
 
 
@@ -167,7 +172,7 @@ def check_file(source: str, path: Path, city=None) -> FileReport:
         period = (frame[time].min(), frame[time].max())
     entities: list[str] = []
     if source in ENTITY_COLUMNS:
-        labels = _entity_labels(frame, ENTITY_COLUMNS[source]).dropna().unique()
+        labels = entity_labels(source, frame).dropna().unique()
         entities = sorted(str(label) for label in labels)
     report = FileReport(str(path), ok=True, rows=len(frame), period=period, entities=entities,
                         problems=_warnings(source, frame, entities, city), container=read.get("container"),

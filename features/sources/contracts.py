@@ -15,8 +15,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from features.sources.timing import KMA_SENTINELS
-
 YMD = r"(?P<year>\d{4})\s*(?:년|[-./])?\s*(?P<month>\d{1,2})\s*(?:월|[-./])?\s*(?P<day>\d{1,2})\s*일?"
 HOUR = r"(?P<hour>\d{1,2})\s*(?:시|:(?P<minute>\d{2})(?::\d{2}(?:\.\d+)?)?)?"
 
@@ -39,7 +37,7 @@ class Contract:
     times: tuple[str, ...] = ()  # regexes tried in turn on the time field
     layouts: tuple[Layout, ...] = ()
     one_of: tuple[str, ...] = ()  # at least one of these optional fields must be present
-    sentinels: tuple[float, ...] = ()  # numbers that mean "not observed" (KMA's -99, -999)
+    sentinels: tuple[float, ...] = ()  # measured values that mean "not observed" (KMA's -99, -999)
     notes: dict[str, str] = field(default_factory=dict)
 
     def required(self) -> list[str]:
@@ -50,6 +48,10 @@ class Contract:
 # source: the rows `POST /observations` takes besides the open APIs' items.
 
 # --- KMA --------------------------------------------------------------------------------------------
+
+#: KMA's open APIs and hub files write -99 or -999 (and -99.9) for a value not observed (기상청 API허브:
+#: "결측: -99, -999"): missing, never a temperature or an amount.
+KMA_SENTINELS = (-99.0, -999.0, -99.9)
 
 KMA_TIMES = (rf"^{YMD}[ T]{HOUR}$", r"^(?P<year>\d{4})(?P<month>\d{2})(?P<day>\d{2})(?P<hour>\d{2})(?P<minute>\d{2})$")
 WEATHER = Contract(

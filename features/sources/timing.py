@@ -18,8 +18,6 @@ Sources of the figures:
   45분 이후 호출"); KHOA's real-time tide (1-minute) within a few minutes.
 - lateness: about three times the usual delay (a feed a little slower than usual is waited for; one
   an hour behind is not).
-- missing sentinels: KMA's open APIs and hub files write -99 or -999 (and -99.0 ...) for a value not
-  observed (기상청 API허브 "결측: -99, -999"); they are missing, never a temperature or an amount.
 """
 
 from __future__ import annotations
@@ -32,11 +30,7 @@ from math import gcd
 import numpy as np
 import pandas as pd
 
-MINUTE, HOUR = pd.Timedelta(minutes=1), pd.Timedelta(hours=1)
-#: KMA's missing-value sentinels (see the module docstring).
-KMA_SENTINELS = (-99.0, -999.0, -99.9)
-#: How one hour is made of finer rows, per element rule.
-ROLLUPS = ("sum", "mean", "max", "last", "cumulative")
+HOUR = pd.Timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -51,7 +45,9 @@ class TimeRule:
       are refused);
     - ``skew``: how far ahead of the clock an observed time may be (clock differences, an issue time
       rounded up to the hour it serves);
-    - ``ahead``: how far ahead of the clock a row holding only forecast values (``forecast``) may lie;
+    - ``observed``: the columns whose value makes a row an observation (empty: any value column);
+    - ``ahead``: how far ahead of the clock a row holding no observation, only forecast values
+      (``forecast``), may lie;
     - ``valid``: for a forecast, the valid-time column and the longest lead after its issue;
     - ``delay``: when rows usually arrive after their time (the range, for documentation and replays);
     - ``lateness``: how long an hour waits for the source; after that it is complete without it (the
@@ -71,6 +67,7 @@ class TimeRule:
     rollup: Mapping[str, str] = field(default_factory=dict)
     skew: pd.Timedelta = pd.Timedelta(minutes=10)
     forecast: tuple[str, ...] = ()
+    observed: tuple[str, ...] = ()
     ahead: pd.Timedelta = pd.Timedelta(0)
     valid: tuple[str, pd.Timedelta] | None = None
     corrections: pd.Timedelta | None = None
@@ -101,21 +98,17 @@ RULES: dict[str, TimeRule] = {
                     finer=_FINER),
     "asos": TimeRule("asos", "time", (M(minutes=5), M(minutes=10)), M(minutes=30), rollup=_WEATHER_ROLLUP,
                      finer=_FINER),
-    "airkorea": TimeRule("airkorea", "time", (M(minutes=15), M(minutes=30)), M(minutes=75)),
+    "airkorea": TimeRule("airkorea", "time", (M(minutes=15), M(minutes=30)), M(minutes=75),
+                         observed=("pm10", "pm25")),
     # The tide portal's 1-minute series: the hour keeps the level read at its end; predictions lie ahead
     # (KHOA publishes the astronomical tide a year in advance).
     "tide": TimeRule("tide", "time", (M(minutes=2), M(minutes=5)), M(minutes=20),
                      rollup={"tide_cm": "last", "tide_pred_cm": "last"}, forecast=("tide_pred_cm",),
-                     ahead=M(days=400), finer=(M(minutes=1),)),
+                     observed=("tide_cm",), ahead=M(days=400), finer=(M(minutes=1),)),
     # ``issued`` is the HH30 issue rounded up to the hour it serves, so it may lie up to an hour ahead.
     "nowcast": TimeRule("nowcast", "issued", (M(minutes=-15), M(minutes=-15)), M(minutes=30), skew=M(hours=1),
-                        forecast=("rain_mm",), valid=("valid", M(hours=7))),
+                        forecast=("rain_mm",), observed=("rain_mm",), valid=("valid", M(hours=7))),
 }
-
-
-def rule(source: str) -> TimeRule | None:
-    """The time rule of a live source (None for static layers and event lists)."""
-    return RULES.get(source)
 
 
 # --- roll-up of finer rows ---------------------------------------------------------------------
@@ -250,9 +243,9 @@ def violations(source: str, frame: pd.DataFrame, since: datetime, now: datetime,
         return []
     now, since = pd.Timestamp(now), pd.Timestamp(since)
     t = pd.to_datetime(frame[r.time])
-    observed = frame[[c for c in frame.columns if c not in r.forecast and c not in (r.time, *_keys(frame, r))]]
-    has_observation = observed.notna().any(axis=1) if observed.shape[1] and r.forecast and source != "nowcast" \
-        else pd.Series(True, index=frame.index)
+    observed = [c for c in r.observed if c in frame]
+    has_observation = frame[observed].notna().any(axis=1) if r.ahead and observed else \
+        pd.Series(True, index=frame.index)
     horizon = now + r.skew
     late_ok = now + r.ahead
     out: list[tuple[int, str, str]] = []
@@ -281,11 +274,6 @@ def violations(source: str, frame: pd.DataFrame, since: datetime, now: datetime,
     return sorted(out)
 
 
-def _keys(frame, r) -> tuple[str, ...]:
-    return tuple(c for c in ("station_id", "station", "station_name", "station_code", "nx", "ny", "issued", "valid")
-                 if c in frame.columns and c != r.time)
-
-
 def _minutes(d: pd.Timedelta) -> str:
     m = d.total_seconds() / 60
     return f"{m / 1440:g} days" if m >= 1440 * 2 else f"{m / 60:g} h" if m >= 120 else f"{m:g} min"
@@ -303,17 +291,17 @@ class Reported:
     newest: pd.Timestamp | None  # the newest hour held (any entity)
 
 
-def complete_hour(reports: list[Reported], now: datetime, upto: pd.Timestamp | None = None) -> tuple[pd.Timestamp | None, dict]:
-    """The newest hour (at most ``upto``, the newest any source holds when None) that every source has
-    reported for every entity the city needs, or whose lateness window has passed; and, per source, what
-    is still awaited for that hour and the ones after it (``{source: [{"hour", "missing", "until"}]}``).
+def complete_hour(reports: list[Reported], now: datetime) -> tuple[pd.Timestamp | None, dict]:
+    """The newest hour (at most the newest any source holds) that every source has reported for every
+    entity the city needs, or whose lateness window has passed; and, per source, what is still awaited for
+    that hour and the ones after it (``{source: [{"hour", "missing", "until"}]}``).
 
     None when no source holds any hour."""
     fronts = [r.newest for r in reports if r.newest is not None]
     if not fronts:
         return None, {}
     now = pd.Timestamp(now)
-    top = max(fronts) if upto is None else min(max(fronts), pd.Timestamp(upto))
+    top = max(fronts)
     longest = max(RULES[r.source].lateness for r in reports)
     hour, floor = top.floor("h"), (now - longest).floor("h") - HOUR
     while hour > floor:

@@ -23,12 +23,13 @@ import xgboost as xgb
 from features.clock import Clock, set_clock
 from features.registry import domains
 from features.sources import Sources
+from features.sources.check import known_entities
 from features.sources.formats import FORMATS
 from features.sources.timing import RULES
 from live.alerts import list_alerts
 from live.cycle import CYCLE_MAPS, LiveLoop
 from live.ingest import ingest_rows
-from live.store import ObservationStore, needed_entities
+from live.store import ObservationStore
 from serving.engine import Engine, LoadedModel
 
 HOURS = 48
@@ -156,7 +157,7 @@ def test_a_two_day_replay_never_shows_a_partial_hour_and_late_feeds_change_no_al
     t, s, rows = deliveries.pop(slow)
     deliveries.append((t.floor("h") + RULES["asos"].lateness + pd.Timedelta(minutes=25), s, rows))
     deliveries.sort(key=lambda e: (e[0], e[1]))
-    needed = {s: set(needed_entities(s, city)) for s in RULES}
+    needed = {s: known_entities(s, city, own=True) for s in RULES}
     specs = {name: engine.specs[name] for name in SERVED}
     reported: dict[tuple[str, pd.Timestamp], set] = {}
     loop.step(force=True)

@@ -48,6 +48,7 @@ class RawTable:
     container: str = "CSV text"
     layout: str | None = None  # the header-less layout applied, if any
     notes: list[str] = field(default_factory=list)  # what reading did to the rows (e.g. made hourly)
+    sentinels: tuple[float, ...] = ()  # numbers the source writes for "not observed" (its contract's)
 
     @property
     def file(self) -> str:
@@ -60,7 +61,7 @@ class RawTable:
     def subset(self, rows: pd.Series) -> RawTable:
         """The same file restricted to some rows (positions, hence line numbers, are kept)."""
         return RawTable(self.path, self.frame[rows], self.headers, self.encoding, self.container, self.layout,
-                        self.notes)
+                        self.notes, self.sentinels)
 
     def has(self, key: str) -> bool:
         return key in self.headers
@@ -167,7 +168,7 @@ def read_table(path: Path, contract: Contract) -> RawTable:
     frame, headers, layout = _header(cells, contract, path)
     if frame.empty:
         raise DataError(f"no data rows ({cells.container})", file=str(path))
-    return RawTable(path, frame, headers, cells.encoding, cells.container, layout)
+    return RawTable(path, frame, headers, cells.encoding, cells.container, layout, sentinels=contract.sentinels)
 
 
 _CHECK_TEXT = [

@@ -20,8 +20,7 @@ def load_weather(path: Path, source: str) -> pd.DataFrame:
     """ASOS or AWS hourly observations as the canonical weather frame; elements the export lacks (the
     portal exports only those the user ticked) are NaN."""
     table = read_table(path, WEATHER)
-    sentinels = WEATHER.sentinels
-    rain = parse.number(table, "rain_mm", sentinels=sentinels)
+    rain = parse.number(table, "rain_mm")
     # KMA leaves rain blank with QC flag 9 when no rain was recorded; other blanks stay unknown.
     if table.has("rain_qc"):
         rain = rain.mask(rain.isna() & (table.raw("rain_qc") == "9"), 0.0)
@@ -30,17 +29,17 @@ def load_weather(path: Path, source: str) -> pd.DataFrame:
     frame = pd.DataFrame({
         "station_id": parse.integer(table, "station_id", expected="a station number"),
         "time": parse.date_parts(table, "time", WEATHER.times, TIME_EXPECTED),
-        "temp_c": parse.number(table, "temp_c", sentinels=sentinels),
+        "temp_c": parse.number(table, "temp_c"),
         "rain_mm": rain,
-        "wind_ms": parse.number(table, "wind_ms", sentinels=sentinels),
-        "wind_dir_deg": parse.number(table, "wind_dir_deg", sentinels=sentinels),
-        "humidity_pct": parse.number(table, "humidity_pct", sentinels=sentinels),
-        "pressure_hpa": parse.number(table, pressure_key, sentinels=sentinels),
-        "snow_cm": parse.number(table, "snow_cm", sentinels=sentinels),
+        "wind_ms": parse.number(table, "wind_ms"),
+        "wind_dir_deg": parse.number(table, "wind_dir_deg"),
+        "humidity_pct": parse.number(table, "humidity_pct"),
+        "pressure_hpa": parse.number(table, pressure_key),
+        "snow_cm": parse.number(table, "snow_cm"),
     })
     cumulative = None
     if table.has("rain_cum_mm") and not table.has("rain_mm"):
-        cumulative = parse.number(table, "rain_cum_mm", sentinels=sentinels).reset_index(drop=True)
+        cumulative = parse.number(table, "rain_cum_mm").reset_index(drop=True)
     origin = {c: c for c in frame.columns} | {"pressure_hpa": pressure_key}
     return hourly(finish(table, frame, source, origin), source, "station_id", cumulative)
 

@@ -59,9 +59,10 @@ def text(table: RawTable, key: str, missing: Iterable[str] = ("",)) -> pd.Series
 
 
 def number(table: RawTable, key: str, missing: Iterable[str] = ("",), required: bool = False,
-           expected: str = "a number", sentinels: Iterable[float] = ()) -> pd.Series:
-    """Floats; thousands separators ("1,234.5") are dropped, ``missing`` tokens and ``sentinels`` (numbers a
-    source writes for "not observed", e.g. KMA's -99) become NaN."""
+           expected: str = "a number", sentinels: bool = True) -> pd.Series:
+    """Floats; thousands separators ("1,234.5") are dropped, ``missing`` tokens become NaN, and so do the
+    source's sentinels (``table.sentinels``, e.g. KMA's -99 for "not observed") unless ``sentinels`` is
+    false (identifiers and codes are not measurements)."""
     if not table.has(key):
         return _missing(table, "float64")
     raw = table.raw(key)
@@ -73,14 +74,13 @@ def number(table: RawTable, key: str, missing: Iterable[str] = ("",), required: 
         cleaned = raw.str.replace(_THOUSANDS, "", regex=True)
     values = to_float(cleaned.mask(blank))
     table.check(key, values.isna() & ~blank | np.isinf(values), expected)
-    sentinels = list(sentinels)
-    return values.mask(values.isin(sentinels)) if sentinels else values
+    return values.mask(values.isin(table.sentinels)) if sentinels and table.sentinels else values
 
 
 def integer(table: RawTable, key: str, missing: Iterable[str] = ("",), default: int | None = None,
             expected: str = "a whole number") -> pd.Series:
     """Integers (int64). Blank cells take ``default``, or are an error when there is none."""
-    values = number(table, key, missing, required=default is None, expected=expected)
+    values = number(table, key, missing, required=default is None, expected=expected, sentinels=False)
     if default is not None:
         values = values.fillna(default)
     table.check(key, values != np.round(values), expected)
