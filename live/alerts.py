@@ -8,8 +8,12 @@ dismisses it with :func:`ack`; that silences nothing (later changes are still re
 says who has seen it, when and why.
 
 Every change is an event in ``alert_events``, numbered by a counter that only grows in commit order (the
-id a server-sent event stream resumes from with ``Last-Event-ID``), and carries a snapshot of its alert.
-The same transaction queues the event for every webhook (live/webhooks.py), so a crash loses nothing.
+id a server-sent event stream resumes from with ``Last-Event-ID``). An event is compact: what changed (its
+``changes``: cell ids added, removed and relevelled, at most :data:`MAX_LISTED` of each with their full
+counts, the level and cause from/to) and a summary of its alert as it stood after it (level, counts per
+level and district, no cell list), so its size does not grow with the alert: the cells are read, a page at
+a time, from the alert itself (:func:`get_alert`). The same transaction queues the event for every webhook
+(live/webhooks.py), so a crash loses nothing.
 
 Alert levels (``URBAN_SAFETY_ALERT_LEVELS``): the lowest level that raises an alert, per domain, e.g.
 ``flood=경계,traffic=심각`` or ``flood=alert,traffic=serious``; a bare level (``심각``) sets every domain not
@@ -41,6 +45,10 @@ DEFAULT_LEVEL = 2  # 경계 alert
 #: What a person can do to an alert, and the event it records.
 ACTIONS = {"ack": "acknowledged", "dismiss": "dismissed"}
 EVENT_KINDS = ("opened", "escalated", "updated", "cleared", *ACTIONS.values())
+#: The most cell ids an event lists per change (added, removed, relevelled); ``changes["counts"]`` has them all.
+MAX_LISTED = 200
+#: The most districts an alert's summary counts by name (the rest are summed as ``other``).
+MAX_DISTRICTS = 10
 
 _ID = sa.BigInteger().with_variant(sa.Integer, "sqlite")
 ALERTS = sa.Table(
@@ -77,7 +85,7 @@ ALERT_EVENTS = sa.Table(
     sa.Column("acted_by", sa.Text),  # who acknowledged or dismissed
     sa.Column("note", sa.Text),
     sa.Column("changes", sa.Text, nullable=False),  # JSON: what moved (added/removed cells, level from/to...)
-    sa.Column("alert", sa.Text, nullable=False),  # JSON: the alert as it stood after this event
+    sa.Column("alert", sa.Text, nullable=False),  # JSON: the alert's summary after this event (alert_summary)
 )
 # The last event id handed out. A sequence (or autoincrement) number is taken when a row is inserted, not
 # when it commits: on PostgreSQL a reader polling "id > N" could then pass over a smaller id that commits
@@ -103,7 +111,7 @@ class CityLevels:
 
 @dataclass(frozen=True)
 class AlertEvent:
-    """One recorded change of an alert, with the alert as it stood after it."""
+    """One recorded change of an alert, with a summary of the alert as it stood after it."""
 
     id: int
     alert_id: int
@@ -114,7 +122,7 @@ class AlertEvent:
     by: str | None
     note: str | None
     changes: dict
-    alert: dict
+    alert: dict  # alert_summary(): no cell list
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -191,7 +199,7 @@ def _evaluate_one(conn, cycle: int, m: CityLevels, alert_level: int, issued_at: 
         conn.execute(ALERTS.update().where(ALERTS.c.id == open_row["id"]).values(
             status="cleared", cleared_at=issued_at, updated_at=issued_at, cycle=cycle, data_time=data_time))
         return [_record(conn, open_row["id"], "cleared", cycle, issued_at, data_time,
-                        {"removed": sorted(previous)})]
+                        _listed(removed=sorted(previous)))]
 
     cells = sorted(members.values(), key=lambda c: (-_rank(c), -(c["score"] or 0.0), c["cell_id"]))
     level = max(_rank(c) for c in cells)
@@ -203,17 +211,14 @@ def _evaluate_one(conn, cycle: int, m: CityLevels, alert_level: int, issued_at: 
             domain=m.domain, lead_hours=m.lead_hours, status="open", opened_at=issued_at, updated_at=issued_at,
             opened_cycle=cycle, **values)).inserted_primary_key[0]
         return [_record(conn, alert_id, "opened", cycle, issued_at, data_time,
-                        {"added": sorted(members)})]
+                        {"level": [None, LEVELS[level][0]], **_listed(added=sorted(members))})]
 
     changes = {}
     if level != open_row["level"]:
         changes["level"] = [LEVELS[open_row["level"]][0], LEVELS[level][0]]
-    if added := sorted(set(members) - set(previous)):
-        changes["added"] = added
-    if removed := sorted(set(previous) - set(members)):
-        changes["removed"] = removed
-    if relevelled := sorted(i for i in set(members) & set(previous) if _rank(members[i]) != _rank(previous[i])):
-        changes["relevelled"] = relevelled
+    changes.update(_listed(
+        added=sorted(set(members) - set(previous)), removed=sorted(set(previous) - set(members)),
+        relevelled=sorted(i for i in set(members) & set(previous) if _rank(members[i]) != _rank(previous[i]))))
     if cause != open_row["cause"]:
         changes["cause"] = [open_row["cause"], cause]
     # Scores and the data time move every cycle: kept up to date, but not news on their own.
@@ -223,6 +228,15 @@ def _evaluate_one(conn, cycle: int, m: CityLevels, alert_level: int, issued_at: 
         return []
     kind = "escalated" if level > open_row["level"] else "updated"
     return [_record(conn, open_row["id"], kind, cycle, issued_at, data_time, changes)]
+
+
+def _listed(**lists: list[str]) -> dict:
+    """The non-empty cell-id lists of a change, each cut to MAX_LISTED, and ``counts`` of them all (a
+    change's size stays bounded however many cells move)."""
+    lists = {k: v for k, v in lists.items() if v}
+    if not lists:
+        return {}
+    return {**{k: v[:MAX_LISTED] for k, v in lists.items()}, "counts": {k: len(v) for k, v in lists.items()}}
 
 
 def _cell(row: dict) -> dict:
@@ -311,7 +325,7 @@ def _record(conn, alert_id: int, kind: str, cycle: int | None, at: datetime, dat
     clock = conn.execute(sa.select(ALERT_CLOCK.c.last_event).where(ALERT_CLOCK.c.id == 1).with_for_update()).scalar_one()
     event_id = clock + 1
     conn.execute(ALERT_CLOCK.update().where(ALERT_CLOCK.c.id == 1).values(last_event=event_id))
-    alert = alert_dict(conn.execute(sa.select(ALERTS).where(ALERTS.c.id == alert_id)).mappings().one())
+    alert = alert_summary(conn.execute(sa.select(ALERTS).where(ALERTS.c.id == alert_id)).mappings().one())
     conn.execute(ALERT_EVENTS.insert().values(
         id=event_id, alert_id=alert_id, kind=kind, cycle=cycle, recorded_at=at, data_time=data_time, acted_by=by, note=note,
         changes=json.dumps(changes, ensure_ascii=False), alert=json.dumps(alert, ensure_ascii=False)))
@@ -325,29 +339,44 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat(timespec="seconds")
 
 
-def alert_dict(row) -> dict:
-    """An ``alerts`` row as the API and webhooks show it."""
+def alert_summary(row) -> dict:
+    """An ``alerts`` row as lists, events and webhooks show it: everything but the cell list, with the
+    cells counted (``cell_count``; ``by_level``: per level, ``unknown`` for cells whose news stopped;
+    ``districts``: per district, the MAX_DISTRICTS largest, the rest as ``other``)."""
     cells = json.loads(row["cells"])
+    by_level = Counter(c["level"] for c in cells)
+    districts = Counter(c.get("district") or "unknown" for c in cells).most_common()
+    named = dict(districts[:MAX_DISTRICTS])
+    if rest := sum(n for _, n in districts[MAX_DISTRICTS:]):
+        named["other"] = rest
     return {"id": row["id"], "domain": row["domain"], "lead_hours": row["lead_hours"], "status": row["status"],
             "level": LEVELS[row["level"]][0], "level_en": LEVELS[row["level"]][1], "cause": row["cause"],
-            "cell_count": len(cells), "cells": cells, "data_time": _iso(row["data_time"]),
-            "opened_at": _iso(row["opened_at"]), "updated_at": _iso(row["updated_at"]),
-            "cleared_at": _iso(row["cleared_at"]), "cycle": row["cycle"],
+            "cell_count": len(cells), "by_level": {ko: by_level[ko] for ko, _ in LEVELS if by_level[ko]},
+            "unknown": sum(bool(c.get("unknown")) for c in cells), "districts": named,
+            "data_time": _iso(row["data_time"]), "opened_at": _iso(row["opened_at"]),
+            "updated_at": _iso(row["updated_at"]), "cleared_at": _iso(row["cleared_at"]), "cycle": row["cycle"],
             "acknowledged": None if row["ack_action"] is None else {
                 "action": row["ack_action"], "by": row["ack_by"], "at": _iso(row["ack_at"]), "note": row["ack_note"]}}
 
 
 def event_dict(row) -> dict:
-    """An ``alert_events`` row as the API and the event stream show it."""
+    """An ``alert_events`` row as the API and the event stream show it (an event stored before events were
+    compact loses its snapshot's cell list here)."""
+    alert = json.loads(row["alert"])
+    alert.pop("cells", None)
     return AlertEvent(id=row["id"], alert_id=row["alert_id"], kind=row["kind"], cycle=row["cycle"],
                       recorded_at=_iso(row["recorded_at"]), data_time=_iso(row["data_time"]), by=row["acted_by"],
-                      note=row["note"], changes=json.loads(row["changes"]), alert=json.loads(row["alert"])).as_dict()
+                      note=row["note"], changes=json.loads(row["changes"]), alert=alert).as_dict()
 
 
 # --- reading -------------------------------------------------------------------------------------------
 
+#: Page sizes of :func:`get_alert`: (default, most).
+CELL_PAGE, EVENT_PAGE = (500, 5000), (100, 1000)
+
+
 def list_alerts(db: sa.Engine, status: str = "open", domain: str | None = None, limit: int = 100) -> list[dict]:
-    """Alerts, newest first: ``status="open"`` only the open ones, ``"all"`` cleared ones too."""
+    """Alert summaries, newest first: ``status="open"`` only the open ones, ``"all"`` cleared ones too."""
     if status not in ("open", "all"):
         raise ValueError(f"status: {status!r} is not one of open, all")
     query = sa.select(ALERTS).order_by(ALERTS.c.opened_at.desc(), ALERTS.c.id.desc()).limit(limit)
@@ -356,21 +385,34 @@ def list_alerts(db: sa.Engine, status: str = "open", domain: str | None = None, 
     if domain:
         query = query.where(ALERTS.c.domain == domain)
     with db.connect() as conn:
-        return [alert_dict(r) for r in conn.execute(query).mappings()]
+        return [alert_summary(r) for r in conn.execute(query).mappings()]
 
 
-def get_alert(db: sa.Engine, alert_id: int) -> dict:
-    """One alert with its events, oldest first; KeyError if there is none."""
+def get_alert(db: sa.Engine, alert_id: int, cell_offset: int = 0, cell_limit: int = CELL_PAGE[0],
+              events_before: int | None = None, event_limit: int = EVENT_PAGE[0]) -> dict:
+    """One alert: its summary, a page of its cells (worst first, from ``cell_offset``) and a page of its
+    events (the newest ``event_limit`` before event id ``events_before``, listed oldest first), with the
+    cursors of the next pages (``cells_next_offset``, ``events_before_next``: None on the last page).
+    KeyError if there is no such alert."""
+    e = ALERT_EVENTS.c
     with db.connect() as conn:
         row = conn.execute(sa.select(ALERTS).where(ALERTS.c.id == alert_id)).mappings().first()
         if row is None:
             raise KeyError(f"no alert {alert_id}")
-        events = conn.execute(sa.select(ALERT_EVENTS).where(ALERT_EVENTS.c.alert_id == alert_id)
-                              .order_by(ALERT_EVENTS.c.id)).mappings()
-        return {**alert_dict(row), "events": [event_dict(e) for e in events]}
+        query = sa.select(ALERT_EVENTS).where(e.alert_id == alert_id)
+        if events_before is not None:
+            query = query.where(e.id < events_before)
+        events = [event_dict(r) for r in conn.execute(query.order_by(e.id.desc()).limit(event_limit + 1)).mappings()]
+    cells = json.loads(row["cells"])
+    more_events = len(events) > event_limit
+    events = events[:event_limit][::-1]
+    end = cell_offset + cell_limit
+    return {**alert_summary(row), "cells": cells[cell_offset:end], "cells_offset": cell_offset,
+            "cells_next_offset": end if end < len(cells) else None,
+            "events": events, "events_before_next": events[0]["id"] if more_events else None}
 
 
-def events_since(db: sa.Engine, after: int, limit: int = 500) -> list[dict]:
+def events_since(db: sa.Engine, after: int, limit: int = 100) -> list[dict]:
     """The events recorded after event id ``after``, oldest first (at most ``limit``)."""
     query = sa.select(ALERT_EVENTS).where(ALERT_EVENTS.c.id > after).order_by(ALERT_EVENTS.c.id).limit(limit)
     with db.connect() as conn:

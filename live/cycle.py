@@ -179,7 +179,6 @@ class LiveLoop:
     def step(self, fetch: bool = False, force: bool = False) -> CycleReport | None:
         """One cycle; None when nothing new came in and ``force`` is false."""
         from live.alerts import evaluate_in
-        from live.webhooks import deliver_pending
 
         started, t0 = now_kst(), time.perf_counter()
         taken, landed = self.take(fetch)
@@ -201,10 +200,10 @@ class LiveLoop:
             events = evaluate_in(conn, cycle, maps, started)
         events += self.monitor()
         self.cycles += 1
-        delivered = deliver_pending(self.db)
-        log.info("cycle %d: %s, maps refreshed %.2f s after the data (%s); %d alert event(s), %d delivered",
+        # Their webhooks go out on the deliverer's own thread (live/webhooks.py), woken as they were queued.
+        log.info("cycle %d: %s, maps refreshed %.2f s after the data (%s); %d alert event(s)",
                  cycle, ", ".join(f"{len(c.rows)} new {c.source} row(s)" for c in changes) or "no new data", seconds,
-                 ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()), len(events), delivered)
+                 ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()), len(events))
         return CycleReport(cycle, max((m.at for m in maps), default=None), taken, timings, seconds, maps, events,
                            skipped)
 
@@ -236,6 +235,9 @@ class LiveLoop:
         from apscheduler.executors.pool import ThreadPoolExecutor as Pool
         from apscheduler.schedulers.blocking import BlockingScheduler
 
+        from live.webhooks import start_delivery
+
+        start_delivery(self.db)  # webhooks on their own loop: never waiting for a cycle, nor a cycle for them
         scheduler = BlockingScheduler(executors={"default": Pool(1)},
                                       job_defaults={"coalesce": True, "max_instances": 1})
         scheduler.add_job(self._safe, "interval", seconds=self.interval_s, args=(True, True),

@@ -110,4 +110,18 @@ def database(url: str) -> sa.Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
     METADATA.create_all(engine)
+    _add_new_columns(engine)
     return engine
+
+
+def _add_new_columns(engine: sa.Engine) -> None:
+    """Columns declared since a store was created, added to it (nullable ones only: ``create_all`` makes
+    missing tables, never missing columns). A store from before a column reads it as NULL in old rows."""
+    inspector = sa.inspect(engine)
+    with writing(engine) as conn:
+        for table in METADATA.sorted_tables:
+            held = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in held and column.nullable:
+                    kind = column.type.compile(dialect=engine.dialect)
+                    conn.exec_driver_sql(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}')

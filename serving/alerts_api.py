@@ -2,8 +2,8 @@
 
 | route | answer |
 |---|---|
-| ``GET /alerts?status=open|all&domain=&limit=`` | ``{"alerts": [...], "last_event_id": n}``, newest first |
-| ``GET /alerts/{id}`` | the alert with its ``events``, oldest first |
+| ``GET /alerts?status=open|all&domain=&limit=`` | ``{"alerts": [summary...], "last_event_id": n}``, newest first |
+| ``GET /alerts/{id}?cell_offset=&cell_limit=&events_before=&event_limit=`` | the alert's summary, a page of its cells (worst first) and a page of its events (oldest first), with the next pages' cursors |
 | ``POST /alerts/{id}/ack`` | body ``{"by": "name", "action": "ack"|"dismiss", "note": "..."}`` -> the event |
 | ``GET /alerts/stream`` | server-sent events: ``event: alert``, ``id:`` the event id, ``data:`` the event JSON |
 | ``GET /replay?domain=&hours=24&lead_hours=`` | the stored cycles of a domain over the last hours of data |
@@ -14,11 +14,21 @@ who handles them, so reading them is no more open than a risk map. Errors are th
 (serving/errors.py): 400 for a bad parameter or body (unknown fields included), 404 for an unknown alert,
 cycle or map, 503 when the live database cannot be reached.
 
-The stream polls ``alert_events`` about once a second for ids after the last one sent, starting after
-``Last-Event-ID`` (header, or ``?last_event_id=``) when given, else after the newest event (a client reads
-``GET /alerts`` first, then streams from its ``last_event_id``: nothing falls between). A comment line
-keeps idle connections open; each connection ends after ``URBAN_SAFETY_ALERT_STREAM_S`` seconds (default
-45, under the server's request deadline) and the client reconnects with ``Last-Event-ID``, missing nothing.
+An event is compact (live/alerts.py): what changed and the alert's summary, never its cell list, so every
+message of the stream and every webhook is bounded whatever the alert's size; ``GET /alerts/{id}`` pages
+the cells (``cell_limit`` default 500, at most 5,000) and the events (``event_limit`` default 100, at most
+1,000; ``events_before``: the cursor ``events_before_next`` of the page before).
+
+The stream polls ``alert_events`` about once a second for ids after the last one sent (at most 100 a
+message batch), starting after ``Last-Event-ID`` (header, or ``?last_event_id=``) when given, else after
+the newest event (a client reads ``GET /alerts`` first, then streams from its ``last_event_id``: nothing
+falls between). Its first message is ``event: ready`` with the id it starts after. A ``Last-Event-ID`` the
+server never issued (above the newest: the store was reset, moved or restored) is answered with
+``event: reset`` naming the newest id (``id:`` line and ``data: {"last_event_id": n, "requested": m}``)
+before ``ready``: the client re-reads ``GET /alerts`` and goes on from there, blind to nothing. A comment
+line keeps idle connections open; each connection ends after ``URBAN_SAFETY_ALERT_STREAM_S`` seconds
+(default 45, under the server's request deadline) and the client reconnects with ``Last-Event-ID``,
+missing nothing.
 """
 
 from __future__ import annotations
@@ -192,18 +202,25 @@ async def stream(request: Request) -> Response:
         after = _int({"last_event_id": raw}, "last_event_id", None, 0, 2**62)
     except ApiError as exc:
         return exc.response()
-    if after is None:
-        after = await _answer(live_alerts.last_event_id)
-        if isinstance(after, Response):
-            return after
+    newest = await _answer(live_alerts.last_event_id)
+    if isinstance(newest, Response):
+        return newest
+    requested = after
+    if after is None or after > newest:  # an id never issued resumes nowhere: start from the newest, and say so
+        after = newest
     seconds = float(os.environ.get(STREAM_SECONDS_ENV) or 45)
 
     async def events():
         nonlocal after
         loop = asyncio.get_running_loop()
         end = loop.time() + seconds
+        if requested is not None and requested > newest:
+            yield {"event": "reset", "id": str(newest),
+                   "data": json.dumps({"last_event_id": newest, "requested": requested,
+                                       "reason": f"event {requested} was never issued (the newest is {newest}): "
+                                                 "re-read GET /alerts and go on from the newest"})}
         # The client's reconnection delay, and where this stream starts (tests and dashboards wait for it).
-        yield {"event": "ready", "data": json.dumps({"last_event_id": after}), "retry": 2000}
+        yield {"event": "ready", "id": str(after), "data": json.dumps({"last_event_id": after}), "retry": 2000}
         while loop.time() < end:
             batch = await run_in_threadpool(live_alerts.events_since, _db(), after)
             for event in batch:
@@ -218,16 +235,20 @@ async def stream(request: Request) -> Response:
 
 @router.get("/alerts/{alert_id}")
 async def get_alert(alert_id: str, request: Request) -> Response:
-    """One alert with every event it had."""
+    """One alert: its summary, a page of its cells and a page of its events."""
     try:
-        _params(request, ())
+        params = _params(request, ("cell_offset", "cell_limit", "events_before", "event_limit"))
         number = _alert_id(alert_id)
+        pages = {"cell_offset": _int(params, "cell_offset", 0, 0, 10**9),
+                 "cell_limit": _int(params, "cell_limit", live_alerts.CELL_PAGE[0], 1, live_alerts.CELL_PAGE[1]),
+                 "events_before": _int(params, "events_before", None, 1, MAX_ID),
+                 "event_limit": _int(params, "event_limit", live_alerts.EVENT_PAGE[0], 1, live_alerts.EVENT_PAGE[1])}
     except ApiError as exc:
         return exc.response()
 
     def read(db):
         try:
-            return JSONResponse(live_alerts.get_alert(db, number))
+            return JSONResponse(live_alerts.get_alert(db, number, **pages))
         except KeyError:
             raise ApiError(404, ["id"], f"no alert {number}", "not_found") from None
     return await _answer(read)

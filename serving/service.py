@@ -138,9 +138,11 @@ class RiskService:
         self._ingest = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest")
         if self.engine is not None and self.engine.store is not None:
             from live.monitor import Recorder
+            from live.webhooks import start_delivery
 
             self.engine.recorder = Recorder("service")
             threading.Thread(target=self._follow, name="follow", daemon=True).start()
+            start_delivery(self.engine.store.engine)  # acknowledgements' webhooks, sent within seconds
         # The data and models loaded above live as long as the worker: keep them out of the garbage
         # collector's full passes, which otherwise stall a request for ~130 ms every few thousand.
         gc.collect()

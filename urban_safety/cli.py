@@ -514,7 +514,10 @@ def live_cmd(
     loop = LiveLoop(engine, database(store.url), Inbox(inbox, store, sources.city) if inbox else None,
                     tuple(s.value for s in fetch_sources or ()), interval, poll)
     if once:
+        from live.webhooks import deliver_pending
+
         report = loop.step(fetch=bool(fetch_sources), force=True)
+        deliver_pending(loop.db)  # one round before stopping; what fails waits in the outbox for the next run
         console.print(f"cycle {report.id}: data time {report.data_time}, {report.seconds:.2f} s from new data to "
                       f"maps; {len(report.events)} alert event(s); skipped: {report.skipped or 'none'}")
         return

@@ -83,6 +83,16 @@ async function startAlerts() {
   streamAlerts();
 }
 
+async function refreshAlerts() {
+  try {
+    const data = await api("GET", "/alerts?status=open");
+    alerts.open = new Map(data.alerts.map((a) => [a.id, a]));
+    renderAlerts();
+  } catch (e) {
+    $("alerts-status").textContent = `unavailable: ${e.message}`;
+  }
+}
+
 async function streamAlerts() {
   const headers = { Accept: "text/event-stream" };
   if (apiKey) headers.Authorization = `Bearer ${apiKey}`;
@@ -121,6 +131,11 @@ function onStreamBlock(block) {
     const at = line.indexOf(":");
     const name = at < 0 ? line : line.slice(0, at), value = at < 0 ? "" : line.slice(at + 1).replace(/^ /, "");
     if (name === "data") fields.data.push(value); else fields[name] = value;
+  }
+  if (fields.event === "reset") { // our id was never issued (the store was reset): re-read the open alerts
+    alerts.last = Number(fields.id);
+    refreshAlerts();
+    return;
   }
   if (fields.event !== "alert" || !fields.data.length) return;
   const event = JSON.parse(fields.data.join("\n"));

@@ -50,3 +50,24 @@ def store_url(request, tmp_path):
     with admin.begin() as conn:
         conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
     admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def tiny_champions(small_tables, tmp_path_factory):
+    """A project folder whose MLflow store (``mlruns/``) holds tiny champions of every domain, trained once per
+    session on the small city: a module copies it (``shutil.copytree``) as its ``URBAN_SAFETY_ROOT`` instead of
+    training its own. Treat as read-only (the copies' registry points at the artifacts here)."""
+    from features.registry import domains
+    from tests.serving.conftest import TINY
+    from training.train import train_domain
+
+    root = tmp_path_factory.mktemp("tiny-champions")
+    settings = small_tables.model_copy(update={"root": root})
+    kept = os.environ.pop("MLFLOW_TRACKING_URI", None)
+    try:
+        for spec in domains().values():
+            train_domain(spec, settings, TINY)
+    finally:
+        if kept is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = kept
+    return root

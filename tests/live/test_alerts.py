@@ -88,33 +88,40 @@ def test_a_storm_opens_one_alert_escalates_updates_and_clears(db):
 
     # c6 is unknown: whatever its (missing) score, it never alerts.
     [opened] = run(db, 2, {flood: city({"c1": 2, "c2": 2, "c6": -1})})
-    assert opened.kind == "opened" and opened.changes == {"added": ["c1", "c2"]}
-    alert = opened.alert
+    assert opened.kind == "opened"
+    assert opened.changes == {"level": [None, "경계"], "added": ["c1", "c2"], "counts": {"added": 2}}
+    alert = opened.alert  # a summary: counts, no cell list
     assert (alert["domain"], alert["lead_hours"], alert["level"], alert["status"]) == ("flood", 3, "경계", "open")
-    assert [c["cell_id"] for c in alert["cells"]] == ["c1", "c2"] and alert["cell_count"] == 2
-    assert alert["cells"][0] == {"cell_id": "c1", "district": "중구", "lat": 37.4, "lon": 126.6, "level": "경계",
+    assert "cells" not in alert and alert["cell_count"] == 2 and alert["by_level"] == {"경계": 2}
+    assert alert["districts"] == {"중구": 2} and alert["unknown"] == 0
+    cells = get_alert(db, opened.alert_id)["cells"]
+    assert [c["cell_id"] for c in cells] == ["c1", "c2"]
+    assert cells[0] == {"cell_id": "c1", "district": "중구", "lat": 37.4, "lon": 126.6, "level": "경계",
                                  "level_en": "alert", "score": 60.0, "cause": "rain over drain capacity"}
     assert alert["data_time"] == "2024-07-10T08:00:00" and alert["opened_at"] == "2024-07-10T08:02:00"
 
     [escalated] = run(db, 3, {flood: city({"c1": 3, "c2": 2, "c3": 2}, causes={"c1": "tide", "c3": "tide"})})
     assert escalated.kind == "escalated" and escalated.alert_id == opened.alert_id
     assert escalated.changes == {"level": ["경계", "심각"], "added": ["c3"], "relevelled": ["c1"],
-                                 "cause": ["rain over drain capacity", "tide"]}
+                                 "counts": {"added": 1, "relevelled": 1}, "cause": ["rain over drain capacity", "tide"]}
     assert escalated.alert["level"] == "심각" and escalated.alert["cause"] == "tide"
-    assert [c["cell_id"] for c in escalated.alert["cells"]] == ["c1", "c2", "c3"]  # worst first
+    assert escalated.alert["by_level"] == {"경계": 2, "심각": 1}
+    assert [c["cell_id"] for c in get_alert(db, opened.alert_id)["cells"]] == ["c1", "c2", "c3"]  # worst first
 
     # The same cells at the same levels, scores moving: kept up to date, no event, no new alert.
     assert run(db, 4, {flood: city({"c1": 3, "c2": 2, "c3": 2}, scores={"c1": 91.0},
                                    causes={"c1": "tide", "c3": "tide"})}) == []
     [current] = list_alerts(db)
-    assert current["id"] == opened.alert_id and current["cells"][0]["score"] == 91.0 and current["cycle"] == 4
+    assert current["id"] == opened.alert_id and current["cycle"] == 4
+    assert get_alert(db, opened.alert_id)["cells"][0]["score"] == 91.0
 
     [lowered] = run(db, 5, {flood: city({"c1": 2, "c2": 1, "c3": 2}, causes={"c1": "tide", "c3": "tide"})})
     assert lowered.kind == "updated"
-    assert lowered.changes == {"level": ["심각", "경계"], "removed": ["c2"], "relevelled": ["c1"]}
+    assert lowered.changes == {"level": ["심각", "경계"], "removed": ["c2"], "relevelled": ["c1"],
+                               "counts": {"removed": 1, "relevelled": 1}}
 
     [cleared] = run(db, 6, {flood: city({"c1": 1})})
-    assert cleared.kind == "cleared" and cleared.changes == {"removed": ["c1", "c3"]}
+    assert cleared.kind == "cleared" and cleared.changes == {"removed": ["c1", "c3"], "counts": {"removed": 2}}
     assert cleared.alert["status"] == "cleared" and cleared.alert["cleared_at"] == "2024-07-10T12:02:00"
     assert list_alerts(db) == []
     assert run(db, 7, {flood: city({"c1": 1})}) == []  # nothing to clear twice
@@ -140,9 +147,10 @@ def test_unknown_cells_never_alert_and_missing_news_is_not_an_all_clear(db):
     [opened] = run(db, 3, {flood: city({"c1": 3, "c2": 2})})
     # c1 turns unknown: it stays in the alert with its last known level, flagged; c2 falls below.
     [update] = run(db, 4, {flood: city({"c1": -1, "c2": 0})})
-    assert update.kind == "updated" and update.changes == {"removed": ["c2"]}
-    assert update.alert["level"] == "심각"
-    assert update.alert["cells"] == [{**opened.alert["cells"][0], "unknown": True}]
+    assert update.kind == "updated" and update.changes == {"removed": ["c2"], "counts": {"removed": 1}}
+    assert update.alert["level"] == "심각" and update.alert["unknown"] == 1
+    [c1] = get_alert(db, opened.alert_id)["cells"]
+    assert c1["cell_id"] == "c1" and c1["unknown"] is True and c1["level"] == "심각"
     # A map that says nothing of c1 at all changes nothing; a known low level clears it.
     assert run(db, 5, {flood: city({}, default=-1)}) == []
     [cleared] = run(db, 6, {flood: city({"c1": 1})})
@@ -197,3 +205,38 @@ def test_acknowledge_and_dismiss_are_recorded(db):
         ack(db, opened.alert_id, "Kim", "silence")
     with pytest.raises(ValueError, match="by"):
         ack(db, opened.alert_id, "  ", "ack")
+
+
+def test_events_stay_small_and_a_large_alert_is_read_a_page_at_a_time(db):
+    """2,000 cells and 60 acknowledgements: every event (and so every webhook and stream message) is a few
+    kilobytes, whatever the alert's size; GET /alerts/{id} pages its cells and events."""
+    import json
+
+    n = 2000
+    many = pd.DataFrame({"cell_id": [f"x{i:04d}" for i in range(n)], "district": [f"구{i % 12}" for i in range(n)],
+                         "lat": 37.5, "lon": 126.7, "level": [3 if i < 100 else 2 for i in range(n)],
+                         "score": [90.0 - i / 100 for i in range(n)], "cause": "rain"})
+    maps = [CityLevels("flood", 3, pd.Timestamp(START), many)]
+    [opened] = evaluate(db, 1, maps, START)
+    acks = [ack(db, opened.alert_id, f"officer {i}", "ack") for i in range(60)]
+    assert opened.changes["counts"] == {"added": n} and len(opened.changes["added"]) == alerts.MAX_LISTED
+    assert opened.alert["by_level"] == {"경계": 1900, "심각": 100} and opened.alert["cell_count"] == n
+    assert len(opened.alert["districts"]) == alerts.MAX_DISTRICTS + 1 and sum(opened.alert["districts"].values()) == n
+    assert max(len(json.dumps(e.as_dict(), ensure_ascii=False)) for e in [opened, *acks]) < 8_000
+
+    first = get_alert(db, opened.alert_id, cell_limit=1500, event_limit=25)
+    assert [c["cell_id"] for c in first["cells"]] == [f"x{i:04d}" for i in range(1500)]  # worst first
+    assert first["cells_next_offset"] == 1500
+    rest = get_alert(db, opened.alert_id, cell_offset=1500, cell_limit=1500)
+    assert len(rest["cells"]) == 500 and rest["cells_next_offset"] is None
+    # Events: the newest page first, each page oldest first, then back through the cursor.
+    seen, before = [], None
+    while True:
+        page = get_alert(db, opened.alert_id, events_before=before, event_limit=25)
+        ids = [e["id"] for e in page["events"]]
+        assert ids == sorted(ids) and len(ids) <= 25
+        seen = ids + seen
+        before = page["events_before_next"]
+        if before is None:
+            break
+    assert seen == [opened.id, *(a.id for a in acks)]

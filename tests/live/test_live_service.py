@@ -24,9 +24,8 @@ import httpx
 import pandas as pd
 import pytest
 
-from features.registry import LEVELS, domains
-from tests.serving.conftest import ROOT, TINY, free_port, stop_server, wait_ready
-from training.train import train_domain
+from features.registry import LEVELS
+from tests.serving.conftest import ROOT, free_port, stop_server, wait_ready
 
 SECRET = "storm-test-secret"
 ALERT_FROM = "경계"
@@ -57,18 +56,17 @@ class Receiver(BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def live(small_tables, tmp_path_factory):
-    """A private copy of the small city's data, tiny champions, a served process and a live cycle, all on
-    one SQLite observation store; yields a dict of what the tests need."""
+def live(small_tables, tiny_champions, tmp_path_factory):
+    """A private copy of the small city's data and of the session's tiny champions (tests/live/conftest.py),
+    a served process and a live cycle, all on one SQLite observation store; yields a dict of what the tests
+    need."""
     base = tmp_path_factory.mktemp("live")
     data, root, home = base / "data", base / "project", base / "bentoml"
     shutil.copytree(small_tables.data, data, ignore=shutil.ignore_patterns("live.db*"))
-    root.mkdir()
+    shutil.copytree(tiny_champions, root)
     settings = small_tables.model_copy(update={"data_dir": data, "root": root})
     env_keep = {k: os.environ.get(k) for k in ("BENTOML_HOME", "MLFLOW_TRACKING_URI")}
     os.environ.pop("MLFLOW_TRACKING_URI", None)
-    for spec in domains().values():
-        train_domain(spec, settings, TINY)
     receiver = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
     env = {**os.environ, "BENTOML_HOME": str(home), "URBAN_SAFETY_DATA_DIR": str(data),

@@ -71,6 +71,8 @@ class Stream:
 
     def __init__(self, url: str, last_event_id: int | None = None):
         self.events: list[dict] = []
+        self.resets: list[dict] = []
+        self.ready_data: dict = {}
         self.ready = threading.Event()
         self.seen = threading.Condition()
         headers = {} if last_event_id is None else {"Last-Event-ID": str(last_event_id)}
@@ -91,7 +93,10 @@ class Stream:
                     continue
                 with self.seen:
                     if fields.get("event") == "ready":
+                        self.ready_data = {"sse_id": int(fields["id"]), **json.loads(fields["data"])}
                         self.ready.set()
+                    elif fields.get("event") == "reset":
+                        self.resets.append({"sse_id": int(fields["id"]), **json.loads(fields["data"])})
                     elif fields.get("event") == "alert":
                         self.events.append({"sse_id": int(fields["id"]), **json.loads(fields["data"])})
                     self.seen.notify_all()
@@ -147,6 +152,46 @@ def test_stream_ack_and_resume(served, live_db):
     assert [e["kind"] for e in shown["events"]] == ["opened", "escalated", "acknowledged"]
 
 
+def test_an_event_id_never_issued_is_answered_with_a_reset_and_nothing_is_skipped(served, live_db):
+    """A dashboard holding an id from before a store reset: told the newest id, then given every new event."""
+    fc = risk_map(served, "traffic")
+    newest = httpx.get(f"{served}/alerts", timeout=30).json()["last_event_id"]
+    stream = Stream(served, last_event_id=newest + 1000)
+    try:
+        assert stream.ready.wait(20)
+        assert stream.resets == [{"sse_id": newest, "last_event_id": newest, "requested": newest + 1000,
+                                  "reason": stream.resets[0]["reason"]}]
+        assert stream.ready_data == {"sse_id": newest, "last_event_id": newest}
+        [event] = evaluate(live_db, 9, [city_levels(fc, "traffic", 12, raise_worst=2)], datetime(2024, 7, 1, 13))
+        assert [e["id"] for e in stream.wait_for(1)] == [event.id]
+    finally:
+        stream.close()
+    # An id at or below the newest is no reset.
+    again = Stream(served, last_event_id=newest)
+    try:
+        assert again.ready.wait(20) and again.resets == [] and again.ready_data["last_event_id"] == newest
+    finally:
+        again.close()
+
+
+def test_an_alert_pages_its_cells_and_events(served, live_db):
+    fc = risk_map(served, "traffic")
+    [opened] = evaluate(live_db, 10, [city_levels(fc, "traffic", 24, raise_worst=7)], datetime(2024, 7, 1, 14))
+    for i in range(3):
+        httpx.post(f"{served}/alerts/{opened.alert_id}/ack", json={"by": f"officer {i}", "action": "ack"}, timeout=30)
+    page = httpx.get(f"{served}/alerts/{opened.alert_id}", params={"cell_limit": 5, "event_limit": 2},
+                     timeout=30).json()
+    assert page["cell_count"] == 7 and len(page["cells"]) == 5 and page["cells_next_offset"] == 5
+    assert [e["kind"] for e in page["events"]] == ["acknowledged", "acknowledged"]
+    older = httpx.get(f"{served}/alerts/{opened.alert_id}", params={
+        "cell_offset": 5, "cell_limit": 5, "events_before": page["events_before_next"]}, timeout=30).json()
+    assert len(older["cells"]) == 2 and older["cells_next_offset"] is None
+    assert [e["kind"] for e in older["events"]] == ["opened", "acknowledged"] and older["events_before_next"] is None
+    assert {c["cell_id"] for c in page["cells"]} | {c["cell_id"] for c in older["cells"]} == {
+        c["cell_id"] for c in httpx.get(f"{served}/alerts/{opened.alert_id}", timeout=30).json()["cells"]}
+    assert all("cells" not in e["alert"] for e in page["events"] + older["events"])
+
+
 def test_bad_requests_are_shaped_errors(served, live_db):
     fc = risk_map(served, "traffic")
     [event] = evaluate(live_db, 3, [city_levels(fc, "traffic", 6, raise_worst=1)], datetime(2024, 7, 1, 11))
@@ -159,6 +204,9 @@ def test_bad_requests_are_shaped_errors(served, live_db):
         ("get", "/alerts/987654", None, 404, "id"),
         ("get", "/alerts?status=closed", None, 400, "status"),
         ("get", "/alerts?domain=volcano", None, 400, "domain"),
+        ("get", f"/alerts/{event.alert_id}?cell_limit=0", None, 400, "cell_limit"),
+        ("get", f"/alerts/{event.alert_id}?event_limit=5000", None, 400, "event_limit"),
+        ("get", f"/alerts/{event.alert_id}?cells=all", None, 400, "cells"),
         ("get", "/replay", None, 400, "domain"),
         ("get", "/replay?domain=flood&hours=1000", None, 400, "hours"),
         ("get", "/replay/987654/flood", None, 404, "cycle"),
