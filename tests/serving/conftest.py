@@ -21,6 +21,7 @@ from training.tune import Profile
 
 ROOT = Path(__file__).resolve().parents[2]
 BODY_TIMEOUT_S = 2  # the served test process's stalled-body timeout (the default is 10 s)
+STREAM_S = 10  # the served test process's /alerts/stream connection length (the default is 45 s)
 TINY = Profile("tiny", trials=2, folds=2, max_rows=15_000, max_rounds=30, timeout_s=None)
 
 
@@ -92,7 +93,10 @@ def served(small_tables, tmp_path_factory):
         env = {**os.environ, "URBAN_SAFETY_DATA_DIR": str(small_tables.data), "URBAN_SAFETY_ROOT": str(small_tables.root),
                "URBAN_SAFETY_GRID_M": str(small_tables.grid_m), "URBAN_SAFETY_YEARS": "1",
                "URBAN_SAFETY_START": str(small_tables.start), "URBAN_SAFETY_SEED": str(small_tables.seed),
-               "URBAN_SAFETY_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S)}
+               "URBAN_SAFETY_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
+               # A stream connection's length: long enough for a test's events, short enough that a fuzzed
+               # GET /alerts/stream does not hold the suite for the 45 s a dashboard gets.
+               "URBAN_SAFETY_ALERT_STREAM_S": str(STREAM_S)}
         subprocess.run([sys.executable, "-m", "urban_safety.cli", "serve", "--prepare-only"], env=env, check=True,
                        cwd=ROOT, capture_output=True)
         port = free_port()
