@@ -160,14 +160,18 @@ class DomainSpec:
     source_features: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # Set by :meth:`for_city`: each not-applicable feature and why (the source the city lacks).
     not_applicable: dict[str, str] = field(default_factory=dict)
+    # Features whose distribution moving is not drift, and why: scenario conditions the question chooses (the
+    # earthquake's magnitude, flood's lead) and calendar positions (day of year, hour). The monitor
+    # (live/monitor.py) lists them as exempt with the reason, never as a finding.
+    not_drift: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         named = set(self.monotone) | set(self.essential) | set(self.forecast) | set(self.breakdown[:1] if self.breakdown else ())
-        named |= {f for fs in self.source_features.values() for f in fs}
+        named |= {f for fs in self.source_features.values() for f in fs} | set(self.not_drift)
         unknown = sorted(named - set(self.features))
         if unknown:
-            raise ValueError(f"domain {self.name!r}: monotone/essential/forecast/breakdown name non-features "
-                             f"{unknown}")
+            raise ValueError(f"domain {self.name!r}: monotone/essential/forecast/breakdown/not_drift name "
+                             f"non-features {unknown}")
         if any(d not in (-1, 1) for d in self.monotone.values()):
             raise ValueError(f"domain {self.name!r}: monotone directions must be +1 or -1")
 

@@ -46,7 +46,8 @@ CYCLE_MAPS = sa.Table(
 
 #: How long cycles' maps are kept (hours): what a dashboard can replay.
 KEEP_HOURS = float(os.environ.get("URBAN_SAFETY_REPLAY_HOURS", "24"))
-#: How often the cycle checks the answered inputs against training (live/monitor.py).
+#: The cycle checks the answered inputs (live/monitor.py) whenever its data time reaches a new hour, and at
+#: least this often on the clock (simulated time: a feed gone silent is caught while the data time stands).
 MONITOR_EVERY = timedelta(hours=1)
 
 
@@ -208,16 +209,19 @@ class LiveLoop:
                            skipped)
 
     def monitor(self) -> list:
-        """Write the answered rows; every MONITOR_EVERY, check them against training and raise or clear the
-        input-quality alerts (live/monitor.py)."""
-        from live.monitor import check, raise_alerts
+        """Write the answered rows; when a domain's data time reached a new hour or MONITOR_EVERY passed on the
+        clock since the last check, check them and raise or clear the input-quality alerts (live/monitor.py)."""
+        from live.monitor import CHECK_HOURS, check, raise_alerts
 
         if self.engine.recorder is not None:
             self.engine.recorder.flush(self.db)
-        if self._monitored is not None and time.monotonic() - self._monitored < MONITOR_EVERY.total_seconds():
+        now = now_kst()
+        hours = sorted((name, pd.Timestamp(t).floor("h")) for name, t in self._scored.items() if t is not None)
+        if self._monitored is not None and hours == self._monitored[0] and \
+                timedelta(0) <= now - self._monitored[1] < MONITOR_EVERY:
             return []
-        self._monitored = time.monotonic()
-        return raise_alerts(self.db, check(self.db, 24.0))
+        self._monitored = (hours, now)  # (each domain's data hour, the clock) at the last check
+        return raise_alerts(self.db, check(self.db, CHECK_HOURS, now=now), now)
 
     def data_times(self) -> dict:
         """Each served domain's data time now: it moves with new data, and when a late source's lateness

@@ -341,8 +341,11 @@ async def replay_map(cycle: str, domain: str, request: Request) -> Response:
 
 @router.get("/monitoring")
 async def monitoring(request: Request) -> Response:
-    """Per domain: the answered inputs and predictions of the last ``hours`` against the training table (PSI
-    per feature, share missing, problems, status ok / drift / insufficient); see live/monitor.py."""
+    """Per domain: the answers of the last ``hours`` of data time against what was answered before at the same
+    hours (or the training table's months): ``status`` insufficient / ok / shift (report lines only) /
+    input_quality (``problems``: what opens the operator alert), ``reference``, ``report_lines``, ``exempt``
+    (inputs that are no drift, and why), ``performance`` (estimated without labels), ``prediction_psi`` and
+    per feature PSI, missing shares and share outside the training range; see live/monitor.py."""
     try:
         params = _params(request, ("hours", "domain"))
         hours = _int(params, "hours", 24, 1, 24 * 30)

@@ -130,10 +130,11 @@ def snapshot_sources(settings: Settings) -> str:
 
 def ensure_references(settings: Settings) -> dict[str, str]:
     """Each served domain's monitoring reference (live/monitor.py): a profile of up to 50,000 rows of its
-    feature table scored by the champion, made again when the champion changed. Domain -> what was done."""
+    feature table scored by the champion, overall and per month of the table's time column (``spec.time``),
+    made again when the champion or the profile's layout changed. Domain -> what was done."""
     from features import store as table_store
     from features.build import table_path
-    from live.monitor import REFERENCE_ROWS, profile, references, store_reference
+    from live.monitor import PROFILE_VERSION, REFERENCE_ROWS, references, store_reference, training_profile
     from training.models import predict
 
     db = ObservationStore.for_settings(settings).engine
@@ -141,13 +142,15 @@ def ensure_references(settings: Settings) -> dict[str, str]:
     models, _ = load_models()
     for name, model in models.items():
         tag, path = model.info["bento_tag"], table_path(settings.features_dir, name)
-        if held.get(name, {}).get("model") == tag:
+        spec = domains()[name]
+        if held.get(name, {}).get("model") == tag and held[name].get("version") == PROFILE_VERSION:
             out[name] = "unchanged"
         elif not table_store.exists(path):
             out[name] = f"no feature table at {path}"
         else:
-            X = table_store.sample(path, REFERENCE_ROWS, list(domains()[name].features)).astype("float64")
-            store_reference(db, name, tag, profile(X, predict(model.family, model.booster, X)))
+            rows = table_store.sample(path, REFERENCE_ROWS, [spec.time, *spec.features])
+            X = rows[list(spec.features)].astype("float64")
+            store_reference(db, name, tag, training_profile(X, predict(model.family, model.booster, X), rows[spec.time]))
             out[name] = "made"
     return out
 

@@ -529,12 +529,13 @@ def live_cmd(
 @app.command("monitor")
 @friendly_errors
 def monitor(
-    hours: Annotated[float, typer.Option(help="Answers of the last HOURS (wall clock).")] = 24.0,
+    hours: Annotated[float, typer.Option(help="Answers of the last HOURS of data time.")] = 24.0,
     out: Annotated[Path | None, typer.Option(help="The HTML report; default data/monitoring/report.html.")] = None,
     alert: Annotated[bool, typer.Option("--alert/--no-alert", help="Open or clear input-quality alerts.")] = True,
 ) -> None:
-    """Compare the inputs and predictions the service answered with the training tables (PSI per feature,
-    share missing): a table here, an HTML report with plots, and an operator alert per domain that drifted."""
+    """Compare the inputs and predictions the service answered with what it answered before at the same hours
+    (or the training profile of the month): a table here, an HTML report with plots, and an input-quality
+    alert per domain whose inputs are missing, out of range or silent (a moved distribution is a report line)."""
     from live.db import database, store_url
     from live.monitor import check, html_report, raise_alerts, references, served
 

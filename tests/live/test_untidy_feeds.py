@@ -26,7 +26,7 @@ from features.sources import Sources
 from features.sources.check import known_entities
 from features.sources.formats import FORMATS
 from features.sources.timing import RULES
-from live.alerts import list_alerts
+from live.alerts import get_alert, list_alerts
 from live.cycle import CYCLE_MAPS, LiveLoop
 from live.ingest import ingest_rows
 from live.store import ObservationStore
@@ -145,7 +145,8 @@ def _complete(reported: dict, needed: dict, sources, hour: pd.Timestamp, now: pd
 
 
 def _alerts(db) -> dict:
-    return {a["id"]: (a["level"], sorted(c["cell_id"] for c in a["cells"])) for a in list_alerts(db, "open")}
+    return {a["id"]: (a["level"], sorted(c["cell_id"] for c in get_alert(db, a["id"], cell_limit=5000)["cells"]))
+            for a in list_alerts(db, "open")}
 
 
 def test_a_two_day_replay_never_shows_a_partial_hour_and_late_feeds_change_no_alert(replay):

@@ -12,11 +12,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import sqlalchemy as sa
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from live import webhooks
 from live.alerts import ack
 from live.webhooks import DELIVERIES, Deliverer, WebhookConfig, deliver_pending, pending
-from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from tests.live.test_alerts import city, run, sqlite_store
 
 SECRET = "whsec_" + base64.b64encode(b"a 24-byte signing key!!!").decode()

@@ -182,7 +182,7 @@ def test_monitoring_compares_what_was_answered_with_training(http):
         if body["domains"]["traffic"]["rows"] > 0 or pd.Timestamp.now() > deadline:
             break
     traffic = body["domains"]["traffic"]
-    assert traffic["rows"] > 0 and traffic["status"] in ("ok", "drift", "insufficient")
+    assert traffic["rows"] > 0 and traffic["status"] in ("ok", "shift", "insufficient")
     assert {f["feature"] for f in traffic["features"]} == set(domains()["traffic"].features)
     everyone = http.get("/monitoring").json()["domains"]
     assert set(everyone) == {name for name, spec in domains().items() if spec.serving is not None}

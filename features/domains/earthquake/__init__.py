@@ -52,4 +52,12 @@ SPEC = register(DomainSpec(
     monotone={"magnitude": 1, "depth_km": -1, "epi_dist_km": -1, "hypo_dist_km": -1, "ln_pga_generic": 1,
               "ln_pga_site": 1, "fragility_damage_share": 1, "fragility_floor_share": 1},
     essential=("ln_pga_site",),
+    # The what-if scenario and what follows from it alone at a cell (its distance, shaking and the fragility
+    # physics at that shaking): they move with the question asked, not with the data. The building stock
+    # (counts, shares, age as of the scenario time) and Vs30 stay monitored.
+    not_drift={**dict.fromkeys(("magnitude", "depth_km"), "scenario condition: the what-if quake asked"),
+               **dict.fromkeys(("epi_dist_km", "hypo_dist_km"), "scenario condition: distance to the asked epicentre"),
+               **dict.fromkeys(("ln_pga_generic", "ln_pga_site"), "scenario condition: the asked quake's shaking"),
+               **dict.fromkeys(("fragility_damage_share", "fragility_floor_share"),
+                               "scenario condition: the fragility physics at the asked quake's shaking")},
 ))

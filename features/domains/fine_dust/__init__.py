@@ -78,5 +78,6 @@ SPEC = register(DomainSpec(
                                "fc_westerly_transport"), 1), "fc_rain_mm": -1},
     forecast=FORECAST,
     essential=("own_today_mean",),
+    not_drift=dict.fromkeys(("doy_sin", "doy_cos"), "calendar position: day of year of the issue"),
     extra={"grades": grade, "grade_names": grade_name, "units": UNITS, "overridable": OBSERVED},
 ))

@@ -61,6 +61,7 @@ SPEC = register(DomainSpec(
     monotone=dict.fromkeys((*CONDITIONS, *(d for d in DERIVED if "rain" in d), "tide_excess_cm"), 1),
     essential=CONDITIONS,
     breakdown=("lead_hours", "lead{:g}h"),
+    not_drift={"lead_hours": "scenario condition: the lead asked for (the live cycle maps every lead)"},
     # A city without a tide gauge (inland) floods from rain and streams only: these are not applicable there.
     source_features={"tide": TIDE_FEATURES},
     extra={"cause": cause, "units": UNITS},

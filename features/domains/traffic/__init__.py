@@ -55,5 +55,9 @@ SPEC = register(DomainSpec(
                             "road_km_collector", "road_km_local", "intersections", "cell_rate_365d",
                             "cell_slot_rate_365d"), 1),
     essential=("rain_3h_mm", "temp_c"),
+    # The slot's calendar: ``dark`` too, as it is the sun's position at the slot's midpoint, a function of
+    # the date and hour alone (its share over the same hours moves with the season, not with the data).
+    not_drift={**dict.fromkeys(("hour", "weekday", "holiday"), "calendar position: the slot asked for"),
+               "dark": "calendar position: sun below the horizon at the slot's midpoint (date and hour)"},
     extra={"units": UNITS},
 ))
