@@ -5,21 +5,31 @@ Prints, in one run, on a private copy of the observation store and of BentoML's 
   store's own append (``ObservationStore.append`` of the same frames, the floor every way in pays);
 - the time from a rain row posted to a changed ``/risk`` answer at its station (p50/p99), a new hour's row
   and a correction of it, against the workers' polling interval (the floor);
-- the live cycle's wall time per domain (every cell, every lead) after a new hour, against the 5 s target.
+- the live cycle's wall time per domain (every cell, every lead) after a new hour, against the 5 s target;
+- the first-delivery latency of alert webhooks (``deliveries.first_attempt_at - queued_at``, wall clock: an
+  event recorded -> its first POST to the receiver), p50 and max over the stated number of events, against
+  the 5 s target: the events of a storm and its end through the live cycle (this process's deliverer) and
+  ``--acks`` acknowledgements through ``POST /alerts/{id}/ack`` (the service workers' deliverers), to a local
+  receiver that verifies each Standard Webhooks signature.
 
-    .venv/bin/python bench/live_ops.py [--batches 20] [--rows 1000] [--trials 30] [--cycles 3]
+    .venv/bin/python bench/live_ops.py [--batches 20] [--rows 1000] [--trials 30] [--cycles 3] [--acks 50]
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import os
+import secrets
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -42,12 +52,81 @@ def rows_for(city, first: pd.Timestamp, n: int, kind: str = "aws") -> list[dict]
             for h in range(hours) for sid in stations][:n]
 
 
+def receiver() -> tuple[ThreadingHTTPServer, str, list[tuple[float, str]]]:
+    """A local webhook endpoint: verifies each delivery's signature (``standardwebhooks``), answers 200 and
+    notes (arrival, webhook-id); (server, its secret, the arrivals)."""
+    from standardwebhooks.webhooks import Webhook
+
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    arrivals: list[tuple[float, str]] = []
+
+    class Endpoint(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's name)
+            at = time.time()
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            Webhook(secret).verify(body, dict(self.headers.items()))
+            arrivals.append((at, self.headers["webhook-id"]))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Endpoint)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, secret, arrivals
+
+
+def storm_hour(store, city, t: pd.Timestamp, rain: float, ahead: list[float]) -> None:
+    """One hour of a storm as the feeds deliver it, through the ingest path: every station's rain, the
+    nowcast issued for t (leads 1-6, as KMA's API items), the tide gauge's reading and its prediction."""
+    from live.ingest import ingest_rows
+
+    points = {(s.nx, s.ny) for s in city.weather_stations if s.nx is not None}
+    base = t - pd.Timedelta(minutes=30)  # KMA issues at HH30 for the hours from HH+1
+    items = [{"baseDate": f"{base:%Y%m%d}", "baseTime": f"{base:%H%M}", "category": "RN1", "nx": nx, "ny": ny,
+              "fcstDate": f"{t + pd.Timedelta(hours=k - 1):%Y%m%d}", "fcstTime": f"{t + pd.Timedelta(hours=k - 1):%H%M}",
+              "fcstValue": "강수없음" if not ahead[k - 1] else f"{ahead[k - 1]:.1f}mm"}
+             for nx, ny in points for k in range(1, 7)]
+    batches = {"nowcast": items, **{kind: [{"station_id": s.id, "time": f"{t:%Y-%m-%d %H:%M}", "rain_mm": rain}
+                                          for s in city.weather_stations if s.kind == kind] for kind in ("asos", "aws")}}
+    if city.tide is not None:
+        batches["tide"] = [{"station": city.tide.station, "time": f"{t + pd.Timedelta(hours=k):%Y-%m-%d %H:%M}",
+                            "tide_pred_cm": 600.0, **({"tide_cm": 610.0} if k == 0 else {})} for k in range(7)]
+    for source, rows in batches.items():
+        result = ingest_rows(store, source, rows, city, "bench")
+        assert not result.refused, (source, result.refused[:3])
+
+
+def first_deliveries(db, after: int, seconds: float = 60) -> list[tuple[int, str, float, datetime]]:
+    """(event id, kind, first-delivery delay in s, queued_at) of every event after ``after``, once every one
+    of them had its first attempt (or ``seconds`` passed)."""
+    import sqlalchemy as sa
+
+    from live.alerts import ALERT_EVENTS
+    from live.webhooks import DELIVERIES
+
+    d, e = DELIVERIES.c, ALERT_EVENTS.c
+    query = sa.select(d.event_id, e.kind, d.queued_at, d.first_attempt_at).join(
+        ALERT_EVENTS, e.id == d.event_id).where(d.event_id > after).order_by(d.event_id)
+    deadline = time.monotonic() + seconds
+    while True:
+        with db.connect() as conn:
+            rows = conn.execute(query).fetchall()
+        if all(r.first_attempt_at is not None for r in rows) or time.monotonic() > deadline:
+            return [(r.event_id, r.kind, (r.first_attempt_at - r.queued_at).total_seconds(), r.queued_at)
+                    for r in rows if r.first_attempt_at is not None]
+        time.sleep(0.2)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batches", type=int, default=20)
     ap.add_argument("--rows", type=int, default=1000)
     ap.add_argument("--trials", type=int, default=30)
     ap.add_argument("--cycles", type=int, default=3)
+    ap.add_argument("--acks", type=int, default=50, help="acknowledgements posted for the webhook latency")
     args = ap.parse_args()
     settings = get_settings()
     work = Path(tempfile.mkdtemp(prefix="live-bench-"))
@@ -58,11 +137,15 @@ def main() -> None:
     home = Path(os.environ.get("BENTOML_HOME", Path.home() / "bentoml"))
     shutil.copytree(home, work / "bentoml")
     store_url = f"sqlite:///{work / 'live.db'}"
+    hook, secret, arrivals = receiver()
     env = {**os.environ, "BENTOML_HOME": str(work / "bentoml"), "URBAN_SAFETY_STORE_URL": store_url,
-           "URBAN_SAFETY_WORKERS": "2", "URBAN_SAFETY_FOLLOW_S": "0.2"}
+           "URBAN_SAFETY_WORKERS": "2", "URBAN_SAFETY_FOLLOW_S": "0.2",
+           "URBAN_SAFETY_WEBHOOKS": f"http://127.0.0.1:{hook.server_port}/hook", "URBAN_SAFETY_WEBHOOK_SECRET": secret,
+           "URBAN_SAFETY_WEBHOOK_BACKOFF_S": "1"}
     subprocess.run([sys.executable, "-m", "urban_safety.cli", "serve", "--prepare-only"], env=env, cwd=ROOT,
                    check=True, capture_output=True)
-    os.environ.update({k: env[k] for k in ("BENTOML_HOME", "URBAN_SAFETY_STORE_URL")})
+    os.environ.update({k: env[k] for k in ("BENTOML_HOME", "URBAN_SAFETY_STORE_URL", "URBAN_SAFETY_WEBHOOKS",
+                                           "URBAN_SAFETY_WEBHOOK_SECRET", "URBAN_SAFETY_WEBHOOK_BACKOFF_S")})
 
     from live.ingest import Inbox, read_batch
     from live.store import ObservationStore
@@ -128,28 +211,39 @@ def main() -> None:
                 while value() != rain + 0.5:
                     time.sleep(0.01)
                 colds.append(time.perf_counter() - t0)
+        print(f"\ningest ({args.batches} batches x {args.rows} rows of AWS rain)")
+        print(f"  {'path':<34} {'rows/s':>10}")
+        print(f"  {'POST /observations (2 workers)':<34} {api_rate:>10.0f}")
+        print(f"  {'inbox (CSV files)':<34} {inbox_rate:>10.0f}")
+        print(f"  {'ObservationStore.append (floor)':<34} {direct_rate:>10.0f}")
+        print(f"\nrain row posted -> changed /risk answer at its station ({args.trials} trials)")
+        print(f"  p50 {pct(lags, 50):.0f} ms, p99 {pct(lags, 99):.0f} ms (workers poll the store every 0.2 s)")
+        print(f"  the same after a correction to the same hour: p50 {pct(colds, 50):.0f} ms, "
+              f"p99 {pct(colds, 99):.0f} ms")
+        cycle_section(args, work, city, url, arrivals)  # the service stays up: it takes the acknowledgements
     finally:
         stop(proc)
+        hook.shutdown()
+    shutil.rmtree(work, ignore_errors=True)
 
-    print(f"\ningest ({args.batches} batches x {args.rows} rows of AWS rain)")
-    print(f"  {'path':<34} {'rows/s':>10}")
-    print(f"  {'POST /observations (2 workers)':<34} {api_rate:>10.0f}")
-    print(f"  {'inbox (CSV files)':<34} {inbox_rate:>10.0f}")
-    print(f"  {'ObservationStore.append (floor)':<34} {direct_rate:>10.0f}")
-    print(f"\nrain row posted -> changed /risk answer at its station ({args.trials} trials)")
-    print(f"  p50 {pct(lags, 50):.0f} ms, p99 {pct(lags, 99):.0f} ms (workers poll the store every 0.2 s)")
-    print(f"  the same after a correction to the same hour: p50 {pct(colds, 50):.0f} ms, p99 {pct(colds, 99):.0f} ms")
 
+def cycle_section(args, work: Path, city, url: str, arrivals) -> None:
+    """The live cycle's timings, then the webhooks' first-delivery latency (the service at ``url`` up)."""
     # --- the live cycle -----------------------------------------------------------------------------
+    from live.alerts import last_event_id
     from live.cycle import LiveLoop
-    from live.db import database
+    from live.db import KST, database
+    from live.ingest import read_batch
+    from live.webhooks import idempotency_key, start_delivery
     from serving.engine import Engine
     from serving.model_store import load_context, load_models
 
     sources, cstore, version = load_context()
     models, problems = load_models()
     engine = Engine(sources, models, problems, store=cstore, version=version)
-    loop = LiveLoop(engine, database(cstore.url))
+    db = database(cstore.url)
+    loop = LiveLoop(engine, db)
+    start_delivery(db)  # as `urban-safety live` does: webhooks on their own thread
     loop.step(force=True)  # the first cycle builds the per-source lookups
     per = {}
     hour = max(engine.times(name)[1] for name in engine.specs if name not in engine.unavailable)
@@ -178,7 +272,48 @@ def main() -> None:
     total, worst = statistics.median(per["total"]), statistics.median(cold["total"])
     print(f"  target: new data -> every map refreshed under 5 s: {'met' if max(total, worst) < 5 else 'MISSED'} "
           f"({total:.2f} s after new rain, {worst:.2f} s with every map rebuilt)")
-    shutil.rmtree(work, ignore_errors=True)
+
+    # --- webhooks: event recorded -> first delivery attempt ------------------------------------------------
+    first = last_event_id(db)
+    storm = [15.0, 45.0, 90.0, 40.0, 5.0, 0.0, 0.0, 0.0]  # mm in each hour at every station
+    for i, rain in enumerate(storm):
+        hour = hour + pd.Timedelta(hours=1)
+        storm_hour(cstore, city, hour, rain, (storm[i + 1:] + [0.0] * 6)[:6])
+        loop.step()
+        time.sleep(0.5)  # the feeds' pace, not a burst
+    from_cycles = last_event_id(db) - first
+    with httpx.Client(base_url=url, timeout=60) as http:
+        ids = [a["id"] for a in http.get("/alerts", params={"status": "all", "limit": 20}).json()["alerts"]]
+        for k in range(args.acks if ids else 0):
+            answer = http.post(f"/alerts/{ids[k % len(ids)]}/ack", json={
+                "by": "bench", "action": ("ack", "dismiss")[k % 2], "note": f"bench {k}"})
+            assert answer.status_code == 200, answer.text
+            time.sleep(0.1)
+    delays = first_deliveries(db, first)
+    arrived = {}
+    for at, hook_id in arrivals:
+        arrived.setdefault(hook_id, at)
+    hook_url = os.environ["URBAN_SAFETY_WEBHOOKS"]
+    ends = [arrived[k] - q.replace(tzinfo=KST).timestamp() for e, _, _, q in delays
+            if (k := idempotency_key(e, hook_url)) in arrived]
+    n = len(delays)
+    print(f"\nwebhooks: alert event recorded -> first delivery attempt ({n} events: {from_cycles} from the live "
+          f"cycle over a {len(storm)}-hour storm and its end, {n - from_cycles} acknowledgements through "
+          f"POST /alerts/{{id}}/ack)")
+    if not n:
+        print("  no event was recorded: nothing to measure")
+        return
+    ms = [d for _, _, d, _ in delays]
+    for label, part in (("live cycle", [d for _, kind, d, _ in delays if kind not in ("acknowledged", "dismissed")]),
+                        ("acknowledgements", [d for _, kind, d, _ in delays if kind in ("acknowledged", "dismissed")]),
+                        ("all", ms)):
+        if part:
+            print(f"  {label:<17} {len(part):>4} events: p50 {pct(part, 50):.0f} ms, max {max(part) * 1000:.0f} ms")
+    if ends:
+        print(f"  at the receiver (arrival - queued): p50 {pct(ends, 50):.0f} ms, max {max(ends) * 1000:.0f} ms "
+              f"over {len(ends)} events")
+    print(f"  target: first delivery within 5 s of the event: {'met' if max(ms) < 5 else 'MISSED'} "
+          f"(p50 {pct(ms, 50) / 1000:.2f} s, max {max(ms):.2f} s over {n} events)")
 
 
 if __name__ == "__main__":

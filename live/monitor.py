@@ -25,10 +25,9 @@
   Kullback-Leibler (Jeffreys) divergence, whose scaled sample value is asymptotically chi-square under no
   change, like the likelihood-ratio statistic (the PSI form is derived in B. Yurdakul's dissertation
   *Statistical Properties of Population Stability Index*, Western Michigan University, 2018, which could
-  not be read here). An *input-quality* problem, one
-  that changes answers, opens the domain's operator alert (``live.alerts.data_quality``, lead
-  ``INPUTS_LEAD``) and is judged on the answers of the newest :data:`RECENT_HOURS` data hours, so that it
-  shows while it lasts and clears at the first clean check:
+  not be read here). An *input-quality* problem, one that changes answers, opens the domain's operator
+  alert (``live.alerts.data_quality``, lead ``INPUTS_LEAD``) and is judged on the answers of the newest
+  :data:`RECENT_HOURS` data hours, so that it shows while it lasts and clears at the first clean check:
   (a) a feature missing in :data:`MISSING_EXTRA` (20 points) more of those answers than in the reference
   (or in training, whichever is lower: a trailing reference would otherwise absorb a lasting outage);
   (b) more than :data:`OUT_OF_RANGE_SHARE` of their values outside the training table's observed range
