@@ -31,10 +31,12 @@
   (a) a feature missing in :data:`MISSING_EXTRA` (20 points) more of those answers than in the reference
   (or in training, whichever is lower: a trailing reference would otherwise absorb a lasting outage);
   (b) more than :data:`OUT_OF_RANGE_SHARE` of their values outside the training table's observed range
-  (a tree answers there as at the edge of what it learnt);
+  widened by :data:`RANGE_MARGIN` of its width (a tree answers there as at the edge of what it learnt);
   (c) a live source the domain reads (fed through the store, not only back-filled) that has reported
   nothing for an hour whose lateness window passed (``live.store.STALE_AFTER``, the source's time rule,
-  against the one clock): the answers then fall back or go unknown, and the problem says which.
+  against the one clock): the answers then fall back or go unknown, and the problem says which. A silent
+  feed is one alert (named by the source) whatever domains read it; their own problems meanwhile (the rain
+  missing) are told in it rather than as alerts of their own.
 - **Performance without labels** (floods and accidents are known days later): for a binary domain,
   confidence-based performance estimation (CBPE; NannyML's documentation, "Estimation of Performance of the
   Monitored Model: Confidence-based Performance Estimation", nannyml.readthedocs.io, how_it_works/
@@ -76,7 +78,11 @@ OUT_OF_RANGE_SHARE = 0.10  # recent values outside the training range above this
 MIN_ROWS = 200  # fewer window values than this: no PSI verdict on a feature
 MIN_VALUES = 30  # fewer independent values (see independent()) than this: no PSI verdict either
 MIN_RECENT_ROWS = 50  # fewer recent answers than this: no missing or range verdict
-RECENT_HOURS = 3  # input quality is judged on the answers of the newest data hours
+RECENT_HOURS = 1  # input quality is judged on the answers of the newest data hour: it clears with the first whole one
+#: How far past the training range (a share of its width) a value must lie to count as outside it: a tree
+#: answers beyond its range as at the edge, so a value just past it (a hot day, float32 rounding of the
+#: stored table) changes little; a value well past it (a unit error, a stuck sensor) is the problem.
+RANGE_MARGIN = 0.05
 TRAILING = timedelta(days=14)  # the served reference: the same hours of day over this much data time
 MIN_REFERENCE_ROWS = 500  # fewer served rows there: the training table's months instead
 MAX_WINDOW = timedelta(days=7)  # how far a window holding too few rows widens
@@ -265,8 +271,10 @@ def compare(reference: dict | list[dict], served: pd.DataFrame, *, groups: np.nd
         major, moderate = shift_level(n, inverse_m, bins), shift_level(n, inverse_m, bins, major=False)
         lo, hi = (limits or {}).get(name, (None, None)) if limits is not None else _range(per)
         finite_now = now[np.isfinite(now)]
-        outside = float(np.mean((finite_now < lo) | (finite_now > hi))) \
-            if lo is not None and hi is not None and len(finite_now) else None
+        outside = None
+        if lo is not None and hi is not None and len(finite_now):
+            margin = RANGE_MARGIN * (hi - lo) + 1e-6 * max(abs(lo), abs(hi), 1.0)  # and float32 rounding
+            outside = float(np.mean((finite_now < lo - margin) | (finite_now > hi + margin)))
         status, why = "ok", exempt.get(name)
         if why is not None:
             status = "exempt"
@@ -664,12 +672,27 @@ def _training_missing(ref: dict, recent: pd.DataFrame) -> dict[str, float]:
 
 
 def raise_alerts(db: sa.Engine, report: dict[str, dict], now: datetime | None = None) -> list:
-    """Open, update or clear each domain's input-quality alert from a :func:`check` report: open while it
-    has problems, cleared by the first check that judged its inputs clean."""
+    """Open, update or clear the input-quality alerts of a :func:`check` report: one per silent feed (its
+    ``domain`` is the source's name: one cause, one alert, whatever domains read it; the problems of the
+    domains reading it are told in it), else one per domain with problems; each open while its problems
+    last, cleared by the first check that finds none."""
     from live.alerts import data_quality
 
-    return [e for name, r in report.items() if r["problems"] or r.get("inputs_judged", r["status"] != "insufficient")
-            for e in data_quality(db, name, r["problems"], now or now_kst())]
+    now = now or now_kst()
+    feeds_seen: dict[str, list[str]] = {}
+    domain_problems: dict[str, list[str]] = {}
+    for name, r in report.items():
+        silent = [s for s, f in (r.get("feeds") or {}).items() if f.get("silent_since")]
+        for source in r.get("feeds") or {}:
+            feeds_seen.setdefault(source, [])
+        if silent:  # the domain's other problems follow from the silence (rain missing): told there
+            feeds_seen[silent[0]] += r["problems"]
+            domain_problems[name] = []
+        elif r["problems"] or r.get("inputs_judged", r["status"] != "insufficient"):
+            domain_problems[name] = r["problems"]
+    events = [e for source, problems in sorted(feeds_seen.items())
+              for e in data_quality(db, source, list(dict.fromkeys(problems)), now)]
+    return events + [e for name, problems in domain_problems.items() for e in data_quality(db, name, problems, now)]
 
 
 def html_report(report: dict[str, dict], refs: dict[str, dict] | None = None,

@@ -205,7 +205,7 @@ def enqueue(conn: sa.Connection, event: dict, config: WebhookConfig | None = Non
     body, now = body_of(event), wall_kst()
     conn.execute(DELIVERIES.insert(), [{"event_id": event["id"], "url": url, "body": body, "attempts": 0,
                                         "next_attempt_at": now, "queued_at": now} for url in config.urls])
-    wake()
+    sa.event.listen(conn, "commit", lambda _conn: wake(), once=True)  # sent once there is something to read
     return len(config.urls)
 
 
@@ -227,8 +227,9 @@ def deliver_pending(db: sa.Engine, now: datetime | None = None, client: httpx.Cl
                 _finish(db, row, False, f"{row['url']} is no longer among {URLS_ENV}: not sent", now, config,
                         give_up=True)
                 continue
+            sent = wall_kst()
             ok, error = _post(client, row, config)
-            _finish(db, row, ok, error, now + (wall_kst() - started), config)  # back-off from the failure
+            _finish(db, row, ok, error, now + (wall_kst() - started), config, sent=sent)  # back-off from the failure
             delivered += ok
     finally:
         if own:
@@ -255,8 +256,7 @@ def _claim(db: sa.Engine, now: datetime, config: WebhookConfig, limit: int) -> l
             .order_by(d.id).limit(limit).with_for_update(skip_locked=True)).mappings().all()
         if rows:
             conn.execute(DELIVERIES.update().where(d.id.in_([r["id"] for r in rows]))
-                         .values(next_attempt_at=now + config.lease,
-                                 first_attempt_at=sa.func.coalesce(d.first_attempt_at, now)))
+                         .values(next_attempt_at=now + config.lease))
     return rows
 
 
@@ -275,8 +275,9 @@ def _post(client: httpx.Client, row, config: WebhookConfig) -> tuple[bool, str |
 
 
 def _finish(db: sa.Engine, row, ok: bool, error: str | None, now: datetime, config: WebhookConfig,
-            give_up: bool = False) -> None:
+            give_up: bool = False, sent: datetime | None = None) -> None:
     attempts = row["attempts"] + (not give_up)
+    first = {"first_attempt_at": sa.func.coalesce(DELIVERIES.c.first_attempt_at, sent)} if sent else {}
     if ok:
         values = {"delivered_at": wall_kst()}
     elif give_up or attempts >= config.max_attempts:
@@ -287,7 +288,7 @@ def _finish(db: sa.Engine, row, ok: bool, error: str | None, now: datetime, conf
         values = {"next_attempt_at": now + config.backoff(attempts)}
     with writing(db) as conn:
         conn.execute(DELIVERIES.update().where(DELIVERIES.c.id == row["id"])
-                     .values(attempts=attempts, last_error=error, **values))
+                     .values(attempts=attempts, last_error=error, **first, **values))
 
 
 def pending(db: sa.Engine) -> int:

@@ -1,6 +1,6 @@
 """Drift and input-quality monitoring through the real engine: clean days raise nothing (calendar positions and
-what-if scenarios are no drift), a moved input is a report line, answers missing an input and a silent feed
-open the domain's input-quality alert, which clears at the first clean check."""
+what-if scenarios are no drift), a moved input is a report line, answers missing an input open the domain's
+input-quality alert and a silent feed one alert of its own, each cleared at the first clean check."""
 
 from __future__ import annotations
 
@@ -291,8 +291,8 @@ def test_a_silent_feed_opens_one_alert_naming_it_at_a_fast_clock_and_clears_when
     kinds, open_alerts = zip(*seen, strict=True)
     assert list(kinds) == [[], [], ["opened"], ["updated"], ["updated"], ["cleared"], []], kinds
     for k in silent:
-        (domain, cause), = open_alerts[k - 1]  # exactly one alert: flood's, naming the tide gauge
-        assert domain == "flood" and cause.startswith(f"tide: silent since {cut:%Y-%m-%d} 03:00 ({k - 2} h "), cause
+        (domain, cause), = open_alerts[k - 1]  # exactly one alert: the tide gauge's, telling what flood did
+        assert domain == "tide" and cause.startswith(f"tide: silent since {cut:%Y-%m-%d} 03:00 ({k - 2} h "), cause
         assert "flood answers since then fall back" in cause, cause  # the astronomical prediction stands in
     assert not open_alerts[0] and not open_alerts[1] and not open_alerts[5] and not open_alerts[6]
     assert len([a for a in list_alerts(store.engine, "all") if a["lead_hours"] == INPUTS_LEAD]) == 1
@@ -319,3 +319,22 @@ def test_retention_covers_the_trailing_reference_and_the_window(tmp_path):
     kept = sorted((newest - pd.Timestamp(r["at"])).days for r in rows if r["domain"] == "flood" and r["at"] is not None)
     assert kept == sorted([d for d in ages if d <= monitor.KEEP_DAYS] * 2)
     assert sum(r["at"] is None for r in rows) == 2 and not [r for r in rows if r["domain"] == "traffic"]
+
+
+def test_the_training_range_is_judged_with_a_margin_not_to_the_last_float32_digit():
+    """A city-wide value equal to the training minimum (stored as float32) is inside; a hot day a little past
+    the maximum is inside; a reading well past it (a unit error) is outside."""
+    rng = np.random.default_rng(1)
+    train = pd.DataFrame({"temp": rng.uniform(-15, 29, 5000).astype(np.float32).astype(float)})
+    ref = monitor.profile(train, rng.random(5000))
+    lo = float(np.float32(2.28594771241831))  # what the stored table holds
+    limits = {"temp": (lo, 29.0)}
+
+    def outside(value: float) -> str:
+        served = pd.DataFrame({"temp": np.full(100, value), "prediction": rng.random(100)})
+        report = monitor.compare(ref, served, limits=limits)
+        return next(f for f in report["features"] if f["feature"] == "temp")["status"]
+
+    assert outside(2.28594771241831) != "out_of_range"  # the float64 value of the same minimum
+    assert outside(29.75) != "out_of_range"  # within RANGE_MARGIN of the width past the maximum
+    assert outside(29.0 * 4) == "out_of_range"

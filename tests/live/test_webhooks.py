@@ -198,6 +198,7 @@ def test_the_deliverer_sends_within_seconds_and_retries_on_the_documented_schedu
     second or two, and each retry follows BACKOFF x 2^(attempt-1) from the failure before it."""
     receiver, db = configured, sqlite_store(tmp_path)
     [opened] = run(db, 1, {("flood", 3): city({"c1": 2})})
+    monkeypatch.setenv(webhooks.POLL_ENV, "30")  # so only the commit's wake-up and the retry times can send
     deliverer = Deliverer(db, WebhookConfig.from_env()).start()
     try:
         deliver_until_done(db, rounds=100)  # the opening: out of the way
