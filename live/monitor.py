@@ -686,13 +686,27 @@ def raise_alerts(db: sa.Engine, report: dict[str, dict], now: datetime | None = 
         for source in r.get("feeds") or {}:
             feeds_seen.setdefault(source, [])
         if silent:  # the domain's other problems follow from the silence (rain missing): told there
-            feeds_seen[silent[0]] += r["problems"]
+            feeds_seen[silent[0]] += [p if ": silent since " in p else f"{name} {p}" for p in r["problems"]]
             domain_problems[name] = []
         elif r["problems"] or r.get("inputs_judged", r["status"] != "insufficient"):
             domain_problems[name] = r["problems"]
     events = [e for source, problems in sorted(feeds_seen.items())
-              for e in data_quality(db, source, list(dict.fromkeys(problems)), now)]
+              for e in data_quality(db, source, _one_head(problems), now)]
     return events + [e for name, problems in domain_problems.items() for e in data_quality(db, name, problems, now)]
+
+
+def _one_head(problems: list[str]) -> list[str]:
+    """A silent feed's problems as one alert tells them: its "<source>: silent since ... (...)" head once,
+    then what each domain's answers did."""
+    out, heads = [], set()
+    for problem in dict.fromkeys(problems):
+        head, sep, tail = problem.partition("); ")
+        if sep and ": silent since " in head and head in heads:
+            out.append(tail)
+            continue
+        heads.add(head)
+        out.append(problem)
+    return out
 
 
 def html_report(report: dict[str, dict], refs: dict[str, dict] | None = None,
