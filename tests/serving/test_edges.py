@@ -55,7 +55,7 @@ def alert_routes(monkeypatch):
     """The alert router alone, on a FastAPI app, over a stand-in live store that records what it is asked."""
     calls = []
 
-    def get_alert(db, number):
+    def get_alert(db, number, **pages):
         calls.append(("get", number))
         raise KeyError(number)
 
