@@ -115,8 +115,9 @@ def database(url: str) -> sa.Engine:
 
 
 def _add_new_columns(engine: sa.Engine) -> None:
-    """Columns declared since a store was created, added to it (nullable ones only: ``create_all`` makes
-    missing tables, never missing columns). A store from before a column reads it as NULL in old rows."""
+    """Columns and indexes declared since a store was created, added to it (nullable columns only:
+    ``create_all`` makes missing tables, never missing columns or indexes). A store from before a column
+    reads it as NULL in old rows."""
     inspector = sa.inspect(engine)
     with writing(engine) as conn:
         for table in METADATA.sorted_tables:
@@ -125,3 +126,5 @@ def _add_new_columns(engine: sa.Engine) -> None:
                 if column.name not in held and column.nullable:
                     kind = column.type.compile(dialect=engine.dialect)
                     conn.exec_driver_sql(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}')
+            for index in table.indexes:
+                index.create(conn, checkfirst=True)

@@ -271,3 +271,5 @@ def test_a_store_from_before_the_delivery_times_gets_the_new_columns(tmp_path):
     db = database(url)
     [row] = deliveries(db)
     assert row["queued_at"] is None and row["first_attempt_at"] is None and row["attempts"] == 1
+    indexes = {i["name"] for i in sa.inspect(db).get_indexes("deliveries")}
+    assert {"ix_deliveries_event_id", "ix_deliveries_next_attempt_at"} <= indexes  # declared since, made too
