@@ -168,8 +168,10 @@ function alertItem(a, kind) {
     : null;
   const item = el("li", { className: kind ? "fresh-event" : "", style: `border-left-color:${levelOf(a.level).color}` },
     levelChip(a.level, a.level_en),
-    el("span", { className: "what", textContent: `${title}${a.lead_hours ? ` · +${a.lead_hours} h` : ""}`, title: a.domain }),
-    el("span", { className: "cells", textContent: `${a.cell_count} cell${a.cell_count === 1 ? "" : "s"}` }),
+    // lead -1: an input-quality alert (a domain's inputs, or a silent feed named by its source): no cells.
+    el("span", { className: "what", textContent: a.lead_hours < 0 ? `${title} · inputs`
+      : `${title}${a.lead_hours > 0 ? ` · +${a.lead_hours} h` : ""}`, title: a.domain }),
+    a.lead_hours < 0 ? null : el("span", { className: "cells", textContent: `${a.cell_count} cell${a.cell_count === 1 ? "" : "s"}` }),
     a.cause ? el("span", { className: "cause", textContent: a.cause }) : null,
     el("span", { className: "hint", textContent: `data ${a.data_time.replace("T", " ")} · since ${a.opened_at.replace("T", " ")}` }),
     handled,
