@@ -33,7 +33,7 @@ from features.registry import domains  # noqa: E402
 from features.sources import Sources  # noqa: E402
 from live import monitor  # noqa: E402
 from serving.engine import Engine  # noqa: E402
-from serving.model_store import load_models  # noqa: E402
+from serving.model_store import load_models, training_reference  # noqa: E402
 from training.models import predict  # noqa: E402
 from urban_safety.settings import get_settings  # noqa: E402
 
@@ -69,11 +69,11 @@ def main() -> None:
     models, _ = load_models()
     new_refs, old_refs = {}, {}
     for name, spec in domains().items():
-        rows = table_store.sample(table_path(settings.features_dir, name), monitor.REFERENCE_ROWS,
-                                  [spec.time, *spec.features])
-        X = rows[list(spec.features)].astype("float64")
-        p = predict(models[name].family, models[name].booster, X)
-        new_refs[name], old_refs[name] = monitor.training_profile(X, p, rows[spec.time]), old.profile(X, p)
+        new_refs[name] = training_reference(settings, name, models[name])
+        # The old layout, from the same rows (the sample is seeded).
+        X = table_store.sample(table_path(settings.features_dir, name), monitor.REFERENCE_ROWS,
+                               list(spec.features)).astype("float64")
+        old_refs[name] = old.profile(X, predict(models[name].family, models[name].booster, X))
 
     def fresh():
         db = live.db.database(f"sqlite:///{tempfile.mkdtemp()}/live.db")

@@ -333,20 +333,14 @@ class Deliverer:
         while not self._stop.is_set():
             wait = self.config.poll_s
             try:
-                while deliver_pending(self.db) or self._full_round():
-                    pass
-                due = next_due(self.db)
+                deliver_pending(self.db)
+                due = next_due(self.db)  # more due already (a round is capped at 100 rows): go again at once
                 if due is not None:
                     wait = min(wait, max((due - wall_kst()).total_seconds(), 0.05))
             except Exception:
                 log.exception("webhook delivery round failed; trying again")
             _WAKE.wait(wait)
             _WAKE.clear()
-
-    def _full_round(self) -> bool:
-        """More is due right now (a round is capped at 100 rows): go again without waiting."""
-        due = next_due(self.db)
-        return due is not None and due <= wall_kst()
 
 
 def start_delivery(db: sa.Engine) -> Deliverer | None:

@@ -128,29 +128,40 @@ def snapshot_sources(settings: Settings) -> str:
     return str(model.tag)
 
 
+def training_reference(settings: Settings, name: str, model) -> dict:
+    """The monitoring reference of ``model`` (a loaded champion of domain ``name``): up to REFERENCE_ROWS rows
+    of its feature table scored by it, profiled overall and per month of ``spec.time``
+    (:func:`live.monitor.training_profile`)."""
+    from features import store as table_store
+    from features.build import table_path
+    from live.monitor import REFERENCE_ROWS, training_profile
+    from training.models import predict
+
+    spec = domains()[name]
+    rows = table_store.sample(table_path(settings.features_dir, name), REFERENCE_ROWS, [spec.time, *spec.features])
+    X = rows[list(spec.features)].astype("float64")
+    return training_profile(X, predict(model.family, model.booster, X), rows[spec.time])
+
+
 def ensure_references(settings: Settings) -> dict[str, str]:
     """Each served domain's monitoring reference (live/monitor.py): a profile of up to 50,000 rows of its
     feature table scored by the champion, overall and per month of the table's time column (``spec.time``),
     made again when the champion or the profile's layout changed. Domain -> what was done."""
     from features import store as table_store
     from features.build import table_path
-    from live.monitor import PROFILE_VERSION, REFERENCE_ROWS, references, store_reference, training_profile
-    from training.models import predict
+    from live.monitor import PROFILE_VERSION, references, store_reference
 
     db = ObservationStore.for_settings(settings).engine
     held, out = references(db), {}
     models, _ = load_models()
     for name, model in models.items():
         tag, path = model.info["bento_tag"], table_path(settings.features_dir, name)
-        spec = domains()[name]
         if held.get(name, {}).get("model") == tag and held[name].get("version") == PROFILE_VERSION:
             out[name] = "unchanged"
         elif not table_store.exists(path):
             out[name] = f"no feature table at {path}"
         else:
-            rows = table_store.sample(path, REFERENCE_ROWS, [spec.time, *spec.features])
-            X = rows[list(spec.features)].astype("float64")
-            store_reference(db, name, tag, training_profile(X, predict(model.family, model.booster, X), rows[spec.time]))
+            store_reference(db, name, tag, training_reference(settings, name, model))
             out[name] = "made"
     return out
 
