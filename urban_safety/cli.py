@@ -598,48 +598,94 @@ class HotspotRank(StrEnum):
     count = "count"
 
 
+class HotspotMethod(StrEnum):
+    auto = "auto"
+    model = "model"
+    eb = "eb"
+    excess = "excess"
+    counts = "counts"
+    counts_3y = "counts_3y"
+
+
+class HotspotGroup(StrEnum):
+    cell = "cell"
+    dong = "dong"
+    district = "district"
+
+
 @app.command("hotspots")
 @friendly_errors
 def hotspots(
-    start: Annotated[str, typer.Option("--from", help="First day of the period (YYYY-MM-DD, KST).")],
-    end: Annotated[str, typer.Option("--to", help="Day after the period's last day (YYYY-MM-DD).")],
-    top_n: Annotated[int, typer.Option("--top-n", min=1, max=1000, help="Cells to list.")] = 100,
+    start: Annotated[str | None, typer.Option("--from", help="First day of the period (YYYY-MM-DD, KST).")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Day after the period's last day (YYYY-MM-DD).")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Read nothing dated on or after this day (default: "
+                                              "the earlier of the day after the newest accident and --from).")] = None,
+    top_n: Annotated[int, typer.Option("--top-n", min=1, max=1000, help="Units to list.")] = 100,
     by: Annotated[HotspotRank, typer.Option(help="Rank by expected ECLO or expected accidents.")] = HotspotRank.eclo,
-    out: Annotated[Path, typer.Option(help="Folder for hotspots.csv and hotspots.geojson.")] = Path("hotspots"),
+    method: Annotated[HotspotMethod, typer.Option(help="auto: the one the city's back-test picks.")] = HotspotMethod.auto,
+    group: Annotated[HotspotGroup, typer.Option(help="Rank cells, 동 or districts.")] = HotspotGroup.cell,
+    report: Annotated[bool, typer.Option("--report", help="Write the monthly district report (the month --from "
+                                         "starts, default the month after the newest accident) and its change "
+                                         "against the last report in --out.")] = False,
+    out: Annotated[Path, typer.Option(help="Folder for the CSV and GeoJSON (or the report).")] = Path("hotspots"),
 ) -> None:
-    """Traffic hotspots of a period: cells ranked by the MLflow traffic champion's expected ECLO (or accidents),
-    tiered low/medium/high on frequency, severity and scale; writes CSV and GeoJSON."""
-    import json
-
+    """Traffic hotspots of a period, forecast from the accident record before --as-of: cells (or 동, districts)
+    ranked by expected ECLO or accidents, tiered low/medium/high on frequency, severity and scale, with
+    each cell's dominant accident types; writes CSV and GeoJSON. Needs the accident records only."""
     import pandas as pd
 
-    from features.domains.traffic import hotspots as th
+    from features.domains.traffic import forecast as fc
+    from features.errors import DataError
     from features.sources import Sources
-    from training.champion import ALIAS, load_native
-    from training.tracking import configure, registered_name
+    from features.store import atomic_path
+    from serving import hotspots as sh
+    from serving import hotspot_report
 
-    settings = get_settings()
-    configure(settings)
-    family, booster = load_native(f"models:/{registered_name('traffic')}@{ALIAS}")
-    sources = Sources.from_settings(settings)
-    result = th.hotspots(sources, family, booster, pd.Timestamp(start), pd.Timestamp(end), by.value, top_n)
-    listed = result.top(top_n)
-    table = Table(title=f"traffic hotspots {start} .. {end} by {by.value} ({result.slots:,} slots, "
-                        f"{result.seconds:.1f} s)")
-    for col in ("rank", "cell_id", "district", "exp. accidents", "exp. ECLO", "obs. accidents", "obs. ECLO",
-                "frequency", "severity", "scale", "top factor"):
+    def day(value: str | None, option: str) -> pd.Timestamp | None:
+        if value is None:
+            return None
+        try:
+            return pd.Timestamp(value).normalize()
+        except ValueError:
+            raise DataError(f"{option} {value!r} is not a date (YYYY-MM-DD)", column=option) from None
+
+    sources = Sources.from_settings(get_settings())
+    first, last = day(start, "--from"), day(end, "--to")
+    if report:
+        if first is None:
+            first = fc.record_span(sources)[1] if sources.available("taas") else None
+            first = None if first is None else first + pd.offsets.MonthBegin(0)
+        if first is None:
+            raise DataError("no traffic accident records: import TAAS files first", column="taas")
+        path = hotspot_report.write(sources, first, out, day(as_of, "--as-of"), by.value, method.value)
+        console.print(f"wrote {path} and {path.with_suffix('.csv')}", highlight=False)
+        return
+    if first is None or last is None:
+        raise DataError("give --from and --to (or --report)", column="--from")
+    result = sh.rank(sources, first, last, day(as_of, "--as-of"), by.value, method.value, group.value, top_n)
+    explained = sh.explain(sources, result, top_n)
+    table = Table(title=f"traffic hotspots {first:%Y-%m-%d} .. {last:%Y-%m-%d} by {by.value}, as of "
+                        f"{result.as_of:%Y-%m-%d}, method {result.method} ({result.seconds:.1f} s)")
+    key = "cell_id" if group is HotspotGroup.cell else group.value
+    for col in ("rank", key, "district", "exp. accidents", "exp. ECLO", "obs. accidents", "frequency", "severity",
+                "scale", "dominant type"):
         table.add_column(col)
-    for row in listed.to_dict("records"):
-        factors = result.factors.get(row["cell_id"]) or [{"feature": "-"}]
-        table.add_row(str(row["rank"]), row["cell_id"], row["district"], f"{row['expected_accidents']:.2f}",
-                      f"{row['expected_eclo']:.1f}", f"{row['observed_accidents']:.0f}", f"{row['observed_eclo']:.0f}",
-                      row["expected_frequency_tier"], row["expected_severity_tier"], row["expected_scale_tier"],
-                      factors[0]["feature"])
+    for row in result.top(top_n).to_dict("records"):
+        dominant = (explained.get(row["cell_id"], {}).get("dominant") or {}).get("accident_type") if key == "cell_id" \
+            else None
+        table.add_row(str(row["rank"]), str(row[key]), row["district"], f"{row['expected_accidents']:.1f}",
+                      f"{row['expected_eclo']:.1f}", "-" if pd.isna(row["observed_accidents"]) else
+                      f"{row['observed_accidents']:.0f}", row["expected_frequency_tier"], row["expected_severity_tier"],
+                      row["expected_scale_tier"], dominant["value"] if dominant else "-")
     console.print(table)
+    console.print(f"method: {result.method} ({result.method_reason})", highlight=False)
+    for note in result.notes:
+        console.print(f"note: {note}", highlight=False)
     out.mkdir(parents=True, exist_ok=True)
-    listed.assign(top_factors=[json.dumps(result.factors.get(c, [])) for c in listed["cell_id"]]).to_csv(
-        out / "hotspots.csv", index=False)
-    (out / "hotspots.geojson").write_text(json.dumps(th.geojson(result, sources.grid, top_n), ensure_ascii=False))
+    for name, text in (("hotspots.csv", sh.csv_text(result, top_n)),
+                       ("hotspots.geojson", sh.geojson_text(result, sources.grid, top_n, explained))):
+        with atomic_path(out / name) as tmp:
+            tmp.write_text(text, encoding="utf-8")
     console.print(f"wrote {out / 'hotspots.csv'} and {out / 'hotspots.geojson'}", highlight=False)
 
 

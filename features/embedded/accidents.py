@@ -1,7 +1,10 @@
-"""Traffic accidents: Poisson counts per cell and 3-hour slot, ``E = base(cell) x multiplier(slot)``.
+"""Traffic accidents: Poisson counts per cell and 3-hour slot, ``E = base(cell, year) x multiplier(slot)``.
 
 The base comes from the road network and activity of a cell (plus a hidden random effect, so a cell's
-past accident rate carries information); the multiplier from the clock, the calendar and the weather.
+past accident rate carries information) and drifts from year to year as a city's streets do: every cell's
+rate takes a small random step each year, and a few cells a year change for good (a new road or an opened
+junction doubles them, a rebuilt junction or a new signal halves them). The city's yearly total stays
+put. The multiplier comes from the clock, the calendar and the weather.
 """
 
 from __future__ import annotations
@@ -16,6 +19,10 @@ from features.embedded.geo import random_points
 from features.embedded.period import Period
 from features.grid import Grid
 
+# Year-to-year drift of a cell's rate: a log-normal step each year, and a share of cells changed for good.
+DRIFT_SD = 0.15
+CHANGED_SHARE = 0.02  # cells a year whose road changes
+CHANGE_FACTORS = (2.0, 0.5)  # new road or junction; rebuilt junction or signal (equally likely)
 PER_YEAR = 6500  # accidents a year over the whole city
 CITY_KM2 = 552.0  # the city's land area on the default grid, to keep the rate per km2 on any grid
 SLOT_PROFILE = np.array([0.45, 0.30, 1.00, 1.00, 1.10, 1.30, 1.35, 0.85])  # 00, 03, ..., 21 h
@@ -37,7 +44,7 @@ VEHICLES = (["승용", "화물", "승합", "이륜", "원동기", "자전거", "
 @dataclass(frozen=True)
 class AccidentResult:
     taas: pd.DataFrame  # TAAS columns + year
-    cells: pd.DataFrame  # cell_id, base
+    cells: pd.DataFrame  # cell_id, year, base (expected accidents per unit of slot multiplier)
     slots: pd.DataFrame  # time, multiplier
 
 
@@ -82,6 +89,18 @@ def cell_base(static: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
             * np.exp(rng.normal(0, 0.5, len(static))))
 
 
+def yearly_drift(n_cells: int, years, rng: np.random.Generator) -> np.ndarray:
+    """``(len(years), n_cells)`` factors on each cell's rate, 1 in the first year: a random walk in log
+    space (:data:`DRIFT_SD` a year) plus lasting changes to :data:`CHANGED_SHARE` of the cells each year."""
+    log_f = np.zeros((len(years), n_cells))
+    for i in range(1, len(years)):
+        step = rng.normal(0, DRIFT_SD, n_cells)
+        changed = rng.random(n_cells) < CHANGED_SHARE
+        step[changed] += np.log(rng.choice(CHANGE_FACTORS, changed.sum()))
+        log_f[i] = log_f[i - 1] + step
+    return np.exp(log_f)
+
+
 def _pick(rng, options, probs, n) -> np.ndarray:
     return np.asarray(options, dtype=object)[rng.choice(len(options), size=n, p=probs)]
 
@@ -97,9 +116,20 @@ def simulate_accidents(grid: Grid, static: pd.DataFrame, weather: dict, period: 
     base = raw * target / (raw.sum() * slots["multiplier"].sum())
     counts = rng.poisson(slots["multiplier"].to_numpy() * base.sum())
     slot = np.repeat(np.arange(len(slots)), counts)
-    cell = rng.choice(len(static), size=len(slot), p=base / base.sum())
+    slot_year = slots["time"].dt.year.to_numpy()
+    years = np.unique(slot_year)
+    drift = yearly_drift(len(static), years, rng)
+    cell = np.empty(len(slot), dtype=np.int64)
+    truth = []
+    for i, year in enumerate(years):  # the city's total stays put: only the shares move
+        share = base * drift[i]
+        share = share / share.sum()
+        mine = slot_year[slot] == year
+        cell[mine] = rng.choice(len(static), size=int(mine.sum()), p=share)
+        truth.append(pd.DataFrame({"cell_id": static["cell_id"].to_numpy(), "year": int(year),
+                                   "base": share * base.sum()}))
     taas = _records(grid, static, period, slots, slot, cell, weather, rng)
-    return AccidentResult(taas, pd.DataFrame({"cell_id": static["cell_id"].to_numpy(), "base": base}), slots)
+    return AccidentResult(taas, pd.concat(truth, ignore_index=True), slots)
 
 
 def _records(grid, static, period, slots, slot, cell, weather, rng) -> pd.DataFrame:

@@ -20,8 +20,9 @@ def baseline(rows: pd.DataFrame, history: pd.DataFrame) -> np.ndarray:
 
 
 def oracle(rows: pd.DataFrame, truth_dir) -> np.ndarray:
-    """Expected accidents of each cell-slot: the cell's base rate times the slot's multiplier."""
+    """Expected accidents of each cell-slot: the cell's base rate in the slot's year times the slot's multiplier."""
     cells = pd.read_parquet(Path(truth_dir) / "traffic_truth_cells.parquet")
     slots = pd.read_parquet(Path(truth_dir) / "traffic_truth_slots.parquet")
-    joined = rows[["cell_id", "time"]].merge(cells, on="cell_id", how="left").merge(slots, on="time", how="left")
+    keys = rows[["cell_id", "time"]].assign(year=pd.to_datetime(rows["time"]).dt.year.to_numpy())
+    joined = keys.merge(cells, on=["cell_id", "year"], how="left").merge(slots, on="time", how="left")
     return (joined["base"] * joined["multiplier"]).to_numpy()

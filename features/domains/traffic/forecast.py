@@ -1,0 +1,260 @@
+"""Traffic: the forecast table of a period, one row per cell, every feature frozen at ``as_of``.
+
+The hotspot question differs from the hourly one: not "how many accidents in this cell in this 3-hour
+slot, given its weather", but "where will the next period's accidents concentrate, given the record up to
+today". One row per cell; every feature reads only accidents stamped strictly before ``as_of`` (and the
+static layers, when the city has them), so a past period is seen as it was at its start and a future one
+is a forecast. The same function makes the training rows (origins before ``as_of``, labelled with the
+year that followed each) and the rows a forecast is made from.
+
+History features (accidents per year, KST calendar time):
+
+- ``rate_1y``, ``rate_3y``, ``rate_all``: the cell's accidents over the last 1 and 3 years and over the
+  whole record before ``as_of``, divided by the years of record inside each window;
+- ``eclo_rate_3y``: its ECLO per year over the last 3 years;
+- ``neighbour_rate_3y``: the mean ``rate_3y`` of its (up to 8) neighbouring land cells;
+- ``district_rate_3y``: the mean ``rate_3y`` of its district's cells;
+- ``history_years``: the years of record before ``as_of`` (the same in every row).
+
+Static features are the hourly model's (:data:`features.domains.traffic.features.STATIC`); in a city
+without static layers they are *not applicable*: NaN in every row, listed by :func:`not_applicable`.
+
+A period shorter than a year is weighted by the record's day-of-year profile (:func:`exposure_years`):
+the accidents of past years on the period's calendar days, against their daily mean. So the weather and
+the calendar of the season enter as the record's past years saw them, slot by slot, never as a mean
+weather. Labels (:func:`period_counts`) are the period's accidents, ECLO, serious-or-worse casualties
+(deaths + serious injuries) and all casualties (deaths + serious + minor + reported injuries).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features import timeseries as ts
+from features.domains.traffic.features import STATIC
+from features.errors import DataError
+
+YEAR_DAYS = 365.25
+HISTORY = ("rate_1y", "rate_3y", "rate_all", "eclo_rate_3y", "neighbour_rate_3y", "district_rate_3y",
+           "history_years")
+FEATURES = (*HISTORY, *STATIC)
+MIN_HISTORY_YEARS = 1  # a forecast (and a training origin) needs a year of record before it
+ORIGIN_STEP_MONTHS = 3  # training origins every quarter, each labelled with the year after it
+LABELS = ("accidents", "eclo", "serious", "casualties")
+TIME_BANDS = ("00-06시", "06-10시", "10-16시", "16-20시", "20-24시")  # night, morning peak, day, evening peak, evening
+_BAND_EDGES = np.array([6, 10, 16, 20])
+
+
+def records(src) -> pd.DataFrame:
+    """Accidents on the grid, sorted by time: ``cell_pos``, ``time``, ``eclo``, ``serious``, ``casualties``,
+    ``accident_type``, ``road_type`` (computed once per Sources). Rows without coordinates or outside every
+    cell are left out, as the hourly table leaves them out."""
+    def build() -> pd.DataFrame:
+        raw = src["taas"]
+        if raw.empty:
+            raise DataError("no traffic accident records (import TAAS files: `urban-safety data import "
+                            "--source taas`)", column="taas")
+        lat, lon = raw["lat"].to_numpy(dtype=float), raw["lon"].to_numpy(dtype=float)
+        ok = ~(np.isnan(lat) | np.isnan(lon))
+        pos = np.full(len(raw), -1, dtype=np.int64)
+        pos[ok] = src.grid.locate(lat[ok], lon[ok])
+        keep = pos >= 0
+        n = {c: raw[c].to_numpy(dtype=float)[keep] for c in ("deaths", "serious", "minor", "reported")}
+        out = pd.DataFrame({
+            "cell_pos": pos[keep], "time": pd.to_datetime(raw["time"]).to_numpy()[keep],
+            "eclo": raw["eclo"].to_numpy(dtype=float)[keep], "serious": n["deaths"] + n["serious"],
+            "casualties": n["deaths"] + n["serious"] + n["minor"] + n["reported"],
+            "accident_type": raw["accident_type"].to_numpy(dtype=object)[keep],
+            "road_type": raw["road_type"].to_numpy(dtype=object)[keep]})
+        return out.sort_values("time", kind="stable", ignore_index=True)
+    return ts.memo(src, "traffic.forecast.records", build)
+
+
+def record_span(src) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The first day of the accident record and the day after its newest accident."""
+    t = records(src)["time"]
+    return pd.Timestamp(t.iloc[0]).normalize(), pd.Timestamp(t.iloc[-1]).normalize() + pd.Timedelta(days=1)
+
+
+def _before(src, as_of: pd.Timestamp) -> pd.DataFrame:
+    acc = records(src)
+    return acc.iloc[: int(np.searchsorted(acc["time"].to_numpy(), np.datetime64(as_of, "ns"), side="left"))]
+
+
+def _years(a: pd.Timestamp, b: pd.Timestamp) -> float:
+    return max((b - a) / pd.Timedelta(days=1), 0.0) / YEAR_DAYS
+
+
+def has_history(first: pd.Timestamp, as_of: pd.Timestamp) -> bool:
+    """Whether :data:`MIN_HISTORY_YEARS` of record (in calendar years: 365 days is a year) lie before ``as_of``."""
+    return pd.Timestamp(as_of) >= pd.Timestamp(first) + pd.DateOffset(years=MIN_HISTORY_YEARS)
+
+
+def history(src, as_of) -> pd.DataFrame:
+    """The :data:`HISTORY` features of every cell (grid order) from the accidents before ``as_of``.
+
+    A window longer than the record is cut to it (its rate divides by the years it really covers); with
+    less than :data:`MIN_HISTORY_YEARS` of record every rate is NaN (no history is not a zero history).
+    """
+    as_of = pd.Timestamp(as_of)
+    first, _ = record_span(src)
+    acc = _before(src, as_of)
+    n = len(src.grid.cells)
+    held = _years(first, as_of)
+    out: dict[str, np.ndarray] = {}
+    for name, years, col in (("rate_1y", 1, None), ("rate_3y", 3, None), ("rate_all", None, None),
+                             ("eclo_rate_3y", 3, "eclo")):
+        lo = first if years is None else max(first, as_of - pd.DateOffset(years=years))
+        part = acc[acc["time"] >= lo]
+        span = _years(lo, as_of)
+        sums = np.bincount(part["cell_pos"], weights=None if col is None else part[col], minlength=n)
+        out[name] = sums / span if has_history(first, as_of) else np.full(n, np.nan)
+    out["neighbour_rate_3y"] = _neighbour_mean(src.grid.cells, out["rate_3y"])
+    district = pd.factorize(src.grid.cells["district"])[0]
+    out["district_rate_3y"] = (np.bincount(district, np.nan_to_num(out["rate_3y"])) / np.bincount(district))[district]
+    if not has_history(first, as_of):
+        out["district_rate_3y"] = np.full(n, np.nan)
+    out["history_years"] = np.full(n, held)
+    return pd.DataFrame(out)
+
+
+def _neighbour_mean(cells: pd.DataFrame, values: np.ndarray) -> np.ndarray:
+    """The mean of ``values`` over each cell's (up to 8) neighbouring cells of the grid (NaN if none)."""
+    row, col = cells["row"].to_numpy(), cells["col"].to_numpy()
+    grid = np.full((row.max() + 3, col.max() + 3), np.nan)
+    grid[row + 1, col + 1] = values
+    total, count = np.zeros(len(cells)), np.zeros(len(cells))
+    for dr in (-1, 0, 1):
+        for dc in (-1, 0, 1):
+            if dr or dc:
+                v = grid[row + 1 + dr, col + 1 + dc]
+                total += np.nan_to_num(v)
+                count += ~np.isnan(v)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return total / count
+
+
+def static_features(src) -> pd.DataFrame:
+    """The static layers' features per cell (grid order); NaN columns in a city without static layers."""
+    n = len(src.grid.cells)
+    if not src.available("static"):
+        return pd.DataFrame({c: np.full(n, np.nan) for c in STATIC})
+    arrays = ts.cell_arrays(src)
+    return pd.DataFrame({c: arrays[c][:-1] if c in arrays else np.full(n, np.nan) for c in STATIC})
+
+
+def not_applicable(src) -> dict[str, str]:
+    """Each forecast feature this city cannot have, and why (no static layers)."""
+    if src.available("static"):
+        return {}
+    return dict.fromkeys(STATIC, f"{src.city.name} has no static layers (roads, traffic volume, land use)")
+
+
+def exposure_years(src, as_of, start, end) -> float:
+    """The period's weight in accident-years of the record: its length in years times the record's
+    day-of-year profile over it (accidents before ``as_of`` on the period's calendar days, per day, against
+    all accidents per day). 1.0 for a whole year; a winter month of a city whose winters see more
+    accidents weighs more than its length."""
+    start, end = pd.Timestamp(start), pd.Timestamp(end)
+    days = pd.date_range(start, end, freq="D", inclusive="left")
+    length = len(days) / YEAR_DAYS
+    acc = _before(src, pd.Timestamp(as_of))
+    first, _ = record_span(src)
+    if len(days) >= 365 or not has_history(first, as_of) or acc.empty:
+        return length
+    doy = pd.DatetimeIndex(acc["time"]).day_of_year.to_numpy()
+    per_doy = np.bincount(np.minimum(doy, 365), minlength=366)[1:]  # 29 Feb counts with 31 Dec's day 365
+    wanted = np.minimum(days.day_of_year.to_numpy(), 365) - 1
+    ratio = per_doy[wanted].mean() / per_doy.mean()
+    return float(length * ratio)
+
+
+def forecast_rows(src, as_of) -> pd.DataFrame:
+    """One row per cell (grid order): ``cell_id``, ``district``, ``dong`` and :data:`FEATURES` frozen at
+    ``as_of`` (float32, as the models read them)."""
+    cells = src.grid.cells
+    feats = pd.concat([history(src, as_of), static_features(src)], axis=1)[list(FEATURES)].astype(np.float32)
+    ids = pd.DataFrame({"cell_id": cells["cell_id"].to_numpy(), "district": cells["district"].to_numpy(),
+                        "dong": cells["dong"].to_numpy() if "dong" in cells else None})
+    return pd.concat([ids, feats], axis=1)
+
+
+def period_counts(src, start, end) -> pd.DataFrame:
+    """Per cell (grid order): the :data:`LABELS` of the accidents in ``[start, end)``."""
+    acc = records(src)
+    t = acc["time"].to_numpy()
+    lo, hi = np.searchsorted(t, np.datetime64(pd.Timestamp(start), "ns")), np.searchsorted(
+        t, np.datetime64(pd.Timestamp(end), "ns"))
+    part, n = acc.iloc[lo:hi], len(src.grid.cells)
+    return pd.DataFrame({"accidents": np.bincount(part["cell_pos"], minlength=n).astype(float),
+                         **{c: np.bincount(part["cell_pos"], weights=part[c], minlength=n)
+                            for c in ("eclo", "serious", "casualties")}})
+
+
+def origins(src, as_of) -> list[pd.Timestamp]:
+    """Training origins for a forecast made at ``as_of``: every :data:`ORIGIN_STEP_MONTHS` back from a
+    year before ``as_of``, while a year of record lies before the origin (the year after each ends by
+    ``as_of``, so nothing after ``as_of`` is read)."""
+    first, _ = record_span(src)
+    out, o = [], pd.Timestamp(as_of) - pd.DateOffset(years=1)
+    while has_history(first, o):
+        out.append(o)
+        o = o - pd.DateOffset(months=ORIGIN_STEP_MONTHS)
+    return out[::-1]
+
+
+def training_rows(src, as_of) -> pd.DataFrame:
+    """The forecast table for a forecast made at ``as_of``: :func:`forecast_rows` at each of
+    :func:`origins`, labelled with the year after it (``accidents``, ...) and ``origin``; empty when the
+    record before ``as_of`` is shorter than two years."""
+    parts = []
+    for o in origins(src, as_of):
+        rows = forecast_rows(src, o)
+        labels = period_counts(src, o, o + pd.DateOffset(years=1))
+        parts.append(pd.concat([rows, labels], axis=1).assign(origin=o))
+    if not parts:
+        return pd.DataFrame(columns=["cell_id", "district", "dong", *FEATURES, *LABELS, "origin"])
+    return pd.concat(parts, ignore_index=True)
+
+
+def per_accident(src, as_of, prior: float = 5.0) -> pd.DataFrame:
+    """Per cell (grid order): ECLO, serious-or-worse casualties and casualties per accident before ``as_of``,
+    shrunk toward the district's mean with ``prior`` pseudo-accidents (the district's own mean shrunk the same
+    way toward the city's): ``(sum_cell + prior * mean_district) / (n_cell + prior)``."""
+    acc = _before(src, pd.Timestamp(as_of))
+    n_cells = len(src.grid.cells)
+    district = pd.factorize(src.grid.cells["district"])[0]
+    counts = np.bincount(acc["cell_pos"], minlength=n_cells).astype(float)
+    out = {}
+    for col in ("eclo", "serious", "casualties"):
+        sums = np.bincount(acc["cell_pos"], weights=acc[col], minlength=n_cells)
+        city = sums.sum() / counts.sum() if counts.sum() else 0.0
+        d_sums, d_counts = np.bincount(district, sums), np.bincount(district, counts)
+        d_mean = (d_sums + prior * city) / (d_counts + prior)
+        out[f"{col}_per_accident"] = (sums + prior * d_mean[district]) / (counts + prior)
+    return pd.DataFrame(out)
+
+
+def dominant_types(src, positions, as_of, years: int = 3) -> list[dict]:
+    """For each cell position: its most frequent accident type (사고유형), road form (도로형태) and time of day
+    over the ``years`` before ``as_of``, each with its share of the cell's accidents (None without any)."""
+    acc = _before(src, pd.Timestamp(as_of))
+    acc = acc[acc["time"] >= pd.Timestamp(as_of) - pd.DateOffset(years=years)]
+    band = np.asarray(TIME_BANDS, dtype=object)[np.searchsorted(_BAND_EDGES, acc["time"].dt.hour.to_numpy(),
+                                                                 side="right")]
+    acc = acc.assign(time_band=band)
+    groups = dict(tuple(acc.groupby("cell_pos")))
+    out = []
+    for pos in positions:
+        mine = groups.get(int(pos))
+        if mine is None or mine.empty:
+            out.append({"accidents": 0, "accident_type": None, "road_type": None, "time_of_day": None})
+            continue
+        item = {"accidents": int(len(mine))}
+        for col, key in (("accident_type", "accident_type"), ("road_type", "road_type"), ("time_band", "time_of_day")):
+            counts = mine[col].dropna().value_counts()
+            item[key] = None if counts.empty else {"value": str(counts.index[0]),
+                                                   "share": round(float(counts.iloc[0] / len(mine)), 3)}
+        out.append(item)
+    return out
