@@ -1,23 +1,24 @@
-"""How well do traffic hotspot rankings pick the cells where the held-out period's accidents happen?
+"""How well does each hotspot method pick next year's dangerous cells? The nested back-test of
+training/hotspots.py on a city's accident history, with Cheng and Washington's criteria.
 
-The period is the training holdout (training/splits.py: the last 20% of the traffic table's time span,
-from the day after its cut to the end of the data). Three rankings of the cells, all from data before it:
+Rolling yearly splits: each method refitted on the record before 1 January of year y and scored on year y.
+Printed per split and method: the share of the year's accidents and ECLO in the top 5% of cells and in the
+top 100 (95% bootstrap intervals), the site consistency test (SCT: the year's accidents at the top-5%
+cells; higher is better), the method consistency test (MCT: top-5% cells flagged again a year later;
+higher is steadier) and the total rank difference (TRDT: lower is steadier). Then the nested choice: the
+default is picked on the splits before the last (the service's rule, serving/hotspots.py) and judged on the
+last, against the best of past counts and Empirical Bayes there. With the generator's truth at hand
+(``traffic_truth_cells.parquet``), the ranking by the true yearly rates is printed as the bound.
 
-(a) the MLflow traffic champion (train_domain fits it on the pre-holdout rows only; the script checks the
-    run's ``holdout_from``), its expected accidents summed over every 3-hour slot of the period as
-    features/domains/traffic/hotspots.py computes them, and the expected ECLO from them;
-(b) history: each cell's accidents (or ECLO) over all years before the period;
-(c) a Poisson GLM (sklearn PoissonRegressor on median-imputed, standardised features, fitted on the same
-    pre-holdout weighted table rows), summed over the same slots and turned into ECLO the same way.
-
-Printed: the share of the period's accidents and of its ECLO that happened in the top 5% of cells and in
-the top 100, ranking by count and by ECLO. Also the truth's base rate (the generator's, an upper bound).
-
-    .venv/bin/python -m bench.hotspots_eval
+    .venv/bin/python -m bench.hotspots_eval                       # the settings' data
+    .venv/bin/urban-safety data generate --years 6 (with URBAN_SAFETY_DATA_DIR=/tmp/six)
+    .venv/bin/python -m bench.hotspots_eval --data-dir /tmp/six   # six generated years, drifting cell rates
+    .venv/bin/python -m bench.hotspots_eval --data-dir <an imported accident history>
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 from pathlib import Path
 
@@ -25,93 +26,85 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import PoissonRegressor
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
-from features.domains.traffic import hotspots as th
-from features.registry import get_domain
+from features.domains.traffic import forecast as fc
 from features.sources import Sources
-from training.champion import ALIAS, load_native
-from training.models import predict
-from training.splits import holdout_split
-from training.tracking import configure, registered_name
-from training.train import HOLDOUT_SHARE, load_table
+from training import hotspots as hm
 from urban_safety.settings import get_settings
 
-TOP_SHARE = 0.05
-TOP_N = 100
+REFERENCES = ("counts", "counts_3y", "eb")
 
 
-def captured(order: np.ndarray, observed: np.ndarray, k: int) -> float:
-    """Share of ``observed`` (per cell, grid order) in the first ``k`` cells of ``order``."""
-    return float(observed[order[:k]].sum() / observed.sum())
+def _ci(row, col: str) -> str:
+    if pd.isna(row.get(col)):
+        return "-"
+    return f"{row[col]:.1%} [{row[col + '_lo']:.1%}, {row[col + '_hi']:.1%}]"
+
+
+def truth_share(settings, src, a: pd.Timestamp) -> float | None:
+    """The year's accident share at the top 5% of cells by the generator's true rates of that year."""
+    path = Path(settings.truth_dir) / "traffic_truth_cells.parquet"
+    if not path.exists():
+        return None
+    truth = pd.read_parquet(path)
+    if "year" not in truth:
+        return None
+    base = truth[truth["year"] == a.year].set_index("cell_id")["base"].reindex(src.grid.cells["cell_id"])
+    ranked = hm.order(base.to_numpy(float))[: int(np.ceil(hm.TOP_SHARE * len(base)))]
+    acc = fc.records(src)
+    year = acc[(acc["time"] >= a) & (acc["time"] < a + pd.DateOffset(years=1))]
+    return float(np.isin(year["cell_pos"], ranked).mean())
 
 
 def main() -> None:
-    console = Console(width=160)
-    settings = get_settings()
-    spec = get_domain("traffic")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", type=Path, help="a data folder (default: the settings')")
+    args = parser.parse_args()
+    console = Console(width=200)
+    settings = get_settings() if args.data_dir is None else get_settings().model_copy(update={"data_dir": args.data_dir})
     src = Sources.from_settings(settings)
-    table, _ = load_table(spec, settings)
-    split = holdout_split(table[spec.time], HOLDOUT_SHARE, spec.horizon)
-    start = pd.Timestamp(table[spec.time].iloc[split.valid].min()).normalize() + pd.Timedelta(days=1)
-    end = pd.Timestamp(table[spec.time].max()).normalize() + pd.Timedelta(days=1)
-
-    client = configure(settings)
-    version = client.get_model_version_by_alias(registered_name("traffic"), ALIAS)
-    holdout_from = pd.Timestamp(client.get_run(version.run_id).data.params["holdout_from"])
-    if holdout_from > start:
-        raise SystemExit(f"the champion's holdout starts {holdout_from}, after {start}: it saw the period")
-    family, booster = load_native(f"models:/{registered_name('traffic')}@{ALIAS}")
-
-    train = table.iloc[split.train]
+    first, end = fc.record_span(src)
     started = time.perf_counter()
-    glm = make_pipeline(SimpleImputer(strategy="median"), StandardScaler(), PoissonRegressor(alpha=1e-4, max_iter=300))
-    glm.fit(train[list(spec.features)].to_numpy(float), train[spec.target].to_numpy(float),
-            poissonregressor__sample_weight=train[spec.weight].to_numpy(float))
-    glm_s = time.perf_counter() - started
-
-    started = time.perf_counter()
-    sums, unknown, n_slots = th.expected_sums(src, {
-        "model": lambda X: predict(family, booster, X),
-        "glm": lambda X: glm.predict(X.to_numpy(float)),
-    }, start, end)
-    sums_s = time.perf_counter() - started
-
-    ratio = th.per_accident(src, start)["eclo_per_accident"].to_numpy()
-    acc = th.casualties(src)
-    before = acc[acc["time"] < start]
+    results = hm.backtest(src)
+    seconds = time.perf_counter() - started
     n = len(src.grid.cells)
-    obs = th.observed(src, start, end)
-    observed_acc, observed_eclo = obs["observed_accidents"].to_numpy(), obs["observed_eclo"].to_numpy()
-    scores = {
-        "model (champion)": (sums["model"], sums["model"] * ratio),
-        "history rate": (np.bincount(before["cell_pos"], minlength=n).astype(float),
-                         np.bincount(before["cell_pos"], weights=before["eclo"], minlength=n)),
-        "Poisson GLM": (sums["glm"], sums["glm"] * ratio),
-    }
-    truth = Path(settings.truth_dir) / "traffic_truth_cells.parquet"
-    if truth.exists():
-        base = pd.read_parquet(truth).set_index("cell_id")["base"].reindex(src.grid.cells["cell_id"]).to_numpy(float)
-        scores["truth base rate (bound)"] = (base, base * ratio)
-
-    k5 = int(np.ceil(TOP_SHARE * n))
-    out = Table(title=f"traffic hotspots {start:%Y-%m-%d} .. {end:%Y-%m-%d} ({n_slots:,} slots, {n:,} cells; "
-                      f"{int(observed_acc.sum()):,} accidents, ECLO {observed_eclo.sum():,.0f})")
-    for col in ("ranking", "by", f"top 5% ({k5}) accidents", "top 5% ECLO", f"top {TOP_N} accidents",
-                f"top {TOP_N} ECLO"):
-        out.add_column(col)
-    for name, (count, eclo) in scores.items():
-        for by, score in (("count", count), ("eclo", eclo)):
-            order = np.lexsort((np.arange(n), -np.nan_to_num(score)))
-            out.add_row(name, by, *(f"{captured(order, o, k):.1%}" for k in (k5, TOP_N)
-                                    for o in (observed_acc, observed_eclo)))
+    out = Table(title=f"traffic hotspot methods, {src.city.name}: record {first:%Y-%m-%d} .. {end:%Y-%m-%d}, {n:,} cells "
+                      f"(top 5% = {int(np.ceil(hm.TOP_SHARE * n))} cells)")
+    for col in ("year", "method", "accidents", "top 5% accidents", "top 5% ECLO", f"top {hm.TOP_N} accidents",
+                f"top {hm.TOP_N} ECLO", "SCT", "MCT", "TRDT"):
+        out.add_column(col, justify="left" if col in ("year", "method") else "right")
+    for a, group in results.groupby("as_of", sort=True):
+        bound = truth_share(settings, src, a)
+        for row in group.to_dict("records"):
+            if not row["fitted"]:
+                out.add_row(f"{a:%Y}", row["method"], f"{row['accidents']:,}", "not fitted", *[""] * 6)
+                continue
+            out.add_row(f"{a:%Y}", row["method"], f"{row['accidents']:,}", _ci(row, "top5_accidents"),
+                        _ci(row, "top5_eclo"), _ci(row, f"top{hm.TOP_N}_accidents"), _ci(row, f"top{hm.TOP_N}_eclo"),
+                        f"{int(row['sct']):,}", "-" if pd.isna(row.get("mct")) else f"{int(row['mct'])}",
+                        "-" if pd.isna(row.get("trdt")) else f"{int(row['trdt']):,}")
+        if bound is not None:
+            out.add_row(f"{a:%Y}", "truth (bound)", "", f"{bound:.1%}", *[""] * 6)
+        out.add_section()
     console.print(out)
-    console.print(f"expected sums (champion and GLM over {n_slots:,} slots x {n:,} cells): {sums_s:.1f} s; "
-                  f"GLM fit on {len(train):,} rows: {glm_s:.1f} s; cell-slots not scored: {int(unknown.sum()):,}",
+    console.print(f"back-test: {results['as_of'].nunique()} splits x {len(hm.METHODS)} methods in {seconds:.1f} s",
                   highlight=False)
+
+    splits = sorted(results["as_of"].unique())
+    if len(splits) < 2:
+        console.print("nested choice: needs at least two splits (three years of record)", highlight=False)
+        return
+    last = splits[-1]
+    method, reason = hm.choose(results[results["as_of"] < last])
+    judged = results[results["as_of"] == last].set_index("method")
+    chosen = judged.loc[method]
+    refs = judged.loc[[m for m in REFERENCES if judged.loc[m, "fitted"]]]
+    best = refs["top5_accidents"].idxmax()
+    console.print(f"nested: default chosen on {', '.join(f'{a:%Y}' for a in splits[:-1])}: {method} ({reason})",
+                  highlight=False)
+    verdict = "at least as good" if chosen["top5_accidents"] >= refs.loc[best, "top5_accidents_lo"] else "WORSE"
+    console.print(f"judged on {last:%Y}: {method} {_ci(chosen, 'top5_accidents')} against the best of past counts and "
+                  f"EB, {best} {_ci(refs.loc[best], 'top5_accidents')}: {verdict}", highlight=False)
 
 
 if __name__ == "__main__":

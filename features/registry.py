@@ -164,6 +164,10 @@ class DomainSpec:
     # earthquake's magnitude, flood's lead) and calendar positions (day of year, hour). The monitor
     # (live/monitor.py) lists them as exempt with the reason, never as a finding.
     not_drift: dict[str, str] = field(default_factory=dict)
+    # Products of the domain that need fewer sources than its model (traffic's hotspot ranking reads the
+    # accident records alone): a city without a station for the model's other sources still runs them, and
+    # the model is skipped for want of data, saying so.
+    products: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         named = set(self.monotone) | set(self.essential) | set(self.forecast) | set(self.breakdown[:1] if self.breakdown else ())

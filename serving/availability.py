@@ -53,8 +53,8 @@ class ReadinessMiddleware:
             problem = getattr(svc, "startup_problem", "") or "starting"
             body = {"ready": False, "domains": {}, "detail": [{"loc": [], "msg": problem, "type": "unavailable"}]}
         else:
-            body = {"ready": engine.ready, "domains": engine.availability(), "observations": engine.freshness(),
-                    "store_version": engine.version}
+            body = {"ready": engine.ready, "domains": engine.availability(), "products": engine.products(),
+                    "observations": engine.freshness(), "store_version": engine.version}
             body["detail"] = [{"loc": ["domains", name], "msg": why, "type": "unavailable"}
                               for name, why in body["domains"].items() if why != "serving"]
         if not body["ready"]:  # the API's error shape, which the error middleware passes on as it is

@@ -278,8 +278,20 @@ class Engine:
     # --- state -------------------------------------------------------------------------------
     @property
     def ready(self) -> bool:
-        """Every domain the city can serve has its model (and there is at least one)."""
-        return bool(self.models) and all(name in self.models for name in self._latest)
+        """Every domain the city can serve has its model, and something serves (a model or a product)."""
+        serving = bool(self.models) or "serving" in self.products().values()
+        return serving and all(name in self.models for name in self._latest)
+
+    def products(self) -> dict[str, str]:
+        """Each product a domain declares (``DomainSpec.products``): "serving" when the city runs the domain
+        and holds the sources the product reads, else why not."""
+        out = {}
+        for name, spec in self.specs.items():
+            for product, needs in spec.products.items():
+                missing = [s for s in needs if not self.sources.available(s)]
+                out[product] = (f"{self.sources.city.name} does not run {name}" if not self.sources.city.runs(name)
+                                else f"no data: it needs {', '.join(missing)}" if missing else "serving")
+        return out
 
     def times(self, domain: str) -> tuple[pd.Timestamp, pd.Timestamp]:
         """``(first, now)`` of a domain the service answers for: the earliest time the held observations

@@ -59,5 +59,8 @@ SPEC = register(DomainSpec(
     # the date and hour alone (its share over the same hours moves with the season, not with the data).
     not_drift={**dict.fromkeys(("hour", "weekday", "holiday"), "calendar position: the slot asked for"),
                "dark": "calendar position: sun below the horizon at the slot's midpoint (date and hour)"},
+    # The hotspot ranking (serving/hotspots.py) needs the accident records alone: weather and temperature
+    # stay essential for the hourly risk only.
+    products={"hotspots": ("taas",)},
     extra={"units": UNITS},
 ))
