@@ -10,6 +10,11 @@ default is picked on the splits before the last (the service's rule, serving/hot
 last, against the best of past counts and Empirical Bayes there. With the generator's truth at hand
 (``traffic_truth_cells.parquet``), the ranking by the true yearly rates is printed as the bound.
 
+Last, the answer time of next year's forecast as ``POST /hotspots`` computes it (serving/hotspots.py, top 1000
+cells explained): the first question on a fresh data snapshot (the records loaded, every method fitted and
+the back-test run) and a repeated one (median of 5), against the floor of ranking by past counts alone
+(a pandas group-by of the records).
+
     .venv/bin/python -m bench.hotspots_eval                       # the settings' data
     .venv/bin/urban-safety data generate --years 6 (with URBAN_SAFETY_DATA_DIR=/tmp/six)
     .venv/bin/python -m bench.hotspots_eval --data-dir /tmp/six   # six generated years, drifting cell rates
@@ -29,6 +34,7 @@ from rich.table import Table
 
 from features.domains.traffic import forecast as fc
 from features.sources import Sources
+from serving import hotspots as sh
 from training import hotspots as hm
 from urban_safety.settings import get_settings
 
@@ -59,9 +65,13 @@ def truth_share(settings, src, a: pd.Timestamp) -> float | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, help="a data folder (default: the settings')")
+    parser.add_argument("--timing-only", action="store_true", help="only the answer time of next year's forecast")
     args = parser.parse_args()
     console = Console(width=200)
     settings = get_settings() if args.data_dir is None else get_settings().model_copy(update={"data_dir": args.data_dir})
+    if args.timing_only:
+        timing(settings, console)
+        return
     src = Sources.from_settings(settings)
     first, end = fc.record_span(src)
     started = time.perf_counter()
@@ -105,6 +115,40 @@ def main() -> None:
     verdict = "at least as good" if chosen["top5_accidents"] >= refs.loc[best, "top5_accidents_lo"] else "WORSE"
     console.print(f"judged on {last:%Y}: {method} {_ci(chosen, 'top5_accidents')} against the best of past counts and "
                   f"EB, {best} {_ci(refs.loc[best], 'top5_accidents')}: {verdict}", highlight=False)
+    timing(settings, console)
+
+
+def timing(settings, console) -> None:
+    """Next year's forecast: the first answer on a fresh snapshot, the warm answer, and the counts floor."""
+    src = Sources.from_settings(settings)
+    started = time.perf_counter()
+    _, newest = fc.record_span(src)
+    load = time.perf_counter() - started
+    end = newest + pd.DateOffset(years=1)
+
+    def answer():
+        result = sh.rank(src, newest, end, top_n=1000)
+        sh.explain(src, result, 1000)
+        return result
+
+    started = time.perf_counter()
+    result = answer()
+    first = time.perf_counter() - started
+    warm = []
+    for _ in range(5):
+        started = time.perf_counter()
+        answer()
+        warm.append(time.perf_counter() - started)
+    floor = []
+    for _ in range(5):
+        started = time.perf_counter()
+        acc = src["taas"]
+        acc.groupby([acc["lat"].round(3), acc["lon"].round(3)]).size().nlargest(1000)
+        floor.append(time.perf_counter() - started)
+    console.print(f"next year's forecast ({newest:%Y-%m-%d} .. {end:%Y-%m-%d}, {len(src.grid.cells):,} cells at "
+                  f"{src.city.grid_m} m, method {result.method}): records loaded {load:.2f} s; first answer "
+                  f"{first:.2f} s; warm answer {np.median(warm):.3f} s (median of 5); floor, past counts by a pandas "
+                  f"group-by: {np.median(floor):.3f} s", highlight=False)
 
 
 if __name__ == "__main__":

@@ -262,10 +262,10 @@ class City(BaseModel):
     timezone: str = "Asia/Seoul"
     grid_m: int = Field(500, ge=100, le=5000)
     boundary: Boundary
-    weather_stations: list[WeatherStation]
+    weather_stations: list[WeatherStation] = []  # none: no weather feed (hotspots from accident records only)
     air_stations: list[AirStation] = []  # none: the city cannot run fine dust
     tide: Tide | None = None  # None: no tide gauge (an inland city); tide inputs are not applicable
-    seismic_region: SeismicRegion
+    seismic_region: SeismicRegion | None = None  # needed by a city that runs the earthquake domain
     geography: Geography = Geography()
     # Ready scenarios per domain (``[[scenarios.earthquake]]``); a domain listed here shows these instead of
     # the domain's own defaults.
@@ -282,6 +282,13 @@ class City(BaseModel):
     domains: list[str] | None = None
     # Replacement and retrofit costs for earthquake consequences (defaults: EarthquakeCosts's).
     earthquake_costs: EarthquakeCosts = Field(default_factory=EarthquakeCosts)
+
+    @model_validator(mode="after")
+    def _earthquake_needs_a_region(self) -> City:
+        if self.seismic_region is None and self.runs("earthquake"):
+            raise ValueError("seismic_region: a city that runs earthquake needs [seismic_region] (the zones its "
+                             "catalogue and scenarios come from), or leave earthquake out of domains")
+        return self
 
     def places(self):
         """The city's real geography (outline, 구 and 법정동 with today's codes, coast): see

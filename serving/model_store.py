@@ -117,8 +117,10 @@ def snapshot_sources(settings: Settings) -> str:
     if latest is not None and latest.info.labels.get("fingerprint") == fingerprint:
         return str(latest.tag)
     sources = Sources.from_settings(settings)
-    live = {name: sources.resolve(name, store.frame(name)) for name in LIVE_SOURCES if name in names}
-    frames = {**sources.loaded([n for n in names if n not in live]), **{n: f for n, f in live.items() if len(f)}}
+    held = {name: store.frame(name) for name in LIVE_SOURCES if name in names}
+    # an empty source is left out, not resolved: a city without air stations has no air rows to match
+    live = {name: sources.resolve(name, frame) for name, frame in held.items() if len(frame)}
+    frames = {**sources.loaded([n for n in names if n not in held]), **{n: f for n, f in live.items() if len(f)}}
     with bentoml.models.create(context_name(settings.city_key), labels={"fingerprint": fingerprint},
                                metadata={"city": json.loads(settings.city_config.model_dump_json(exclude_none=True)),
                                          "sources": sorted(frames), "store_url": store.url,

@@ -499,12 +499,15 @@ function showSummary(view) {
 // --- traffic hotspots: POST /hotspots, listed and outlined on the traffic map ------------------------
 function hotspotDefaults() {
   const spec = state.catalogue.domains.traffic;
-  if (!spec || !spec.available) return;
+  if (!spec) return;
   $("hotspots-view").hidden = false;
-  const to = new Date(`${spec.default_at.slice(0, 10)}T00:00:00Z`);
-  const from = new Date(to.getTime() - 365 * 86400000);
-  $("hs-to").value = to.toISOString().slice(0, 10);
+  // next year, forecast from the record up to the newest data: the question a safety planner asks
+  const from = new Date(`${(spec.default_at || new Date().toISOString()).slice(0, 10)}T00:00:00Z`);
+  from.setUTCDate(from.getUTCDate() + 1);
+  const to = new Date(from);
+  to.setUTCFullYear(to.getUTCFullYear() + 1);
   $("hs-from").value = from.toISOString().slice(0, 10);
+  $("hs-to").value = to.toISOString().slice(0, 10);
 }
 
 async function rankHotspots() {
@@ -516,18 +519,22 @@ async function rankHotspots() {
     clearError();
     state.hotspots = new Set(answer.cells.map((c) => c.cell_id));
     const tier = (t) => `${t.frequency[0]}/${t.severity[0]}/${t.scale[0]}`.toUpperCase();
-    const head = el("tr", {}, ...["#", "Cell", "District", "Expected accidents", "Expected ECLO",
-      "Tiers F/S/S", "Observed accidents", "Observed ECLO"].map((t) => el("th", { textContent: t })));
+    const observed = (c, key, digits) => (c.observed && c.observed[key] !== null ? fmt(c.observed[key], digits) : "–");
+    const dominant = (c) => (c.dominant && c.dominant.accident_type ? c.dominant.accident_type.value : "–");
+    const head = el("tr", {}, ...["#", "Cell", "District", "동", "Expected accidents", "Expected ECLO",
+      "Tiers F/S/S", "Observed accidents", "Observed ECLO", "Dominant type"].map((t) => el("th", { textContent: t })));
     const rows = answer.cells.map((c) => el("tr", {}, el("td", { className: "num", textContent: String(c.rank) }),
       el("td", {}, el("button", { type: "button", className: "cell-link", textContent: c.cell_id, title: "show on the map",
         onclick: () => { if ($("domain").value !== "traffic") { $("domain").value = "traffic"; domainChanged(); }
           showDetails(c.cell_id); } })),
-      el("td", { textContent: c.district }), el("td", { className: "num", textContent: fmt(c.expected.accidents, 2) }),
+      el("td", { textContent: c.district }), el("td", { textContent: c.dong || "" }),
+      el("td", { className: "num", textContent: fmt(c.expected.accidents, 2) }),
       el("td", { className: "num", textContent: fmt(c.expected.eclo, 1) }), el("td", { textContent: tier(c.tiers.expected) }),
-      el("td", { className: "num", textContent: String(c.observed.accidents) }),
-      el("td", { className: "num", textContent: fmt(c.observed.eclo, 1) })));
+      el("td", { className: "num", textContent: observed(c, "accidents", 0) }),
+      el("td", { className: "num", textContent: observed(c, "eclo", 1) }), el("td", { textContent: dominant(c) })));
     $("hotspots").replaceChildren(el("thead", {}, head), el("tbody", {}, ...rows));
-    $("hs-status").textContent = `${answer.cells.length} cells, ${answer.slots} three-hour slots, ${answer.model_version}`;
+    $("hs-status").textContent = `${answer.cells.length} cells, forecast as of ${answer.as_of} by ${answer.method}`;
+    $("hs-status").title = answer.method_reason;
     render();
   } catch (e) {
     $("hs-status").textContent = "";

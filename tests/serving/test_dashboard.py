@@ -196,14 +196,15 @@ def test_flood_lead_time_is_chosen_from_its_choices(page):
 
 
 def test_traffic_hotspots_are_ranked_listed_and_shown_on_the_map(page, api):
-    end = pd.Timestamp(api["catalogue"]["domains"]["traffic"]["default_at"]).normalize()
-    page.fill("#hs-from", f"{end - pd.Timedelta(days=60):%Y-%m-%d}")
-    page.fill("#hs-to", f"{end:%Y-%m-%d}")
+    start = pd.Timestamp(api["catalogue"]["domains"]["traffic"]["default_at"]).normalize() + pd.Timedelta(days=1)
+    assert page.input_value("#hs-from") == f"{start:%Y-%m-%d}"  # next year by default
+    page.fill("#hs-to", f"{start + pd.Timedelta(days=90):%Y-%m-%d}")
     page.fill("#hs-top", "5")
     page.click("#hs-run")
     page.wait_for_selector("#hotspots tbody tr", timeout=WAIT_MS)
     assert page.locator("#hotspots tbody tr").count() == 5
     assert page.locator("#hotspots tbody tr").first.locator("td").first.text_content() == "1"
+    assert "forecast as of" in page.text_content("#hs-status")
     first = page.locator("#hotspots tbody tr .cell-link").first
     cell = first.text_content()
     first.click()

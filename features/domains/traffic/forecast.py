@@ -239,22 +239,35 @@ def per_accident(src, as_of, prior: float = 5.0) -> pd.DataFrame:
 def dominant_types(src, positions, as_of, years: int = 3) -> list[dict]:
     """For each cell position: its most frequent accident type (사고유형), road form (도로형태) and time of day
     over the ``years`` before ``as_of``, each with its share of the cell's accidents (None without any)."""
-    acc = _before(src, pd.Timestamp(as_of))
-    acc = acc[acc["time"] >= pd.Timestamp(as_of) - pd.DateOffset(years=years)]
+    table = ts.memo(src, f"traffic.forecast.dominant.{pd.Timestamp(as_of).isoformat()}.{years}",
+                    lambda: _dominant(src, pd.Timestamp(as_of), years))
+    out = []
+    for pos in np.asarray(positions, dtype=np.int64):
+        n = int(table["accidents"][pos])
+        item: dict = {"accidents": n}
+        for key in ("accident_type", "road_type", "time_of_day"):
+            value, count = table[key][0][pos], table[key][1][pos]
+            item[key] = None if not count else {"value": str(value), "share": round(float(count / n), 3)}
+        out.append(item)
+    return out
+
+
+def _dominant(src, as_of: pd.Timestamp, years: int) -> dict:
+    """Per cell position: accidents, and per field (value, count) of its most frequent value (ties: first)."""
+    acc = _before(src, as_of)
+    acc = acc[acc["time"] >= as_of - pd.DateOffset(years=years)]
+    n = len(src.grid.cells)
+    pos = acc["cell_pos"].to_numpy()
     band = np.asarray(TIME_BANDS, dtype=object)[np.searchsorted(_BAND_EDGES, acc["time"].dt.hour.to_numpy(),
                                                                  side="right")]
-    acc = acc.assign(time_band=band)
-    groups = dict(tuple(acc.groupby("cell_pos")))
-    out = []
-    for pos in positions:
-        mine = groups.get(int(pos))
-        if mine is None or mine.empty:
-            out.append({"accidents": 0, "accident_type": None, "road_type": None, "time_of_day": None})
-            continue
-        item = {"accidents": int(len(mine))}
-        for col, key in (("accident_type", "accident_type"), ("road_type", "road_type"), ("time_band", "time_of_day")):
-            counts = mine[col].dropna().value_counts()
-            item[key] = None if counts.empty else {"value": str(counts.index[0]),
-                                                   "share": round(float(counts.iloc[0] / len(mine)), 3)}
-        out.append(item)
+    out: dict = {"accidents": np.bincount(pos, minlength=n)}
+    for key, values in (("accident_type", acc["accident_type"].to_numpy(dtype=object)),
+                        ("road_type", acc["road_type"].to_numpy(dtype=object)), ("time_of_day", band)):
+        codes, labels = pd.factorize(values, use_na_sentinel=True)
+        ok = codes >= 0
+        k = max(len(labels), 1)
+        counts = np.bincount(pos[ok] * k + codes[ok], minlength=n * k).reshape(n, k)
+        best = counts.argmax(axis=1)
+        out[key] = (np.asarray(labels, dtype=object)[best] if len(labels) else np.full(n, None),
+                    counts[np.arange(n), best])
     return out
