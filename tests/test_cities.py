@@ -54,8 +54,8 @@ INCHEON_RAW_SHA256 = {
     "raw/nowcast/VSRT_RN1_2021.csv": "9182218a4ae0e412f76310e907af53a4a2c327918473a2806f71851f528f1191",
     "raw/quakes/KMA_EQK_list.csv": "57bfa9c63cd82bf4dddf3f199f30c7394f6ed616041649f985c1f3f22065218e",
     "raw/static/grid_layers.csv": "55a987fac7a7f5a250d8a2bdb8af73c473129ab8ae4a5fee1c8468813ae2999e",
-    "raw/taas/TAAS_2020.csv": "bb01c3513f65c74332cd3c92d0074c14bfdc2b8b49c2277ed8a444a8ae15cfbf",
-    "raw/taas/TAAS_2021.csv": "7cd3d44e169ec3a27c16c7f801eec7bcdf02ac1e4d8ef818fbe34964d3555d54",
+    "raw/taas/TAAS_2020.csv": "03e9dc4f20d3385fdbc79e2cf20bddd8cee975f7f132b00d23756e1faa164454",
+    "raw/taas/TAAS_2021.csv": "5c9b6257e6b5b3f5d4921c8ade4a8fbd94c31ee8730d07ebd368e0e4d85e2fde",
     "raw/tide/TIDE_DT_0001_2020.csv": "7e41938e67b362655f63beee98168756540c66a17d9c6f6553b64836b231f964",
     "raw/tide/TIDE_DT_0001_2021.csv": "33238141e2de0451b48faa97a58450af3d6e2cba1a8f812f674f1ff662036c61",
 }
