@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from features.store import atomic_path
 from features.domains.traffic import forecast as fc
+from features.store import atomic_path
 from serving import hotspots as sh
 
 PER_DISTRICT = 5  # cells listed per district

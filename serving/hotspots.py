@@ -110,13 +110,11 @@ def check_question(src, start, end, as_of=None) -> pd.Timestamp:
 
 
 def default_method(src, as_of, by: RankBy = "eclo") -> tuple[str, str]:
-    """The method the city's back-test picks at ``as_of`` and why (computed once per Sources and as_of)."""
-    from features import timeseries as ts
-
+    """The method the city's back-test picks at ``as_of`` and why (computed once per data and as_of)."""
     def pick():
         results = hm.backtest(src, until=as_of, consistency=False, bootstrap=False)
         return hm.choose(results, "eclo" if by == "eclo" else "accidents")
-    return ts.memo(src, f"traffic.hotspots.default.{pd.Timestamp(as_of).isoformat()}.{by}", pick)
+    return fc.data_memo(src, f"default.{pd.Timestamp(as_of).isoformat()}.{by}", pick)
 
 
 def rank(src, start, end, as_of=None, by: RankBy = "eclo", method: str = "auto", group: Group = "cell",

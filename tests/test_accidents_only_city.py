@@ -6,18 +6,13 @@ the hourly traffic risk, which needs the weather it does not have."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pandas as pd
-from typer.testing import CliRunner
 
-from tests.serving.conftest import ROOT, free_port, stop_server, wait_ready
-from urban_safety.cli import app
+from tests.serving.conftest import cli, project_env, serve_city
 
 CITY = """
 name = "Crashton"
@@ -64,21 +59,9 @@ def write_taas(folder: Path) -> list[Path]:
 
 
 def test_accident_records_alone_give_hotspots(tmp_path):
-    (tmp_path / "crashton.toml").write_text(CITY, encoding="utf-8")
-    (tmp_path / "crashton.geojson").write_text(BOUNDARY, encoding="utf-8")
+    env = project_env(tmp_path, "crashton", CITY, BOUNDARY)
     files = write_taas(tmp_path / "downloads")
-    env = {"URBAN_SAFETY_CITY": str(tmp_path / "crashton.toml"), "URBAN_SAFETY_DATA_DIR": str(tmp_path / "data"),
-           "URBAN_SAFETY_ROOT": str(tmp_path / "project"), "BENTOML_HOME": str(tmp_path / "bentoml"), "COLUMNS": "250",
-           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'project' / 'mlruns' / 'mlflow.db'}"}
-    (tmp_path / "project" / "mlruns").mkdir(parents=True)
-    runner = CliRunner()
-
-    def run(*args):
-        result = runner.invoke(app, list(args), env=env)
-        flat = " ".join(result.output.split())
-        assert result.exit_code == 0, flat
-        return flat
-
+    run = cli(env)
     run("data", "import", "--source", "taas", *map(str, files))
     out = run("hotspots", "--from", "2026-01-01", "--to", "2027-01-01", "--top-n", "5", "--out", str(tmp_path / "hs"))
     assert "as of 2026-01-01" in out and "city-wide" in out
@@ -88,19 +71,7 @@ def test_accident_records_alone_give_hotspots(tmp_path):
     out = run("train", "--domain", "all", "--trials", "2", "--timeout", "60")
     assert "skipping traffic" in out and "asos" in out
 
-    serve_env = {**os.environ, **env}
-    prepared = subprocess.run([sys.executable, "-m", "urban_safety.cli", "serve", "--prepare-only"], env=serve_env,
-                              cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert prepared.returncode == 0, prepared.stdout + prepared.stderr
-    port = free_port()
-    log_path = tmp_path / "server.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "serving.service:RiskService", "--host",
-                                 "127.0.0.1", "--port", str(port)], env=serve_env, cwd=ROOT, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, proc, log_path)
+    with serve_city(env, tmp_path / "server.log") as url:
         ready = httpx.get(f"{url}/readyz", timeout=10).json()
         assert ready["products"]["hotspots"] == "serving" and "asos" in ready["domains"]["traffic"]
         resp = httpx.post(f"{url}/hotspots", json={"period": {"from": "2026-01-01", "to": "2027-01-01"}, "top_n": 3},
@@ -114,5 +85,4 @@ def test_accident_records_alone_give_hotspots(tmp_path):
         risk = httpx.post(f"{url}/risk", json={"domain": "traffic", "locations": [{"lat": 36.02, "lon": 127.02}]},
                           timeout=30)
         assert risk.status_code == 503 and "asos" in risk.json()["error"]
-    finally:
-        stop_server(proc)
+

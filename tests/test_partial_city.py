@@ -9,20 +9,15 @@ naming what is missing for flood, traffic and earthquake.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
 from features.store import read_table
-from tests.serving.conftest import ROOT, free_port, stop_server, wait_ready
-from urban_safety.cli import app
+from tests.serving.conftest import cli, project_env, serve_city
 
 DAYS = 70
 START = pd.Timestamp("2023-01-01 01:00")
@@ -118,26 +113,14 @@ def write_bundle(folder: Path) -> dict[str, list[Path]]:
 @pytest.fixture(scope="module")
 def city_env(tmp_path_factory):
     base = tmp_path_factory.mktemp("dustville")
-    (base / "dustville.toml").write_text(CITY, encoding="utf-8")
-    (base / "dustville.geojson").write_text(BOUNDARY, encoding="utf-8")
+    env = project_env(base, "dustville", CITY, BOUNDARY)
     bundle = write_bundle(base / "downloads")
-    env = {"URBAN_SAFETY_CITY": str(base / "dustville.toml"), "URBAN_SAFETY_DATA_DIR": str(base / "data"),
-           "URBAN_SAFETY_ROOT": str(base / "project"), "BENTOML_HOME": str(base / "bentoml"), "COLUMNS": "250",
-           # this city's own registry, whatever store other tests of the session pointed MLflow at
-           "MLFLOW_TRACKING_URI": f"sqlite:///{base / 'project' / 'mlruns' / 'mlflow.db'}"}
-    (base / "project" / "mlruns").mkdir(parents=True)
     return env, bundle
 
 
 def test_partial_city_imports_trains_and_serves_fine_dust_only(city_env):
     env, bundle = city_env
-    runner = CliRunner()
-
-    def run(*args):
-        result = runner.invoke(app, list(args), env=env)
-        flat = " ".join(result.output.split())
-        assert result.exit_code == 0, flat
-        return flat
+    run = cli(env)
 
     out = run("data", "import", "--source", "asos", *map(str, bundle["asos"]))
     assert "CP949" in out
@@ -151,19 +134,7 @@ def test_partial_city_imports_trains_and_serves_fine_dust_only(city_env):
     out = run("train", "--domain", "all", "--trials", "2", "--timeout", "60")
     assert "skipping traffic" in out and "n/a" in out and "fine_dust v1" in out
 
-    serve_env = {**os.environ, **env}
-    prepared = subprocess.run([sys.executable, "-m", "urban_safety.cli", "serve", "--prepare-only"], env=serve_env,
-                              cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert prepared.returncode == 0, prepared.stdout + prepared.stderr
-    port = free_port()
-    log_path = Path(env["BENTOML_HOME"]).parent / "server.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "serving.service:RiskService", "--host",
-                                 "127.0.0.1", "--port", str(port)], env=serve_env, cwd=ROOT, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, proc, log_path)
+    with serve_city(env, Path(env["BENTOML_HOME"]).parent / "server.log") as url:
         ready = httpx.get(f"{url}/readyz", timeout=10).json()
         assert ready["ready"] is True and ready["domains"]["fine_dust"] == "serving"
         assert "no data" in ready["domains"]["flood"]
@@ -181,5 +152,4 @@ def test_partial_city_imports_trains_and_serves_fine_dust_only(city_env):
                                 timeout=30)
             assert answer.status_code == 503, answer.text
             assert "no data" in answer.json()["error"] and domain in answer.json()["error"]
-    finally:
-        stop_server(proc)
+

@@ -40,7 +40,6 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from features import timeseries as ts
 from features.domains.traffic import forecast as fc
 
 log = logging.getLogger(__name__)
@@ -106,10 +105,10 @@ def _spf_design(rows: pd.DataFrame) -> pd.DataFrame:
 
 def screening(src, as_of) -> Screening:
     """The safety performance function and Empirical Bayes estimate at ``as_of`` (computed once per
-    Sources and origin): NB2 fitted by maximum likelihood (statsmodels), Poisson with a moment estimate of
+    data and origin): NB2 fitted by maximum likelihood (statsmodels), Poisson with a moment estimate of
     ``k`` if that fails to converge."""
     as_of = pd.Timestamp(as_of)
-    return ts.memo(src, f"traffic.hotspots.screening.{as_of.isoformat()}", lambda: _screening(src, as_of))
+    return fc.data_memo(src, f"screening.{as_of.isoformat()}", lambda: _screening(src, as_of))
 
 
 def _screening(src, as_of: pd.Timestamp) -> Screening:
@@ -167,10 +166,9 @@ def fit_model(src, as_of) -> lgb.Booster | None:
 
 
 def fit(src, as_of, methods=METHODS) -> Fitted:
-    """Every method in ``methods`` fitted on the record before ``as_of`` (computed once per Sources)."""
+    """Every method in ``methods`` fitted on the record before ``as_of`` (computed once per data)."""
     as_of = pd.Timestamp(as_of)
-    key = f"traffic.hotspots.fit.{as_of.isoformat()}.{','.join(methods)}"
-    return ts.memo(src, key, lambda: _fit(src, as_of, tuple(methods)))
+    return fc.data_memo(src, f"fit.{as_of.isoformat()}.{','.join(methods)}", lambda: _fit(src, as_of, tuple(methods)))
 
 
 def _fit(src, as_of: pd.Timestamp, methods: tuple[str, ...]) -> Fitted:

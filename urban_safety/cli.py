@@ -638,8 +638,8 @@ def hotspots(
     from features.errors import DataError
     from features.sources import Sources
     from features.store import atomic_path
-    from serving import hotspots as sh
     from serving import hotspot_report
+    from serving import hotspots as sh
 
     def day(value: str | None, option: str) -> pd.Timestamp | None:
         if value is None:

@@ -66,6 +66,55 @@ def wait_ready(url: str, proc: subprocess.Popen, log: Path | None = None, second
     raise RuntimeError(f"server not ready in {seconds:.0f} s: {log.read_text()[-3000:] if log else ''}")
 
 
+def project_env(base: Path, name: str, config: str, boundary: str) -> dict:
+    """A city of its own under ``base``: its TOML and boundary GeoJSON written, and the environment that gives
+    it its own data folder, project root, BentoML home and MLflow registry (whatever store other tests of the
+    session pointed MLflow at)."""
+    (base / f"{name}.toml").write_text(config, encoding="utf-8")
+    (base / f"{name}.geojson").write_text(boundary, encoding="utf-8")
+    (base / "project" / "mlruns").mkdir(parents=True)
+    return {"URBAN_SAFETY_CITY": str(base / f"{name}.toml"), "URBAN_SAFETY_DATA_DIR": str(base / "data"),
+            "URBAN_SAFETY_ROOT": str(base / "project"), "BENTOML_HOME": str(base / "bentoml"), "COLUMNS": "250",
+            "MLFLOW_TRACKING_URI": f"sqlite:///{base / 'project' / 'mlruns' / 'mlflow.db'}"}
+
+
+def cli(env: dict):
+    """``run(*args)``: the CLI in-process under ``env``; asserts exit 0 and returns the output on one line."""
+    from typer.testing import CliRunner
+
+    from urban_safety.cli import app
+
+    runner = CliRunner()
+
+    def run(*args) -> str:
+        result = runner.invoke(app, list(args), env=env)
+        flat = " ".join(result.output.split())
+        assert result.exit_code == 0, flat
+        return flat
+    return run
+
+
+@contextlib.contextmanager
+def serve_city(env: dict, log_path: Path):
+    """``urban-safety serve --prepare-only`` then a real ``bentoml serve`` for the city ``env`` configures;
+    yields its URL once ``/readyz`` answers 200, and stops it after."""
+    serve_env = {**os.environ, **env}
+    prepared = subprocess.run([sys.executable, "-m", "urban_safety.cli", "serve", "--prepare-only"], env=serve_env,
+                              cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert prepared.returncode == 0, prepared.stdout + prepared.stderr
+    port = free_port()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "serving.service:RiskService", "--host",
+                                 "127.0.0.1", "--port", str(port)], env=serve_env, cwd=ROOT, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, proc, log_path)
+        yield url
+    finally:
+        stop_server(proc)
+
+
 @pytest.fixture(scope="module")
 def http(served):
     """An HTTP client of the served process."""

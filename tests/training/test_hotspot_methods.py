@@ -157,3 +157,13 @@ def test_the_monthly_report_says_what_changed(city, tmp_path):
     listed = pd.read_csv(tmp_path / "hotspots_report_2023-01.csv", encoding="utf-8-sig")
     assert listed.groupby("district")["district_rank"].max().le(hotspot_report.PER_DISTRICT).all()
     assert listed["dominant_type"].notna().all()
+
+
+def test_fits_are_kept_per_data_not_per_snapshot(city):
+    _, src, _ = city
+    as_of = pd.Timestamp("2022-01-01")
+    # a service taking new weather rows holds a new Sources with the same accidents: the fit is kept
+    same = src.replaced({"asos": pd.DataFrame({"station_id": [1], "time": [as_of]})})
+    assert fc.fingerprint(same) == fc.fingerprint(src) and hm.fit(same, as_of) is hm.fit(src, as_of)
+    fewer = Sources.from_frames({"taas": src["taas"].iloc[:-1], "static": src["static"]}, src.city)
+    assert fc.fingerprint(fewer) != fc.fingerprint(src) and hm.fit(fewer, as_of) is not hm.fit(src, as_of)

@@ -28,6 +28,9 @@ weather. Labels (:func:`period_counts`) are the period's accidents, ECLO, seriou
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
 import numpy as np
 import pandas as pd
 
@@ -44,6 +47,40 @@ ORIGIN_STEP_MONTHS = 3  # training origins every quarter, each labelled with the
 LABELS = ("accidents", "eclo", "serious", "casualties")
 TIME_BANDS = ("00-06시", "06-10시", "10-16시", "16-20시", "20-24시")  # night, morning peak, day, evening peak, evening
 _BAND_EDGES = np.array([6, 10, 16, 20])
+
+
+_BY_DATA: OrderedDict = OrderedDict()  # (fingerprint, key) -> value, least recently used first
+_BY_DATA_ENTRIES = 64
+_BY_DATA_LOCK = threading.Lock()
+
+
+def fingerprint(src) -> str:
+    """A hash of what the hotspot forecast reads: the accident records, the static layers and the grid
+    (computed once per Sources). A service that takes new weather rows holds a new Sources object with the
+    same accidents: this keeps its fitted hotspot methods."""
+    def build() -> str:
+        parts = [src.city.name, str(src.city.grid_m), str(len(src.grid.cells))]
+        for name in ("taas", "static"):
+            if src.available(name):
+                frame = src[name]
+                parts.append(f"{name}:{len(frame)}:{int(pd.util.hash_pandas_object(frame, index=False).sum())}")
+        return "|".join(parts)
+    return ts.memo(src, "traffic.forecast.fingerprint", build)
+
+
+def data_memo(src, key: str, compute):
+    """``compute()`` once per :func:`fingerprint` of the data and ``key`` (the last 64 kept)."""
+    full = (fingerprint(src), key)
+    with _BY_DATA_LOCK:
+        if full in _BY_DATA:
+            _BY_DATA.move_to_end(full)
+            return _BY_DATA[full]
+    value = compute()
+    with _BY_DATA_LOCK:
+        _BY_DATA[full] = value
+        while len(_BY_DATA) > _BY_DATA_ENTRIES:
+            _BY_DATA.popitem(last=False)
+    return value
 
 
 def records(src) -> pd.DataFrame:
@@ -68,7 +105,7 @@ def records(src) -> pd.DataFrame:
             "accident_type": raw["accident_type"].to_numpy(dtype=object)[keep],
             "road_type": raw["road_type"].to_numpy(dtype=object)[keep]})
         return out.sort_values("time", kind="stable", ignore_index=True)
-    return ts.memo(src, "traffic.forecast.records", build)
+    return data_memo(src, "records", build)
 
 
 def record_span(src) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -239,8 +276,8 @@ def per_accident(src, as_of, prior: float = 5.0) -> pd.DataFrame:
 def dominant_types(src, positions, as_of, years: int = 3) -> list[dict]:
     """For each cell position: its most frequent accident type (사고유형), road form (도로형태) and time of day
     over the ``years`` before ``as_of``, each with its share of the cell's accidents (None without any)."""
-    table = ts.memo(src, f"traffic.forecast.dominant.{pd.Timestamp(as_of).isoformat()}.{years}",
-                    lambda: _dominant(src, pd.Timestamp(as_of), years))
+    table = data_memo(src, f"dominant.{pd.Timestamp(as_of).isoformat()}.{years}",
+                      lambda: _dominant(src, pd.Timestamp(as_of), years))
     out = []
     for pos in np.asarray(positions, dtype=np.int64):
         n = int(table["accidents"][pos])
