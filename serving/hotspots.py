@@ -97,11 +97,15 @@ def check_question(src, start, end, as_of=None) -> pd.Timestamp:
         if as_of > start:
             raise DataError(f"as_of ({as_of:%Y-%m-%d}) is after the period's start ({start:%Y-%m-%d}): a ranking may "
                             "only read what was known by the period's start; allowed: "
-                            f"{earliest:%Y-%m-%d} .. {start:%Y-%m-%d}", column="as_of")
+                            f"{earliest:%Y-%m-%d} .. {min(start, newest):%Y-%m-%d}", column="as_of")
+        allowed = f"allowed: {earliest:%Y-%m-%d} .. {min(start, newest):%Y-%m-%d}"
         if as_of < earliest:
             raise DataError(f"as_of ({as_of:%Y-%m-%d}) leaves less than {fc.MIN_HISTORY_YEARS} year of accident "
-                            f"record before it (the record starts {first:%Y-%m-%d}); allowed: "
-                            f"{earliest:%Y-%m-%d} .. {start:%Y-%m-%d}", column="as_of")
+                            f"record before it (the record starts {first:%Y-%m-%d}); {allowed}", column="as_of")
+        if as_of > newest:  # the days between would read as days without accidents
+            raise DataError(f"as_of ({as_of:%Y-%m-%d}) is after the accident record ends ({newest:%Y-%m-%d}, the day "
+                            f"after the newest accident held): nothing is known of the days between; {allowed}",
+                            column="as_of")
     latest = as_of + pd.DateOffset(years=MAX_AHEAD_YEARS)
     if start > latest:
         raise DataError(f"period.from ({start:%Y-%m-%d}) is more than {MAX_AHEAD_YEARS} years after as_of "

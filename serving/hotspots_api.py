@@ -6,8 +6,8 @@ Body ``{"period": {"from": "2024-01-01", "to": "2025-01-01"}, "as_of": "2024-01-
 "by": "eclo"|"count", "method": "auto"|"model"|"eb"|"excess"|"counts"|"counts_3y",
 "group": "cell"|"dong"|"district", "format": "json"|"csv"|"geojson"}``: the period is ``[from, to)`` in KST
 dates, at most 366 days; ``as_of`` (default: the earlier of the day after the newest accident held and
-``from``) must lie between a year after the record's first day and ``from``, and ``from`` at most two
-years after it; ``top_n`` 1-1000 (default 100). Needs the accident records only (no hourly traffic model,
+``from``) must lie between a year after the record's first day and the earlier of ``from`` and the day
+after the newest accident, and ``from`` at most two years after it; ``top_n`` 1-1000 (default 100). Needs the accident records only (no hourly traffic model,
 no weather): a city without static layers ranks with a city-wide safety performance function.
 
 Answer (JSON): the question as answered (period, as_of, method and why, exposure in years, notes, the

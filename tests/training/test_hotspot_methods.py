@@ -137,6 +137,7 @@ def test_a_past_period_is_ranked_as_at_its_start_and_compared_with_what_happened
 @pytest.mark.parametrize("kwargs, column", [
     ({"start": "2023-02-01", "end": "2023-03-01", "as_of": "2023-02-02"}, "as_of"),
     ({"start": "2023-02-01", "end": "2023-03-01", "as_of": "2019-06-01"}, "as_of"),
+    ({"start": "2024-02-01", "end": "2024-03-01", "as_of": "2023-06-01"}, "as_of"),  # after the record ends
     ({"start": "2019-06-01", "end": "2019-07-01"}, "period.from"),
     ({"start": "2023-02-01", "end": "2023-01-01"}, "period.to"),
     ({"start": "2026-01-01", "end": "2026-02-01"}, "period.from"),
