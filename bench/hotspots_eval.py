@@ -120,6 +120,7 @@ def main() -> None:
 
 def timing(settings, console) -> None:
     """Next year's forecast: the first answer on a fresh snapshot, the warm answer, and the counts floor."""
+    fc.forget()  # nothing fitted: as after a start
     src = Sources.from_settings(settings)
     started = time.perf_counter()
     _, newest = fc.record_span(src)

@@ -52,6 +52,7 @@ _BAND_EDGES = np.array([6, 10, 16, 20])
 _BY_DATA: OrderedDict = OrderedDict()  # (fingerprint, key) -> value, least recently used first
 _BY_DATA_ENTRIES = 64
 _BY_DATA_LOCK = threading.Lock()
+_COMPUTING: dict = {}  # (fingerprint, key) -> the lock its first caller holds while computing
 
 
 def fingerprint(src) -> str:
@@ -69,18 +70,31 @@ def fingerprint(src) -> str:
 
 
 def data_memo(src, key: str, compute):
-    """``compute()`` once per :func:`fingerprint` of the data and ``key`` (the last 64 kept)."""
+    """``compute()`` once per :func:`fingerprint` of the data and ``key`` (the last 64 kept). A second caller
+    of the same key waits for the first one's value (the service's warm-up and an early question share it)."""
     full = (fingerprint(src), key)
     with _BY_DATA_LOCK:
         if full in _BY_DATA:
             _BY_DATA.move_to_end(full)
             return _BY_DATA[full]
-    value = compute()
-    with _BY_DATA_LOCK:
-        _BY_DATA[full] = value
-        while len(_BY_DATA) > _BY_DATA_ENTRIES:
-            _BY_DATA.popitem(last=False)
+        lock = _COMPUTING.setdefault(full, threading.Lock())
+    with lock:
+        with _BY_DATA_LOCK:
+            if full in _BY_DATA:
+                return _BY_DATA[full]
+        value = compute()
+        with _BY_DATA_LOCK:
+            _BY_DATA[full] = value
+            _COMPUTING.pop(full, None)
+            while len(_BY_DATA) > _BY_DATA_ENTRIES:
+                _BY_DATA.popitem(last=False)
     return value
+
+
+def forget() -> None:
+    """Drop every value :func:`data_memo` keeps (a cold start, as a bench measures it)."""
+    with _BY_DATA_LOCK:
+        _BY_DATA.clear()
 
 
 def records(src) -> pd.DataFrame:
