@@ -54,10 +54,11 @@ MODEL_FEATURES = (*fc.FEATURES, "spf_rate", "eb_rate")
 MONOTONE = dict.fromkeys(("rate_1y", "rate_3y", "rate_all", "neighbour_rate_3y", "district_rate_3y", "spf_rate",
                           "eb_rate", "traffic_volume", "road_km_arterial", "road_km_collector", "road_km_local",
                           "intersections"), 1)
-# The quick profile's settings for a small table (a few thousand cells a year): shallow trees, slow rate.
+# The quick profile's settings for a small table (a few thousand cells a year): shallow trees, slow rate; one
+# thread, as the service runs one worker per core (threads on a busy core spin rather than help).
 LGB_PARAMS = {"objective": "poisson", "learning_rate": 0.03, "num_leaves": 15, "min_data_in_leaf": 40,
               "feature_fraction": 0.8, "bagging_fraction": 0.8, "bagging_freq": 1, "lambda_l2": 1.0,
-              "monotone_constraints_method": "advanced", "num_threads": 2, "deterministic": True, "seed": 7,
+              "monotone_constraints_method": "advanced", "num_threads": 1, "deterministic": True, "seed": 7,
               "verbosity": -1}
 LGB_ROUNDS = 300
 TOP_SHARE = 0.05
