@@ -128,7 +128,7 @@ def timing(settings, console) -> None:
     end = newest + pd.DateOffset(years=1)
 
     def answer():
-        result = sh.rank(src, newest, end, top_n=1000)
+        result = sh.rank(src, newest, end)
         sh.explain(src, result, 1000)
         return result
 

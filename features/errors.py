@@ -15,6 +15,7 @@ class DataError(UrbanSafetyError):
         # ``cases``: every (row, reason) failing the same check, where a reader knows them (a batch refuses
         # them all in one go instead of one row per reading)
         self.file, self.row, self.column, self.cases = file, row, column, cases
+        self.message = message  # without the where: an API names the field in its own way
         where = ", ".join(
             part for part in (
                 f"file {file}" if file else None,

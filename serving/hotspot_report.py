@@ -51,8 +51,8 @@ def write(src, month, out: Path, as_of=None, by: sh.RankBy = "eclo", method: str
     """Write the report for the month starting ``month`` into ``out``; returns the Markdown file's path."""
     month = pd.Timestamp(month).normalize().replace(day=1)
     end = month + pd.DateOffset(months=1)
-    cells = sh.rank(src, month, end, as_of, by, method, "cell", top_n=1000)
-    districts = sh.rank(src, month, end, cells.as_of, by, cells.method, "district", top_n=1000)
+    cells = sh.rank(src, month, end, as_of, by, method, "cell")
+    districts = sh.rank(src, month, end, cells.as_of, by, cells.method, "district")
     listed = cells_of(src, cells)
     last = previous(out, month)
     lines = [f"# Traffic hotspots, {month:%Y-%m} ({src.city.name})", "",

@@ -15,7 +15,8 @@ the part of it the record holds.
 
 Tiers, as Daejeon's risk-area study tiers its areas on frequency (accidents), severity (serious-or-worse
 casualties) and scale (all casualties): tercile breakpoints (:data:`TIER_QUANTILES`) of each axis among the
-listed units.
+hotspot pool, the top 5% of the units by the ranking (at least :data:`TIER_POOL_MIN`, or all of them when
+fewer), so a unit's tier does not depend on how many are listed.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ TIER_QUANTILES = (1 / 3, 2 / 3)  # above the first breakpoint is medium, above t
 MAX_DAYS = 366
 MAX_AHEAD_YEARS = 2  # a period may start at most this long after as_of
 TOP_FACTORS = 5
+TIER_POOL_SHARE = 0.05  # the screening share the field flags (the back-test's top 5%)
+TIER_POOL_MIN = 30
 # axis -> (expected column, observed column)
 AXES = {"frequency": ("expected_accidents", "observed_accidents"),
         "severity": ("expected_serious", "observed_serious"),
@@ -67,7 +70,7 @@ class Hotspots:
     seconds: float
     notes: list[str] = field(default_factory=list)
     not_applicable: dict = field(default_factory=dict)  # feature -> why this city cannot have it
-    breakpoints: dict = field(default_factory=dict)  # axis -> (low/medium, medium/high) among the listed units
+    breakpoints: dict = field(default_factory=dict)  # axis -> (low/medium, medium/high) in the hotspot pool
 
     def top(self, n: int) -> pd.DataFrame:
         return self.ranked.head(n)
@@ -82,33 +85,33 @@ def check_question(src, start, end, as_of=None) -> pd.Timestamp:
                         "(`urban-safety data import --source taas`) before asking for hotspots", column="taas")
     first, newest = fc.record_span(src)
     if end <= start:
-        raise DataError(f"period.to ({end:%Y-%m-%d}) must be after period.from ({start:%Y-%m-%d})", column="period.to")
+        raise DataError(f"{end:%Y-%m-%d} must be after the period's start ({start:%Y-%m-%d})", column="period.to")
     if (end - start).days > MAX_DAYS:
         raise DataError(f"the period is {(end - start).days} days; at most {MAX_DAYS}", column="period")
     earliest = first + pd.DateOffset(years=fc.MIN_HISTORY_YEARS)
     if as_of is None:
         as_of = min(newest, start)
         if as_of < earliest:
-            raise DataError(f"period.from ({start:%Y-%m-%d}) leaves less than {fc.MIN_HISTORY_YEARS} year of accident "
+            raise DataError(f"{start:%Y-%m-%d} leaves less than {fc.MIN_HISTORY_YEARS} year of accident "
                             f"record before it (the record starts {first:%Y-%m-%d}): ask for a period from "
                             f"{earliest:%Y-%m-%d}", column="period.from")
     else:
         as_of = pd.Timestamp(as_of)
         if as_of > start:
-            raise DataError(f"as_of ({as_of:%Y-%m-%d}) is after the period's start ({start:%Y-%m-%d}): a ranking may "
+            raise DataError(f"{as_of:%Y-%m-%d} is after the period's start ({start:%Y-%m-%d}): a ranking may "
                             "only read what was known by the period's start; allowed: "
                             f"{earliest:%Y-%m-%d} .. {min(start, newest):%Y-%m-%d}", column="as_of")
         allowed = f"allowed: {earliest:%Y-%m-%d} .. {min(start, newest):%Y-%m-%d}"
         if as_of < earliest:
-            raise DataError(f"as_of ({as_of:%Y-%m-%d}) leaves less than {fc.MIN_HISTORY_YEARS} year of accident "
+            raise DataError(f"{as_of:%Y-%m-%d} leaves less than {fc.MIN_HISTORY_YEARS} year of accident "
                             f"record before it (the record starts {first:%Y-%m-%d}); {allowed}", column="as_of")
         if as_of > newest:  # the days between would read as days without accidents
-            raise DataError(f"as_of ({as_of:%Y-%m-%d}) is after the accident record ends ({newest:%Y-%m-%d}, the day "
+            raise DataError(f"{as_of:%Y-%m-%d} is after the accident record ends ({newest:%Y-%m-%d}, the day "
                             f"after the newest accident held): nothing is known of the days between; {allowed}",
                             column="as_of")
     latest = as_of + pd.DateOffset(years=MAX_AHEAD_YEARS)
     if start > latest:
-        raise DataError(f"period.from ({start:%Y-%m-%d}) is more than {MAX_AHEAD_YEARS} years after as_of "
+        raise DataError(f"{start:%Y-%m-%d} is more than {MAX_AHEAD_YEARS} years after the forecast's as_of "
                         f"({as_of:%Y-%m-%d}); forecast at most to {latest:%Y-%m-%d}", column="period.from")
     return as_of
 
@@ -121,10 +124,9 @@ def default_method(src, as_of, by: RankBy = "eclo") -> tuple[str, str]:
     return fc.data_memo(src, f"default.{pd.Timestamp(as_of).isoformat()}.{by}", pick)
 
 
-def rank(src, start, end, as_of=None, by: RankBy = "eclo", method: str = "auto", group: Group = "cell",
-         top_n: int = 100) -> Hotspots:
+def rank(src, start, end, as_of=None, by: RankBy = "eclo", method: str = "auto", group: Group = "cell") -> Hotspots:
     """The units of ``group`` ranked by expected ECLO (``by="eclo"``) or accidents over ``[start, end)``,
-    forecast at ``as_of``; the top ``top_n`` tiered (see the module). :class:`DataError` for a bad question."""
+    forecast at ``as_of``, every unit tiered (see the module). :class:`DataError` for a bad question."""
     started = time.perf_counter()
     if by not in ("eclo", "count"):
         raise DataError(f"by must be 'eclo' or 'count', not {by!r}", column="by")
@@ -173,13 +175,13 @@ def rank(src, start, end, as_of=None, by: RankBy = "eclo", method: str = "auto",
         out = aggregate(out, group)
     out = out.iloc[hm.order(out["score"].to_numpy())].reset_index(drop=True)
     out.insert(0, "rank", np.arange(1, len(out) + 1))
-    listed = out.head(top_n)
+    pool = out.head(max(int(np.ceil(TIER_POOL_SHARE * len(out))), min(TIER_POOL_MIN, len(out))))
     breaks = {}
     for axis, columns in AXES.items():
         for kind, col in zip(("expected", "observed"), columns, strict=True):
             if kind == "observed" and observed_through is None:
                 continue
-            b = tier_breakpoints(listed[col])
+            b = tier_breakpoints(pool[col])
             breaks[f"{kind}_{axis}"] = b
             out[f"{kind}_{axis}_tier"] = tiers(out[col], b)
     return Hotspots(out, start, end, as_of, by, group, method, reason, exposure, observed_through, fitted,

@@ -10,7 +10,7 @@ dates, at most 366 days; ``as_of`` (default: the earlier of the day after the ne
 after the newest accident, and ``from`` at most two years after it; ``top_n`` 1-1000 (default 100). Needs the accident records only (no hourly traffic model,
 no weather): a city without static layers ranks with a city-wide safety performance function.
 
-Answer (JSON): the question as answered (period, as_of, method and why, exposure in years, notes, the
+Answer (JSON; the list under ``cells``, or ``units`` for 동 and districts): the question as answered (period, as_of, method and why, exposure in years, notes, the
 inputs not applicable in this city, tier breakpoints) and one object per listed unit: rank, cell (or 동 /
 district with its cell count and best cell), expected and observed axes (observed null for a period the
 record does not reach), tiers, and for cells the dominant accident types, the Empirical Bayes parts and,
@@ -21,11 +21,12 @@ Errors are the API's shape (serving/errors.py): 400 naming the field and the all
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
@@ -36,10 +37,20 @@ from serving.errors import ApiError, documented_body, read_body, service_engine
 router = APIRouter()
 
 
+def _date_text(value):
+    """A day is given as text, ``YYYY-MM-DD``: a number is not a date (not a Unix time either)."""
+    if not isinstance(value, str | date):
+        raise PydanticCustomError("date_type", "expected a date as text, YYYY-MM-DD")
+    return value
+
+
+Day = Annotated[date, BeforeValidator(_date_text)]
+
+
 class Period(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    start: date = Field(alias="from", description="first day of the period (KST)")
-    end: date = Field(alias="to", description="day after the last day of the period (KST)")
+    start: Day = Field(alias="from", description="first day of the period (KST), YYYY-MM-DD")
+    end: Day = Field(alias="to", description="day after the last day of the period (KST), YYYY-MM-DD")
 
 
 class HotspotsBody(BaseModel):
@@ -47,7 +58,7 @@ class HotspotsBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     period: Period
-    as_of: date | None = Field(None, description="nothing dated on or after this day is read (default: the earlier "
+    as_of: Day | None = Field(None, description="nothing dated on or after this day is read (default: the earlier "
                                                  "of the day after the newest accident held and period.from)")
     top_n: int = Field(100, ge=1, le=1000, strict=True)
     by: Literal["eclo", "count"] = "eclo"
@@ -69,10 +80,10 @@ def _count(v):
 def _ranked(engine, body: HotspotsBody) -> sh.Hotspots:
     try:
         return sh.rank(engine.sources, body.period.start, body.period.end, body.as_of, body.by, body.method,
-                       body.group, body.top_n)
+                       body.group)
     except DataError as exc:
         loc = (exc.column or "period").split(".")
-        raise ApiError(400, loc, str(exc)) from None
+        raise ApiError(400, loc, exc.message) from None
 
 
 def answer(engine, body: HotspotsBody) -> dict:
@@ -99,7 +110,8 @@ def answer(engine, body: HotspotsBody) -> dict:
         if body.group == "cell":
             unit |= {"eclo_per_accident": _num(row["eclo_per_accident"]), **explained.get(row["cell_id"], {})}
         units.append(unit)
-    return {**sh.meta(result), "top_n": body.top_n, "seconds": round(result.seconds, 3), "cells": units}
+    key = "cells" if body.group == "cell" else "units"
+    return {**sh.meta(result), "top_n": body.top_n, "seconds": round(result.seconds, 3), key: units}
 
 
 def _file(engine, body: HotspotsBody) -> tuple[str, str]:

@@ -68,6 +68,15 @@ def test_accident_records_alone_give_hotspots(tmp_path):
     listed = pd.read_csv(tmp_path / "hs" / "hotspots.csv", encoding="utf-8-sig")
     assert len(listed) == 5
     assert listed["expected_eclo"].is_monotonic_decreasing and listed["expected_accidents"].gt(0).all()
+    from typer.testing import CliRunner
+
+    from urban_safety.cli import app
+
+    bad = CliRunner().invoke(app, ["hotspots", "--from", "2026-01-01", "--to", "2026-04-01", "--as-of", "2026-02-01",
+                                   "--out", str(tmp_path / "bad")], env=env)
+    lines = bad.output.strip().splitlines()
+    assert bad.exit_code == 1 and len(lines) == 1 and "--as-of" in lines[0] and "allowed" in lines[0], bad.output
+    assert not (tmp_path / "bad").exists()  # nothing half-written
     out = run("train", "--domain", "all", "--trials", "2", "--timeout", "60")
     assert "skipping traffic" in out and "asos" in out
 

@@ -45,7 +45,8 @@ from features.domains.traffic import forecast as fc
 log = logging.getLogger(__name__)
 
 METHODS = ("model", "eb", "excess", "counts", "counts_3y")
-FALLBACK = "eb"  # the field's reference, when the model cannot be fitted or the back-test cannot choose
+FALLBACK = "eb"
+TIE_ORDER = ("eb", "counts", "counts_3y", "model", "excess")  # the field's reference, when the model cannot be fitted or the back-test cannot choose
 EB_YEARS = 3  # the HSM screens on 3 to 5 years of counts; a drifting network favours the recent end
 SPF_LOG = ("traffic_volume", "road_km_arterial", "road_km_collector", "road_km_local", "intersections",
            "bus_stops", "schools", "pop_day")
@@ -287,7 +288,13 @@ def choose(results: pd.DataFrame, target: str = "accidents") -> tuple[str, str]:
     scores = results[results["as_of"].isin(complete) & results["method"].isin(candidates)].groupby("method")[col].mean()
     if scores.dropna().empty:
         return FALLBACK, "no method could be back-tested: the Highway Safety Manual's Empirical Bayes by default"
-    best = scores.idxmax()
+    # a tie (equal to 0.1 point) goes to the field's reference first: EB, then past counts, then the model
+    preference = {m: i for i, m in enumerate(TIE_ORDER)}
+    scores = scores.dropna()
+    best = min(scores.index, key=lambda m: (-round(scores[m], 3), preference.get(m, len(preference))))
+    tied = [m for m in scores.index if m != best and round(scores[m], 3) == round(scores[best], 3)]
     years = ", ".join(f"{a:%Y}" for a in complete)
+    listed = ", ".join(f"{m} {v:.1%}" for m, v in scores.sort_values(ascending=False).items())
+    tie = f"; tied with {', '.join(tied)}, taken in the order {', '.join(TIE_ORDER)}" if tied else ""
     return str(best), (f"best mean top-5% share of {target} ({scores[best]:.1%}) in the back-test on {years} "
-                       f"(" + ", ".join(f"{m} {v:.1%}" for m, v in scores.sort_values(ascending=False).items()) + ")")
+                       f"({listed}){tie}")

@@ -66,7 +66,7 @@ def friendly_errors(fn):
         try:
             return fn(*args, **kwargs)
         except UrbanSafetyError as exc:
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except (typer.Exit, typer.Abort, typer.BadParameter, KeyboardInterrupt):
             raise
@@ -649,6 +649,11 @@ def hotspots(
         except ValueError:
             raise DataError(f"{option} {value!r} is not a date (YYYY-MM-DD)", column=option) from None
 
+    flags = {"as_of": "--as-of", "period.from": "--from", "period.to": "--to", "period": "--from/--to"}
+
+    def as_flags(exc: DataError) -> DataError:  # the question's fields by the flags that set them
+        return DataError(exc.message, column=flags.get(exc.column, exc.column))
+
     sources = Sources.from_settings(get_settings())
     first, last = day(start, "--from"), day(end, "--to")
     if report:
@@ -657,12 +662,18 @@ def hotspots(
             first = None if first is None else first + pd.offsets.MonthBegin(0)
         if first is None:
             raise DataError("no traffic accident records: import TAAS files first", column="taas")
-        path = hotspot_report.write(sources, first, out, day(as_of, "--as-of"), by.value, method.value)
+        try:
+            path = hotspot_report.write(sources, first, out, day(as_of, "--as-of"), by.value, method.value)
+        except DataError as exc:
+            raise as_flags(exc) from None
         console.print(f"wrote {path} and {path.with_suffix('.csv')}", highlight=False)
         return
     if first is None or last is None:
         raise DataError("give --from and --to (or --report)", column="--from")
-    result = sh.rank(sources, first, last, day(as_of, "--as-of"), by.value, method.value, group.value, top_n)
+    try:
+        result = sh.rank(sources, first, last, day(as_of, "--as-of"), by.value, method.value, group.value)
+    except DataError as exc:
+        raise as_flags(exc) from None
     explained = sh.explain(sources, result, top_n)
     table = Table(title=f"traffic hotspots {first:%Y-%m-%d} .. {last:%Y-%m-%d} by {by.value}, as of "
                         f"{result.as_of:%Y-%m-%d}, method {result.method} ({result.seconds:.1f} s)")

@@ -40,9 +40,17 @@ def test_the_documented_limits_are_answered(http):
     assert resp.json()["seconds"] < 10
 
 
+def test_a_cells_tier_does_not_depend_on_how_many_are_listed(http):
+    few = http.post("/hotspots", json={"period": NEXT_YEAR, "top_n": 1}).json()
+    many = {c["cell_id"]: c for c in http.post("/hotspots", json={"period": NEXT_YEAR, "top_n": 60}).json()["cells"]}
+    assert few["tier_breakpoints"] == http.post("/hotspots", json={"period": NEXT_YEAR, "top_n": 60}).json()["tier_breakpoints"]
+    top = few["cells"][0]
+    assert top["tiers"] == many[top["cell_id"]]["tiers"] and top["tiers"]["expected"]["frequency"] == "high"
+
+
 def test_districts_sum_their_cells_and_files_carry_the_list(http):
     cells = http.post("/hotspots", json={"period": NEXT_YEAR, "top_n": 1000, "by": "count"}).json()["cells"]
-    districts = http.post("/hotspots", json={"period": NEXT_YEAR, "top_n": 1000, "group": "district"}).json()["cells"]
+    districts = http.post("/hotspots", json={"period": NEXT_YEAR, "top_n": 1000, "group": "district"}).json()["units"]
     total = sum(c["expected"]["accidents"] for c in cells)
     assert sum(d["expected"]["accidents"] for d in districts) == pytest.approx(total, rel=1e-3)
     assert all(d["cells"] >= 1 and d["top_cell"] for d in districts)
@@ -66,11 +74,13 @@ def test_districts_sum_their_cells_and_files_carry_the_list(http):
     ({"period": {"from": "2021-06-01", "to": "2021-07-01"}}, "period.from", None),  # less than a year before it
     ({"period": {"from": "2021-09-01", "to": "2022-09-03"}}, "period", None),  # 367 days
     ({"period": NEXT_YEAR, "as_of": "2021-09-02"}, "as_of", None),  # after the period's start
+    ({"period": {"from": 1630454400, "to": "2022-09-01"}}, "period.from", "date_type"),  # not a Unix time
+    ({"period": NEXT_YEAR, "as_of": 5}, "as_of", "date_type"),
     ({"period": NEXT_YEAR, "as_of": "2021-01-01"}, "as_of", None),  # less than a year of record before it
     ({"period": {"from": "2025-01-01", "to": "2025-02-01"}}, "period.from", None),  # too far ahead
 ])
 def test_hotspots_refusals(http, body, field, kind):
     resp = http.post("/hotspots", json=body)
     assert_error(resp, 400, field, kind)
-    if field == "as_of":
+    if field == "as_of" and kind is None:
         assert "allowed" in resp.json()["error"]

@@ -84,7 +84,7 @@ def test_without_static_layers_the_function_is_city_wide(city):
     s = hm.screening(bare, pd.Timestamp("2022-01-01"))
     assert s.city_wide and np.allclose(s.spf_rate, s.spf_rate[0])
     assert set(fc.not_applicable(bare)) == set(fc.STATIC)
-    result = sh.rank(bare, "2023-01-01", "2024-01-01", method="model", top_n=10)
+    result = sh.rank(bare, "2023-01-01", "2024-01-01", method="model")
     assert any("city-wide" in n for n in result.notes)
     assert result.method == "model" and result.ranked["expected_accidents"].gt(0).all()
 
@@ -124,12 +124,15 @@ def test_the_back_test_is_nested_and_the_choice_says_why(city):
 
 def test_a_past_period_is_ranked_as_at_its_start_and_compared_with_what_happened(city):
     _, src, _ = city
-    result = sh.rank(src, "2022-01-01", "2022-04-01", top_n=20)
+    result = sh.rank(src, "2022-01-01", "2022-04-01")
     assert result.as_of == pd.Timestamp("2022-01-01") and result.observed_through == pd.Timestamp("2022-04-01")
     assert 0.2 < result.exposure_years < 0.3
+    # mid-year as_of: the day-of-year profile counts whole years only (here uniform: a quarter is a quarter)
+    assert fc.exposure_years(src, "2022-07-01", "2022-07-01", "2022-10-01") == pytest.approx(92 / 365.25, rel=0.05)
+    assert fc.exposure_years(src, "2022-07-01", "2023-01-01", "2023-04-01") == pytest.approx(90 / 365.25, rel=0.05)
     observed = result.ranked["observed_accidents"].sum()
     assert result.ranked["expected_accidents"].sum() == pytest.approx(observed, rel=0.15)
-    dong = sh.rank(src, "2022-01-01", "2022-04-01", group="dong", top_n=20)
+    dong = sh.rank(src, "2022-01-01", "2022-04-01", group="dong")
     assert dong.ranked["expected_accidents"].sum() == pytest.approx(result.ranked["expected_accidents"].sum())
     assert dong.ranked["cells"].sum() == len(src.grid.cells)
 

@@ -204,21 +204,26 @@ def not_applicable(src) -> dict[str, str]:
 
 def exposure_years(src, as_of, start, end) -> float:
     """The period's weight in accident-years of the record: its length in years times the record's
-    day-of-year profile over it (accidents before ``as_of`` on the period's calendar days, per day, against
-    all accidents per day). 1.0 for a whole year; a winter month of a city whose winters see more
-    accidents weighs more than its length."""
-    start, end = pd.Timestamp(start), pd.Timestamp(end)
+    day-of-year profile over it (accidents on the period's calendar days, per day, against all accidents
+    per day, over the whole years before ``as_of``, so every calendar day counts as often). 1.0 for a whole
+    year; a winter month of a city whose winters see more accidents weighs more than its length."""
+    start, end, as_of = pd.Timestamp(start), pd.Timestamp(end), pd.Timestamp(as_of)
     days = pd.date_range(start, end, freq="D", inclusive="left")
     length = len(days) / YEAR_DAYS
-    acc = _before(src, pd.Timestamp(as_of))
     first, _ = record_span(src)
-    if len(days) >= 365 or not has_history(first, as_of) or acc.empty:
+    if len(days) >= 365 or not has_history(first, as_of):
+        return length
+    whole = int(_years(first, as_of) + 1e-6)  # whole years of record before as_of
+    while as_of - pd.DateOffset(years=whole) < first:
+        whole -= 1
+    acc = _before(src, as_of)
+    acc = acc[acc["time"] >= as_of - pd.DateOffset(years=whole)]
+    if acc.empty:
         return length
     doy = pd.DatetimeIndex(acc["time"]).day_of_year.to_numpy()
     per_doy = np.bincount(np.minimum(doy, 365), minlength=366)[1:]  # 29 Feb counts with 31 Dec's day 365
     wanted = np.minimum(days.day_of_year.to_numpy(), 365) - 1
-    ratio = per_doy[wanted].mean() / per_doy.mean()
-    return float(length * ratio)
+    return float(length * per_doy[wanted].mean() / per_doy.mean())
 
 
 def forecast_rows(src, as_of) -> pd.DataFrame:
