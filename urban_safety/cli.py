@@ -679,15 +679,18 @@ def hotspots(
                         f"{result.as_of:%Y-%m-%d}, method {result.method} ({result.seconds:.1f} s)")
     key = "cell_id" if group is HotspotGroup.cell else group.value
     for col in ("rank", key, "district", "exp. accidents", "exp. ECLO", "obs. accidents", "frequency", "severity",
-                "scale", "dominant type"):
+                "scale", "dominant type" if key == "cell_id" else "top cell"):
         table.add_column(col)
     for row in result.top(top_n).to_dict("records"):
-        dominant = (explained.get(row["cell_id"], {}).get("dominant") or {}).get("accident_type") if key == "cell_id" \
-            else None
+        if key == "cell_id":
+            dominant = (explained.get(row["cell_id"], {}).get("dominant") or {}).get("accident_type")
+            last_col = dominant["value"] if dominant else "-"
+        else:
+            last_col = row["top_cell"]
         table.add_row(str(row["rank"]), str(row[key]), row["district"], f"{row['expected_accidents']:.1f}",
                       f"{row['expected_eclo']:.1f}", "-" if pd.isna(row["observed_accidents"]) else
                       f"{row['observed_accidents']:.0f}", row["expected_frequency_tier"], row["expected_severity_tier"],
-                      row["expected_scale_tier"], dominant["value"] if dominant else "-")
+                      row["expected_scale_tier"], last_col)
     console.print(table)
     console.print(f"method: {result.method} ({result.method_reason})", highlight=False)
     for note in result.notes:
