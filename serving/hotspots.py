@@ -188,19 +188,6 @@ def rank(src, start, end, as_of=None, by: RankBy = "eclo", method: str = "auto",
                     time.perf_counter() - started, notes, fc.not_applicable(src), breaks)
 
 
-def warm(src) -> None:
-    """Fit the methods and the back-test's choice for next year's forecast, so the first question after a
-    start finds them ready (a missing or unreadable record is left for the question to report)."""
-    import logging
-
-    try:
-        if src.available("taas"):
-            _, newest = fc.record_span(src)
-            rank(src, newest, newest + pd.DateOffset(years=1))
-    except Exception:  # noqa: BLE001 - warming is an optimisation; the request path reports the problem
-        logging.getLogger(__name__).warning("hotspot warm-up failed", exc_info=True)
-
-
 def aggregate(cells: pd.DataFrame, level: Group) -> pd.DataFrame:
     """``cells`` (one row per cell) summed by ``level`` (``dong`` or ``district``): the expected and observed
     axes and the score summed, the number of cells, and the unit's best cell."""

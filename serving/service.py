@@ -128,9 +128,6 @@ class RiskService:
             self.engine = Engine(sources, models, problems, store=store, version=version)
             for domain, reason in problems.items():
                 log.error("domain %s not served: %s", domain, reason)
-            from serving.hotspots import warm
-
-            threading.Thread(target=warm, args=(sources,), name="hotspots-warm", daemon=True).start()
         except Exception as exc:  # report not-ready with the reason instead of crash-looping
             self.startup_problem = f"{type(exc).__name__}: {exc}"
             log.exception("service could not start its engine")
