@@ -149,7 +149,7 @@ def rank(src, start, end, as_of=None, by: RankBy = "eclo", method: str = "auto",
     ratio = fc.per_accident(src, as_of)
     cells = src.grid.cells
     out = pd.DataFrame({"cell_id": cells["cell_id"].to_numpy(), "district": cells["district"].to_numpy(),
-                        "dong": cells["dong"].to_numpy() if "dong" in cells else None,
+                        "dong": cells["dong"].to_numpy(),
                         "lat": cells["lat"].to_numpy(), "lon": cells["lon"].to_numpy(),
                         "expected_accidents": expected,
                         "expected_eclo": expected * ratio["eclo_per_accident"].to_numpy(),
@@ -162,10 +162,9 @@ def rank(src, start, end, as_of=None, by: RankBy = "eclo", method: str = "auto",
                         "cell_pos": np.arange(len(cells))})
     _, newest = fc.record_span(src)
     observed_through = min(end, newest) if start < newest else None
-    counts = fc.period_counts(src, start, observed_through) if observed_through is not None else \
-        fc.period_counts(src, start, start)
-    for c in fc.LABELS:
-        out[f"observed_{c}"] = counts[c].to_numpy() if observed_through is not None else np.nan
+    counts = None if observed_through is None else fc.period_counts(src, start, observed_through)
+    for c in fc.LABELS:  # a period the record does not reach has no observed values, not zeros
+        out[f"observed_{c}"] = np.nan if counts is None else counts[c].to_numpy()
     # excess ranks by the potential for safety improvement, the others by their expectation
     score = fitted.rates["excess"] * exposure if method == "excess" else expected
     if by == "eclo":

@@ -31,7 +31,6 @@ flagged), the method consistency test (sites flagged both at y and at y + 1) and
 
 from __future__ import annotations
 
-import logging
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -41,12 +40,11 @@ import numpy as np
 import pandas as pd
 
 from features.domains.traffic import forecast as fc
-
-log = logging.getLogger(__name__)
+from features.errors import DataError
 
 METHODS = ("model", "eb", "excess", "counts", "counts_3y")
-FALLBACK = "eb"
-TIE_ORDER = ("eb", "counts", "counts_3y", "model", "excess")  # the field's reference, when the model cannot be fitted or the back-test cannot choose
+FALLBACK = "eb"  # the field's reference, when the model cannot be fitted or the back-test cannot choose
+TIE_ORDER = ("eb", "counts", "counts_3y", "model", "excess")  # a tie goes to the reference, then the simpler
 EB_YEARS = 3  # the HSM screens on 3 to 5 years of counts; a drifting network favours the recent end
 SPF_LOG = ("traffic_volume", "road_km_arterial", "road_km_collector", "road_km_local", "intersections",
            "bus_stops", "schools", "pop_day")
@@ -120,6 +118,9 @@ def _screening(src, as_of: pd.Timestamp) -> Screening:
     lo = max(first, as_of - pd.DateOffset(years=EB_YEARS))
     years = max((as_of - lo) / pd.Timedelta(days=1), 1.0) / fc.YEAR_DAYS
     counts = fc.period_counts(src, lo, as_of)["accidents"].to_numpy()
+    if not counts.sum():
+        raise DataError(f"no accident on the grid in the {years:.1f} years before {as_of:%Y-%m-%d}: nothing to fit a "
+                        "safety performance function to (a gap in the record?)", column="as_of")
     X = _spf_design(fc.static_features(src))
     exposure = np.full(len(counts), years)
     k = math.nan
@@ -210,7 +211,7 @@ def splits(src) -> list[pd.Timestamp]:
     out = []
     for year in range(first.year + 1, end.year + 1):
         a = pd.Timestamp(year=year, month=1, day=1)
-        if (a - first).days >= 365 and a + pd.DateOffset(years=1) <= end + pd.Timedelta(days=7):
+        if fc.has_history(first, a) and a + pd.DateOffset(years=1) <= end + pd.Timedelta(days=7):
             out.append(a)
     return out
 

@@ -171,3 +171,18 @@ def test_fits_are_kept_per_data_not_per_snapshot(city):
     assert fc.fingerprint(same) == fc.fingerprint(src) and hm.fit(same, as_of) is hm.fit(src, as_of)
     fewer = Sources.from_frames({"taas": src["taas"].iloc[:-1], "static": src["static"]}, src.city)
     assert fc.fingerprint(fewer) != fc.fingerprint(src) and hm.fit(fewer, as_of) is not hm.fit(src, as_of)
+
+
+def test_records_off_the_grid_or_a_gap_in_them_are_named_not_a_crash(city):
+    _, src, _ = city
+    taas = src["taas"]
+    away = Sources.from_frames({"taas": taas.assign(lat=10.0, lon=10.0)}, src.city)
+    with pytest.raises(DataError) as err:
+        sh.rank(away, "2023-01-01", "2023-02-01")
+    assert err.value.column == "taas" and "grid" in err.value.message
+    # nothing recorded in the three years before as_of: no function to fit, said so
+    gap = taas[(taas["time"] < pd.Timestamp("2019-02-01")) | (taas["time"] >= pd.Timestamp("2022-03-01"))]
+    holed = Sources.from_frames({"taas": gap, "static": src["static"]}, src.city)
+    with pytest.raises(DataError) as err:
+        sh.rank(holed, "2022-02-01", "2022-03-01")
+    assert err.value.column == "as_of" and "no accident" in err.value.message

@@ -138,7 +138,8 @@ def freezing(temp_c, rain_3h_mm, snow_cm) -> np.ndarray:
 
 
 def accidents(src) -> pd.DataFrame:
-    """Accidents on the grid: ``cell_pos``, ``time`` (hour start) and ``eclo`` (computed once per Sources).
+    """Accidents on the grid: ``cell_pos``, ``time`` (hour start), ``eclo``, ``serious`` (deaths + serious
+    injuries), ``casualties`` (all four counts), ``accident_type`` and ``road_type`` (computed once per Sources).
 
     Rows without coordinates or outside every cell cannot be placed and are dropped (logged).
     """
@@ -155,8 +156,14 @@ def _accidents(src) -> pd.DataFrame:
         log.warning("traffic: %d of %d accidents dropped (%d without coordinates, %d outside the city)",
                     (pos < 0).sum(), len(raw), no_xy.sum(), ((pos < 0) & ~no_xy).sum())
     ok = pos >= 0
+    n = {c: raw[c].to_numpy(dtype=float)[ok] for c in ("deaths", "serious", "minor", "reported")}
     return pd.DataFrame({"cell_pos": pos[ok], "time": pd.to_datetime(raw["time"]).to_numpy()[ok],
-                         "eclo": raw["eclo"].to_numpy(dtype=float)[ok]})
+                         "eclo": raw["eclo"].to_numpy(dtype=float)[ok],
+                         # for the hotspot forecast (forecast.py): serious-or-worse casualties, all casualties, kinds
+                         "serious": n["deaths"] + n["serious"],
+                         "casualties": n["deaths"] + n["serious"] + n["minor"] + n["reported"],
+                         "accident_type": raw["accident_type"].to_numpy(dtype=object)[ok],
+                         "road_type": raw["road_type"].to_numpy(dtype=object)[ok]})
 
 
 def history_start(src) -> pd.Timestamp:

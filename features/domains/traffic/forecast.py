@@ -4,8 +4,9 @@ The hotspot question differs from the hourly one: not "how many accidents in thi
 slot, given its weather", but "where will the next period's accidents concentrate, given the record up to
 today". One row per cell; every feature reads only accidents stamped strictly before ``as_of`` (and the
 static layers, when the city has them), so a past period is seen as it was at its start and a future one
-is a forecast. The same function makes the training rows (origins before ``as_of``, labelled with the
-year that followed each) and the rows a forecast is made from.
+is a forecast. The same function (:func:`forecast_rows`) makes the training rows (at :func:`origins`
+before ``as_of``, labelled by :func:`period_counts` with the year that followed each; assembled in
+training/hotspots.py) and the rows a forecast is made from.
 
 History features (accidents per year, KST calendar time):
 
@@ -35,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from features import timeseries as ts
-from features.domains.traffic.features import STATIC
+from features.domains.traffic.features import STATIC, accidents
 from features.errors import DataError
 
 YEAR_DAYS = 365.25
@@ -98,26 +99,14 @@ def forget() -> None:
 
 
 def records(src) -> pd.DataFrame:
-    """Accidents on the grid, sorted by time: ``cell_pos``, ``time``, ``eclo``, ``serious``, ``casualties``,
-    ``accident_type``, ``road_type`` (computed once per Sources). Rows without coordinates or outside every
-    cell are left out, as the hourly table leaves them out."""
+    """Accidents on the grid as the hourly table places them (:func:`features.domains.traffic.features.accidents`),
+    sorted by time, with ``serious``, ``casualties``, ``accident_type`` and ``road_type`` (computed once per
+    data). :class:`DataError` (column ``taas``) when no accident lies on the city's grid."""
     def build() -> pd.DataFrame:
-        raw = src["taas"]
-        if raw.empty:
-            raise DataError("no traffic accident records (import TAAS files: `urban-safety data import "
-                            "--source taas`)", column="taas")
-        lat, lon = raw["lat"].to_numpy(dtype=float), raw["lon"].to_numpy(dtype=float)
-        ok = ~(np.isnan(lat) | np.isnan(lon))
-        pos = np.full(len(raw), -1, dtype=np.int64)
-        pos[ok] = src.grid.locate(lat[ok], lon[ok])
-        keep = pos >= 0
-        n = {c: raw[c].to_numpy(dtype=float)[keep] for c in ("deaths", "serious", "minor", "reported")}
-        out = pd.DataFrame({
-            "cell_pos": pos[keep], "time": pd.to_datetime(raw["time"]).to_numpy()[keep],
-            "eclo": raw["eclo"].to_numpy(dtype=float)[keep], "serious": n["deaths"] + n["serious"],
-            "casualties": n["deaths"] + n["serious"] + n["minor"] + n["reported"],
-            "accident_type": raw["accident_type"].to_numpy(dtype=object)[keep],
-            "road_type": raw["road_type"].to_numpy(dtype=object)[keep]})
+        out = accidents(src)
+        if out.empty:
+            raise DataError(f"no traffic accident record lies on {src.city.name}'s grid (import TAAS files: "
+                            "`urban-safety data import --source taas`)", column="taas")
         return out.sort_values("time", kind="stable", ignore_index=True)
     return data_memo(src, "records", build)
 
@@ -150,24 +139,21 @@ def history(src, as_of) -> pd.DataFrame:
     """
     as_of = pd.Timestamp(as_of)
     first, _ = record_span(src)
-    acc = _before(src, as_of)
     n = len(src.grid.cells)
-    held = _years(first, as_of)
-    out: dict[str, np.ndarray] = {}
-    for name, years, col in (("rate_1y", 1, None), ("rate_3y", 3, None), ("rate_all", None, None),
-                             ("eclo_rate_3y", 3, "eclo")):
-        lo = first if years is None else max(first, as_of - pd.DateOffset(years=years))
-        part = acc[acc["time"] >= lo]
-        span = _years(lo, as_of)
-        sums = np.bincount(part["cell_pos"], weights=None if col is None else part[col], minlength=n)
-        out[name] = sums / span if has_history(first, as_of) else np.full(n, np.nan)
-    out["neighbour_rate_3y"] = _neighbour_mean(src.grid.cells, out["rate_3y"])
-    district = pd.factorize(src.grid.cells["district"])[0]
-    out["district_rate_3y"] = (np.bincount(district, np.nan_to_num(out["rate_3y"])) / np.bincount(district))[district]
-    if not has_history(first, as_of):
-        out["district_rate_3y"] = np.full(n, np.nan)
-    out["history_years"] = np.full(n, held)
-    return pd.DataFrame(out)
+    out: dict[str, np.ndarray] = dict.fromkeys(HISTORY[:-1], np.full(n, np.nan))
+    if has_history(first, as_of):
+        acc = _before(src, as_of)
+        for name, years, col in (("rate_1y", 1, None), ("rate_3y", 3, None), ("rate_all", None, None),
+                                 ("eclo_rate_3y", 3, "eclo")):
+            lo = first if years is None else max(first, as_of - pd.DateOffset(years=years))
+            part = acc[acc["time"] >= lo]
+            sums = np.bincount(part["cell_pos"], weights=None if col is None else part[col], minlength=n)
+            out[name] = sums / _years(lo, as_of)
+        out["neighbour_rate_3y"] = _neighbour_mean(src.grid.cells, out["rate_3y"])
+        district = pd.factorize(src.grid.cells["district"])[0]
+        out["district_rate_3y"] = (np.bincount(district, out["rate_3y"]) / np.bincount(district))[district]
+    out["history_years"] = np.full(n, _years(first, as_of))
+    return pd.DataFrame(out)[list(HISTORY)]
 
 
 def _neighbour_mean(cells: pd.DataFrame, values: np.ndarray) -> np.ndarray:
@@ -232,7 +218,7 @@ def forecast_rows(src, as_of) -> pd.DataFrame:
     cells = src.grid.cells
     feats = pd.concat([history(src, as_of), static_features(src)], axis=1)[list(FEATURES)].astype(np.float32)
     ids = pd.DataFrame({"cell_id": cells["cell_id"].to_numpy(), "district": cells["district"].to_numpy(),
-                        "dong": cells["dong"].to_numpy() if "dong" in cells else None})
+                        "dong": cells["dong"].to_numpy()})
     return pd.concat([ids, feats], axis=1)
 
 
@@ -258,20 +244,6 @@ def origins(src, as_of) -> list[pd.Timestamp]:
         out.append(o)
         o = o - pd.DateOffset(months=ORIGIN_STEP_MONTHS)
     return out[::-1]
-
-
-def training_rows(src, as_of) -> pd.DataFrame:
-    """The forecast table for a forecast made at ``as_of``: :func:`forecast_rows` at each of
-    :func:`origins`, labelled with the year after it (``accidents``, ...) and ``origin``; empty when the
-    record before ``as_of`` is shorter than two years."""
-    parts = []
-    for o in origins(src, as_of):
-        rows = forecast_rows(src, o)
-        labels = period_counts(src, o, o + pd.DateOffset(years=1))
-        parts.append(pd.concat([rows, labels], axis=1).assign(origin=o))
-    if not parts:
-        return pd.DataFrame(columns=["cell_id", "district", "dong", *FEATURES, *LABELS, "origin"])
-    return pd.concat(parts, ignore_index=True)
 
 
 def per_accident(src, as_of, prior: float = 5.0) -> pd.DataFrame:
