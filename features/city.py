@@ -175,9 +175,49 @@ class Centre(BaseModel):
 
 
 class OldTown(BaseModel):
-    """A district (by its current name) of old, dense, low-code building stock."""
+    """A district (by its current name) of old, dense, low-code building stock; ``dong`` narrows it to
+    those 법정동 (a district that is mostly farmland and hills is not old downtown as a whole)."""
 
     district: str
+    dong: list[str] = []
+
+
+# Residential share of Korea's floor area (주거용, about half in the same statistics, rounded): a city that
+# states no total floor area gets its residential floor area over this.
+NATIONAL_RESIDENTIAL_SHARE = 0.48
+
+
+class Totals(BaseModel):
+    """The city's published size, each with its source: the generator makes a city of this size.
+
+    ``residents``: registered residents in the configured districts; ``daytime_ratio``: daytime over night
+    population (주간인구지수 / 100; 1.0 when not known); ``floor_area_per_resident_m2``: residential floor
+    area per resident (34 m², MOLIT 주거실태조사); ``buildings`` and ``floor_area_m2``: the building
+    register's totals, or None (floor area: the residential floor area over
+    :data:`NATIONAL_RESIDENTIAL_SHARE`; buildings: the generator's own density per cell).
+    """
+
+    residents: int = Field(gt=0)
+    residents_source: str
+    daytime_ratio: float = Field(1.0, gt=0.2, le=5.0)
+    floor_area_per_resident_m2: float = Field(34.0, gt=5, le=200)
+    buildings: int | None = Field(None, gt=0)
+    buildings_source: str | None = None
+    floor_area_m2: float | None = Field(None, gt=0)
+    floor_area_source: str | None = None
+
+    @property
+    def residential_floor_m2(self) -> float:
+        return self.residents * self.floor_area_per_resident_m2
+
+    @property
+    def total_floor_m2(self) -> float:
+        return self.floor_area_m2 or self.residential_floor_m2 / NATIONAL_RESIDENTIAL_SHARE
+
+    @property
+    def building_count(self) -> int | None:
+        """The register's count, or None (the generator keeps its own density of buildings per cell)."""
+        return self.buildings
 
 
 class Geography(BaseModel):
@@ -267,6 +307,9 @@ class City(BaseModel):
     tide: Tide | None = None  # None: no tide gauge (an inland city); tide inputs are not applicable
     seismic_region: SeismicRegion | None = None  # needed by a city that runs the earthquake domain
     geography: Geography = Geography()
+    # The city's published size (residents, building register totals) the generator matches; None: the
+    # generator's own density (a test city).
+    totals: Totals | None = None
     # Ready scenarios per domain (``[[scenarios.earthquake]]``); a domain listed here shows these instead of
     # the domain's own defaults.
     scenarios: dict[str, list[Scenario]] = {}

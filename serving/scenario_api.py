@@ -51,10 +51,15 @@ UNITS = {
     "damage_states": "expected buildings in each HAZUS damage state (exactly that state)",
     "loss_krw": "KRW: expected structural repair cost (floor area x replacement cost per m² x HAZUS damage ratio)",
     "casualties": "expected people, HAZUS severity 1 (first aid) .. 4 (killed), indoors",
+    "injuries": "expected people at HAZUS severity 1-3", "deaths": "expected people at HAZUS severity 4",
+    "displaced": "expected residents displaced (HAZUS shelter model: homes uninhabitable)",
     "population": "people counted (the cells' day or night population, all indoors)",
+    "ranges": "5th and 95th percentiles over 200 sampled ground-motion fields (between-event and spatially "
+              "correlated within-event variability, Jayaram and Baker 2009) with the fragility dispersion; "
+              "means add up over districts, quantiles do not",
 }
 # Counts are expectations: rounded so that totals of a few buildings or people still read.
-_DIGITS = {"buildings": 0, "loss_krw": 0, "population": 0}
+_DIGITS = {"buildings": 0, "loss_krw": 0, "loss_krw_p05": 0, "loss_krw_p95": 0, "population": 0}
 
 
 def _summary(row: dict) -> dict:
@@ -64,7 +69,10 @@ def _summary(row: dict) -> dict:
     return {"buildings": int(round(row["buildings"])), "damage_states": {s: num(s) for s in cq.STATES},
             "moderate_or_worse": round(float(sum(row[s] for s in cq.STATES[1:])), 3),
             "loss_krw": int(round(row["loss_krw"])), "casualties": {s: num(s) for s in cq.SEVERITIES},
-            "population": int(round(row["population"]))}
+            "injuries": num("injuries"), "deaths": num("deaths"), "displaced": num("displaced"),
+            "population": int(round(row["population"])),
+            "ranges": {q: {"p05": num(f"{q}_p05"), "p95": num(f"{q}_p95")} for q in cq.QUANTITIES
+                       if f"{q}_p05" in row}}
 
 
 def answer(engine, body: ScenarioBody) -> dict:
@@ -76,9 +84,9 @@ def answer(engine, body: ScenarioBody) -> dict:
     conditions = cq.scenario_conditions(body.conditions.model_dump())
     conditions.setdefault("depth_km", seismic.DEFAULT_DEPTH_KM)
     sources = engine.sources  # one snapshot for the whole answer
-    cells = cq.cell_consequences(sources, conditions, when, body.population)
-    city = cq.totals(cells).iloc[0].to_dict()
-    districts = cq.totals(cells, by=["district_code", "district"]).to_dict("records")
+    cells, sums = cq.consequences(sources, conditions, when, body.population)
+    city = cq.totals(cells, sums).iloc[0].to_dict()
+    districts = cq.totals(cells, sums, by=["district_code", "district"]).to_dict("records")
     shaken = cells.loc[cells["buildings"] > 0, "pga_g"]
     return {
         "domain": DOMAIN, "at": when.isoformat(), "conditions": conditions, "population": body.population,

@@ -45,17 +45,17 @@ INCHEON_RAW_SHA256 = {
     "raw/asos/OBS_ASOS_TIM_2021.csv": "9f686f80481addb64a8c4923d44864d66818bcd4cec26f135bc866384cf85146",
     "raw/aws/OBS_AWS_TIM_2020.csv": "9a215529394a518dab3fd0326e2fdcc5a304b63a82d70eeabfeacc0a2ae98be5",
     "raw/aws/OBS_AWS_TIM_2021.csv": "adb8c69edaf45d912f80cdc6c3dd5d66bde633f8aa4b75a486080027eb527f01",
-    "raw/buildings/BLD_TITLE_all.csv": "32bf2cbe78a686037bbb360d4ec86d4540fa50ce499ab5666eb583f439f7beb0",
-    "raw/damage_surveys/DAMAGE_SURVEY_2020.csv": "337bfe8c1ad017fd5e891d5b9173d303411cb4746440504f96d370990e4f1f44",
-    "raw/damage_surveys/DAMAGE_SURVEY_2021.csv": "8ee21222822c9f93a51bf37b49a24b503a8f33b4fdfc047e793a72302432dc5b",
+    "raw/buildings/BLD_TITLE_all.csv": "73fddf3596026139f41d77051d6178966672f741786fd78d839d577c9e022c36",
+    "raw/damage_surveys/DAMAGE_SURVEY_2020.csv": "f99a30e15ae86b939f9365a67254be76549b384c615de77a209d6076b9d9a1bc",
+    "raw/damage_surveys/DAMAGE_SURVEY_2021.csv": "8eb0c98139310f8f7380b1b28fa52e6885f9eef0e1bcc1850a66f1fb9b8e40c6",
     "raw/flood_traces/FLUD_TRACE_2020.csv": "c5113e64911e825109b46dea6510f9ab73eb960aa488746e944f207a5cc444f5",
     "raw/flood_traces/FLUD_TRACE_2021.csv": "86b9a61e1b178567bf8365f6efd03b912529684ce2996e0798dfcee7221e04e6",
     "raw/nowcast/VSRT_RN1_2020.csv": "2b82aa23eedcb0e095a1380f595d403466f0cd60a4102dd99de6f60ff8bc4a5c",
     "raw/nowcast/VSRT_RN1_2021.csv": "9182218a4ae0e412f76310e907af53a4a2c327918473a2806f71851f528f1191",
     "raw/quakes/KMA_EQK_list.csv": "57bfa9c63cd82bf4dddf3f199f30c7394f6ed616041649f985c1f3f22065218e",
-    "raw/static/grid_layers.csv": "55a987fac7a7f5a250d8a2bdb8af73c473129ab8ae4a5fee1c8468813ae2999e",
-    "raw/taas/TAAS_2020.csv": "03e9dc4f20d3385fdbc79e2cf20bddd8cee975f7f132b00d23756e1faa164454",
-    "raw/taas/TAAS_2021.csv": "5c9b6257e6b5b3f5d4921c8ade4a8fbd94c31ee8730d07ebd368e0e4d85e2fde",
+    "raw/static/grid_layers.csv": "b4b8390d69faa4923c0951fe6a5d095e9b69646ccf2ab3798a49f1b0c2a51dc0",
+    "raw/taas/TAAS_2020.csv": "f2a6b6e65739c2b3013107cc0c0614bfbda0e69153c9a717ca76e3624bd9b13b",
+    "raw/taas/TAAS_2021.csv": "82281241f016caf8017dfd9bc07f2014db705151145b52ab71cb6fb40419e226",
     "raw/tide/TIDE_DT_0001_2020.csv": "7e41938e67b362655f63beee98168756540c66a17d9c6f6553b64836b231f964",
     "raw/tide/TIDE_DT_0001_2021.csv": "33238141e2de0451b48faa97a58450af3d6e2cba1a8f812f674f1ff662036c61",
 }
@@ -189,3 +189,30 @@ def test_cities_keep_their_own_models(project):
     assert tide_files["incheon"] == ["TIDE_DT_0001_2020.csv", "TIDE_DT_0001_2021.csv"]
     assert tide_files["busan"] == ["TIDE_DT_0005_2020.csv", "TIDE_DT_0005_2021.csv"]
     assert tide_files["daejeon"] == tide_files["suwon"] == []
+
+
+@pytest.mark.parametrize("name", ["pohang", "gyeongju"])
+def test_generated_city_has_its_stated_size(name):
+    """The generator makes the city its [totals] state: residents, daytime people, residential and total
+    floor area (within 20%), the register's count where stated, and empty land nearly empty."""
+    import pandas as pd
+
+    from features.embedded import buildings
+    from features.embedded.seeds import stream
+    from features.embedded.static_layers import build_static
+    from features.grid import build_grid
+
+    city = load_city(name)
+    totals = city.totals
+    grid = build_grid(city)
+    static = build_static(grid, stream(0, "static"))
+    stock = buildings.build_stock(grid, static, pd.Timestamp("2024-01-01"), stream(0, "buildings"))
+    assert static["pop_night"].sum() == pytest.approx(totals.residents, rel=0.2)
+    assert static["pop_day"].sum() == pytest.approx(totals.residents * totals.daytime_ratio, rel=0.2)
+    homes = stock["purpose"].str.contains("주택")
+    assert stock.loc[homes, "area"].sum() == pytest.approx(totals.residential_floor_m2, rel=0.2)
+    assert stock["area"].sum() == pytest.approx(totals.total_floor_m2, rel=0.2)
+    if totals.buildings:
+        assert len(stock) == pytest.approx(totals.buildings, rel=0.2)
+    empty = static["urban"] < 0.1  # farmland and hills
+    assert static.loc[empty, "pop_night"].median() < 0.0002 * totals.residents

@@ -40,14 +40,18 @@ CODE_RULES = [
 
 
 def _use_mix(static: pd.DataFrame) -> np.ndarray:
-    """Per cell, probabilities of each use (columns in USES order)."""
+    """Per cell, probabilities of each use (columns in USES order).
+
+    Shares by count in the spirit of Korea's register: detached houses about half, neighbourhood shops a
+    fifth, apartment blocks a few per cent (each holds a hundred homes), offices and schools one or two.
+    """
     urban = static["urban"].to_numpy()
     new = static["era"].to_numpy() >= 2003
     industrial = (static["reclaimed"].to_numpy() == 1) & ~new | static["airport"].to_numpy()
     w = np.column_stack([
-        0.45 * (1 - urban) + 0.15, 0.30 * urban * ~new + 0.05, 0.08 + 0.25 * new * urban,
-        0.15 + 0.15 * static["commercial_share"].to_numpy(), 0.05 + 0.5 * industrial, 0.04 + 0.4 * industrial,
-        0.02 + 0.08 * urban, 0.02 * np.ones(len(static)),
+        0.45 * (1 - urban) + 0.25, 0.12 * urban * ~new + 0.02, 0.006 + 0.01 * urban + 0.04 * new * urban,
+        0.15 + 0.15 * static["commercial_share"].to_numpy(), 0.03 + 0.3 * industrial,
+        0.04 + 0.05 * (1 - urban) + 0.3 * industrial, 0.004 + 0.02 * urban, 0.006 * np.ones(len(static)),
     ])
     return w / w.sum(axis=1, keepdims=True)
 
@@ -63,8 +67,14 @@ def seismic_design(approval: pd.DatetimeIndex, floors: np.ndarray, area: np.ndar
 def build_stock(grid: Grid, static: pd.DataFrame, end: pd.Timestamp, rng: np.random.Generator) -> pd.DataFrame:
     """All buildings approved before ``end``, with true attributes (``approval`` never blank here)."""
     ncell = len(static)
-    weight = (static["pop_night"].to_numpy() + 0.3 * static["pop_day"].to_numpy() + 300) ** 0.9
-    cell = rng.choice(ncell, size=rng.poisson(PER_CELL * ncell), p=weight / weight.sum())
+    totals = grid.city.totals
+    people = static["pop_night"].to_numpy() + 0.3 * static["pop_day"].to_numpy()
+    # A stated register count is placed where people are (farmland keeps a few barns and houses); the
+    # generator's own density per cell otherwise.
+    stated = totals is not None and totals.building_count is not None
+    weight = (people + 1) ** 0.8 if stated else (people + 300) ** 0.9
+    count = totals.building_count if stated else rng.poisson(PER_CELL * ncell)
+    cell = rng.choice(ncell, size=count, p=weight / weight.sum())
     cell.sort()
     n = len(cell)
     era = static["era"].to_numpy()[cell]
@@ -91,7 +101,7 @@ def build_stock(grid: Grid, static: pd.DataFrame, end: pd.Timestamp, rng: np.ran
     floors = rng.integers(lo, hi + 1)
     floors = np.where(np.isin(struct, ["벽돌구조", "블록구조", "일반목구조"]), np.minimum(floors, 3), floors)
     foot = np.array([USES[u][3] for u in use]) * rng.lognormal(0, 0.45, n)
-    area = (foot * floors).round(2)
+    area = _to_floor_totals(totals, use, foot * floors).round(2)
     below = np.where(np.isin(use, ["apartment", "office"]), rng.integers(1, 4, n), rng.integers(0, 2, n))
     height = (floors * rng.uniform(2.8, 3.4, n) + 1).round(1)
     piloti = ((use == "villa") & (struct == "철근콘크리트구조") & (floors >= 3) & (floors <= 5)
@@ -103,6 +113,20 @@ def build_stock(grid: Grid, static: pd.DataFrame, end: pd.Timestamp, rng: np.ran
         "structure": struct, "piloti": piloti, "floors": floors, "below": below, "area": area,
         "height": height, "approval": approval, "designed": designed, "lat": lat, "lon": lon,
     })
+
+
+def _to_floor_totals(totals, use: np.ndarray, area: np.ndarray) -> np.ndarray:
+    """Floor areas scaled to the city's stated residential and total floor area (``[totals]``): homes
+    (houses, villas, apartments) to residents x floor area per resident, the rest to the remainder."""
+    if totals is None:
+        return area
+    homes = np.isin(use, ["house", "villa", "apartment"])
+    target = totals.residential_floor_m2, max(totals.total_floor_m2 - totals.residential_floor_m2, 0.0)
+    out = area.astype(float).copy()
+    for part, goal in zip((homes, ~homes), target, strict=True):
+        if out[part].sum() > 0:
+            out[part] *= goal / out[part].sum()
+    return out
 
 
 def register_frame(grid: Grid, stock: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:

@@ -46,8 +46,10 @@ def _old_downtown(grid: Grid) -> np.ndarray:
     cells = grid.cells
     district = cells["district"].to_numpy()
     out = np.zeros(len(cells), dtype=bool)
+    dong = cells["dong"].to_numpy() if "dong" in cells else None
     for town in grid.city.geography.old_downtown:
-        out |= district == town.district
+        here = district == town.district
+        out |= here & np.isin(dong, town.dong) if town.dong and dong is not None else here
     return out
 
 
@@ -112,6 +114,7 @@ def build_static(grid: Grid, rng: np.random.Generator) -> pd.DataFrame:
     pop_night = area * 34000 * urban ** 1.5 * rng.lognormal(0, 0.3, n) * (1 - 0.6 * commercial)
     pop_night = np.where(airport, pop_night * 0.1, pop_night)
     pop_day = pop_night * (0.7 + 1.8 * commercial) + np.where(airport, area * 6000, 0)
+    pop_night, pop_day = _to_totals(grid.city.totals, pop_night, pop_day)
     bus_stops = rng.poisson(area * (2 + 25 * urban ** 1.5))
     schools = rng.poisson(pop_night / 4500)
     vs30 = np.where(reclaimed, rng.uniform(170, 260, n),
@@ -131,6 +134,17 @@ def build_static(grid: Grid, rng: np.random.Generator) -> pd.DataFrame:
     })
     assert tuple(frame.columns) == STATIC.columns
     return frame.assign(urban=urban, era=era, old_downtown=old, airport=airport, area_km2=area)
+
+
+def _to_totals(totals, pop_night: np.ndarray, pop_day: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The density pattern scaled to the city's stated residents and daytime population (``[totals]``); the
+    pattern's own totals without them (a test city)."""
+    if totals is None:
+        return pop_night, pop_day
+    out = []
+    for pop, total in ((pop_night, totals.residents), (pop_day, totals.residents * totals.daytime_ratio)):
+        out.append(pop * total / pop.sum())
+    return out[0], out[1]
 
 
 def _finite(values: np.ndarray) -> np.ndarray:

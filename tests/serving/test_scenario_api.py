@@ -20,7 +20,8 @@ def _scenario(http, **body) -> dict:
 def test_scenario_totals_for_the_city_and_its_districts(http, catalogue):
     body = _scenario(http)
     assert body["population"] == "night" and body["conditions"] == WEST_COAST
-    assert set(body["units"]) == {"buildings", "damage_states", "loss_krw", "casualties", "population"}
+    assert set(body["units"]) == {"buildings", "damage_states", "loss_krw", "casualties", "injuries", "deaths",
+                                  "displaced", "population", "ranges"}
     city, districts = body["city"], body["districts"]
     assert city["buildings"] > 0 and city["loss_krw"] > 0 and city["casualties"]["severity_1"] > 0
     assert sum(city["damage_states"].values()) <= city["buildings"]
@@ -99,3 +100,19 @@ def test_scenario_is_documented(http):
     assert "/scenario" in spec["paths"]
     schema = spec["paths"]["/scenario"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert set(schema["properties"]) == {"conditions", "population", "at"}
+
+
+
+def test_scenario_totals_carry_ranges(http, catalogue):
+    """Every total has a 5-95% range from the sampled ground-motion fields: p05 <= p95, a range wider than
+    a point where anything is damaged, and the district ranges do not sum to the city's (quantiles do not
+    add up; the means do)."""
+    body = _scenario(http)
+    city, districts = body["city"], body["districts"]
+    for q in ("loss_krw", "injuries", "deaths", "displaced", *STATES):
+        r = city["ranges"][q]
+        assert 0 <= r["p05"] <= r["p95"], q
+    assert city["ranges"]["loss_krw"]["p95"] > city["ranges"]["loss_krw"]["p05"]
+    summed_p95 = sum(d["ranges"]["loss_krw"]["p95"] for d in districts)
+    assert summed_p95 > city["ranges"]["loss_krw"]["p95"]
+    assert sum(d["loss_krw"] for d in districts) == pytest.approx(city["loss_krw"], abs=len(districts))

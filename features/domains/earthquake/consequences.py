@@ -57,7 +57,36 @@ DAMAGE_RATIOS: dict[str, tuple[float, float, float, float]] = {
     "COM6": (0.002, 0.014, 0.070, 0.140), "IND2": (0.004, 0.016, 0.078, 0.157),
     "EDU1": (0.004, 0.019, 0.095, 0.189), "REL1": (0.003, 0.020, 0.099, 0.198),
 }
+# Non-structural repair cost, acceleration- plus drift-sensitive (% of building replacement cost), per
+# damage state: HAZUS-MH MR5 Technical Manual Tables 15.3 and 15.4, summed. At complete damage the
+# structural, acceleration- and drift-sensitive shares of each occupancy add up to the whole building
+# (HAZUS's tables are built so); the non-structural damage state is taken equal to the structural one
+# (HAZUS has separate non-structural fragility curves on spectral acceleration and drift, which a
+# PGA-only scenario does not have).
+NONSTRUCTURAL_RATIOS: dict[str, tuple[float, float, float, float]] = {
+    "RES1": (0.015, 0.077, 0.330, 0.766), "RES3": (0.017, 0.086, 0.344, 0.862),
+    "RES4": (0.018, 0.086, 0.346, 0.864), "COM1": (0.014, 0.071, 0.267, 0.706),
+    "COM2": (0.014, 0.068, 0.256, 0.676), "COM4": (0.016, 0.082, 0.313, 0.808),
+    "COM6": (0.018, 0.086, 0.328, 0.860), "IND2": (0.016, 0.084, 0.277, 0.843),
+    "EDU1": (0.016, 0.082, 0.312, 0.811), "REL1": (0.018, 0.085, 0.315, 0.802),
+}
+# Contents damage (% of contents value) per state: HAZUS-MH MR5 Table 15.5, the same for every occupancy.
+CONTENTS_DAMAGE = (0.01, 0.05, 0.25, 0.50)
+# Contents value as a share of the building's replacement cost: HAZUS-MH MR5 Table 3.10 (residential
+# 50%, commercial, education and religion 100%, hospitals and industry 150%).
+CONTENTS_VALUE = {"RES1": 0.5, "RES3": 0.5, "RES4": 0.5, "COM1": 1.0, "COM2": 1.0, "COM4": 1.0, "COM6": 1.5,
+                  "IND2": 1.5, "EDU1": 1.0, "REL1": 1.0}
+
+
+def _loss_ratios() -> np.ndarray:
+    """(occupancies, 4 states): HAZUS direct building loss per damage state as a share of the building's
+    replacement cost, structural + non-structural + contents (contents at their value share)."""
+    return np.array([np.add(DAMAGE_RATIOS[o], NONSTRUCTURAL_RATIOS[o]) + np.multiply(CONTENTS_DAMAGE, CONTENTS_VALUE[o])
+                     for o in DAMAGE_RATIOS])
+
+
 OCCUPANCIES = tuple(DAMAGE_RATIOS)
+LOSS_RATIOS = _loss_ratios()
 
 # --- Indoor casualty rates (HAZUS-MH MR5 Technical Manual, chapter 13) -----------------------------
 # Per damage state, the share of occupants (%) at severity 1-4. Table 13.3 (slight): 0.05 / 0 / 0 / 0 for
@@ -175,24 +204,72 @@ def standing(stock: Stock, at) -> np.ndarray:
     return stock.approval_ns <= pd.Timestamp(at).as_unit("ns").value
 
 
+RESIDENTIAL = tuple(i for i, o in enumerate(DAMAGE_RATIOS) if o in ("RES1", "RES3"))  # homes (not hotels)
+
+
 def occupants(src, stock: Stock, mask: np.ndarray, population: str) -> np.ndarray:
-    """People in each building: its cell's ``pop_day``/``pop_night`` spread by floor area over the cell's
-    standing buildings (``mask``); 0 for buildings not standing. Everyone is counted indoors."""
+    """People in each building: its cell's ``pop_day``/``pop_night`` spread over the cell's standing
+    buildings (``mask``) by floor area; at night over its homes only (RES1, RES3; all buildings in a cell
+    without homes), in the day over every building. 0 for buildings not standing. Everyone is indoors."""
     if population not in POPULATIONS:
         raise ValueError(f"population must be one of {', '.join(POPULATIONS)}, not {population!r}")
     pop = np.nan_to_num(ts.cell_arrays(src)[POPULATIONS[population]][:-1])
     area = np.where(mask, stock.area_m2, 0.0)
+    if population == "night":
+        homes = np.where(np.isin(stock.occupancy, RESIDENTIAL), area, 0.0)
+        has_homes = np.bincount(stock.cell, weights=homes, minlength=len(pop)) > 0
+        area = np.where(has_homes[stock.cell], homes, area)
     cell_area = np.bincount(stock.cell, weights=area, minlength=len(pop))
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(cell_area[stock.cell] > 0, area / cell_area[stock.cell], 0.0)
     return pop[stock.cell] * share
 
 
+# --- Korean calibration --------------------------------------------------------------------------------
+#
+# HAZUS-MH's fragility and casualty tables describe the US building stock. Three factors can adjust them
+# to Korea's record, each with a physical meaning; ``bench/quake_record.py --fit`` fits them on Pohang 2017
+# alone (Gyeongju 2016 is the out-of-sample check). NOT YET CALIBRATED: a pure capacity factor fitted to
+# Pohang's loss needs about 16 and then a casualty factor of about 7, far outside any physical range (the
+# record pairs little loss with many light injuries; HAZUS's flat equivalent-PGA curves, widened by the
+# motion's scatter, put most of the expected loss in the rare heavy damage of large buildings). They stay
+# at HAZUS's own values (1, 1, 0) until a model with physical parameters fits. No Korean study of these
+# factors could be read here, so none is cited.
+#
+# - CAPACITY_FACTOR: the Korean building's PGA capacity over HAZUS's for the same class and code level
+#   (every damage-state median is multiplied by it).
+# - CASUALTY_FACTOR: Korean indoor casualty rates over HAZUS's at the same damage.
+# - MODERATE_DISPLACED: the share of residents of a home in moderate damage who leave it for a shelter
+#   (HAZUS's shelter model counts only uninhabitable homes).
+CAPACITY_FACTOR = 1.0
+CASUALTY_FACTOR = 1.0
+MODERATE_DISPLACED = 0.0
+CALIBRATION_RANGES = {"CAPACITY_FACTOR": (1.0, 20.0), "CASUALTY_FACTOR": (0.1, 20.0), "MODERATE_DISPLACED": (0.0, 0.5)}
+# HAZUS's shelter model (MR5 Technical Manual, ch. 14): the uninhabitable share of homes per damage state,
+# single-family (RES1) 0 / 0 / 0 / 1 and multi-family (RES3) 0 / 0 / 0.9 / 1.
+UNINHABITABLE = {"RES1": (0.0, 0.0, 0.0, 1.0), "RES3": (0.0, 0.0, 0.9, 1.0)}
+
+
+def displaced_rates(moderate: float = None) -> np.ndarray:
+    """(occupancies, 4 states) share of a building's night residents displaced in each damage state."""
+    moderate = MODERATE_DISPLACED if moderate is None else moderate
+    out = np.zeros((len(OCCUPANCIES), len(STATES)))
+    for occ, rates in UNINHABITABLE.items():
+        out[OCCUPANCIES.index(occ)] = np.maximum(rates, (0.0, moderate, moderate, moderate))
+    return out
+
+
 # --- Physics -------------------------------------------------------------------------------------------
 
 def _ln_medians() -> np.ndarray:
-    """(groups, 4) ln median PGA (g) of each damage state per fragility group."""
-    return np.log(np.array([seismic.MEDIANS_G[c][lvl] for c, lvl in seismic.FRAGILITY_GROUPS]))
+    """(groups, 4) ln median PGA (g) of each damage state per fragility group, Korean capacity applied."""
+    return np.log(np.array([seismic.MEDIANS_G[c][lvl] for c, lvl in seismic.FRAGILITY_GROUPS]) * CAPACITY_FACTOR)
+
+
+def _exact(exceed: np.ndarray) -> np.ndarray:
+    """Probabilities of exactly each state from the probabilities of reaching them (last axis)."""
+    exceed = np.nan_to_num(exceed)
+    return exceed - np.concatenate([exceed[..., 1:], np.zeros(exceed.shape[:-1] + (1,))], axis=-1)
 
 
 def state_probabilities(ln_pga, sigma_ln) -> np.ndarray:
@@ -204,47 +281,132 @@ def state_probabilities(ln_pga, sigma_ln) -> np.ndarray:
     """
     ln_pga = np.asarray(ln_pga, dtype=float)
     beta = np.hypot(seismic.FRAGILITY_BETA, np.broadcast_to(np.asarray(sigma_ln, dtype=float), ln_pga.shape))
-    exceed = seismic.exceedance(np.exp(ln_pga)[:, None, None], np.exp(_ln_medians())[None], beta[:, None, None])
-    exceed = np.nan_to_num(exceed)
-    return exceed - np.concatenate([exceed[..., 1:], np.zeros(exceed.shape[:-1] + (1,))], axis=-1)
+    return _exact(seismic.exceedance(np.exp(ln_pga)[:, None, None], np.exp(_ln_medians())[None], beta[:, None, None]))
 
 
 def motion(src, conditions: dict) -> dict[str, np.ndarray]:
-    """BSSA14 at every cell for a scenario's conditions (magnitude, epicentre_lat/lon, depth_km)."""
+    """BSSA14 at every cell for a scenario's conditions (magnitude as ML, epicentre_lat/lon, depth_km)."""
     cells = ts.cell_arrays(src)
     depth = conditions.get("depth_km", seismic.DEFAULT_DEPTH_KM)
-    return seismic.ground_motion(float(conditions["magnitude"]), float(conditions["epicentre_lat"]),
+    return seismic.ground_motion(seismic.as_ml(conditions["magnitude"], conditions.get("magnitude_type", "ML")), float(conditions["epicentre_lat"]),
                                  float(conditions["epicentre_lon"]), float(depth), cells["lat"][:-1],
                                  cells["lon"][:-1], cells["vs30_mps"][:-1])
 
 
 def building_consequences(stock: Stock, probs: np.ndarray, people: np.ndarray, mask: np.ndarray,
-                          groups: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Per building: ``states`` (n, 4) probabilities, ``loss_krw`` (n,), ``casualties`` (n, 4).
+                          groups: np.ndarray | None = None, residents: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per building: ``states`` (n, 4) probabilities, ``loss_krw`` (n,), ``casualties`` (n, 4) and
+    ``displaced`` (n,, people; zeros without ``residents``).
 
     ``probs``: (cells, groups, 4) from :func:`state_probabilities`; ``people``: occupants per building;
+    ``residents``: night residents per building (the displaced are residents whatever the hour);
     ``mask``: standing buildings (others get zeros); ``groups``: fragility groups to use instead of the
-    buildings' own (e.g. all high-code, for a retrofit).
+    buildings' own (e.g. all high-code, for a retrofit). Loss is HAZUS direct building loss (structural,
+    non-structural and contents, :data:`LOSS_RATIOS`); casualties are HAZUS's rates x CASUALTY_FACTOR.
     """
     group = stock.group if groups is None else groups
     states = probs[stock.cell, group] * mask[:, None]
-    ratios = np.asarray([DAMAGE_RATIOS[o] for o in OCCUPANCIES])[stock.occupancy]
-    loss = stock.value_krw * (states * ratios).sum(axis=1)
-    casualties = people[:, None] * np.einsum("ns,nsk->nk", states, CASUALTY_RATES[stock.hazus])
-    return {"states": states, "loss_krw": loss, "casualties": casualties}
+    return _per_state(stock, states, people, residents)
 
 
-CELL_COLUMNS = ("buildings", *STATES, "loss_krw", *SEVERITIES, "population", "pga_g")
+def _per_state(stock: Stock, states: np.ndarray, people: np.ndarray, residents: np.ndarray | None) -> dict:
+    loss = stock.value_krw * (states * LOSS_RATIOS[stock.occupancy]).sum(axis=-1)
+    casualties = people[:, None] * np.einsum("ns,nsk->nk", states, CASUALTY_FACTOR * CASUALTY_RATES[stock.hazus])
+    displaced = np.zeros(len(stock)) if residents is None else \
+        residents * (states * displaced_rates()[stock.occupancy]).sum(axis=-1)
+    return {"states": states, "loss_krw": loss, "casualties": casualties, "displaced": displaced}
 
 
-def cell_consequences(src, conditions: dict, at=None, population: str = DEFAULT_POPULATION,
-                      positions=None) -> pd.DataFrame:
-    """Per grid cell (every cell, grid order): ``cell_id``, ``district``, ``district_code``, buildings
-    standing at ``at`` (None: the whole register), expected buildings in each damage state, ``loss_krw``
-    (KRW), expected casualties ``severity_1`` .. ``severity_4`` (people), the ``population`` counted and the
-    median ``pga_g``. ``population``: "night" (02:00, ``pop_night``) or "day" (14:00, ``pop_day``);
-    ValueError otherwise. ``positions``: grid positions to compute (the other cells read 0; None: all),
-    so that a request for a few cells does not pay for the city.
+# --- Ranges ----------------------------------------------------------------------------------------------
+#
+# A scenario's answer varies with the shaking it happens to produce: BSSA14's between-event term (τ, shared
+# by every site) and its within-event term (φ), spatially correlated as Jayaram & Baker (2009) found for
+# PGA, ρ(h) = exp(-3h / 8.5 km) (their case 1, as OpenQuake's JB2009 correlation model samples it). Each
+# of SAMPLES fields is drawn; in each, a building's damage state follows its fragility curve (HAZUS β) at
+# the field's PGA, and the 5th and 95th percentiles over the fields are the range. The field is drawn on
+# blocks of cells of at most MAX_POINTS points (a full covariance of a 100 m grid would not fit), each
+# cell taking its block's value. The mean is the exact expectation (β widened by σ), so means add up over
+# cells and districts; quantiles do not.
+SAMPLES = 200
+CORRELATION_KM = 8.5
+MAX_POINTS = 1500
+SEED = 20171115
+
+
+def _blocks(src) -> tuple[np.ndarray, np.ndarray]:
+    """(block of each cell, Cholesky factor of the blocks' within-event correlation), once per Sources."""
+    def build():
+        cells = src.grid.cells
+        step = max(1, int(np.ceil(np.sqrt(len(cells) / MAX_POINTS))))
+        key = (cells["row"].to_numpy() // step) * 1_000_000 + cells["col"].to_numpy() // step
+        uniq, block = np.unique(key, return_inverse=True)
+        lat = np.bincount(block, weights=cells["lat"].to_numpy()) / np.bincount(block)
+        lon = np.bincount(block, weights=cells["lon"].to_numpy()) / np.bincount(block)
+        from features.spatial import haversine_km
+        h = haversine_km(lat[:, None], lon[:, None], lat[None, :], lon[None, :])
+        corr = np.exp(-3.0 * h / CORRELATION_KM) + 1e-9 * np.eye(len(uniq))
+        return block, np.linalg.cholesky(corr)
+    return ts.memo(src, "earthquake.motion_blocks", build)
+
+
+def motion_samples(src, gm: dict, positions: np.ndarray) -> np.ndarray:
+    """(SAMPLES, len(positions)) ln PGA fields at the cells ``positions`` (seeded: the same each call)."""
+    block, chol = _blocks(src)
+    rng = np.random.default_rng(SEED)
+    between = rng.standard_normal(SAMPLES)
+    within = (chol @ rng.standard_normal((chol.shape[0], SAMPLES))).T  # (SAMPLES, blocks)
+    mw = float(np.ravel(gm["mw"])[0])
+    tau = float(seismic.bssa14_tau(mw))
+    phi = np.sqrt(np.maximum(gm["sigma"][positions] ** 2 - tau**2, 0.0))
+    return gm["ln_pga"][positions][None, :] + tau * between[:, None] + phi[None, :] * within[:, block[positions]]
+
+
+QUANTITIES = (*STATES, "loss_krw", "injuries", "deaths", "displaced")  # each with a range
+_PER_STATE = ("count", "loss_krw", *SEVERITIES, "displaced")  # what one building brings to each damage state
+
+
+def _exposure(stock: Stock, people: np.ndarray, residents: np.ndarray, mask: np.ndarray):
+    """The standing stock summed per (cell, fragility group) pair: ``(cell, group, W)`` with W (pairs, 4
+    states, :data:`_PER_STATE`), what the pair's buildings bring to each damage state."""
+    pair, inverse = np.unique(stock.cell[mask].astype(np.int64) * 10_000 + stock.group[mask], return_inverse=True)
+    one = stock.take(np.flatnonzero(mask))
+    columns = [np.ones((len(one), len(STATES))),
+               one.value_krw[:, None] * LOSS_RATIOS[one.occupancy],
+               *(people[mask][:, None] * CASUALTY_FACTOR * CASUALTY_RATES[one.hazus][:, :, k] for k in range(4)),
+               residents[mask][:, None] * displaced_rates()[one.occupancy]]
+    w = np.zeros((len(pair), len(STATES), len(_PER_STATE)))
+    for q, col in enumerate(columns):
+        for k in range(len(STATES)):
+            w[:, k, q] = np.bincount(inverse, weights=col[:, k], minlength=len(pair))
+    return (pair // 10_000).astype(np.int64), (pair % 10_000).astype(np.int64), w
+
+
+def _quantities(probs: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """(..., pairs, QUANTITIES) from state probabilities (..., pairs, 4) and exposure W (pairs, 4, per state)."""
+    states = probs * w[:, :, 0]
+    per = np.einsum("...pk,pkq->...pq", probs, w[:, :, 1:])
+    injuries = per[..., 1:4].sum(axis=-1, keepdims=True)
+    return np.concatenate([states, per[..., :1], injuries, per[..., 4:5], per[..., 5:6]], axis=-1)
+
+
+CELL_COLUMNS = ("buildings", *STATES, "loss_krw", *SEVERITIES, "injuries", "deaths", "displaced", "population",
+                "pga_g")
+SUMMED = tuple(c for c in CELL_COLUMNS if c != "pga_g")
+
+
+def consequences(src, conditions: dict, at=None, population: str = DEFAULT_POPULATION, positions=None,
+                 by: str = "district_code") -> tuple[pd.DataFrame, dict]:
+    """A scenario's consequences per cell and their ranges.
+
+    Returns ``(cells, sums)``. ``cells``: every grid cell (grid order) with ``cell_id``, ``district``,
+    ``district_code``, the buildings standing at ``at`` (None: the whole register), the expected buildings
+    in each damage state, ``loss_krw`` (KRW, HAZUS direct building loss), expected people at HAZUS
+    severity 1-4 (``injuries`` = 1-3, ``deaths`` = 4), ``displaced`` (residents), the ``population``
+    counted and the median ``pga_g``; each of :data:`QUANTITIES` also as ``<q>_p05`` and ``<q>_p95``.
+    ``sums``: per-sample totals, ``{"city": (SAMPLES, Q), by: {value: (SAMPLES, Q)}}``, for the ranges
+    of totals (:func:`totals`). ``population``: "night" (02:00, ``pop_night``) or "day" (14:00,
+    ``pop_day``); ValueError otherwise. ``positions``: grid positions to compute (the other cells read 0;
+    None: all), so that a request for a few cells does not pay for the city.
     """
     stock = building_stock(src)
     n = len(src.grid.cells)
@@ -256,32 +418,71 @@ def cell_consequences(src, conditions: dict, at=None, population: str = DEFAULT_
         positions = positions[(positions >= 0) & (positions < n)]
         stock = stock.take(np.flatnonzero(np.isin(stock.cell, positions)))
     mask = standing(stock, at)
-    probs = np.zeros((n, len(seismic.FRAGILITY_GROUPS), len(STATES)))
-    probs[positions] = state_probabilities(gm["ln_pga"][positions], gm["sigma"][positions])
     people = occupants(src, stock, mask, population)
-    out = building_consequences(stock, probs, people, mask)
-
-    def per_cell(weights) -> np.ndarray:
-        return np.bincount(stock.cell, weights=weights, minlength=n)
+    residents = occupants(src, stock, mask, "night")
+    cell, group, w = _exposure(stock, people, residents, mask)
+    ln_med = _ln_medians()
+    beta = np.hypot(seismic.FRAGILITY_BETA, gm["sigma"][cell])
+    mean = _quantities(_exact(seismic.exceedance(np.exp(gm["ln_pga"][cell])[:, None], np.exp(ln_med[group]),
+                                                 beta[:, None])), w)
 
     frame = src.grid.cells[["cell_id", "district", "district_code"]].reset_index(drop=True)
-    frame["buildings"] = per_cell(mask.astype(float))
-    for k, state in enumerate(STATES):
-        frame[state] = per_cell(out["states"][:, k])
-    frame["loss_krw"] = per_cell(out["loss_krw"])
-    for k, sev in enumerate(SEVERITIES):
-        frame[sev] = per_cell(out["casualties"][:, k])
-    frame["population"] = per_cell(people)
+    frame["buildings"] = np.bincount(stock.cell, weights=mask.astype(float), minlength=n)
+    for q, name in enumerate(QUANTITIES):
+        frame[name] = np.bincount(cell, weights=mean[:, q], minlength=n)
+    sev = np.einsum("pk,pkq->pq", _exact(seismic.exceedance(np.exp(gm["ln_pga"][cell])[:, None],
+                                                             np.exp(ln_med[group]), beta[:, None])), w[:, :, 2:6])
+    for k, name in enumerate(SEVERITIES):
+        frame[name] = np.bincount(cell, weights=sev[:, k], minlength=n)
+    frame["population"] = np.bincount(stock.cell, weights=people, minlength=n)
     frame["pga_g"] = np.exp(gm["ln_pga"])
-    return frame
+
+    # Ranges: the sampled fields, a chunk of cells at a time (memory stays flat in the grid's size).
+    lo, hi = np.zeros((n, len(QUANTITIES))), np.zeros((n, len(QUANTITIES)))
+    keys = frame[by].to_numpy()
+    labels, group_of = np.unique(keys, return_inverse=True)
+    city = np.zeros((SAMPLES, len(QUANTITIES)))
+    parts = np.zeros((SAMPLES, len(labels), len(QUANTITIES)))
+    built, starts = np.unique(cell, return_index=True)  # pairs are sorted by cell
+    fields = motion_samples(src, gm, built)  # (SAMPLES, built cells)
+    bounds = np.append(starts, len(cell))
+    for first in range(0, len(built), 256):
+        last = min(first + 256, len(built))
+        pairs = slice(bounds[first], bounds[last])
+        ln_pga = fields[:, np.searchsorted(built, cell[pairs])]  # (SAMPLES, pairs)
+        probs = _exact(seismic.exceedance(np.exp(ln_pga)[..., None], np.exp(ln_med[group[pairs]])[None]))
+        per_cell = np.add.reduceat(_quantities(probs, w[pairs]), starts[first:last] - bounds[first], axis=1)
+        lo[built[first:last]], hi[built[first:last]] = np.quantile(per_cell, [0.05, 0.95], axis=0)
+        city += per_cell.sum(axis=1)
+        np.add.at(parts, (slice(None), group_of[built[first:last]]), per_cell)
+    for q, name in enumerate(QUANTITIES):
+        frame[f"{name}_p05"], frame[f"{name}_p95"] = lo[:, q], hi[:, q]
+    return frame, {"city": city, by: dict(zip(labels.tolist(), np.moveaxis(parts, 1, 0), strict=True))}
 
 
-def totals(cells: pd.DataFrame, by: str | None = None) -> pd.DataFrame:
-    """Sums of :func:`cell_consequences` columns, for the city (``by`` None: one row) or per ``by``."""
-    summed = [c for c in CELL_COLUMNS if c != "pga_g"]
+def cell_consequences(src, conditions: dict, at=None, population: str = DEFAULT_POPULATION,
+                      positions=None) -> pd.DataFrame:
+    """The per-cell frame of :func:`consequences` (means and per-cell ranges)."""
+    return consequences(src, conditions, at, population, positions)[0]
+
+
+def totals(cells: pd.DataFrame, sums: dict | None = None, by: str | None = None) -> pd.DataFrame:
+    """Sums of :func:`consequences`' cell means for the city (``by`` None: one row) or per ``by``; with
+    ``sums`` (its per-sample totals) also each quantity's ``<q>_p05`` and ``<q>_p95`` of the total (not the
+    sum of the cells' quantiles, which do not add up)."""
+    summed = list(SUMMED)
     if by is None:
-        return cells[summed].sum().to_frame().T
-    return cells.groupby(by, sort=True)[summed].sum().reset_index()
+        out = cells[summed].sum().to_frame().T
+        samples = [sums["city"]] if sums else None
+    else:
+        out = cells.groupby(by, sort=True)[summed].sum().reset_index()
+        key = by if isinstance(by, str) else by[0]
+        samples = [sums[key][k] for k in out[key]] if sums else None
+    if samples is not None:
+        q = np.quantile(np.stack(samples), [0.05, 0.95], axis=1)  # (2, rows, Q)
+        for i, name in enumerate(QUANTITIES):
+            out[f"{name}_p05"], out[f"{name}_p95"] = q[0, :, i], q[1, :, i]
+    return out
 
 
 def scenario_conditions(conditions: dict) -> dict:

@@ -53,6 +53,17 @@ def mw_to_ml(mw) -> np.ndarray:
     return (-b + np.sqrt(b * b - 4 * a * c)) / (2 * a)
 
 
+MAGNITUDE_TYPES = ("ML", "Mw")
+
+
+def as_ml(magnitude, magnitude_type: str = "ML") -> float:
+    """KMA local magnitude of a magnitude of ``magnitude_type`` (ML as is, Mw through :func:`mw_to_ml`);
+    ValueError for another type."""
+    if magnitude_type not in MAGNITUDE_TYPES:
+        raise ValueError(f"magnitude_type must be one of {', '.join(MAGNITUDE_TYPES)}, not {magnitude_type!r}")
+    return float(magnitude) if magnitude_type == "ML" else float(mw_to_ml(float(magnitude)))
+
+
 def distances_km(epi_lat, epi_lon, depth_km, lat, lon) -> tuple[np.ndarray, np.ndarray]:
     """Epicentral and hypocentral distance (km) from an event to sites, broadcasting.
 
