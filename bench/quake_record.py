@@ -1,12 +1,14 @@
 """The earthquake consequences against Korea's record: Pohang 2017 (calibration) and Gyeongju 2016 (out of
 sample), each on its built-in city generated with the earthquake sources only.
 
-    .venv/bin/python bench/quake_record.py [--folder DIR] [--fit]
+    .venv/bin/python bench/quake_record.py [--folder DIR] [--fit] [--retrofit]
 
 Prints, per event, the model's mean and 5-95% range beside the record and the band. ``--fit`` refits the
 three Korean factors of features/domains/earthquake/consequences.py on Pohang 2017 alone (the capacity
 factor to the loss, then the casualty factor to the injuries and the moderate-damage displacement to the
-displaced, each within its range) and prints them; copy them into the module by hand.
+displaced, each within its range) and prints them; copy them into the module by hand. ``--retrofit``
+prints the expected annual loss and casualties of the retrofit ranking on Pohang for 40, 100, 400 and
+1,000 scenarios (the quadrature's agreement).
 """
 
 from __future__ import annotations
@@ -58,12 +60,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folder", type=Path, default=None, help="where the two cities are generated (kept)")
     parser.add_argument("--fit", action="store_true")
+    parser.add_argument("--retrofit", action="store_true")
     args = parser.parse_args()
     folder = args.folder or Path(tempfile.mkdtemp(prefix="quake-record-"))
     sources = {name: Sources.from_settings(record.generate_city(e.city, folder / e.city))
                for name, e in record.EVENTS.items()}
     print(f"factors: CAPACITY_FACTOR {cq.CAPACITY_FACTOR}, CASUALTY_FACTOR {cq.CASUALTY_FACTOR}, "
           f"MODERATE_DISPLACED {cq.MODERATE_DISPLACED}; {cq.SAMPLES} ground-motion fields")
+    if args.retrofit:
+        from features.domains.earthquake import retrofit as rf
+
+        src = sources["pohang2017"]
+        base = None
+        for count in (1000, 400, 100, 40):
+            ranked = rf.priorities(src, rf.scenario_set(src, count))
+            loss, people = ranked["expected_annual_loss_krw"].sum(), ranked["expected_annual_casualties"].sum()
+            base = base or (loss, people)
+            print(f"{count:>5} scenarios: expected annual loss {loss / record.EUK:,.2f}억원 ({loss / base[0] - 1:+.1%} "
+                  f"vs 1,000), casualties {people:.4f}/yr ({people / base[1] - 1:+.1%})")
+        return
     if args.fit:
         fit(record.EVENTS["pohang2017"], sources["pohang2017"])
         return

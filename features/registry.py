@@ -107,6 +107,9 @@ class Serving:
     # ``live(sources, now) -> dict | None``: the conditions an unattended live cycle scores the city with at
     # ``now`` ({} when the observations suffice, the default; None: nothing to score, e.g. no recent event).
     live: Callable[..., dict | None] | None = None
+    # ``check(sources, conditions)``: checks between conditions and the city the field ranges cannot make
+    # (an epicentre too far from it for the ground-motion model); DataError naming the field, a 400.
+    check: Callable[..., None] | None = None
     # ``align(hour) -> time``: the domain's answer time for a complete observation hour (traffic's 3-hour slot
     # start, fine dust's 17:00 issue); the hour itself by default.
     align: Callable[[pd.Timestamp], pd.Timestamp] = lambda hour: hour

@@ -32,7 +32,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from features.clock import clock
-from features.errors import UrbanSafetyError
+from features.errors import DataError, UrbanSafetyError
 from features.grid import EARTH_M_PER_DEG
 from features.registry import LEVELS, Condition, DomainSpec, domains
 from features.sources import Sources
@@ -424,6 +424,11 @@ class Engine:
         for name in values.keys() & spec.not_applicable.keys():
             raise ApiError(400, ["conditions", name], f"not applicable in {self.grid.city.name}: "
                            f"{spec.not_applicable[name]}; leave it out", "not_applicable")
+        if spec.serving.check is not None:
+            try:
+                spec.serving.check(self.sources, values)
+            except DataError as exc:
+                raise ApiError(400, ["conditions", exc.column or ""], exc.message, "out_of_range") from None
         return values
 
     def at(self, spec: DomainSpec, at: datetime | None) -> pd.Timestamp:

@@ -719,6 +719,102 @@ def _krw(value: float) -> str:
     return f"{value / 1e8:,.1f}억원" if abs(value) >= 1e8 else f"{value / 1e4:,.0f}만원"
 
 
+class MagnitudeType(StrEnum):
+    ML = "ML"
+    Mw = "Mw"
+
+
+class Population(StrEnum):
+    day = "day"
+    night = "night"
+
+
+def _ready_scenario(city, name: str) -> tuple[dict, str]:
+    """The city's ready earthquake scenario by label or 1-based number: (conditions, magnitude type)."""
+    from features.domains.earthquake import SERVING
+
+    ready = [(s.label, dict(s.conditions)) for s in city.scenarios.get("earthquake", [])] or list(SERVING.scenarios)
+    for i, (label, conditions) in enumerate(ready, 1):
+        if name in (label, str(i)):
+            return conditions, str(conditions.pop("magnitude_type", "ML"))
+    listed = "; ".join(f"{i}: {label}" for i, (label, _) in enumerate(ready, 1))
+    raise UrbanSafetyError(f"--ready: no scenario {name!r} in {city.name}; ready: {listed}")
+
+
+@app.command("scenario")
+@friendly_errors
+def scenario(
+    ready: Annotated[str | None, typer.Option(help="A ready scenario of the city, by label or number.")] = None,
+    magnitude: Annotated[float | None, typer.Option(help="Magnitude (of --magnitude-type).")] = None,
+    lat: Annotated[float | None, typer.Option(help="Epicentre latitude (degrees N).")] = None,
+    lon: Annotated[float | None, typer.Option(help="Epicentre longitude (degrees E).")] = None,
+    depth: Annotated[float | None, typer.Option(help="Hypocentre depth (km); default 10.")] = None,
+    magnitude_type: Annotated[MagnitudeType | None, typer.Option(
+        help="ML (KMA's 규모, default) or Mw.")] = None,
+    population: Annotated[Population, typer.Option(help="Whose people: night (02:00) or day (14:00).")] = Population.night,
+    as_json: Annotated[bool, typer.Option("--json", help="The city totals and districts as JSON.")] = False,
+) -> None:
+    """An earthquake scenario's consequences for the city and each district, with 5-95% ranges: the numbers
+    of POST /scenario (buildings by damage state, HAZUS direct loss, injuries, deaths, displaced)."""
+    import json
+
+    from features.domains.earthquake import SERVING, seismic
+    from features.domains.earthquake import consequences as cq
+    from features.sources import Sources
+
+    sources = Sources.from_settings(get_settings())
+    if ready is not None:
+        if any(v is not None for v in (magnitude, lat, lon, depth)):
+            raise UrbanSafetyError("give --ready or --magnitude/--lat/--lon/--depth, not both")
+        conditions, kind = _ready_scenario(sources.city, ready)
+        kind = magnitude_type.value if magnitude_type else kind
+    else:
+        given = {"magnitude": magnitude, "epicentre_lat": lat, "epicentre_lon": lon}
+        missing = [f"--{k.removeprefix('epicentre_')}" for k, v in given.items() if v is None]
+        if missing:
+            raise UrbanSafetyError(f"give --ready NAME, or {', '.join(missing)} (and optionally --depth)")
+        conditions = {**given, "depth_km": seismic.DEFAULT_DEPTH_KM if depth is None else depth}
+        kind = magnitude_type.value if magnitude_type else "ML"
+    conditions.setdefault("depth_km", seismic.DEFAULT_DEPTH_KM)
+    flags = {"magnitude": "--magnitude", "epicentre_lat": "--lat", "epicentre_lon": "--lon", "depth_km": "--depth"}
+    for c in SERVING.conditions:
+        if c.name in flags and not c.minimum <= float(conditions[c.name]) <= c.maximum:
+            raise UrbanSafetyError(f"{flags[c.name]} {conditions[c.name]:g}: outside {c.minimum:g}-{c.maximum:g} "
+                                   f"{'(' + kind + ')' if c.name == 'magnitude' else c.unit}")
+    SERVING.check(sources, conditions)
+    result = cq.report(sources, conditions, kind, None, population.value)
+    if as_json:
+        city = result["city"]
+        totals = {q: {"mean": city[q], **city["ranges"][q]} for q in ("deaths", "injuries", "displaced")}
+        totals["loss_krw"] = {"mean": city["loss_krw"], **city["ranges"]["loss_krw"]}
+        print(json.dumps({"city": sources.city.name, "conditions": conditions, "population": population.value,
+                          **{k: result[k] for k in ("magnitude", "method", "max_pga_g")}, **totals,
+                          "totals": city, "districts": result["districts"]}, ensure_ascii=False, indent=1))
+        return
+    m = result["magnitude"]
+    table = Table(title=f"{sources.city.name}: {kind} {m['value']:g} (ML {m['ml']:.2f}, Mw {m['mw']:.2f}) at "
+                        f"{conditions['epicentre_lat']:.3f} N {conditions['epicentre_lon']:.3f} E, "
+                        f"{conditions['depth_km']:g} km, {population.value} population; mean [5-95% range]")
+    for col in ("", "buildings", "moderate+", "complete", "loss", "injuries", "deaths", "displaced"):
+        table.add_column(col, justify="right" if col else "left")
+
+    def row(name: str, r: dict) -> None:
+        rg = r["ranges"]
+
+        def people(q: str) -> str:
+            return f"{r[q]:,.0f} [{rg[q]['p05']:,.0f}-{rg[q]['p95']:,.0f}]"
+        table.add_row(name, f"{r['buildings']:,}", f"{r['moderate_or_worse']:,.0f}",
+                      f"{r['damage_states']['complete']:,.0f}",
+                      f"{_krw(r['loss_krw'])} [{_krw(rg['loss_krw']['p05'])}-{_krw(rg['loss_krw']['p95'])}]",
+                      people("injuries"), people("deaths"), people("displaced"))
+    row("city", result["city"])
+    for d in result["districts"]:
+        row(d["district"], d)
+    console.print(table)
+    console.print("Means add up over districts; the ranges do not (each is its own 5-95%). Loss is HAZUS direct "
+                  "building loss (structural, non-structural, contents).", highlight=False)
+
+
 @app.command("retrofit")
 @friendly_errors
 def retrofit(

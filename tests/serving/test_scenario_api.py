@@ -90,6 +90,12 @@ def test_risk_population_defaults_to_night_and_refuses_others(http):
     ({"conditions": WEST_COAST, "population": "noon"}, "population", None),
     ({"conditions": WEST_COAST, "at": "yesterday"}, "at", None),
     ({"conditions": WEST_COAST, "at": "2099-01-01T00:00:00"}, "at", None),
+    ({"conditions": {**WEST_COAST, "magnitude_type": "Ms"}}, "conditions.magnitude_type", None),
+    ({"conditions": {**WEST_COAST, "depth_km": 150}}, "conditions.depth_km", None),
+    ({"conditions": {**WEST_COAST, "magnitude": 2.0, "magnitude_type": "Mw"}}, "conditions.magnitude", None),
+    # Beyond BSSA14's 300 km from every cell of the city: off Jeju, about 450 km from Incheon.
+    ({"conditions": {**WEST_COAST, "epicentre_lat": 33.2, "epicentre_lon": 125.0}}, "conditions.epicentre_lat",
+     "out_of_range"),
 ])
 def test_scenario_refusals(http, body, field, kind):
     assert_error(http.post("/scenario", json=body), 400, field, kind)
@@ -101,6 +107,17 @@ def test_scenario_is_documented(http):
     schema = spec["paths"]["/scenario"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert set(schema["properties"]) == {"conditions", "population", "at"}
 
+
+def test_magnitude_type_is_named_and_converted(http, catalogue):
+    """An Mw scenario is the ML scenario of the converted magnitude, and the answer names both."""
+    from features.domains.earthquake import seismic
+
+    mw = _scenario(http, conditions={**WEST_COAST, "magnitude": 5.5, "magnitude_type": "Mw"})
+    ml = _scenario(http, conditions={**WEST_COAST, "magnitude": round(float(seismic.mw_to_ml(5.5)), 6)})
+    assert mw["magnitude"]["type"] == "Mw" and mw["magnitude"]["mw"] == 5.5
+    assert ml["magnitude"]["type"] == "ML" and ml["magnitude"]["ml"] == mw["magnitude"]["ml"]
+    assert mw["city"]["loss_krw"] == pytest.approx(ml["city"]["loss_krw"], rel=1e-4)
+    assert mw["city"]["loss_krw"] > _scenario(http)["city"]["loss_krw"]  # Mw 5.5 is bigger than ML 5.5
 
 
 def test_scenario_totals_carry_ranges(http, catalogue):

@@ -7,8 +7,11 @@ the synthetic world start from the same physics.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import pandas as pd
+import pygmm
 from pygmm import BooreStewartSeyhanAtkinson2014 as BSSA14
 from scipy.special import ndtr  # standard normal CDF; scipy comes with scikit-learn
 
@@ -257,6 +260,44 @@ MEDIANS_G: dict[str, tuple[tuple[float, ...], ...]] = {
     "S3": ((0.08, 0.10, 0.16, 0.30), (0.10, 0.13, 0.20, 0.38), (0.15, 0.26, 0.54, 1.00)),
     "W1": ((0.18, 0.29, 0.51, 0.77), (0.20, 0.34, 0.61, 0.95), (0.26, 0.55, 1.28, 2.01)),
 }
+# Elastic fundamental period (s) of each class's code capacity curve (HAZUS-MH MR5 Technical Manual,
+# Table 5.7: W1 0.35, S1 0.50 / 1.08 / 2.21, S3 0.40, C1 0.40 / 0.75 / 1.45, URM 0.35 / 0.50).
+PERIODS_S = {"C1L": 0.40, "C1M": 0.75, "C1H": 1.45, "URML": 0.35, "URMM": 0.50, "S1L": 0.50, "S1M": 1.08,
+             "S1H": 2.21, "S3": 0.40, "W1": 0.35}
+# The event size whose spectrum shape the equivalent-PGA curves stand for (an assumption: HAZUS derives
+# them for large, damaging Californian events; M7 is taken here), the distance and site of the shape.
+SHAPE_MW, SHAPE_RJB_KM, SHAPE_VS30 = 7.0, 15.0, 400.0
+_SHAPE_GRID = np.round(np.arange(3.0, 8.51, 0.05), 2)
+
+
+def _spectral_shape(mw: float) -> np.ndarray:
+    """(classes,) BSSA14's SA(T_class) / PGA for ``mw`` at SHAPE_RJB_KM and SHAPE_VS30 (pygmm's model)."""
+    scenario = pygmm.Scenario(mag=float(mw), dist_jb=SHAPE_RJB_KM, v_s30=SHAPE_VS30, mechanism="SS")
+    model = BSSA14(scenario)
+    ln_sa = np.interp(np.log([PERIODS_S[c] for c in HAZUS_CLASSES]), np.log(model.periods), np.log(model.spec_accels))
+    return np.exp(ln_sa) / model.pga
+
+
+@lru_cache(maxsize=1)
+def _shape_table() -> np.ndarray:
+    """(magnitudes of _SHAPE_GRID, classes) ln of the spectral-shape factor (see :func:`shape_factor`)."""
+    ref = _spectral_shape(SHAPE_MW)
+    return np.log(np.array([ref / _spectral_shape(m) for m in _SHAPE_GRID]))
+
+
+def ln_shape_factor(mw) -> np.ndarray:
+    """(..., classes) ln of how much more PGA a building of each HAZUS class needs in an event of moment
+    magnitude ``mw`` than the equivalent-PGA curves say, because a smaller event's spectrum is poorer at
+    the building's period relative to its PGA: ln([SA(T)/PGA] at SHAPE_MW / [SA(T)/PGA] at ``mw``), both
+    BSSA14 at SHAPE_RJB_KM and SHAPE_VS30. About x2 for low-rise and x4 for high-rise concrete at Mw 5.5,
+    x1 at SHAPE_MW. Scaling the medians by it is evaluating the curves at SA(T) / [SA(T)/PGA]_M7, which
+    grows with magnitude, so more magnitude never lowers damage.
+    """
+    m = np.clip(np.asarray(mw, dtype=float), _SHAPE_GRID[0], _SHAPE_GRID[-1])
+    table = _shape_table()
+    return np.stack([np.interp(m, _SHAPE_GRID, table[:, k]) for k in range(table.shape[1])], axis=-1)
+
+
 # One fragility group per (HAZUS class, effective code level), in this order.
 FRAGILITY_GROUPS = tuple((c, lvl) for c in HAZUS_CLASSES for lvl in range(len(CODE_LEVELS)))
 

@@ -12,6 +12,7 @@ from features.domains.earthquake import seismic
 from features.domains.earthquake.features import CONDITIONS
 from features.errors import DataError
 from features.registry import Condition, Levels, Serving
+from features.spatial import haversine_km
 
 SERVING_CONDITIONS = (
     Condition("magnitude", "ML", "local magnitude (KMA 규모) of the scenario", 5.5, 3.0, 8.5, required=True),
@@ -19,20 +20,26 @@ SERVING_CONDITIONS = (
     Condition("epicentre_lon", "degrees E", "epicentre longitude (WGS84)", 126.3, 120.0, 132.0, required=True),
     Condition("depth_km", "km", f"hypocentre depth. Omitted: {seismic.DEFAULT_DEPTH_KM:g} km, a typical Korean "
               "crustal event", 10.0, 0.0, 100.0),
+    Condition("magnitude_type", "", "what `magnitude` is: ML (KMA's local magnitude 규모) or Mw (moment "
+              "magnitude, e.g. USGS's); Mw is converted to ML with the inverse of Grünthal et al. (2009). "
+              "Omitted: ML", "ML", kind="str", choices=seismic.MAGNITUDE_TYPES, answer_only=True),
     Condition("population", "", "whose people the casualties in details count: night (02:00, the resident "
               "pop_night) or day (14:00, pop_day). Omitted: night", cq.DEFAULT_POPULATION, kind="str",
               choices=tuple(cq.POPULATIONS), answer_only=True),
 )
 # The consequences travel from the request adapter to combine as request columns (build_rows passes
 # request columns through): combine sees feature rows only, and the consequences need the register.
+_RANGES = tuple(f"{q}_{p}" for q in cq.QUANTITIES for p in ("p05", "p95"))
 _CONSEQUENCE_COLUMNS = tuple(f"consequence_{c}" for c in ("buildings", *cq.STATES, "loss_krw", *cq.SEVERITIES,
-                                                           "population"))
+                                                           "injuries", "deaths", "displaced", "population", *_RANGES))
 SCENARIO_ID = "request"
 
 
 def serving_requests(src, cells: pd.DataFrame, at, conditions: dict | None = None) -> pd.DataFrame:
     """One request per cell for the client's scenario at ``at`` (buildings approved by then count)."""
     conds = sa.given(conditions, CONDITIONS)
+    if "magnitude" in conds:  # the model and the features take KMA's ML
+        conds["magnitude"] = seismic.as_ml(conds["magnitude"], (conditions or {}).get("magnitude_type") or "ML")
     missing = [c for c in CONDITIONS if c not in conds and c != "depth_km"]
     if missing:
         raise DataError(f"earthquake scenarios need {', '.join(missing)}", column=missing[0])
@@ -48,6 +55,7 @@ def serving_requests(src, cells: pd.DataFrame, at, conditions: dict | None = Non
         for column in _CONSEQUENCE_COLUMNS:
             requests[column] = np.nan_to_num(per_cell[column.removeprefix("consequence_")].to_numpy(dtype=float))
         requests["population"] = population
+        requests["magnitude_type"] = (conditions or {}).get("magnitude_type") or "ML"  # magnitude itself is ML now
     return requests
 
 
@@ -84,9 +92,11 @@ def serving_combine(rows: pd.DataFrame, pred) -> pd.DataFrame:
 
     With the request adapter's consequence columns (:func:`serving_requests`), ``details`` also carry the
     physics' consequences of the scenario for the cell (:mod:`features.domains.earthquake.consequences`):
-    ``fragility_share`` (the physics' moderate-or-worse share, beside the model's ``value``),
-    ``damage_states`` (expected buildings in each state), ``loss_krw`` (KRW), ``casualties`` (expected
-    people per HAZUS severity 1-4), ``population`` (night or day) and ``occupants`` (people counted).
+    ``fragility_share`` (the consequences' moderate-or-worse share, beside the model's ``value``),
+    ``damage_states`` (expected buildings in each state), ``loss_krw`` (KRW, HAZUS direct loss),
+    ``casualties`` (expected people per HAZUS severity 1-4), ``injuries``, ``deaths``, ``displaced``, their
+    5-95% ``ranges`` (per cell: they do not add up over cells, the means do), ``population`` (night or
+    day) and ``occupants`` (people counted).
     They are not rescaled to the model's value (see the consequences module for why)."""
     n = rows["n_buildings"].to_numpy(dtype=float)
     value, floor, raised = apply_physics_floor(rows, pred)
@@ -104,15 +114,20 @@ def serving_combine(rows: pd.DataFrame, pred) -> pd.DataFrame:
 def _consequence_details(rows: pd.DataFrame) -> list[dict]:
     """Per row, the consequence part of ``details`` from the request adapter's columns."""
     col = {c.removeprefix("consequence_"): rows[c].to_numpy(dtype=float) for c in _CONSEQUENCE_COLUMNS}
-    share = rows["fragility_damage_share"].to_numpy(dtype=float)
     population = rows["population"].tolist()
     out = []
     for i in range(len(rows)):
+        n = col["buildings"][i]
+        damaged = sum(col[s][i] for s in cq.STATES[1:])
         out.append({
-            "fragility_share": round(float(share[i]), 4) if np.isfinite(share[i]) else 0.0,
+            "fragility_share": round(float(damaged / n), 4) if n > 0 else 0.0,
             "damage_states": {s: round(float(col[s][i]), 3) for s in cq.STATES},
             "loss_krw": round(float(col["loss_krw"][i])),
             "casualties": {s: round(float(col[s][i]), 3) for s in cq.SEVERITIES},
+            "injuries": round(float(col["injuries"][i]), 3), "deaths": round(float(col["deaths"][i]), 3),
+            "displaced": round(float(col["displaced"][i]), 3),
+            "ranges": {q: {p: round(float(col[f"{q}_{p}"][i]), 0 if q == "loss_krw" else 3) for p in ("p05", "p95")}
+                       for q in cq.QUANTITIES},
             "population": population[i], "occupants": round(float(col["population"][i])),
         })
     return out
@@ -147,6 +162,20 @@ def live_scenario(src, now: pd.Timestamp) -> dict | None:
     return out if pd.isna(q["depth_km"]) else {**out, "depth_km": float(q["depth_km"])}
 
 
+def check_scenario(src, conditions: dict) -> None:
+    """DataError naming the field when a scenario is outside what its physics holds for: the epicentre
+    farther than BSSA14's 300 km (Joyner-Boore) from every cell of the city."""
+    lat, lon = conditions.get("epicentre_lat"), conditions.get("epicentre_lon")
+    if lat is None or lon is None:
+        return
+    cells = ts.cell_arrays(src)
+    nearest = float(np.min(haversine_km(float(lat), float(lon), cells["lat"][:-1], cells["lon"][:-1])))
+    limit = seismic.BSSA14_LIMITS["rjb_km"][1]
+    if nearest > limit:
+        raise DataError(f"the epicentre is {nearest:,.0f} km from the nearest cell of {src.city.name}; the "
+                        f"ground-motion model (BSSA14) holds to {limit:g} km", column="epicentre_lat")
+
+
 SERVING = Serving(
     conditions=SERVING_CONDITIONS,
     levels=Levels((1e-4, 0.01, 0.05, 0.15, 0.5), log=True),
@@ -156,6 +185,7 @@ SERVING = Serving(
     combine=serving_combine,
     now=serving_now,
     live=live_scenario,
+    check=check_scenario,
     scenarios=(("M5.5 under the west coast", {"magnitude": 5.5, "epicentre_lat": 37.45, "epicentre_lon": 126.45,
                                                "depth_km": 10}),),
 )
