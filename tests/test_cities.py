@@ -169,7 +169,8 @@ def test_city_runs_end_to_end(name, project):
 
     scenarios = [s["conditions"] for s in info["domains"]["earthquake"]["scenarios"]]
     if name == "pohang":
-        assert {"magnitude": 5.4, "epicentre_lat": 36.12, "epicentre_lon": 129.36, "depth_km": 7} in scenarios
+        assert {"magnitude": 5.5, "magnitude_type": "Mw", "epicentre_lat": 36.12, "epicentre_lon": 129.36,
+                "depth_km": 7} in scenarios
     assert all(city.seismic_region.lat[0] <= s["epicentre_lat"] <= city.seismic_region.lat[1] for s in scenarios)
 
 

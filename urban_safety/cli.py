@@ -824,7 +824,6 @@ def retrofit(
     by: Annotated[RetrofitRank, typer.Option(help="Rank by avoided annual loss or casualties.")] = RetrofitRank.loss,
     population: Annotated[RetrofitPopulation, typer.Option(
         help="Occupants: mean of day and night, or one of them.")] = RetrofitPopulation.mean,
-    seed: Annotated[int, typer.Option(help="Seed picking the catalogue epicentres.")] = 0,
 ) -> None:
     """Seismic retrofit priorities: the register's buildings ranked by the expected annual loss (KRW) and
     casualties that bringing each to the high-code level avoids, over Gutenberg-Richter-weighted scenarios."""
@@ -833,7 +832,7 @@ def retrofit(
 
     start = time.perf_counter()
     sources = Sources.from_settings(get_settings())
-    scenario_set = rf.scenario_set(sources, scenarios, seed)
+    scenario_set = rf.scenario_set(sources, scenarios)
     ranked = rf.priorities(sources, scenario_set, population.value, by.value)
     out.parent.mkdir(parents=True, exist_ok=True)
     ranked.to_csv(out, index=False)

@@ -42,14 +42,13 @@ GOLDEN_ANGLE = np.pi * (3 - np.sqrt(5))  # spreads points evenly over a disc (Vo
 RING_EDGES_KM = (0.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 1000.0)  # finer where the loss is: near the city
 
 
-def scenario_set(src, count: int = 400, seed: int = 0) -> pd.DataFrame:
+def scenario_set(src, count: int = 400) -> pd.DataFrame:
     """About ``count`` scenarios (``magnitude`` ML, ``epicentre_lat``, ``epicentre_lon``, ``depth_km``,
     ``rate_per_year``): a deterministic quadrature of the held KMA catalogue's source model.
 
-    ``count`` >= 4 (ValueError); DataError without a catalogue of at least two dated events. ``seed`` is
-    kept for the CLI's compatibility and changes nothing: no draw is made.
+    ``count`` >= 4 (ValueError); DataError without a catalogue of at least two dated events. Nothing is
+    drawn: the same data give the same set.
     """
-    del seed
     if count < 4:
         raise ValueError(f"scenarios: {count}; at least 4 (magnitude bins x places)")
     if not src.available("quakes"):
