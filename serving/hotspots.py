@@ -228,7 +228,7 @@ def explain(src, result: Hotspots, n: int) -> dict[str, dict]:
     for i, (cid, pos) in enumerate(zip(listed["cell_id"], positions, strict=True)):
         item = {"dominant": types[i],
                 "empirical_bayes": {"spf_per_year": _num(s.spf_rate[pos]), "observed": int(s.observed[pos]),
-                                    "years": round(s.years, 2), "weight": _num(s.weight[pos]),
+                                    "years": round(s.years, 2), "weight": _sig(s.weight[pos]),
                                     "eb_per_year": _num(s.eb_rate[pos]), "k": _num(s.k)}}
         if contrib is not None:
             row = contrib[i, :-1]
@@ -242,6 +242,12 @@ def explain(src, result: Hotspots, n: int) -> dict[str, dict]:
 def _num(v):
     v = float(v)
     return round(v, 4) if np.isfinite(v) else None
+
+
+def _sig(v):
+    """4 significant digits: a dense cell's EB weight (a few 1e-5) must not read as 0."""
+    v = float(v)
+    return float(f"{v:.4g}") if np.isfinite(v) else None
 
 
 PUBLIC = ("rank", "cell_id", "district", "dong", "cells", "top_cell", "lat", "lon", *SUMMED, "eclo_per_accident",
