@@ -214,11 +214,6 @@ class Totals(BaseModel):
     def total_floor_m2(self) -> float:
         return self.floor_area_m2 or self.residential_floor_m2 / NATIONAL_RESIDENTIAL_SHARE
 
-    @property
-    def building_count(self) -> int | None:
-        """The register's count, or None (the generator keeps its own density of buildings per cell)."""
-        return self.buildings
-
 
 class Geography(BaseModel):
     """The embedded generator's picture of the city: coast, terrain, streams, built-up areas. A real import

@@ -71,9 +71,9 @@ def build_stock(grid: Grid, static: pd.DataFrame, end: pd.Timestamp, rng: np.ran
     people = static["pop_night"].to_numpy() + 0.3 * static["pop_day"].to_numpy()
     # A stated register count is placed where people are (farmland keeps a few barns and houses); the
     # generator's own density per cell otherwise.
-    stated = totals is not None and totals.building_count is not None
+    stated = totals.buildings if totals is not None else None
     weight = (people + 1) ** 0.8 if stated else (people + 300) ** 0.9
-    count = totals.building_count if stated else rng.poisson(PER_CELL * ncell)
+    count = stated or rng.poisson(PER_CELL * ncell)
     cell = rng.choice(ncell, size=count, p=weight / weight.sum())
     cell.sort()
     n = len(cell)

@@ -141,10 +141,8 @@ def _to_totals(totals, pop_night: np.ndarray, pop_day: np.ndarray) -> tuple[np.n
     pattern's own totals without them (a test city)."""
     if totals is None:
         return pop_night, pop_day
-    out = []
-    for pop, total in ((pop_night, totals.residents), (pop_day, totals.residents * totals.daytime_ratio)):
-        out.append(pop * total / pop.sum())
-    return out[0], out[1]
+    day = totals.residents * totals.daytime_ratio
+    return pop_night * totals.residents / pop_night.sum(), pop_day * day / pop_day.sum()
 
 
 def _finite(values: np.ndarray) -> np.ndarray:

@@ -34,6 +34,7 @@ import pandas as pd
 from features import timeseries as ts
 from features.domains.earthquake import seismic
 from features.domains.earthquake.features import CONDITIONS
+from features.spatial import haversine_km
 
 STATES = seismic.DAMAGE_STATES  # slight, moderate, extensive, complete
 SEVERITIES = ("severity_1", "severity_2", "severity_3", "severity_4")
@@ -255,9 +256,9 @@ CALIBRATION_RANGES = {"CAPACITY_FACTOR": (1.0, 10.0), "CASUALTY_FACTOR": (0.1, 1
 UNINHABITABLE = {"RES1": (0.0, 0.0, 0.0, 1.0), "RES3": (0.0, 0.0, 0.9, 1.0)}
 
 
-def displaced_rates(moderate: float = None) -> np.ndarray:
+def displaced_rates() -> np.ndarray:
     """(occupancies, 4 states) share of a building's night residents displaced in each damage state."""
-    moderate = MODERATE_DISPLACED if moderate is None else moderate
+    moderate = MODERATE_DISPLACED
     out = np.zeros((len(OCCUPANCIES), len(STATES)))
     for occ, rates in UNINHABITABLE.items():
         out[OCCUPANCIES.index(occ)] = np.maximum(rates, (0.0, moderate, moderate, moderate))
@@ -337,15 +338,22 @@ def building_consequences(stock: Stock, probs: np.ndarray, people: np.ndarray, m
     """
     group = stock.group if groups is None else groups
     states = probs[stock.cell, group] * mask[:, None]
-    return _per_state(stock, states, people, residents)
+    residents = np.zeros(len(stock)) if residents is None else residents
+    per = np.einsum("nk,nkq->nq", states, _per_state(stock, people, residents))
+    return {"states": states, "loss_krw": per[:, 0], "casualties": per[:, 1:5], "displaced": per[:, 5]}
 
 
-def _per_state(stock: Stock, states: np.ndarray, people: np.ndarray, residents: np.ndarray | None) -> dict:
-    loss = stock.value_krw * (states * LOSS_RATIOS[stock.occupancy]).sum(axis=-1)
-    casualties = people[:, None] * np.einsum("ns,nsk->nk", states, CASUALTY_FACTOR * CASUALTY_RATES[stock.hazus])
-    displaced = np.zeros(len(stock)) if residents is None else \
-        residents * (states * displaced_rates()[stock.occupancy]).sum(axis=-1)
-    return {"states": states, "loss_krw": loss, "casualties": casualties, "displaced": displaced}
+_PER_STATE = ("loss_krw", *SEVERITIES, "displaced")  # what one building brings to each damage state
+
+
+def _per_state(stock: Stock, people: np.ndarray, residents: np.ndarray) -> np.ndarray:
+    """(n, 4 states, :data:`_PER_STATE`): each building's loss (KRW), casualties by severity and displaced
+    residents should it be in each damage state, the one place these formulas live."""
+    return np.concatenate([
+        (stock.value_krw[:, None] * LOSS_RATIOS[stock.occupancy])[..., None],
+        people[:, None, None] * CASUALTY_FACTOR * CASUALTY_RATES[stock.hazus],
+        (residents[:, None] * displaced_rates()[stock.occupancy])[..., None],
+    ], axis=-1)
 
 
 # --- Ranges ----------------------------------------------------------------------------------------------
@@ -373,7 +381,6 @@ def _blocks(src) -> tuple[np.ndarray, np.ndarray]:
         uniq, block = np.unique(key, return_inverse=True)
         lat = np.bincount(block, weights=cells["lat"].to_numpy()) / np.bincount(block)
         lon = np.bincount(block, weights=cells["lon"].to_numpy()) / np.bincount(block)
-        from features.spatial import haversine_km
         h = haversine_km(lat[:, None], lon[:, None], lat[None, :], lon[None, :])
         corr = np.exp(-3.0 * h / CORRELATION_KM) + 1e-9 * np.eye(len(uniq))
         return block, np.linalg.cholesky(corr)
@@ -392,22 +399,16 @@ def motion_samples(src, gm: dict, positions: np.ndarray) -> np.ndarray:
 
 
 QUANTITIES = (*STATES, "loss_krw", "injuries", "deaths", "displaced")  # each with a range
-_PER_STATE = ("count", "loss_krw", *SEVERITIES, "displaced")  # what one building brings to each damage state
 
 
 def _exposure(stock: Stock, people: np.ndarray, residents: np.ndarray, mask: np.ndarray):
     """The standing stock summed per (cell, fragility group) pair: ``(cell, group, W)`` with W (pairs, 4
-    states, :data:`_PER_STATE`), what the pair's buildings bring to each damage state."""
+    states, count + :data:`_PER_STATE`), what the pair's buildings bring to each damage state."""
     pair, inverse = np.unique(stock.cell[mask].astype(np.int64) * 10_000 + stock.group[mask], return_inverse=True)
     one = stock.take(np.flatnonzero(mask))
-    columns = [np.ones((len(one), len(STATES))),
-               one.value_krw[:, None] * LOSS_RATIOS[one.occupancy],
-               *(people[mask][:, None] * CASUALTY_FACTOR * CASUALTY_RATES[one.hazus][:, :, k] for k in range(4)),
-               residents[mask][:, None] * displaced_rates()[one.occupancy]]
-    w = np.zeros((len(pair), len(STATES), len(_PER_STATE)))
-    for q, col in enumerate(columns):
-        for k in range(len(STATES)):
-            w[:, k, q] = np.bincount(inverse, weights=col[:, k], minlength=len(pair))
+    per = np.concatenate([np.ones((len(one), len(STATES), 1)), _per_state(one, people[mask], residents[mask])], axis=-1)
+    w = np.zeros((len(pair), *per.shape[1:]))
+    np.add.at(w, inverse, per)
     return (pair // 10_000).astype(np.int64), (pair % 10_000).astype(np.int64), w
 
 
@@ -453,15 +454,14 @@ def consequences(src, conditions: dict, at=None, population: str = DEFAULT_POPUL
     cell, group, w = _exposure(stock, people, residents, mask)
     ln_med = _ln_medians(float(np.ravel(gm["mw"])[0]))
     beta = np.hypot(seismic.FRAGILITY_BETA, gm["sigma"][cell])
-    mean = _quantities(_exact(seismic.exceedance(np.exp(gm["ln_pga"][cell])[:, None], np.exp(ln_med[group]),
-                                                 beta[:, None])), w)
+    expected = _exact(seismic.exceedance(np.exp(gm["ln_pga"][cell])[:, None], np.exp(ln_med[group]), beta[:, None]))
+    mean = _quantities(expected, w)
 
     frame = src.grid.cells[["cell_id", "district", "district_code"]].reset_index(drop=True)
     frame["buildings"] = np.bincount(stock.cell, weights=mask.astype(float), minlength=n)
     for q, name in enumerate(QUANTITIES):
         frame[name] = np.bincount(cell, weights=mean[:, q], minlength=n)
-    sev = np.einsum("pk,pkq->pq", _exact(seismic.exceedance(np.exp(gm["ln_pga"][cell])[:, None],
-                                                             np.exp(ln_med[group]), beta[:, None])), w[:, :, 2:6])
+    sev = np.einsum("pk,pkq->pq", expected, w[:, :, 2:6])
     for k, name in enumerate(SEVERITIES):
         frame[name] = np.bincount(cell, weights=sev[:, k], minlength=n)
     frame["population"] = np.bincount(stock.cell, weights=people, minlength=n)

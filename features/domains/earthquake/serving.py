@@ -38,8 +38,9 @@ SCENARIO_ID = "request"
 def serving_requests(src, cells: pd.DataFrame, at, conditions: dict | None = None) -> pd.DataFrame:
     """One request per cell for the client's scenario at ``at`` (buildings approved by then count)."""
     conds = sa.given(conditions, CONDITIONS)
+    kind = (conditions or {}).get("magnitude_type") or "ML"
     if "magnitude" in conds:  # the model and the features take KMA's ML
-        conds["magnitude"] = seismic.as_ml(conds["magnitude"], (conditions or {}).get("magnitude_type") or "ML")
+        conds["magnitude"] = seismic.as_ml(conds["magnitude"], kind)
     missing = [c for c in CONDITIONS if c not in conds and c != "depth_km"]
     if missing:
         raise DataError(f"earthquake scenarios need {', '.join(missing)}", column=missing[0])
@@ -55,7 +56,7 @@ def serving_requests(src, cells: pd.DataFrame, at, conditions: dict | None = Non
         for column in _CONSEQUENCE_COLUMNS:
             requests[column] = np.nan_to_num(per_cell[column.removeprefix("consequence_")].to_numpy(dtype=float))
         requests["population"] = population
-        requests["magnitude_type"] = (conditions or {}).get("magnitude_type") or "ML"  # magnitude itself is ML now
+        requests["magnitude_type"] = kind  # the magnitude column itself is ML now
     return requests
 
 

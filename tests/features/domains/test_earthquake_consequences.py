@@ -224,9 +224,7 @@ def test_retrofit_ranking_is_sorted_and_complete(src):
 
 
 def test_retrofit_command_writes_the_ranked_csv_and_a_summary(small_data, tmp_path):
-    env = {"URBAN_SAFETY_DATA_DIR": str(small_data.data_dir), "URBAN_SAFETY_GRID_M": str(small_data.grid_m),
-           "URBAN_SAFETY_YEARS": str(small_data.years), "URBAN_SAFETY_START": str(small_data.start),
-           "URBAN_SAFETY_SEED": str(small_data.seed), "COLUMNS": "250"}
+    env = _env(small_data)
     out = tmp_path / "priorities.csv"
     result = CliRunner().invoke(app, ["retrofit", "--scenarios", "40", "--top", "5", "--out", str(out)], env=env)
     assert result.exit_code == 0, result.output
