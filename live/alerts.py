@@ -70,10 +70,13 @@ ALERTS = sa.Table(
     sa.Column("ack_by", sa.Text),
     sa.Column("ack_at", sa.DateTime),
     sa.Column("ack_note", sa.Text),
-    # One open alert per (domain, lead): a partial unique index (SQLite and PostgreSQL both have them).
-    sa.Index("alerts_one_open", "domain", "lead_hours", unique=True,
-             sqlite_where=sa.text("status = 'open'"), postgresql_where=sa.text("status = 'open'")),
+    # What a per-event alert is about (an earthquake's event id, live/impact.py); NULL for map and input alerts.
+    sa.Column("subject", sa.Text),
+    sa.Column("details", sa.Text),  # JSON: a per-event alert's assessment (live/impact.py)
 )
+# One open alert per (domain, lead, subject): a partial unique index (SQLite and PostgreSQL both have them).
+sa.Index("alerts_one_open_subject", ALERTS.c.domain, ALERTS.c.lead_hours, sa.func.coalesce(ALERTS.c.subject, ""),
+         unique=True, sqlite_where=sa.text("status = 'open'"), postgresql_where=sa.text("status = 'open'"))
 ALERT_EVENTS = sa.Table(
     "alert_events", METADATA,
     sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),  # from ALERT_CLOCK, see _record
@@ -353,6 +356,7 @@ def alert_summary(row) -> dict:
             "level": LEVELS[row["level"]][0], "level_en": LEVELS[row["level"]][1], "cause": row["cause"],
             "cell_count": len(cells), "by_level": {ko: by_level[ko] for ko, _ in LEVELS if by_level[ko]},
             "unknown": sum(bool(c.get("unknown")) for c in cells), "districts": named,
+            **({"subject": row["subject"], "impact": json.loads(row["details"])} if row.get("details") else {}),
             "data_time": _iso(row["data_time"]), "opened_at": _iso(row["opened_at"]),
             "updated_at": _iso(row["updated_at"]), "cleared_at": _iso(row["cleared_at"]), "cycle": row["cycle"],
             "acknowledged": None if row["ack_action"] is None else {

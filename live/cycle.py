@@ -180,14 +180,17 @@ class LiveLoop:
     def step(self, fetch: bool = False, force: bool = False) -> CycleReport | None:
         """One cycle; None when nothing new came in and ``force`` is false."""
         from live.alerts import evaluate_in
+        from live.impact import follow as impact
 
         started, t0 = now_kst(), time.perf_counter()
         taken, landed = self.take(fetch)
         t_in = time.perf_counter()
         changes = self.engine.follow()
+        # A quake's impact alert goes out before the maps are re-scored: it is the news of the cycle.
+        alerted = impact(self.db, self.engine.sources, self.engine.store, changes, started)
         times = self.data_times()
         if not changes and not force and self.cycles and times == self._scored:
-            return None
+            return CycleReport(None, None, taken, {}, 0.0, events=alerted) if alerted else None
         self._scored = times
         t_follow = time.perf_counter()
         maps, bodies, timings, skipped = score_city(self.engine)
@@ -198,7 +201,7 @@ class LiveLoop:
             seconds = time.perf_counter() - (landed or t_in)
             timings = {"ingest": t_in - t0, "follow": t_follow - t_in, **timings, "total": seconds}
             conn.execute(CYCLES.update().where(CYCLES.c.id == cycle).values(seconds=seconds, timings=json.dumps(timings)))
-            events = evaluate_in(conn, cycle, maps, started)
+            events = alerted + evaluate_in(conn, cycle, maps, started)
         events += self.monitor()
         self.cycles += 1
         # Their webhooks go out on the deliverer's own thread (live/webhooks.py), woken as they were queued.

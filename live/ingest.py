@@ -27,7 +27,7 @@ from features.sources import load_files
 from features.sources.check import entity_labels, known_entities
 from features.sources.formats import FORMATS
 from features.sources.timing import violations
-from live.store import KEYS, LIVE_SOURCES, Appended, ObservationStore
+from live.store import EVENT_SOURCES, KEYS, LIVE_SOURCES, Appended, ObservationStore
 
 log = logging.getLogger("urban_safety.ingest")
 
@@ -48,7 +48,7 @@ class Batch:
     refused: list[dict]
 
 
-def read_batch(source: str, path: Path, city) -> Batch:
+def read_batch(source: str, path: Path, city, store: ObservationStore | None = None) -> Batch:
     """Load a file of ``source`` row by row: rows the contract, the schema or the source's time rules
     (``features/sources/timing.py``, against the clock) refuse, and rows of stations the city does
     not know, are set aside with their reason; the others come back as the canonical frame.
@@ -56,10 +56,11 @@ def read_batch(source: str, path: Path, city) -> Batch:
     A refusal names the row as the source's errors do: the item of a JSON batch (1-based), the line of a
     text file. Every row failing one check is set aside at once, so a batch is read once per kind of fault,
     not once per bad row. Raises :class:`DataError` for what no row can fix (unknown source, missing column,
-    unreadable file)."""
+    unreadable file). Events are checked too (:func:`_plausible_events`; a strong-motion record against the
+    quakes ``store`` holds)."""
     if source not in LIVE_SOURCES:
         raise DataError(f"source {source!r} is not an observation the store holds; live sources: "
-                        f"{', '.join(LIVE_SOURCES)} (static layers and event lists go through `data import`)")
+                        f"{', '.join(LIVE_SOURCES)} (static layers and other event lists go through `data import`)")
     path = Path(path)
     units = _units(path)  # items of a JSON batch, lines of a text file
     numbers = list(range(1, len(units) + 1))  # the original number of each unit still in the batch
@@ -92,7 +93,49 @@ def read_batch(source: str, path: Path, city) -> Batch:
     frame, rows = frame.loc[keep].reset_index(drop=True), rows[keep]
     frame, strangers = _known_only(source, frame, city, rows if source != "nowcast" else None)
     refused.extend(strangers)
+    if source in EVENT_SOURCES:
+        frame, odd = _plausible_events(source, frame, city, store, rows)
+        refused.extend(odd)
     return Batch(source, frame, _sorted(refused))
+
+
+#: A quake's origin time may be this far ahead of the clock (clocks differ by seconds, not minutes).
+EVENT_SKEW = pd.Timedelta(minutes=5)
+
+
+def _plausible_events(source: str, frame: pd.DataFrame, city, store: ObservationStore | None,
+                      rows) -> tuple[pd.DataFrame, list[dict]]:
+    """Event rows that can be true: a quake not after the clock (EVENT_SKEW); a strong-motion record inside
+    the city's seismic region (``seismic_region`` in its config: a station far outside it is a wrong
+    coordinate or another city's record) and of a quake the store holds (its time is taken from it)."""
+    bad: dict[int, tuple[str, str]] = {}
+    if source == "quakes":
+        latest = pd.Timestamp(now_kst()) + EVENT_SKEW
+        for i in np.flatnonzero((frame["time"] > latest).to_numpy()):
+            bad[i] = ("time", f"{frame['time'].iloc[i]:%Y-%m-%d %H:%M:%S} is in the future: a quake's origin "
+                              f"time may be at most {EVENT_SKEW.total_seconds() / 60:g} min ahead of the clock")
+    else:
+        region = city.seismic_region
+        if region is None:
+            raise DataError(f"{city.name} has no seismic_region in its city config: it does not run the "
+                            "earthquake domain, so strong-motion records have nothing to condition")
+        (lon0, lon1), (lat0, lat1) = region.lon, region.lat
+        outside = ~(frame["lat"].between(lat0, lat1) & frame["lon"].between(lon0, lon1))
+        for i in np.flatnonzero(outside.to_numpy()):
+            bad[i] = ("lat", f"station {frame['station'].iloc[i]} at {frame['lat'].iloc[i]:.3f} N "
+                             f"{frame['lon'].iloc[i]:.3f} E is outside {city.name}'s seismic region (lat {lat0:g}-"
+                             f"{lat1:g}, lon {lon0:g}-{lon1:g}, seismic_region in its city config)")
+        held = store.frame("quakes").set_index("event_no")["time"] if store is not None else pd.Series(dtype=object)
+        frame = frame.copy()
+        frame["time"] = frame["event_no"].map(held).astype("datetime64[ns]")
+        for i in np.flatnonzero(frame["time"].isna().to_numpy()):
+            bad.setdefault(i, ("event_no", f"no quake {frame['event_no'].iloc[i]} in the store: send the event "
+                                           "(source quakes) before its records"))
+    refused = [{"row": _py(rows[i]) if rows is not None else None, "field": f, "reason": why}
+               for i, (f, why) in sorted(bad.items())]
+    keep = np.ones(len(frame), bool)
+    keep[list(bad)] = False
+    return frame.loc[keep].reset_index(drop=True), refused
 
 
 def _sorted(refused: list[dict]) -> list[dict]:
@@ -129,14 +172,14 @@ def _known_only(source: str, frame: pd.DataFrame, city, rows) -> tuple[pd.DataFr
     """Rows of stations in the city config; the others refused (by row number where the frame's rows are
     the batch's, else by the row's key)."""
     known = known_entities(source, city)
+    if known is None:  # events: nothing to compare against
+        return frame, []
     if source == "airkorea":  # the real-time API names stations: match by name as well as code
         known = {s.name for s in city.air_stations} | {str(s.code) for s in city.air_stations}
         labels = frame["station_name"].astype(str)
         labels = labels.where(labels.isin(known), frame["station_code"].astype("string").fillna(""))
     else:
         labels = entity_labels(source, frame).astype(str)
-    if known is None:
-        return frame, []
     bad = ~labels.isin(known)
     refused = [{"row": _py(rows[i]) if rows is not None else None, "field": KEYS[source][0],
                 "key": {k: str(frame[k].iloc[i]) for k in KEYS[source]},
@@ -155,7 +198,7 @@ def ingest_rows(store: ObservationStore, source: str, rows: list[dict] | dict, c
     with tempfile.TemporaryDirectory(prefix="batch-") as tmp:
         path = Path(tmp) / f"{source}.json"
         path.write_text(json.dumps(rows, ensure_ascii=False, default=str), encoding="utf-8")
-        batch = read_batch(source, path, city)
+        batch = read_batch(source, path, city, store)
     return store.append(source, batch.frame, origin, label, batch.refused)
 
 
@@ -180,7 +223,7 @@ def _on_time(source: str, frame: pd.DataFrame, city) -> tuple[pd.DataFrame, np.n
 
 
 def ingest_file(store: ObservationStore, source: str, path: Path, city, origin: str = "inbox") -> Appended:
-    batch = read_batch(source, path, city)
+    batch = read_batch(source, path, city, store)
     return store.append(source, batch.frame, origin, str(path), batch.refused)
 
 

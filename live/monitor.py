@@ -457,14 +457,14 @@ def feeds(db: sa.Engine, now: datetime | None = None) -> dict[str, dict]:
     files): its newest observed time and, when an hour past its lateness brought nothing, since when it is
     silent (its time rule: ``live.store.STALE_AFTER``), against the clock."""
     from features.sources.timing import RULES
-    from live.store import BATCHES, KEYS, OBSERVED, STALE_AFTER, TABLES, TIME_OF
+    from live.store import BATCHES, HOURLY_SOURCES, KEYS, OBSERVED, STALE_AFTER, TABLES, TIME_OF
 
     now = pd.Timestamp(now or now_kst())
     out = {}
     with db.connect() as conn:
         fed = set(conn.execute(sa.select(BATCHES.c.source).where(BATCHES.c.origin != "backfill",
                                                                  BATCHES.c.accepted > 0).distinct()).scalars())
-        for source in sorted(fed & set(TABLES)):
+        for source in sorted(fed & set(HOURLY_SOURCES)):  # events have no cadence to fall silent from
             table, rule = TABLES[source], RULES[source]
             values = OBSERVED.get(source) or [c.name for c in table.columns
                                               if c.name not in (*KEYS[source], "batch", "station_code")]

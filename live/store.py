@@ -37,14 +37,25 @@ KEYS: dict[str, tuple[str, ...]] = {
     "airkorea": ("station_name", "time"),
     "tide": ("station", "time"),
     "nowcast": ("nx", "ny", "issued", "valid"),
+    # Events, not hourly series: an earthquake and the strong-motion records of it.
+    "quakes": ("event_no",),
+    "quake_stations": ("event_no", "station"),
 }
 #: The column whose span a batch changed, per source (what cached answers depend on).
-TIME_OF = {"asos": "time", "aws": "time", "airkorea": "time", "tide": "time", "nowcast": "issued"}
+TIME_OF = {"asos": "time", "aws": "time", "airkorea": "time", "tide": "time", "nowcast": "issued",
+           "quakes": "time", "quake_stations": "time"}
 LIVE_SOURCES = tuple(KEYS)
+#: Sources of events (no cadence, never stale): the live cycle reads them for impact alerts (live/impact.py).
+EVENT_SOURCES = ("quakes", "quake_stations")
+HOURLY_SOURCES = tuple(s for s in LIVE_SOURCES if s not in EVENT_SOURCES)
 #: What says a row holds an observation (the tide file also carries the astronomical prediction ahead).
-OBSERVED = {source: RULES[source].observed for source in KEYS if RULES[source].observed}
+OBSERVED = {source: RULES[source].observed for source in HOURLY_SOURCES if RULES[source].observed}
 #: A source is stale when its newest observation is older than one step plus its lateness (its time rule).
-STALE_AFTER = {source: RULES[source].stale_after.to_pytimedelta() for source in KEYS}
+STALE_AFTER = {source: RULES[source].stale_after.to_pytimedelta() for source in HOURLY_SOURCES}
+#: A quake row without its own number (``KMA-<origin time>``, :func:`features.sources.loaders.kma.load_quakes`)
+#: is the same event as one held within this time and distance: KMA's early warning and its later
+#: information differ by seconds and kilometres (and in magnitude), and both mean one quake.
+SAME_EVENT = (pd.Timedelta(seconds=60), 50.0)
 #: How far ahead of its time a row is read: the tide's astronomical prediction up to the longest lead.
 LOOKAHEAD = {"tide": timedelta(hours=6)}
 
@@ -142,6 +153,9 @@ class ObservationStore:
             batch = conn.execute(BATCHES.insert().values(
                 source=source, origin=origin, label=label, received_at=now_kst(), accepted=0,
                 duplicate=0, refused=len(out.refused))).inserted_primary_key[0]
+            if source == "quakes":
+                frame = _same_events(conn, frame)
+                frame = frame.loc[~frame.duplicated(list(keys), keep="last")].reset_index(drop=True)
             held = self._held(conn, source, frame)
             merged, new, changed = _merge(frame, held, keys)
             if new.any():
@@ -175,8 +189,9 @@ class ObservationStore:
             return pd.DataFrame(columns=frame.columns)
         when = TIME_OF[source]
         query = sa.select(*(table.c[c] for c in frame.columns)).where(
-            table.c[when].between(_py(frame[when].min()), _py(frame[when].max())),
             table.c[keys[0]].in_([_py(v) for v in frame[keys[0]].unique()]))
+        if source not in EVENT_SOURCES:  # a revision of an event may move its time
+            query = query.where(table.c[when].between(_py(frame[when].min()), _py(frame[when].max())))
         return _typed(pd.DataFrame(conn.execute(query).fetchall(), columns=list(frame.columns)), source)
 
     def retain(self, days: int | None = None) -> int:
@@ -286,7 +301,7 @@ def _observation(source: str, frame: pd.DataFrame) -> np.ndarray:
 RECENT = pd.Timedelta(days=1)
 
 
-def reported_hours(sources, names=LIVE_SOURCES) -> dict:
+def reported_hours(sources, names=HOURLY_SOURCES) -> dict:
     """Per live source of ``names`` held: who reported each of its recent hours, who the city needs (its own
     stations, :func:`features.sources.check.known_entities`), its newest hour
     (``features.sources.timing.Reported``), read from the service's held frames."""
@@ -319,6 +334,44 @@ def merge_rows(held: pd.DataFrame, rows: pd.DataFrame, source: str) -> pd.DataFr
 
 
 # --- helpers -------------------------------------------------------------------------------------
+def derived_event(event_no: pd.Series) -> pd.Series:
+    """Which event numbers were made from the origin time (the row had none of its own)."""
+    return event_no.astype(str).str.fullmatch(r"KMA-\d{14}")
+
+
+def _same_events(conn, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (quakes) with each row that is a revision of a held event, or of an earlier row of the batch,
+    renamed to that event (:data:`SAME_EVENT`; at least one of the two numbers derived: two events with
+    numbers of their own are never merged, aftershocks a minute apart stay apart)."""
+    from features.spatial import haversine_km
+
+    if frame.empty:
+        return frame
+    gap, km = SAME_EVENT
+    table = TABLES["quakes"]
+    rows = conn.execute(sa.select(table.c.event_no, table.c.time, table.c.lat, table.c.lon).where(
+        table.c.time.between(_py(frame["time"].min() - gap), _py(frame["time"].max() + gap)))).fetchall()
+    known = pd.DataFrame(rows, columns=["event_no", "time", "lat", "lon"])
+    known["time"] = pd.to_datetime(known["time"])
+    derived = derived_event(frame["event_no"]).to_numpy()
+    if not derived.any() and not derived_event(known["event_no"]).any():
+        return frame  # numbered events only (a catalogue): nothing to match
+    frame = frame.copy()
+    for i in range(len(frame)):
+        row = frame.iloc[i]
+        if row["event_no"] in set(known["event_no"]):
+            continue
+        near = known[((known["time"] - row["time"]).abs() <= gap)
+                     & (haversine_km(row["lat"], row["lon"], known["lat"].to_numpy(float), known["lon"].to_numpy(float)) <= km)]
+        if not derived[i]:
+            near = near[derived_event(near["event_no"]).to_numpy()]
+        if len(near):
+            frame.iloc[i, frame.columns.get_loc("event_no")] = near.iloc[(near["time"] - row["time"]).abs().argmin()]["event_no"]
+        else:
+            known = pd.concat([known, frame.iloc[[i]][["event_no", "time", "lat", "lon"]]], ignore_index=True)
+    return frame
+
+
 def _merge(frame: pd.DataFrame, held: pd.DataFrame, keys) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """(the batch's rows merged onto the held ones, mask of new keys, mask of held keys that changed)."""
     keys = list(keys)

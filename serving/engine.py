@@ -38,7 +38,15 @@ from features.registry import LEVELS, Condition, DomainSpec, domains
 from features.sources import Sources
 from features.sources.timing import RULES, awaited_after, complete_hour
 from live.db import KST, now_kst
-from live.store import LIVE_SOURCES, LOOKAHEAD, STALE_AFTER, merge_rows, observed_times, reported_hours
+from live.store import (
+    EVENT_SOURCES,
+    HOURLY_SOURCES,
+    LOOKAHEAD,
+    STALE_AFTER,
+    merge_rows,
+    observed_times,
+    reported_hours,
+)
 from serving.availability import domain_times
 from serving.errors import ApiError
 from training.models import contributions, predict
@@ -192,11 +200,11 @@ class Engine:
             stale = self._stale | {n for n in self._latest if changed & set(self.specs[n].sources)}
         first = {name: self._first[name] if name in stale else self._first_of(sources, name) for name in now}
         if observed is None:
-            observed = {s: observed_times(s, sources.loaded([s])[s]) for s in LIVE_SOURCES if sources.available(s)}
+            observed = {s: observed_times(s, sources.loaded([s])[s]) for s in HOURLY_SOURCES if sources.available(s)}
         self.sources, self._latest, self._first, self._observed = sources, now, first, observed
         self._stale = stale
         self._reported = reported_hours(sources) if changed is None else \
-            {**self._reported, **reported_hours(sources, [c for c in LIVE_SOURCES if c in changed])}
+            {**self._reported, **reported_hours(sources, [c for c in HOURLY_SOURCES if c in changed])}
         self._held, self._second = object(), {}  # a new held state: per-second answers start afresh
         self.unavailable = unavailable
         self.problems = {**self._load_problems, **unavailable}
@@ -226,6 +234,8 @@ class Engine:
             version, changes = self.store.changes(self.version)
             frames, observed = {}, dict(self._observed)
             for change in changes:
+                if change.source in EVENT_SOURCES:  # no domain reads them as observations: live/impact.py does
+                    continue
                 rows = change.rows
                 try:
                     rows = self.sources.resolve(change.source, rows)
@@ -763,7 +773,7 @@ class Engine:
                 "features": list(spec.features),
                 "scenarios": [{"label": label, "conditions": values} for label, values in s.scenarios],
             }
-        rules = {source: RULES[source].describe() for source in LIVE_SOURCES if source in RULES}
+        rules = {source: RULES[source].describe() for source in HOURLY_SOURCES}
         return {"city": self.grid.city.name, "cells": len(self._cell_frame), "grid_m": self.grid.size_m,
                 "time_rules": rules, "observations_since": self.grid.city.observations_since.isoformat(),
                 "limits": {"locations": MAX_LOCATIONS, "records": MAX_RECORDS,

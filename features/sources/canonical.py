@@ -82,6 +82,7 @@ QUAKES = pa.DataFrameSchema(
         "event_no": pa.Column(str),
         "time": pa.Column("datetime64[ns]", coerce=True),
         "magnitude": _limited("magnitude"),
+        "magnitude_type": pa.Column(str, pa.Check.isin(["ML", "Mw"])),  # KMA's 규모 is ML
         "depth_km": _limited("depth_km"),  # NaN where KMA prints "-"
         "max_intensity": pa.Column(str, nullable=True),
         "lat": pa.Column(float, pa.Check.in_range(-90, 90), coerce=True),
@@ -89,6 +90,19 @@ QUAKES = pa.DataFrameSchema(
         "location": pa.Column(str, nullable=True),
     },
     name="quakes",
+)
+
+QUAKE_STATIONS = pa.DataFrameSchema(
+    {
+        "event_no": pa.Column(str),
+        "station": pa.Column(str),
+        "lat": pa.Column(float, pa.Check.in_range(-90, 90), coerce=True),
+        "lon": pa.Column(float, pa.Check.in_range(-180, 180), coerce=True),
+        "pga_g": _limited("pga_g"),
+        # The event's origin time, filled in from the held event when the record is taken (live/ingest.py).
+        "time": pa.Column("datetime64[ns]", nullable=True, coerce=True),
+    },
+    name="quake_stations",
 )
 
 BUILDINGS = pa.DataFrameSchema(
@@ -213,7 +227,7 @@ ADDRESSES = pa.DataFrameSchema(
 )
 
 SCHEMAS: dict[str, pa.DataFrameSchema] = {
-    "asos": WEATHER, "aws": WEATHER, "airkorea": AIR, "taas": ACCIDENTS, "quakes": QUAKES,
+    "asos": WEATHER, "aws": WEATHER, "airkorea": AIR, "taas": ACCIDENTS, "quakes": QUAKES, "quake_stations": QUAKE_STATIONS,
     "buildings": BUILDINGS, "flood_traces": FLOOD_TRACES, "tide": TIDE, "nowcast": NOWCAST,
     "static": STATIC, "damage_surveys": DAMAGE_SURVEYS, "parcels": PARCELS, "addresses": ADDRESSES,
 }

@@ -80,21 +80,41 @@ WEATHER = Contract(
     times=KMA_TIMES,
     sentinels=KMA_SENTINELS,
 )
+#: KMA's earthquake information API (data.go.kr 기상청_지진정보 조회서비스, getEqkMsg) stamps the origin time
+#: as one number, YYYYMMDDHHMMSS (``tmEqk``).
+EQK_TIME = r"^(?P<year>\d{4})(?P<month>\d{2})(?P<day>\d{2})(?P<hour>\d{2})(?P<minute>\d{2})(?P<second>\d{2})$"
 QUAKES = Contract(
     "quakes",
     {
-        "event_no": ("번호",),
-        "time": ("발생시각", "발생일시", "진원시"),
-        "magnitude": ("규모",),
-        "depth_km": ("깊이(km)", "깊이"),
-        "max_intensity": ("최대진도", "진도"),
-        "lat": ("위도",),
-        "lon": ("경도",),
-        "location": ("위치", "발생위치", "참고사항"),
+        # KMA's list numbers its rows; the API has no event id: an event without one is named by its
+        # origin time (features/sources/loaders/kma.py), and a revision finds its event by time and place
+        # (live/store.py).
+        "event_no": ("번호", "event_id", "event_no"),
+        "time": ("발생시각", "발생일시", "진원시", "tmEqk", "time"),
+        "magnitude": ("규모", "mt", "magnitude"),
+        "magnitude_type": ("규모유형", "magType", "magnitude_type"),
+        "depth_km": ("깊이(km)", "깊이", "dep", "depth_km"),
+        "max_intensity": ("최대진도", "진도", "inT", "max_intensity"),
+        "lat": ("위도", "lat"),
+        "lon": ("경도", "lon"),
+        "location": ("위치", "발생위치", "참고사항", "loc", "location"),
     },
-    optional=("depth_km", "max_intensity", "location"),
+    optional=("event_no", "magnitude_type", "depth_km", "max_intensity", "location"),
     missing=("", "-"),
-    times=(rf"^{YMD}[ T](?P<hour>\d{{1,2}}):(?P<minute>\d{{2}})(?::(?P<second>\d{{2}})(?:\.\d+)?)?$",),
+    times=(rf"^{YMD}[ T](?P<hour>\d{{1,2}}):(?P<minute>\d{{2}})(?::(?P<second>\d{{2}})(?:\.\d+)?)?$", EQK_TIME),
+)
+#: Strong-motion records of one event: peak ground acceleration at a station, in the unit the row names.
+QUAKE_STATIONS = Contract(
+    "quake_stations",
+    {
+        "event_no": ("지진번호", "event_id", "event_no"),
+        "station": ("관측소", "지점", "관측소코드", "station"),
+        "lat": ("위도", "lat"),
+        "lon": ("경도", "lon"),
+        "pga": ("최대지반가속도", "PGA", "pga"),
+        "unit": ("단위", "pga_unit", "unit"),
+    },
+    missing=("", "-"),
 )
 NOWCAST = Contract(
     "nowcast",

@@ -47,6 +47,10 @@ QUAKES = SourceFormat(
     "quakes", "KMA earthquake list", "KMA_EQK_*", "cp949",
     ("번호", "발생시각", "규모", "깊이(km)", "최대진도", "위도", "경도", "위치"),
 )
+QUAKE_STATIONS = SourceFormat(
+    "quake_stations", "Strong-motion records of an earthquake (PGA per station)", "QUAKE_STATIONS_*", "utf-8",
+    ("지진번호", "관측소", "위도", "경도", "최대지반가속도", "단위"),
+)
 BUILDINGS = SourceFormat(
     "buildings", "Building register title part (건축물대장 표제부)", "BLD_TITLE_*", "cp949",
     ("대지위치", "시군구코드", "주용도", "주구조", "기타구조", "연면적(㎡)", "지상층수", "지하층수", "높이(m)",
@@ -91,10 +95,12 @@ ADDRESSES = SourceFormat(
 )
 
 FORMATS: dict[str, SourceFormat] = {
-    f.name: f for f in (ASOS, AWS, AIRKOREA, TAAS, QUAKES, BUILDINGS, FLOOD_TRACES, TIDE, NOWCAST, STATIC,
+    f.name: f for f in (ASOS, AWS, AIRKOREA, TAAS, QUAKES, QUAKE_STATIONS, BUILDINGS, FLOOD_TRACES, TIDE, NOWCAST, STATIC,
                         DAMAGE_SURVEYS, PARCELS, ADDRESSES)
 }
-# Layers only the user brings (the embedded data set places its buildings by coordinates).
-USER_SUPPLIED = ("parcels", "addresses")
+# Layers only the user brings: the embedded data set places its buildings by coordinates, and its
+# scenarios have no strong-motion records (they come with a real quake).
+PLACEMENT = ("parcels", "addresses")
+USER_SUPPLIED = (*PLACEMENT, "quake_stations")
 # Files that travel with a Shapefile's .shp and are read with it, never on their own.
 SIDECARS = (".shx", ".dbf", ".prj", ".cpg", ".sbn", ".sbx", ".qix", ".xml", ".qmd")

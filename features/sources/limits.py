@@ -95,6 +95,10 @@ LIMITS: dict[str, Limit] = {
     # Hypocentre depth: the deepest earthquakes are about 700 km deep. No warning: deep-focus events under
     # the East Sea are real.
     "depth_km": Limit("km", 0, 700),
+    # Peak ground acceleration of a strong-motion record (g). The largest recorded is about 4 g (2008
+    # Iwate-Miyagi Nairiku, KiK-net IWTH25, 4,022 gal from three components): warning chosen at 2 g, hard
+    # limit at 10 g.
+    "pga_g": Limit("g", 0, 10, warn_high=2.0),
     # Storeys above ground. Korea's tallest building, Lotte World Tower (555 m), has 123: warning above; hard
     # limit chosen at 200. Below ground: chosen at 20 (no warning).
     "floors_above": Limit("storeys", 0, 200, warn_high=123),

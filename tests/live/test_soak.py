@@ -66,7 +66,10 @@ CATCH_UP = 10_000
 FAIL_FIRST = 3  # the receiver answers its first deliveries with 500
 SECRET = "whsec_" + base64.b64encode(b"urban-safety-soak-secret-32bytes").decode()
 BACKOFF_S = 1.0
-BOOT_S = 60.0  # wall seconds from launch to the clock's start: every process is up and idle by then
+#: Wall seconds from launch to the clock's start: every process is up and idle by then. Five processes load
+#: the models and the city at once (two servers of two workers, and the live cycle): about 40 s on an idle
+#: 2-core machine, and over 60 s on a CI machine where the session's other served process still runs.
+BOOT_S = 120.0
 DELAY_TARGET_S = 5.0
 #: How often (wall seconds) the live loop looks at its inbox: 0.2 s is 2.4 min of data time at SPEED, so an ASOS
 #: file dropped 5-10 min after its hour is taken well within the source's 30 min lateness.

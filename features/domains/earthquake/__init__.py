@@ -36,7 +36,9 @@ SPEC = register(DomainSpec(
     features=FEATURES,
     conditions=CONDITIONS,
     sources=("damage_surveys", "buildings", "static"),
-    optional_sources=("quakes",),  # the live cycle's latest event and the retrofit ranking read it
+    # The catalogue: the live cycle's latest event and the retrofit ranking read it; the strong-motion records
+    # condition a live quake's impact alert (live/impact.py).
+    optional_sources=("quakes", "quake_stations"),
     feature_set_version="earthquake-v5",
     build_table=build_table,
     build_parts=table_parts,

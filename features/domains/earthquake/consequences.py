@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from features import timeseries as ts
-from features.domains.earthquake import seismic
+from features.domains.earthquake import conditioning, seismic
 from features.domains.earthquake.features import CONDITIONS
 from features.spatial import haversine_km
 
@@ -372,8 +372,9 @@ MAX_POINTS = 1500
 SEED = 20171115
 
 
-def _blocks(src) -> tuple[np.ndarray, np.ndarray]:
-    """(block of each cell, Cholesky factor of the blocks' within-event correlation), once per Sources."""
+def _blocks(src) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """(block of each cell, Cholesky factor of the blocks' within-event correlation, the blocks' centres
+    (lat, lon)), once per Sources."""
     def build():
         cells = src.grid.cells
         step = max(1, int(np.ceil(np.sqrt(len(cells) / MAX_POINTS))))
@@ -383,13 +384,16 @@ def _blocks(src) -> tuple[np.ndarray, np.ndarray]:
         lon = np.bincount(block, weights=cells["lon"].to_numpy()) / np.bincount(block)
         h = haversine_km(lat[:, None], lon[:, None], lat[None, :], lon[None, :])
         corr = np.exp(-3.0 * h / CORRELATION_KM) + 1e-9 * np.eye(len(uniq))
-        return block, np.linalg.cholesky(corr)
+        return block, np.linalg.cholesky(corr), (lat, lon)
     return ts.memo(src, "earthquake.motion_blocks", build)
 
 
 def motion_samples(src, gm: dict, positions: np.ndarray) -> np.ndarray:
-    """(SAMPLES, len(positions)) ln PGA fields at the cells ``positions`` (seeded: the same each call)."""
-    block, chol = _blocks(src)
+    """(SAMPLES, len(positions)) ln PGA fields at the cells ``positions`` (seeded: the same each call);
+    conditioned on the records when ``gm`` is (:func:`features.domains.earthquake.conditioning.condition`)."""
+    block, chol, centres = _blocks(src)
+    if "stations" in gm:
+        return conditioning.conditioned_samples(gm, positions, block, centres, SAMPLES, SEED, CORRELATION_KM)
     rng = np.random.default_rng(SEED)
     between = rng.standard_normal(SAMPLES)
     within = (chol @ rng.standard_normal((chol.shape[0], SAMPLES))).T  # (SAMPLES, blocks)
@@ -421,19 +425,22 @@ def _quantities(probs: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 
 CELL_COLUMNS = ("buildings", *STATES, "loss_krw", *SEVERITIES, "injuries", "deaths", "displaced", "population",
-                "pga_g")
-SUMMED = tuple(c for c in CELL_COLUMNS if c != "pga_g")
+                "pga_g", "pga_g_p05", "pga_g_p95")
+SUMMED = tuple(c for c in CELL_COLUMNS if not c.startswith("pga_g"))
+Z95 = 1.6448536269514722  # the standard normal's 95th percentile
 
 
 def consequences(src, conditions: dict, at=None, population: str = DEFAULT_POPULATION, positions=None,
-                 by: str = "district_code") -> tuple[pd.DataFrame, dict]:
+                 by: str = "district_code", records: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict]:
     """A scenario's consequences per cell and their ranges.
 
     Returns ``(cells, sums)``. ``cells``: every grid cell (grid order) with ``cell_id``, ``district``,
     ``district_code``, the buildings standing at ``at`` (None: the whole register), the expected buildings
     in each damage state, ``loss_krw`` (KRW, HAZUS direct building loss), expected people at HAZUS
     severity 1-4 (``injuries`` = 1-3, ``deaths`` = 4), ``displaced`` (residents), the ``population``
-    counted and the median ``pga_g``; each of :data:`QUANTITIES` also as ``<q>_p05`` and ``<q>_p95``.
+    counted and the median ``pga_g`` with its 5-95% range (``pga_g_p05``, ``pga_g_p95``); each of
+    :data:`QUANTITIES` also as ``<q>_p05`` and ``<q>_p95``. ``records``: strong-motion records of the event
+    (``lat``, ``lon``, ``pga_g``) the shaking is conditioned on (:mod:`~features.domains.earthquake.conditioning`).
     ``sums``: per-sample totals, ``{"city": (SAMPLES, Q), by: {value: (SAMPLES, Q)}}``, for the ranges
     of totals (:func:`totals`). ``population``: "night" (02:00, ``pop_night``) or "day" (14:00,
     ``pop_day``); ValueError otherwise. ``positions``: grid positions to compute (the other cells read 0;
@@ -441,7 +448,7 @@ def consequences(src, conditions: dict, at=None, population: str = DEFAULT_POPUL
     """
     stock = building_stock(src)
     n = len(src.grid.cells)
-    gm = motion(src, conditions)
+    gm = conditioning.condition(src, motion(src, conditions), conditions, records, CORRELATION_KM)
     if positions is None:
         positions = np.arange(n)
     else:
@@ -466,6 +473,7 @@ def consequences(src, conditions: dict, at=None, population: str = DEFAULT_POPUL
         frame[name] = np.bincount(cell, weights=sev[:, k], minlength=n)
     frame["population"] = np.bincount(stock.cell, weights=people, minlength=n)
     frame["pga_g"] = np.exp(gm["ln_pga"])
+    frame["pga_g_p05"], frame["pga_g_p95"] = np.exp(gm["ln_pga"] - Z95 * gm["sigma"]), np.exp(gm["ln_pga"] + Z95 * gm["sigma"])
 
     # Ranges: the sampled fields, a chunk of cells at a time (memory stays flat in the grid's size).
     lo, hi = np.zeros((n, len(QUANTITIES))), np.zeros((n, len(QUANTITIES)))

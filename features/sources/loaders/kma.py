@@ -9,7 +9,7 @@ import pandas as pd
 
 from features.errors import DataError
 from features.sources import loader
-from features.sources.contracts import NOWCAST, QUAKES, WEATHER
+from features.sources.contracts import NOWCAST, QUAKE_STATIONS, QUAKES, WEATHER
 from features.sources.loaders import parse
 from features.sources.loaders.csvfile import finish, hourly, read_table
 
@@ -58,20 +58,53 @@ def load_aws(path: Path) -> pd.DataFrame:
 
 @loader("quakes")
 def load_quakes(path: Path) -> pd.DataFrame:
-    """KMA earthquake list (``KMA_EQK_*.csv``): "37.50 N" coordinates, "-" for unknown depth."""
+    """KMA earthquake list (``KMA_EQK_*.csv``), the earthquake API's items or canonical rows: "37.50 N"
+    coordinates, "-" for unknown depth, ``magnitude_type`` ML (KMA's 규모) unless the row says Mw. An event
+    without a number is named ``KMA-<origin time YYYYMMDDHHMMSS>``."""
     table = read_table(path, QUAKES)
+    time = parse.date_parts(table, "time", QUAKES.times, "a time like 2021-01-01 12:34:56")
+    kind = parse.text(table, "magnitude_type", missing=("", "-")).fillna("ML")
+    table.check("magnitude_type", ~kind.isin(["ML", "Mw"]), "ML or Mw")
+    number = parse.text(table, "event_no", missing=("", "-"))
     frame = pd.DataFrame({
-        "event_no": parse.text(table, "event_no"),
-        "time": parse.date_parts(table, "time", QUAKES.times, "a time like 2021-01-01 12:34:56"),
+        "event_no": number.fillna("KMA-" + time.dt.strftime("%Y%m%d%H%M%S")),
+        "time": time,
         "magnitude": parse.number(table, "magnitude", required=True),
+        "magnitude_type": kind,
         "depth_km": parse.number(table, "depth_km", missing=("", "-")),
         "max_intensity": parse.text(table, "max_intensity", missing=("", "-")),
         "lat": parse.coordinate(table, "lat", "lat"),
         "lon": parse.coordinate(table, "lon", "lon"),
         "location": parse.text(table, "location"),
     })
-    table.check("event_no", frame["event_no"].isna(), "an event number (blank not allowed)")
     return finish(table, frame, "quakes", {c: c for c in frame.columns})
+
+
+#: A strong-motion record's unit, as the row names it, in g (1 gal = 1 cm/s², standard gravity 980.665 cm/s²).
+PGA_UNITS = {"g": 1.0, "gal": 1 / 980.665, "%g": 0.01}
+
+
+@loader("quake_stations")
+def load_quake_stations(path: Path) -> pd.DataFrame:
+    """Strong-motion records (``QUAKE_STATIONS_*.csv`` or API rows): event, station, lat, lon, PGA and its
+    unit (g, gal or %g; every row names one), as ``pga_g``."""
+    table = read_table(path, QUAKE_STATIONS)
+    unit = parse.text(table, "unit", missing=("", "-")).str.strip().str.lower().str.replace(" ", "")
+    table.check("unit", unit.isna(), f"the PGA's unit, one of {', '.join(PGA_UNITS)} (blank not allowed)")
+    table.check("unit", ~unit.isin(list(PGA_UNITS)), f"one of {', '.join(PGA_UNITS)}")
+    pga = parse.number(table, "pga", required=True, expected="a peak ground acceleration (a number)")
+    table.check("pga", pga < 0, "a peak ground acceleration of 0 or more")
+    event = parse.text(table, "event_no")
+    table.check("event_no", event.isna(), "the event the record belongs to (blank not allowed)")
+    station = parse.text(table, "station")
+    table.check("station", station.isna(), "a station name or code (blank not allowed)")
+    frame = pd.DataFrame({
+        "event_no": event, "station": station,
+        "lat": parse.coordinate(table, "lat", "lat"), "lon": parse.coordinate(table, "lon", "lon"),
+        "pga_g": pga * unit.map(PGA_UNITS).astype(float),
+        "time": pd.Series(pd.NaT, index=table.index, dtype="datetime64[ns]"),
+    })
+    return finish(table, frame, "quake_stations", {**{c: c for c in frame.columns}, "pga_g": "pga"})
 
 
 _NUM = r"\d+(?:\.\d+)?"

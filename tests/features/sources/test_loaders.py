@@ -38,6 +38,10 @@ BAD = [
     ("quakes", "bad_magnitude.csv", 3, "규모"),
     ("quakes", "bad_range.csv", 6, "규모"),
     ("quakes", "bad_missing_column.csv", None, "발생시각"),
+    ("quake_stations", "bad_unit_blank.csv", 2, "단위"),
+    ("quake_stations", "bad_unit_unknown.csv", 2, "단위"),
+    ("quake_stations", "bad_pga_text.csv", 2, "최대지반가속도"),
+    ("quake_stations", "bad_missing_column.csv", None, "단위"),
     ("buildings", "bad_flag.csv", 5, "내진설계적용여부"),
     ("buildings", "bad_floors.csv", 3, "지상층수"),
     ("buildings", "bad_date.csv", 6, "사용승인일"),
@@ -99,6 +103,34 @@ def test_bad_fixture_names_file_line_and_column(source, name, line, column):
     assert err.row == line
     if line is not None:
         assert f"row {line}" in str(err)
+
+
+def test_strong_motion_records_are_read_in_g_whatever_unit_the_row_names():
+    frame = load("quake_stations", "good_utf8.csv").set_index("station")
+    assert frame.loc["PHA2", "pga_g"] == pytest.approx(0.263)
+    assert frame.loc["PHB", "pga_g"] == pytest.approx(112.5 / 980.665)  # gal: cm/s², standard gravity
+    assert frame.loc["ULJ", "pga_g"] == pytest.approx(0.012)  # %g
+    assert frame["time"].isna().all()  # taken from the held event when the record is ingested
+    same = load("quake_stations", "api_names.csv")  # the API's names of the same fields
+    assert same.loc[0, "pga_g"] == pytest.approx(0.263) and same.loc[0, "event_no"] == "KMA-20171115142931"
+
+
+def test_a_quake_without_a_number_is_named_by_its_origin_time_and_is_ml_unless_it_says_mw(tmp_path):
+    path = tmp_path / "KMA_EQK_api.json"
+    path.write_text('[{"tmEqk": 20171115142931, "mt": 5.4, "lat": 36.12, "lon": 129.36, "dep": 9, '
+                    '"loc": "경북 포항시 북구 북쪽 9km 지역"}]', encoding="utf-8")  # the KMA API's item
+    frame = load_files("quakes", [path])
+    assert frame.loc[0, "event_no"] == "KMA-20171115142931" and frame.loc[0, "magnitude_type"] == "ML"
+    assert frame.loc[0, "time"] == pd.Timestamp("2017-11-15 14:29:31") and frame.loc[0, "depth_km"] == 9
+    path.write_text('[{"time": "2017-11-15 14:29:31", "magnitude": 5.5, "magnitude_type": "Mw", "lat": 36.1, '
+                    '"lon": 129.37}]', encoding="utf-8")  # canonical names, a USGS-style moment magnitude
+    frame = load_files("quakes", [path])
+    assert frame.loc[0, "event_no"] == "KMA-20171115142931" and frame.loc[0, "magnitude_type"] == "Mw"
+    path.write_text('[{"time": "2017-11-15 14:29:31", "magnitude": 5.5, "magnitude_type": "Ms", "lat": 36.1, '
+                    '"lon": 129.37}]', encoding="utf-8")
+    with pytest.raises(DataError, match="ML or Mw") as info:
+        load_files("quakes", [path])
+    assert info.value.column == "magnitude_type" and info.value.row == 1
 
 
 def test_asos_rain_qc9_blank_is_zero_other_blank_unknown():
