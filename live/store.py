@@ -339,37 +339,49 @@ def derived_event(event_no: pd.Series) -> pd.Series:
     return event_no.astype(str).str.fullmatch(r"KMA-\d{14}")
 
 
-def _same_events(conn, frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` (quakes) with each row that is a revision of a held event, or of an earlier row of the batch,
-    renamed to that event (:data:`SAME_EVENT`; at least one of the two numbers derived: two events with
-    numbers of their own are never merged, aftershocks a minute apart stay apart)."""
+def same_events(frame: pd.DataFrame, held: pd.DataFrame | None = None) -> pd.DataFrame:
+    """``frame`` (quakes: event_no, time, lat, lon, in the order they were announced) with each row that is
+    a revision of an event in ``held`` (same columns), or of an earlier row, renamed to that event: origin
+    times within :data:`SAME_EVENT`'s 60 s and epicentres within its 50 km, the nearest in time of several.
+    Only a number made from the origin time (``KMA-<origin time>``: the API has no event id) is renamed: an
+    event with a number of its own (KMA's list) keeps it, so numbered aftershocks a minute apart stay
+    apart. A row whose number is held is that event.
+    Returns a new frame, its rows and other columns as they were."""
     from features.spatial import haversine_km
 
+    held = held if held is not None else frame.iloc[:0]
+    numbers = np.concatenate([held["event_no"].to_numpy(dtype=object), frame["event_no"].to_numpy(dtype=object)])
+    derived = derived_event(pd.Series(numbers, dtype=object)).to_numpy()
+    if not derived.any():
+        return frame  # numbered events only (a catalogue): nothing to match
+    gap, km = SAME_EVENT
+    times = np.concatenate([pd.to_datetime(f["time"]).to_numpy("datetime64[ns]") for f in (held, frame)])
+    lat, lon = (np.concatenate([f[c].to_numpy(float) for f in (held, frame)]) for c in ("lat", "lon"))
+    known = set(held["event_no"])
+    for i in range(len(held), len(numbers)):
+        if not derived[i] or numbers[i] in known:
+            continue
+        apart = np.abs(times[:i] - times[i])
+        near = (apart <= gap.to_timedelta64()) & (haversine_km(lat[i], lon[i], lat[:i], lon[:i]) <= km) \
+            & (numbers[:i] != numbers[i])
+        if near.any():
+            numbers[i] = numbers[np.flatnonzero(near)[np.argmin(apart[near])]]
+    out = frame.copy()
+    out["event_no"] = pd.Series(numbers[len(held):], index=frame.index, dtype=frame["event_no"].dtype)
+    return out
+
+
+def _same_events(conn, frame: pd.DataFrame) -> pd.DataFrame:
+    """:func:`same_events` against the quakes held within SAME_EVENT of the batch's times."""
     if frame.empty:
         return frame
-    gap, km = SAME_EVENT
+    gap = SAME_EVENT[0]
     table = TABLES["quakes"]
     rows = conn.execute(sa.select(table.c.event_no, table.c.time, table.c.lat, table.c.lon).where(
         table.c.time.between(_py(frame["time"].min() - gap), _py(frame["time"].max() + gap)))).fetchall()
-    known = pd.DataFrame(rows, columns=["event_no", "time", "lat", "lon"])
-    known["time"] = pd.to_datetime(known["time"])
-    derived = derived_event(frame["event_no"]).to_numpy()
-    if not derived.any() and not derived_event(known["event_no"]).any():
-        return frame  # numbered events only (a catalogue): nothing to match
-    frame = frame.copy()
-    for i in range(len(frame)):
-        row = frame.iloc[i]
-        if row["event_no"] in set(known["event_no"]):
-            continue
-        near = known[((known["time"] - row["time"]).abs() <= gap)
-                     & (haversine_km(row["lat"], row["lon"], known["lat"].to_numpy(float), known["lon"].to_numpy(float)) <= km)]
-        if not derived[i]:
-            near = near[derived_event(near["event_no"]).to_numpy()]
-        if len(near):
-            frame.iloc[i, frame.columns.get_loc("event_no")] = near.iloc[(near["time"] - row["time"]).abs().argmin()]["event_no"]
-        else:
-            known = pd.concat([known, frame.iloc[[i]][["event_no", "time", "lat", "lon"]]], ignore_index=True)
-    return frame
+    held = pd.DataFrame(rows, columns=["event_no", "time", "lat", "lon"])
+    held["time"] = pd.to_datetime(held["time"])
+    return same_events(frame, held)
 
 
 def _merge(frame: pd.DataFrame, held: pd.DataFrame, keys) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:

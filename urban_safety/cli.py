@@ -174,10 +174,10 @@ def data_import(
     console.print(f"imported into {settings.raw_dir / source.value}; rebuild features to use them")
     from features.city_domains import readers_of, sources_of
     from features.registry import domains
-    from features.sources.formats import USER_SUPPLIED
+    from features.sources.formats import PLACEMENT
 
     # The parcel and address layers serve the building register (they place its buildings).
-    served = "buildings" if source.value in USER_SUPPLIED else source.value
+    served = "buildings" if source.value in PLACEMENT else source.value
     if served not in sources_of(city):
         readers = readers_of(served)
         console.print(f"[yellow]note[/]: no domain {escape(city.name)} runs reads {served} (read by "
@@ -405,7 +405,10 @@ def serve(
     os.execv(sys.executable, cmd)
 
 
-LiveSource = StrEnum("LiveSource", {s: s for s in ("asos", "aws", "airkorea", "tide", "nowcast")})
+# What the observation store holds (hourly feeds and the quake events), and what an open API gives.
+LiveSource = StrEnum("LiveSource", {s: s for s in ("asos", "aws", "airkorea", "tide", "nowcast", "quakes",
+                                                   "quake_stations")})
+FetchSource = StrEnum("FetchSource", {s: s for s in ("asos", "aws", "airkorea", "tide", "nowcast", "quakes")})
 
 
 def _store(settings):
@@ -463,7 +466,7 @@ def ingest(
 @app.command("fetch")
 @friendly_errors
 def fetch_cmd(
-    source: Annotated[LiveSource, typer.Option(help="Which open API to fetch from.")],
+    source: Annotated[FetchSource, typer.Option(help="Which open API to fetch from.")],
     since: Annotated[str | None, typer.Option(help="From this time (KST, e.g. 2024-07-17T09:00); default 3 h ago.")] = None,
     until: Annotated[str | None, typer.Option(help="Up to this time (KST); default now.")] = None,
 ) -> None:
@@ -488,7 +491,7 @@ def fetch_cmd(
 @friendly_errors
 def live_cmd(
     inbox: Annotated[Path | None, typer.Option(help="Also take files dropped in this inbox folder.")] = None,
-    fetch_sources: Annotated[list[LiveSource] | None, typer.Option("--fetch", help="Fetch these sources from their "
+    fetch_sources: Annotated[list[FetchSource] | None, typer.Option("--fetch", help="Fetch these sources from their "
                                                                               "open APIs every interval.")] = None,
     interval: Annotated[float, typer.Option(help="Seconds between scheduled cycles.")] = 600.0,
     poll: Annotated[float, typer.Option(help="Seconds between looks for new data (a cycle follows at once).")] = 2.0,

@@ -5,13 +5,14 @@ the answer, and reads the items through the same loaders and contracts as ``urba
 (``features.sources.load_files``), so a live frame and an imported file cannot differ in shape.
 
 Sources: ``asos``, ``aws``, ``nowcast``, ``nowcast_obs`` (observed RN1 on the nowcast grid, read as a
-nowcast frame), ``airkorea``, ``tide`` (see :mod:`live.fetch.sources` for each
-API, its parameters and item fields).
+nowcast frame), ``airkorea``, ``tide``, ``quakes`` (KMA's earthquake messages, nationwide: the domestic
+ones announced in the window, in announcement order, one ``event_no`` per quake) (see
+:mod:`live.fetch.sources` for each API, its parameters and item fields).
 
 Settings (environment):
 
-- ``URBAN_SAFETY_DATA_GO_KR_KEY``: the data.go.kr service key, for asos, nowcast, airkorea and tide (each
-  service must be applied for separately on the portal; the key is the same). Either form the portal
+- ``URBAN_SAFETY_DATA_GO_KR_KEY``: the data.go.kr service key, for asos, nowcast, airkorea, tide and quakes
+  (each service must be applied for separately on the portal; the key is the same). Either form the portal
   shows (Encoding or Decoding) works.
 - ``URBAN_SAFETY_KMA_APIHUB_KEY``: the KMA API hub ``authKey``, for aws.
 - ``URBAN_SAFETY_API_BASE_<SOURCE>`` (e.g. ``URBAN_SAFETY_API_BASE_ASOS``), else ``URBAN_SAFETY_API_BASE``:
@@ -39,7 +40,7 @@ import pandas as pd
 from features.clock import KST, now_kst
 from features.errors import DataError
 from live.fetch.session import FetchError, FetchOptions, Session, plain_key
-from live.fetch.sources import COLLECTORS, PAGE_SIZES
+from live.fetch.sources import COLLECTORS, FINISHERS, PAGE_SIZES
 
 __all__ = ["SOURCES", "FetchError", "FetchOptions", "FetchResult", "fetch"]
 
@@ -55,8 +56,11 @@ class _Api:
     portal: str  # data.go.kr | apihub
     base_url: str
     key_param: str
-    time_column: str | None  # filtered to the window; None = keep all rows (the nowcast's hours lie ahead)
+    # Filtered to the window; None = keep all rows (the nowcast's hours lie ahead; the collector windows
+    # quake messages by announcement time).
+    time_column: str | None
     loader: str | None = None  # the canonical source read through; None = the source's own name
+    in_order: bool = False  # rows keep the collector's order (quakes: announced order, the newest message last)
 
 
 SOURCES: dict[str, _Api] = {
@@ -65,6 +69,7 @@ SOURCES: dict[str, _Api] = {
     "nowcast_obs": _Api("data.go.kr", DATA_GO_KR, "serviceKey", "valid", loader="nowcast"),
     "airkorea": _Api("data.go.kr", DATA_GO_KR, "serviceKey", "time"),
     "tide": _Api("data.go.kr", DATA_GO_KR, "serviceKey", "time"),
+    "quakes": _Api("data.go.kr", DATA_GO_KR, "serviceKey", None, in_order=True),
     "aws": _Api("apihub", KMA_APIHUB, "authKey", "time"),
 }
 
@@ -89,7 +94,8 @@ def fetch(source: str, city, since: datetime | None = None, until: datetime | No
           base_url: str | None = None, key: str | None = None, client: httpx.Client | None = None,
           options: FetchOptions | None = None) -> FetchResult:
     """Observations of ``source`` for the stations of ``city`` (a :class:`features.city.City`) between
-    ``since`` and ``until`` (default: the last 3 h up to now, KST; aware times are converted to KST).
+    ``since`` and ``until`` (default: the last 3 h up to now, KST; aware times are converted to KST); for
+    ``quakes``, the domestic messages announced in that window, nationwide.
 
     Raises :class:`FetchError` (a :class:`~features.errors.DataError`) for an unknown source, a missing
     key, an error answer that retrying does not cure (e.g. code 30, key not registered) or an answer the
@@ -113,7 +119,9 @@ def fetch(source: str, city, since: datetime | None = None, until: datetime | No
     finally:
         if own:
             client.close()
-    frame = _canonical(api.loader or source, pages)
+    frame = _canonical(api.loader or source, pages, api.in_order)
+    if source in FINISHERS:
+        frame = FINISHERS[source](frame)
     if api.time_column and not frame.empty:
         times = frame[api.time_column]
         frame = frame[(times >= since) & (times <= until)].reset_index(drop=True)
@@ -133,8 +141,9 @@ def _base_url(source: str, api: _Api) -> str:
     return env.get(f"URBAN_SAFETY_API_BASE_{source.upper()}") or env.get("URBAN_SAFETY_API_BASE") or api.base_url
 
 
-def _canonical(source: str, pages: list[tuple[str, list[dict]]]) -> pd.DataFrame:
-    """Each page's items written as one JSON document and read by the source's loader (the import path)."""
+def _canonical(source: str, pages: list[tuple[str, list[dict]]], in_order: bool = False) -> pd.DataFrame:
+    """Each page's items written as one JSON document and read by the source's loader (the import path);
+    sorted by station and time, or ``in_order`` as the pages gave them (a repeated row kept last)."""
     from features.sources import load_files
 
     if not pages:
@@ -151,6 +160,8 @@ def _canonical(source: str, pages: list[tuple[str, list[dict]]]) -> pd.DataFrame
             frame = load_files(source, files)
         except DataError as exc:
             raise FetchError(f"the answer does not fit the {source} contract: {exc}", source=source) from None
+    if in_order:
+        return frame.drop_duplicates(keep="last").reset_index(drop=True)
     sort = [c for c in ("station_id", "station_name", "station", "nx", "ny", "issued", "valid", "time")
             if c in frame.columns]
     return frame.drop_duplicates().sort_values(sort, kind="stable").reset_index(drop=True)

@@ -18,6 +18,12 @@ station and page); :mod:`live.fetch` turns them into the canonical frame through
 - ``tide``: 국립해양조사원 조위관측소 실측·예측 조위 조회 (data.go.kr 15142507, 2025),
   ``GetSurveyTideLevelApiService``: one day per request (``reqDate``), ``min`` minutes apart, at most 300
   rows a page; items ``obsvtrNm, lat, lot, obsrvnDt, bscTdlvHgt`` (observed, cm), ``tdlvHgt`` (predicted).
+- ``quakes``: 기상청 지진정보 조회서비스 (data.go.kr 15000420), ``getEqkMsg``: every earthquake message
+  (nationwide, not per station) announced between ``fromTmFc`` and ``toTmFc`` (YYYYMMDD; the service
+  answers about the last few days); items ``fcTp`` (message type), ``tmFc`` (announced, YYYYMMDDHHMM),
+  ``tmSeq`` (announcement number, monthly), ``tmEqk`` (origin time YYYYMMDDHHMMSS, KST), ``mt`` (KMA's
+  ML), ``dep`` (km), ``lat, lon, loc, inT`` (max intensity), ``img, rem, stnId, cnt``. No event id: one
+  quake is several messages (early warning first, information later, revised).
 - ``aws``: data.go.kr's AWS service (Aws1miInfoService, 15057084) gives 1-minute data of the last two days
   to public agencies only. Hourly AWS data is on the KMA API hub: ``typ01/url/awsh.php`` (AWS 시간통계),
   plain text, not JSON: ``#`` comment lines (one naming the columns), then one whitespace-separated line per
@@ -31,18 +37,20 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from features.errors import DataError
-from live.fetch.session import Session
+from live.fetch.session import FetchError, Session
+from live.store import same_events
 
 ASOS_PATH = "/1360000/AsosHourlyInfoService/getWthrDataList"
 NOWCAST_PATH = "/1360000/VilageFcstInfoService_2.0/getUltraSrtFcst"
 NOWCAST_OBS_PATH = "/1360000/VilageFcstInfoService_2.0/getUltraSrtNcst"
 AIRKOREA_PATH = "/B552584/ArpltnInforInqireSvc/getMsrstnAcctoRltmMesureDnsty"
 TIDE_PATH = "/1192136/surveyTideLevel/GetSurveyTideLevelApiService"
+QUAKES_PATH = "/1360000/EqkInfoService/getEqkMsg"
 AWS_PATH = "/api/typ01/url/awsh.php"
 
 # numOfRows per source: ASOS serves up to 999 rows a page; a nowcast issuance is 10 categories x 6 hours;
-# KHOA caps pages at 300 rows.
-PAGE_SIZES = {"asos": 999, "nowcast": 60, "nowcast_obs": 10, "airkorea": 100, "tide": 300}
+# KHOA caps pages at 300 rows; a few days of earthquake messages fit one page of 100.
+PAGE_SIZES = {"asos": 999, "nowcast": 60, "nowcast_obs": 10, "airkorea": 100, "tide": 300, "quakes": 100}
 
 # The nowcast is issued at HH30 and served from about HH45 (the KMA guide's release schedule).
 NOWCAST_READY = timedelta(minutes=45)
@@ -149,6 +157,53 @@ def collect_tide(session: Session, city, since: datetime, until: datetime, size:
         day += timedelta(days=1)
 
 
+#: Every message type (fcTp) is kept: 3 information (국내지진정보), 5 re-announcement (재통보), 11 early warning
+#: (국내지진조기경보), 13 early-warning refined analysis (조기경보정밀분석), 14 quick report (지진속보), and the
+#: foreign ones (2 information, 12 early warning): a quake in northern Kyushu can be under 300 km from Busan
+#: (Fukuoka 2005, about 190 km), and the impact step (live/impact.py) decides by distance and shaking
+#: what matters for the city, not the message type.
+
+
+def announced(item: dict) -> datetime | None:
+    """When a message was announced (``tmFc``, YYYYMMDDHHMM, KST, to the minute); None when unreadable."""
+    try:
+        return datetime.strptime(str(item.get("tmFc", "")).strip(), "%Y%m%d%H%M")
+    except ValueError:
+        return None
+
+
+def _number(item: dict, name: str) -> int | None:
+    try:
+        return int(str(item.get(name, "")).strip())
+    except ValueError:
+        return None
+
+
+def collect_quakes(session: Session, city, since: datetime, until: datetime, size: int) -> Pages:
+    """Earthquake messages announced from ``since`` (its minute: ``tmFc``
+    has no seconds) to ``until``, as one page in the order KMA announced them (``tmFc``, then ``tmSeq``),
+    whatever the answer's order: the newest message of a quake comes last, and the store keeps the last row
+    of a key in a batch, so a revision wins. Nationwide: ``city`` is not asked about.
+
+    The window is on announcement, not origin time: an early warning announced after ``since`` for a quake
+    a minute before it is news of this window, as is a revision of an older quake, and back-to-back windows
+    see each message once. Raises :class:`FetchError` for a message without a readable ``tmFc``."""
+    params = {"dataType": "JSON", "fromTmFc": f"{since:%Y%m%d}", "toTmFc": f"{until:%Y%m%d}"}
+    station = f"nationwide {params['fromTmFc']}-{params['toTmFc']}"
+    first, kept = since.replace(second=0, microsecond=0), []
+    for _, items in paged(session, QUAKES_PATH, params, station=station, size=size):
+        for item in items:
+            when = announced(item)
+            if when is None:
+                raise FetchError(f"a message without its announcement time (tmFc {item.get('tmFc')!r})",
+                                 source=session.source, station=station)
+            if first <= when <= until:
+                kept.append(item)
+    kept.sort(key=lambda item: (announced(item), _number(item, "tmSeq") or 0))  # stable: ties stay in order
+    if kept:
+        yield f"{station} messages", kept
+
+
 def hours_between(since: datetime, until: datetime) -> list[datetime]:
     """The whole hours h with since <= h <= until."""
     first = since.replace(minute=0, second=0, microsecond=0)
@@ -210,4 +265,7 @@ def decode(data: bytes) -> str:
 
 
 COLLECTORS = {"asos": collect_asos, "nowcast": collect_nowcast, "nowcast_obs": collect_nowcast_obs,
-              "airkorea": collect_airkorea, "tide": collect_tide, "aws": collect_aws}
+              "airkorea": collect_airkorea, "tide": collect_tide, "aws": collect_aws, "quakes": collect_quakes}
+#: What is done to a source's canonical frame once read, before the window is applied: the messages of one
+#: quake share one number (the store matches them across batches the same way).
+FINISHERS = {"quakes": same_events}

@@ -20,6 +20,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "api_replay"
 AIR_FILES = {"신흥": "airkorea_sinheung.json"}  # file names stay ASCII
+# Earthquake messages by announcement date: served when the asked fromTmFc-toTmFc covers the date.
+EQK_FILES = {"20171115": "kma_eqk_pohang2017.json"}
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,9 @@ class Replay:
             return AIR_FILES.get(p.get("stationName", ""))
         if path.endswith("GetSurveyTideLevelApiService"):
             return f"tide_{p.get('obsCode')}_{p.get('reqDate')}.json"
+        if path.endswith("getEqkMsg"):
+            days = [d for d in EQK_FILES if p.get("fromTmFc", "") <= d <= p.get("toTmFc", "")]
+            return EQK_FILES[days[0]] if days else None
         return None
 
     @staticmethod
