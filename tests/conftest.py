@@ -78,3 +78,19 @@ def small_tables(small_data, tmp_path_factory) -> Settings:
     for spec in domains().values():
         build_features(spec, sources, settings.features_dir)
     return settings
+
+
+@pytest.fixture(scope="session")
+def quake_cities(tmp_path_factory):
+    """``city(name)``: the built-in city generated at its real size with only the earthquake domain
+    (:func:`features.domains.earthquake.record.generate_city`) as loaded Sources, once per session. Read-only."""
+    from features.domains.earthquake import record
+    from features.sources import Sources
+
+    made = {}
+
+    def city(name: str):
+        if name not in made:
+            made[name] = Sources.from_settings(record.generate_city(name, tmp_path_factory.mktemp(f"quake-{name}")))
+        return made[name]
+    return city

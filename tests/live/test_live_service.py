@@ -288,3 +288,55 @@ def test_read_your_writes_and_the_untidy_rows_a_feed_sends(live):
         for path in ("/grid", "/domains", "/alerts", "/dashboard"):
             head = http.head(path)
             assert head.status_code == 200 and head.content == b"", path
+
+
+def test_a_quake_posted_to_the_service_opens_an_impact_alert_within_a_minute(live):
+    """Pohang 2017's size and depth under the city, posted as a feed would: the live cycle's impact alert
+    (PAGER colour, ranges, districts) is open and delivered within 60 s; KMA's revision updates it, and a
+    station record far above the median raises the nearest cell and narrows its range."""
+    from features.clock import now_kst
+    from live.impact import COLOURS, IMPACT_LEAD
+
+    t = pd.Timestamp(now_kst()).floor("s") - pd.Timedelta(seconds=20)
+    event = f"KMA-{t:%Y%m%d%H%M%S}"
+    quake = {"time": f"{t:%Y-%m-%d %H:%M:%S}", "magnitude": 5.5, "magnitude_type": "Mw", "lat": 37.45,
+             "lon": 126.70, "depth_km": 7}
+    with httpx.Client(base_url=live["url"], timeout=120) as http:
+        def alert():
+            alerts = http.get("/alerts", params={"status": "open", "domain": "earthquake"}).json()["alerts"]
+            return next((a for a in alerts if a.get("subject") == event), None)
+
+        def events(kind):
+            found = alert()
+            return found and [e for e in http.get(f"/alerts/{found['id']}").json()["events"] if e["kind"] == kind]
+
+        posted = time.monotonic()
+        answer = http.post("/observations", json={"source": "quakes", "rows": [quake]}).json()
+        assert answer["accepted"] == 1, answer
+        opened = _wait(alert, 60, "the impact alert", live["loop_log"])
+        assert time.monotonic() - posted < 60
+        impact = opened["impact"]
+        assert opened["lead_hours"] == IMPACT_LEAD and impact["colour"] in COLOURS
+        assert opened["level"] == LEVELS[COLOURS.index(impact["colour"])][0]
+        for quantity in ("deaths", "loss", "damaged_buildings"):
+            assert impact[quantity]["p05"] <= impact[quantity]["mean"] <= impact[quantity]["p95"], quantity
+        assert impact["districts"] and impact["districts"][0]["loss_krw"] > 0
+        _wait(lambda: any(p["alert"].get("subject") == event and p["event"]["kind"] == "opened"
+                          for p in list(Receiver.acted.values())), 60, "the webhook of the impact alert")
+
+        revised = {**quake, "time": f"{t + pd.Timedelta(seconds=1):%Y-%m-%d %H:%M:%S}", "magnitude": 5.6,
+                   "magnitude_type": "ML", "lat": 37.46}
+        assert http.post("/observations", json={"source": "quakes", "rows": [revised]}).json()["accepted"] == 1
+        (update,) = _wait(lambda: events("updated") or events("escalated"), 60, "the revision", live["loop_log"])
+        assert update["changes"]["magnitude"] == [5.5, 5.6]
+
+        worst = http.get(f"/alerts/{opened['id']}", params={"cell_limit": 1}).json()["cells"][0]
+        record = {"event_no": event, "station": "TEST1", "lat": worst["lat"], "lon": worst["lon"],
+                  "pga": round(3 * worst["pga_g"], 4), "unit": "g"}
+        assert http.post("/observations", json={"source": "quake_stations", "rows": [record]}).json()["accepted"] == 1
+        _wait(lambda: any(e["changes"].get("stations") == [0, 1] for e in events("updated") + events("escalated")),
+              60, "the update from the station record", live["loop_log"])
+        cells = http.get(f"/alerts/{opened['id']}", params={"cell_limit": 5000}).json()["cells"]
+        after = next(c for c in cells if c["cell_id"] == worst["cell_id"])
+    assert after["pga_g"] > 2 * worst["pga_g"]
+    assert after["pga_g_p95"] / after["pga_g_p05"] < 0.5 * worst["pga_g_p95"] / worst["pga_g_p05"]

@@ -499,9 +499,9 @@ def consequences(src, conditions: dict, at=None, population: str = DEFAULT_POPUL
 
 
 def cell_consequences(src, conditions: dict, at=None, population: str = DEFAULT_POPULATION,
-                      positions=None) -> pd.DataFrame:
+                      positions=None, records: pd.DataFrame | None = None) -> pd.DataFrame:
     """The per-cell frame of :func:`consequences` (means and per-cell ranges)."""
-    return consequences(src, conditions, at, population, positions)[0]
+    return consequences(src, conditions, at, population, positions, records=records)[0]
 
 
 def totals(cells: pd.DataFrame, sums: dict | None = None, by: str | None = None) -> pd.DataFrame:

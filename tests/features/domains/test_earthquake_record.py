@@ -8,14 +8,12 @@ import pytest
 from features.city import load_city
 from features.domains.earthquake import consequences as cq
 from features.domains.earthquake import record
-from features.sources import Sources
 
 
 @pytest.fixture(scope="module", params=list(record.EVENTS))
-def event_and_result(request, tmp_path_factory):
+def event_and_result(request, quake_cities):
     event = record.EVENTS[request.param]
-    src = Sources.from_settings(record.generate_city(event.city, tmp_path_factory.mktemp(event.city)))
-    return event, record.run(event, src)
+    return event, record.run(event, quake_cities(event.city))
 
 
 def test_totals_fall_inside_the_records_bands(event_and_result):
