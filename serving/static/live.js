@@ -169,10 +169,12 @@ function alertItem(a, kind) {
   const item = el("li", { className: kind ? "fresh-event" : "", style: `border-left-color:${levelOf(a.level).color}` },
     levelChip(a.level, a.level_en),
     // lead -1: an input-quality alert (a domain's inputs, or a silent feed named by its source): no cells.
-    el("span", { className: "what", textContent: a.lead_hours < 0 ? `${title} · inputs`
+    // An alert with an impact (lead -2) is one quake's rapid impact assessment (live/impact.py).
+    el("span", { className: "what", textContent: a.impact ? `${title} · impact` : a.lead_hours < 0 ? `${title} · inputs`
       : `${title}${a.lead_hours > 0 ? ` · +${a.lead_hours} h` : ""}`, title: a.domain }),
-    a.lead_hours < 0 ? null : el("span", { className: "cells", textContent: `${a.cell_count} cell${a.cell_count === 1 ? "" : "s"}` }),
+    a.lead_hours < 0 && !a.impact ? null : el("span", { className: "cells", textContent: `${a.cell_count} cell${a.cell_count === 1 ? "" : "s"}` }),
     a.cause ? el("span", { className: "cause", textContent: a.cause }) : null,
+    a.impact ? el("span", { className: "impact", textContent: impactLine(a.impact) }) : null,
     el("span", { className: "hint", textContent: `data ${a.data_time.replace("T", " ")} · since ${a.opened_at.replace("T", " ")}` }),
     handled,
     el("span", { className: "actions" },
@@ -181,6 +183,17 @@ function alertItem(a, kind) {
   item.dataset.alertId = String(a.id);
   if (kind) item.dataset.event = kind;
   return item;
+}
+
+// One line of a quake's impact: expected deaths and loss with their 5-95% ranges and PAGER colours, damaged
+// buildings, the most affected districts.
+function impactLine(m) {
+  const n = (v, d = 0) => Number(v).toLocaleString("ko-KR", { maximumFractionDigits: d });
+  const eok = (krw) => `${n(krw / 1e8)}억원`;
+  return `deaths ${n(m.deaths.mean, 1)} (${n(m.deaths.p05, 1)}-${n(m.deaths.p95, 1)}, ${m.deaths.colour}) · ` +
+    `loss ${eok(m.loss.mean)} (${eok(m.loss.p05)}-${eok(m.loss.p95)}, ${m.loss.colour}) · ` +
+    `damaged buildings ${n(m.damaged_buildings.mean)} · ${m.districts.slice(0, 3).map((d) => d.district).join(", ")}` +
+    (m.stations ? ` · ${m.stations} station record${m.stations === 1 ? "" : "s"}` : "");
 }
 
 async function acknowledge(id, action) {
