@@ -79,7 +79,7 @@ sa.Index("alerts_one_open_subject", ALERTS.c.domain, ALERTS.c.lead_hours, sa.fun
          unique=True, sqlite_where=sa.text("status = 'open'"), postgresql_where=sa.text("status = 'open'"))
 ALERT_EVENTS = sa.Table(
     "alert_events", METADATA,
-    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),  # from ALERT_CLOCK, see _record
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),  # from ALERT_CLOCK, see record_event
     sa.Column("alert_id", sa.BigInteger, nullable=False, index=True),
     sa.Column("kind", sa.Text, nullable=False),  # one of EVENT_KINDS
     sa.Column("cycle", sa.BigInteger),
@@ -201,7 +201,7 @@ def _evaluate_one(conn, cycle: int, m: CityLevels, alert_level: int, issued_at: 
             return []
         conn.execute(ALERTS.update().where(ALERTS.c.id == open_row["id"]).values(
             status="cleared", cleared_at=issued_at, updated_at=issued_at, cycle=cycle, data_time=data_time))
-        return [_record(conn, open_row["id"], "cleared", cycle, issued_at, data_time,
+        return [record_event(conn, open_row["id"], "cleared", cycle, issued_at, data_time,
                         _listed(removed=sorted(previous)))]
 
     cells = sorted(members.values(), key=lambda c: (-_rank(c), -(c["score"] or 0.0), c["cell_id"]))
@@ -213,7 +213,7 @@ def _evaluate_one(conn, cycle: int, m: CityLevels, alert_level: int, issued_at: 
         alert_id = conn.execute(ALERTS.insert().values(
             domain=m.domain, lead_hours=m.lead_hours, status="open", opened_at=issued_at, updated_at=issued_at,
             opened_cycle=cycle, **values)).inserted_primary_key[0]
-        return [_record(conn, alert_id, "opened", cycle, issued_at, data_time,
+        return [record_event(conn, alert_id, "opened", cycle, issued_at, data_time,
                         {"level": [None, LEVELS[level][0]], **_listed(added=sorted(members))})]
 
     changes = {}
@@ -230,7 +230,7 @@ def _evaluate_one(conn, cycle: int, m: CityLevels, alert_level: int, issued_at: 
     if not changes:
         return []
     kind = "escalated" if level > open_row["level"] else "updated"
-    return [_record(conn, open_row["id"], kind, cycle, issued_at, data_time, changes)]
+    return [record_event(conn, open_row["id"], kind, cycle, issued_at, data_time, changes)]
 
 
 def _listed(**lists: list[str]) -> dict:
@@ -286,17 +286,17 @@ def data_quality(db: sa.Engine, domain: str, problems: list[str], issued_at: dat
                 return []
             conn.execute(ALERTS.update().where(ALERTS.c.id == row["id"]).values(
                 status="cleared", cleared_at=issued_at, updated_at=issued_at))
-            return [_record(conn, row["id"], "cleared", None, issued_at, issued_at, {"cause": [row["cause"], None]})]
+            return [record_event(conn, row["id"], "cleared", None, issued_at, issued_at, {"cause": [row["cause"], None]})]
         if row is None:
             alert_id = conn.execute(ALERTS.insert().values(
                 domain=domain, lead_hours=INPUTS_LEAD, status="open", level=DEFAULT_LEVEL, cells="[]", cause=cause,
                 data_time=issued_at, opened_at=issued_at, updated_at=issued_at)).inserted_primary_key[0]
-            return [_record(conn, alert_id, "opened", None, issued_at, issued_at, {"cause": [None, cause]})]
+            return [record_event(conn, alert_id, "opened", None, issued_at, issued_at, {"cause": [None, cause]})]
         if cause == row["cause"]:
             return []
         conn.execute(ALERTS.update().where(ALERTS.c.id == row["id"]).values(cause=cause, updated_at=issued_at,
                                                                             data_time=issued_at))
-        return [_record(conn, row["id"], "updated", None, issued_at, issued_at, {"cause": [row["cause"], cause]})]
+        return [record_event(conn, row["id"], "updated", None, issued_at, issued_at, {"cause": [row["cause"], cause]})]
 
 
 # --- people -------------------------------------------------------------------------------------------
@@ -317,12 +317,12 @@ def ack(db: sa.Engine, alert_id: int, by: str, action: str, note: str | None = N
             raise KeyError(f"no alert {alert_id}")
         conn.execute(ALERTS.update().where(ALERTS.c.id == alert_id).values(
             ack_action=action, ack_by=by, ack_at=now, ack_note=note))
-        return _record(conn, alert_id, ACTIONS[action], None, now, None, {}, by=by, note=note)
+        return record_event(conn, alert_id, ACTIONS[action], None, now, None, {}, by=by, note=note)
 
 
 # --- the event log --------------------------------------------------------------------------------------
 
-def _record(conn, alert_id: int, kind: str, cycle: int | None, at: datetime, data_time: datetime | None,
+def record_event(conn, alert_id: int, kind: str, cycle: int | None, at: datetime, data_time: datetime | None,
             changes: dict, by: str | None = None, note: str | None = None) -> AlertEvent:
     """Append one event (its id from the clock, locked until commit) and queue it for every webhook."""
     clock = conn.execute(sa.select(ALERT_CLOCK.c.last_event).where(ALERT_CLOCK.c.id == 1).with_for_update()).scalar_one()

@@ -35,7 +35,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from features.registry import LEVELS
-from live.alerts import ALERTS, AlertEvent, _record
+from live.alerts import ALERTS, AlertEvent, record_event
 from live.db import writing
 
 log = logging.getLogger("urban_safety.impact")
@@ -220,7 +220,7 @@ def record_assessment(conn, a: dict, issued_at: datetime, cycle: int | None = No
         conn.execute(ALERTS.update().where(ALERTS.c.id == row["id"]).values(
             status="cleared", cleared_at=issued_at, updated_at=issued_at, cycle=cycle,
             details=json.dumps({**json.loads(row["details"]), "cleared": a["reason"]}, ensure_ascii=False)))
-        return [_record(conn, row["id"], "cleared", cycle, issued_at, data_time, {"reason": a["reason"]})]
+        return [record_event(conn, row["id"], "cleared", cycle, issued_at, data_time, {"reason": a["reason"]})]
     details = {k: v for k, v in a.items() if k not in ("cells", "opens", "level")}
     values = dict(level=a["level"], cells=json.dumps(a["cells"], ensure_ascii=False), cause=cause(a),
                   data_time=data_time, cycle=cycle, details=json.dumps(details, ensure_ascii=False))
@@ -228,7 +228,7 @@ def record_assessment(conn, a: dict, issued_at: datetime, cycle: int | None = No
         alert_id = conn.execute(ALERTS.insert().values(
             domain="earthquake", lead_hours=IMPACT_LEAD, subject=event_id, status="open", opened_at=issued_at,
             updated_at=issued_at, opened_cycle=cycle, **values)).inserted_primary_key[0]
-        return [_record(conn, alert_id, "opened", cycle, issued_at, data_time,
+        return [record_event(conn, alert_id, "opened", cycle, issued_at, data_time,
                         {"level": [None, LEVELS[a["level"]][0]], "colour": [None, a["colour"]]})]
     before = json.loads(row["details"])
     changes = {}
@@ -247,7 +247,7 @@ def record_assessment(conn, a: dict, issued_at: datetime, cycle: int | None = No
     if not changes:
         return []
     kind = "escalated" if a["level"] > row["level"] else "updated"
-    return [_record(conn, row["id"], kind, cycle, issued_at, data_time, changes)]
+    return [record_event(conn, row["id"], kind, cycle, issued_at, data_time, changes)]
 
 
 def _at(d: dict, path: tuple):
@@ -296,5 +296,5 @@ def _age_out(db: sa.Engine, now: datetime) -> list[AlertEvent]:
             reason = f"the quake is more than {RECENT.total_seconds() / 3600:g} h old"
             conn.execute(ALERTS.update().where(ALERTS.c.id == row["id"]).values(
                 status="cleared", cleared_at=now, updated_at=now))
-            out.append(_record(conn, row["id"], "cleared", None, now, row["data_time"], {"reason": reason}))
+            out.append(record_event(conn, row["id"], "cleared", None, now, row["data_time"], {"reason": reason}))
     return out
