@@ -201,16 +201,31 @@ def stable_uniform(*parts, seed: int = 0) -> np.ndarray:
 _MEMO: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def memo(src, key: str, compute: Callable[[], T]) -> T:
+_READS: dict[str, frozenset[str]] = {}  # what a memo key declared it reads (the grid is always shared)
+
+
+def memo(src, key: str, compute: Callable[[], T], reads: tuple[str, ...] | None = None) -> T:
     """``compute()`` once per :class:`~features.sources.Sources` object and ``key``.
 
     ``Sources.override`` returns a new object, so a perturbed or what-if bundle never sees values
-    derived from the original frames.
+    derived from the original frames. A key that declares the sources it ``reads`` is carried into the
+    copy ``Sources.replaced`` makes when none of them was replaced (:func:`carry_memo`): a new hour of
+    rain or a quake does not rebuild the building stock.
     """
+    if reads is not None:
+        _READS[key] = frozenset(reads)
     cache = _MEMO.setdefault(src, {})
     if key not in cache:
         cache[key] = compute()
     return cache[key]
+
+
+def carry_memo(old, new, replaced) -> None:
+    """Give ``new`` (a copy of ``old`` with the sources ``replaced``) the memo entries of ``old`` that read
+    none of them."""
+    kept = {k: v for k, v in _MEMO.get(old, {}).items() if k in _READS and not _READS[k] & set(replaced)}
+    if kept:
+        _MEMO.setdefault(new, {}).update(kept)
 
 
 def weather_stations(city, kinds: tuple[str, ...] = ("asos", "aws"), upwind: bool = False) -> pd.DataFrame:
@@ -359,9 +374,10 @@ def cell_positions(src, cell_ids) -> np.ndarray:
     """Position in ``src.grid.cells`` of each cell_id, -1 for an id that is not a cell of the grid."""
     ids = np.asarray(cell_ids)
     if len(ids) > 10_000:  # a table build: pandas' hash join wins
-        index = memo(src, "grid.cell_index", lambda: pd.Index(src.grid.cells["cell_id"]))
+        index = memo(src, "grid.cell_index", lambda: pd.Index(src.grid.cells["cell_id"]), reads=())
         return index.get_indexer(ids)
-    lookup = memo(src, "grid.cell_dict", lambda: {c: i for i, c in enumerate(src.grid.cells["cell_id"].tolist())})
+    lookup = memo(src, "grid.cell_dict", lambda: {c: i for i, c in enumerate(src.grid.cells["cell_id"].tolist())},
+                  reads=())
     return np.fromiter((lookup.get(c, -1) for c in ids.tolist()), dtype=np.int64, count=len(ids))
 
 
@@ -375,4 +391,4 @@ def cell_arrays(src) -> dict[str, np.ndarray]:
             if pd.api.types.is_numeric_dtype(static[col]) and not pd.api.types.is_bool_dtype(static[col]):
                 out[col] = np.append(static[col].to_numpy(dtype=float), np.nan)
         return out
-    return memo(src, "grid.cell_arrays", build)
+    return memo(src, "grid.cell_arrays", build, reads=("static",))

@@ -242,8 +242,10 @@ class LiveLoop:
         from apscheduler.executors.pool import ThreadPoolExecutor as Pool
         from apscheduler.schedulers.blocking import BlockingScheduler
 
+        from live.impact import prepare
         from live.webhooks import start_delivery
 
+        prepare(self.engine.sources)  # a quake's impact alert should not wait for the building stock
         start_delivery(self.db)  # webhooks on their own loop: never waiting for a cycle, nor a cycle for them
         scheduler = BlockingScheduler(executors={"default": Pool(1)},
                                       job_defaults={"coalesce": True, "max_instances": 1})

@@ -56,8 +56,18 @@ MIN_ML = 3.0
 FELT_PGA_G = 0.039
 RECENT = pd.Timedelta(hours=24)
 DAY_HOURS = range(7, 19)  # KST hours whose people are counted at their daytime places (HAZUS's 2 PM)
-MAX_CELLS = 2000  # the most cells an impact alert lists (worst first)
 TOP_DISTRICTS = 5
+
+
+def prepare(src) -> None:
+    """Build once what every assessment reads (the building stock, the cells' arrays, the ground-motion
+    blocks), so the first quake does not wait for it; the service's swaps of its Sources carry them over
+    (:func:`features.timeseries.carry_memo`)."""
+    from features import timeseries as ts
+    from features.domains.earthquake import consequences as cq
+
+    if src.city.seismic_region is not None and src.available("buildings"):
+        cq.building_stock(src), ts.cell_arrays(src), cq._blocks(src)
 
 
 def krw_per_usd() -> float:
@@ -123,7 +133,7 @@ def assess(src, quake: dict, records: pd.DataFrame | None = None) -> dict:
     population = "day" if at.hour in DAY_HOURS else "night"
     conditions = {**conditions, "magnitude": ml, "magnitude_type": "ML"}
     records = records if records is not None and len(records) else None
-    cells, sums = cq.consequences(src, conditions, at, population, records=records)
+    cells, sums = cq.consequences(src, conditions, at, population, records=records, cell_ranges=False)
     built = cells["buildings"] > 0
     max_pga = float(cells.loc[built, "pga_g"].max()) if built.any() else 0.0
     if max_pga < FELT_PGA_G:
@@ -144,7 +154,7 @@ def assess(src, quake: dict, records: pd.DataFrame | None = None) -> dict:
     districts = cq.totals(cells, sums, by=["district_code", "district"]).sort_values("loss_krw", ascending=False)
     hot = cells.assign(share=share, score=scores, level=levels,
                        damaged=cells[list(cq.STATES[1:])].sum(axis=1))
-    hot = hot[hot["level"] >= 1].sort_values(["level", "damaged"], ascending=False).head(MAX_CELLS)
+    hot = hot[hot["level"] >= 1].sort_values(["level", "damaged"], ascending=False)
     centres = src.grid.cells.set_index("cell_id").loc[hot["cell_id"], ["lat", "lon"]].to_numpy()
     return {
         "opens": True, "event": event, "level": level, "colour": COLOURS[level],

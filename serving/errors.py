@@ -26,9 +26,11 @@ class ApiError(Exception):
 
 
 def dotted(loc: Sequence[str | int]) -> str:
+    """A field path as people write it (``records[0].time``); an empty name is shown as ``""``."""
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        name = str(part) or '""'  # a key of no characters must still be named
+        out += f"[{part}]" if isinstance(part, int) else (f".{name}" if out else name)
     return out
 
 

@@ -147,9 +147,12 @@ class Sources:
 
     def replaced(self, frames: dict[str, pd.DataFrame]) -> Sources:
         """A copy with these frames (already resolved) in place of its own; the grid is shared."""
+        from features.timeseries import carry_memo
+
         copy = Sources(self.raw_dir, self.city)
         copy._frames = {**self._frames, **frames}
         copy.__dict__.update({k: v for k, v in self.__dict__.items() if k == "grid"})
+        carry_memo(self, copy, frames)  # what reads none of the replaced frames (the building stock) stays
         return copy
 
     def resolve(self, source: str, frame: pd.DataFrame) -> pd.DataFrame:

@@ -96,6 +96,8 @@ PERTURB = {
     "quakes": _quakes,
 }
 UNTIMED = {"static", "parcels", "addresses"}  # layers without time; the last two place buildings
+# Strong-motion records of a live quake: the impact alert reads them (live/impact.py), no feature does.
+UNTIMED |= {"quake_stations"}
 
 
 def perturbed(src: Sources, after: pd.Timestamp) -> Sources:

@@ -203,3 +203,14 @@ def test_bad_events_and_records_are_refused_with_row_and_field_and_nothing_else_
     assert reasons[4][0] == "lat" and "seismic region" in reasons[4][1]
     assert reasons[5][0] == "event_no" and "no quake" in reasons[5][1]
     assert list(live.store.frame("quake_stations")["station"]) == ["PHA2"]
+
+
+def test_new_observations_keep_the_building_stock_and_a_new_register_rebuilds_it(pohang):
+    """The live service swaps in a new Sources for every batch it takes: what reads none of the replaced
+    frames (the building stock, the cells' arrays) is carried over, so a quake arriving after an hour of
+    rain does not pay for rebuilding them; a new register is never answered from the old stock."""
+    stock, arrays = cq.building_stock(pohang), cq.ts.cell_arrays(pohang)
+    after_rain = pohang.replaced({"quakes": pohang["quakes"].head(3)})
+    assert cq.building_stock(after_rain) is stock and cq.ts.cell_arrays(after_rain) is arrays
+    smaller = pohang.replaced({"buildings": pohang["buildings"].head(100)})
+    assert len(cq.building_stock(smaller)) <= 100 and cq.ts.cell_arrays(smaller) is arrays

@@ -98,7 +98,7 @@ class BuildingStock:
 
 def building_stock(src) -> BuildingStock:
     """The register as a :class:`BuildingStock` (built once per Sources)."""
-    return ts.memo(src, "earthquake.stock", lambda: BuildingStock(src["buildings"], src.grid))
+    return ts.memo(src, "earthquake.stock", lambda: BuildingStock(src["buildings"], src.grid), reads=("buildings",))
 
 
 def _stock_features(stock: np.ndarray, times) -> tuple[dict[str, np.ndarray], np.ndarray]:

@@ -53,8 +53,10 @@ EVENTS = {
 QUANTITIES = ("deaths", "injuries", "displaced", "loss_krw")
 
 
-def generate_city(city: str, folder: Path, seed: int = 7):
-    """Generate the built-in ``city`` with only the earthquake domain into ``folder``; returns its Settings."""
+def generate_city(city: str, folder: Path, seed: int = 7, grid_m: int | None = None):
+    """Generate the built-in ``city`` with only the earthquake domain into ``folder``; returns its Settings.
+    ``grid_m``: the grid's cell size (m) instead of the city config's (None: the config's, or
+    ``URBAN_SAFETY_GRID_M``)."""
     from features.embedded import generate
     from urban_safety.settings import Settings
 
@@ -64,7 +66,7 @@ def generate_city(city: str, folder: Path, seed: int = 7):
     config = folder / f"{city}.toml"
     config.write_text(text, encoding="utf-8")
     settings = Settings(data_dir=folder / "data", city=str(config), years=1, quake_scenarios=40, seed=seed,
-                        start=date(2020, 1, 1))
+                        start=date(2020, 1, 1), **({"grid_m": grid_m} if grid_m is not None else {}))
     if not (settings.data / "raw").exists():
         generate(settings)
     return settings
