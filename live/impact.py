@@ -275,8 +275,8 @@ def follow(db: sa.Engine, src, store, changes: list, now: datetime) -> list[Aler
     moved = sorted({str(e) for c in changes if c.source in ("quakes", "quake_stations") for e in c.rows["event_no"]})
     events: list[AlertEvent] = []
     if moved:
-        quakes = store.frame("quakes").set_index("event_no", drop=False)
-        records = store.frame("quake_stations")
+        quakes = store.frame("quakes", moved).set_index("event_no", drop=False)
+        records = store.frame("quake_stations", moved)
         for event_id in moved:
             if event_id not in quakes.index:
                 continue

@@ -125,7 +125,8 @@ def _plausible_events(source: str, frame: pd.DataFrame, city, store: Observation
             bad[i] = ("lat", f"station {frame['station'].iloc[i]} at {frame['lat'].iloc[i]:.3f} N "
                              f"{frame['lon'].iloc[i]:.3f} E is outside {city.name}'s seismic region (lat {lat0:g}-"
                              f"{lat1:g}, lon {lon0:g}-{lon1:g}, seismic_region in its city config)")
-        held = store.frame("quakes").set_index("event_no")["time"] if store is not None else pd.Series(dtype=object)
+        held = store.frame("quakes", frame["event_no"].unique()).set_index("event_no")["time"] \
+            if store is not None else pd.Series(dtype=object)
         frame = frame.copy()
         frame["time"] = frame["event_no"].map(held).astype("datetime64[ns]")
         for i in np.flatnonzero(frame["time"].isna().to_numpy()):

@@ -145,17 +145,16 @@ class ObservationStore:
         table, keys = TABLES[source], KEYS[source]
         frame = frame[[c.name for c in table.columns if c.name != "batch"]]
         out = Appended(source, refused=list(refused or []))
-        within = frame.duplicated(list(keys), keep="last")  # the later row of a batch is the newer value
-        frame = frame.loc[~within].reset_index(drop=True)
         with writing(self.engine) as conn:
             if conn.dialect.name == "postgresql":  # one writer at a time: versions commit in order
                 conn.exec_driver_sql("LOCK TABLE batches IN SHARE ROW EXCLUSIVE MODE")
             batch = conn.execute(BATCHES.insert().values(
                 source=source, origin=origin, label=label, received_at=now_kst(), accepted=0,
                 duplicate=0, refused=len(out.refused))).inserted_primary_key[0]
-            if source == "quakes":
+            if source == "quakes":  # a revision takes its event's number before rows are keyed
                 frame = _same_events(conn, frame)
-                frame = frame.loc[~frame.duplicated(list(keys), keep="last")].reset_index(drop=True)
+            within = frame.duplicated(list(keys), keep="last")  # the later row of a batch is the newer value
+            frame = frame.loc[~within].reset_index(drop=True)
             held = self._held(conn, source, frame)
             merged, new, changed = _merge(frame, held, keys)
             if new.any():
@@ -217,12 +216,15 @@ class ObservationStore:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(BATCHES.c.id), 0))).scalar())
 
-    def frame(self, source: str) -> pd.DataFrame:
-        """Every held row of ``source`` as its canonical frame (sorted by key)."""
+    def frame(self, source: str, first_key=None) -> pd.DataFrame:
+        """Every held row of ``source`` as its canonical frame (sorted by key); with ``first_key`` (values),
+        only the rows whose first key column is one of them (an event's quake and its records)."""
         table = TABLES[source]
+        query = sa.select(*(c for c in table.columns if c.name != "batch"))
+        if first_key is not None:
+            query = query.where(table.c[KEYS[source][0]].in_([_py(v) for v in first_key]))
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(*(c for c in table.columns if c.name != "batch"))
-                                .order_by(*(table.c[k] for k in KEYS[source]))).fetchall()
+            rows = conn.execute(query.order_by(*(table.c[k] for k in KEYS[source]))).fetchall()
         return _typed(pd.DataFrame(rows, columns=[c.name for c in table.columns if c.name != "batch"]), source)
 
     def changes(self, since: int) -> tuple[int, list[Change]]:

@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 
 from features import timeseries as ts
-from features.domains.earthquake import seismic
 from features.spatial import haversine_km, nearest
 
 #: Variance (ln units²) of a record about the true shaking at its station: 0.1² (about 10%), chosen.
@@ -37,15 +36,12 @@ def correlation(h_km, length_km: float) -> np.ndarray:
 
 def station_motion(src, conditions: dict, records: pd.DataFrame) -> dict:
     """BSSA14 at each record's station (Vs30 of its nearest cell), with the scatter held as the cells' is."""
-    from features.domains.earthquake.consequences import hold_scatter
+    from features.domains.earthquake.consequences import motion_at
 
     cells = ts.cell_arrays(src)
     lat, lon = records["lat"].to_numpy(float), records["lon"].to_numpy(float)
     vs30 = cells["vs30_mps"][:-1][nearest(lat, lon, cells["lat"][:-1], cells["lon"][:-1])]
-    ml = seismic.as_ml(conditions["magnitude"], conditions.get("magnitude_type", "ML"))
-    gm = seismic.ground_motion(ml, float(conditions["epicentre_lat"]), float(conditions["epicentre_lon"]),
-                               float(conditions.get("depth_km", seismic.DEFAULT_DEPTH_KM)), lat, lon, vs30)
-    return hold_scatter(gm, vs30)
+    return motion_at(conditions, lat, lon, vs30)
 
 
 def condition(src, gm: dict, conditions: dict, records: pd.DataFrame, length_km: float) -> dict:

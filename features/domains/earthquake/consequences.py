@@ -310,14 +310,19 @@ SCATTER_MW = 5.5
 
 
 def motion(src, conditions: dict) -> dict[str, np.ndarray]:
-    """BSSA14 at every cell for a scenario's conditions (magnitude as ML, epicentre_lat/lon, depth_km),
-    with the scatter (``sigma``, ``tau``) of at least SCATTER_MW."""
+    """BSSA14 at every cell for a scenario's conditions (:func:`motion_at`)."""
     cells = ts.cell_arrays(src)
+    return motion_at(conditions, cells["lat"][:-1], cells["lon"][:-1], cells["vs30_mps"][:-1])
+
+
+def motion_at(conditions: dict, lat, lon, vs30) -> dict[str, np.ndarray]:
+    """BSSA14 at the sites (lat, lon, Vs30 in m/s) for a scenario's conditions (magnitude of its
+    magnitude_type, epicentre_lat/lon, depth_km), with the scatter (``sigma``, ``tau``) of at least SCATTER_MW."""
     depth = conditions.get("depth_km", seismic.DEFAULT_DEPTH_KM)
     ml = seismic.as_ml(conditions["magnitude"], conditions.get("magnitude_type", "ML"))
     gm = seismic.ground_motion(ml, float(conditions["epicentre_lat"]), float(conditions["epicentre_lon"]),
-                               float(depth), cells["lat"][:-1], cells["lon"][:-1], cells["vs30_mps"][:-1])
-    return hold_scatter(gm, cells["vs30_mps"][:-1])
+                               float(depth), lat, lon, vs30)
+    return hold_scatter(gm, vs30)
 
 
 def hold_scatter(gm: dict, vs30) -> dict:
